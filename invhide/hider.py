@@ -1,0 +1,250 @@
+"""InvertibleHider: an image hider assembled from FrEIA nodes.
+
+The graph (node names in quotes)::
+
+    "cover"  -> "cover_dwt"  -\\                                  /-> "stego_idwt" -> "stego"
+                               "coupling_1" -> ... "coupling_M"
+    "secret" -> "secret_dwt" -/                                  \\-> "lost_idwt"  -> "lost"
+
+Running it forward hides; running it with ``rev=True`` reveals. Nothing but
+the direction of the run distinguishes the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from FrEIA.framework import InputNode, Node, OutputNode
+from torch import Tensor
+
+from invhide import functional
+from invhide.graph import InvertibleGraph
+from invhide.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
+from invhide.subnets import SubnetFactory, SubnetSpec, resolve
+
+__all__ = ["InvertibleHider"]
+
+
+def _positive_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class InvertibleHider(InvertibleGraph):
+    """Hide ``k`` secret images in a cover with one invertible network.
+
+    Cover and secrets go through a wavelet downsampling, then ``num_blocks``
+    :class:`~invhide.modules.HidingCoupling` blocks (cover branch ``4C``
+    channels wide, secret branch ``4kC``), then back through the inverse
+    wavelet: the cover branch becomes the stego image, the secret branch the
+    lost information ``r``. Revealing runs the same graph backwards from the
+    stego image and an auxiliary ``z`` in place of ``r``.
+
+    As a FrEIA ``GraphINN``, ``hider([cover, secret])`` returns
+    ``((stego, lost), log_det)`` and ``hider([stego, z], rev=True)`` returns
+    ``((cover, secret), log_det)``. Any batch size and any even height and
+    width (at least :attr:`min_size`) work, whatever the graph was built with.
+
+    Args:
+        num_secrets: secret images per cover, ``k``.
+        num_blocks: coupling blocks, ``M`` (HiNet: 16).
+        subnet: subnet constructor or registered name (see
+            :mod:`invhide.subnets`).
+        wavelet: orthogonal wavelet name (``"haar"``, ``"db2"``, ...).
+        clamp: soft-clamp bound of the log-scales (HiNet: 2.0).
+        clamp_activation: ``"sigmoid"`` (HiNet), ``"tanh"`` or ``"atan"``.
+        channels: image channels ``C`` (3 for RGB).
+        layout: wavelet subband layout, ``"subband"`` or ``"hinet"``.
+        wavelet_backend: ``"auto"``, ``"haar"`` or ``"pytorch_wavelets"``.
+
+    Example:
+        >>> hider = InvertibleHider(num_secrets=2, num_blocks=2, subnet=invhide.subnets.conv(hidden=16))
+        >>> cover, s1, s2 = torch.rand(3, 1, 3, 32, 32)
+        >>> stego, lost = hider.hide(cover, s1, s2)
+        >>> tuple(stego.shape), tuple(lost.shape)
+        ((1, 3, 32, 32), (1, 6, 32, 32))
+        >>> recovered = hider.reveal(stego, z=lost)
+        >>> r1, r2 = recovered.chunk(2, dim=1)
+        >>> bool(torch.allclose(r2, s2, atol=1e-5))
+        True
+    """
+
+    def __init__(
+        self,
+        num_secrets: int = 1,
+        num_blocks: int = 16,
+        subnet: SubnetSpec = "dense",
+        wavelet: str = "haar",
+        clamp: float = 2.0,
+        clamp_activation: str = "sigmoid",
+        channels: int = 3,
+        layout: functional.Layout = "subband",
+        wavelet_backend: functional.Backend = "auto",
+    ) -> None:
+        self.num_secrets = _positive_int("num_secrets", num_secrets)
+        self.num_blocks = _positive_int("num_blocks", num_blocks)
+        self.channels = _positive_int("channels", channels)
+        self.subnet = resolve(subnet)
+        self.wavelet = wavelet
+        self.min_size = functional.min_wavelet_size(wavelet)
+        self.clamp = clamp
+        self.clamp_activation = clamp_activation
+        self.layout = layout
+        self.wavelet_backend = wavelet_backend
+
+        size = self.min_size  # nominal: the graph is checked at this size, runs at any valid size
+        wavelet_args = {"wavelet": wavelet, "layout": layout, "backend": wavelet_backend}
+        coupling_args = {"subnet": self.subnet, "clamp": clamp, "clamp_activation": clamp_activation}
+        cover = InputNode(channels, size, size, name="cover")
+        secret = InputNode(num_secrets * channels, size, size, name="secret")
+        cover_dwt = Node(cover, WaveletDownsampling, wavelet_args, name="cover_dwt")
+        secret_dwt = Node(secret, WaveletDownsampling, wavelet_args, name="secret_dwt")
+        nodes: list[Node] = [cover, secret, cover_dwt, secret_dwt]
+        branches = [(cover_dwt, 0), (secret_dwt, 0)]
+        for i in range(1, num_blocks + 1):
+            block = Node(branches, HidingCoupling, coupling_args, name=f"coupling_{i}")
+            nodes.append(block)
+            branches = [(block, 0), (block, 1)]
+        stego_idwt = Node(branches[0], WaveletUpsampling, wavelet_args, name="stego_idwt")
+        lost_idwt = Node(branches[1], WaveletUpsampling, wavelet_args, name="lost_idwt")
+        nodes += [stego_idwt, lost_idwt, OutputNode(stego_idwt, name="stego"), OutputNode(lost_idwt, name="lost")]
+        super().__init__(nodes)
+
+    # ------------------------------------------------------------------
+    # Hiding and revealing
+    # ------------------------------------------------------------------
+
+    def _check(self, name: str, image: Tensor, channels: int, like: Tensor | None = None) -> None:
+        if not isinstance(image, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+        if image.dim() != 4 or image.shape[1] != channels:
+            raise ValueError(f"{name} must have shape (B, {channels}, H, W), got {tuple(image.shape)}")
+        if not image.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
+        h, w = image.shape[-2:]
+        if h % 2 or w % 2 or h < self.min_size or w < self.min_size:
+            raise ValueError(
+                f"{name} must have an even height and width of at least {self.min_size} "
+                f"(wavelet {self.wavelet!r}), got {h}x{w}"
+            )
+        if like is not None:
+            if image.shape[0] != like.shape[0] or image.shape[2:] != like.shape[2:]:
+                raise ValueError(
+                    f"{name} must match the cover's batch and size {tuple(like.shape[:1] + like.shape[2:])}, "
+                    f"got shape {tuple(image.shape)}"
+                )
+            if image.dtype != like.dtype or image.device != like.device:
+                raise ValueError(
+                    f"{name} must be on the cover's device and dtype ({like.device}, {like.dtype}), "
+                    f"got ({image.device}, {image.dtype})"
+                )
+
+    def hide(self, cover: Tensor, *secrets: Tensor) -> tuple[Tensor, Tensor]:
+        """Hide the secret images in the cover.
+
+        Args:
+            cover: ``(B, C, H, W)`` floats, usually in ``[0, 1]``.
+            *secrets: ``num_secrets`` tensors shaped like ``cover``.
+
+        Returns:
+            ``(stego, lost)``: the stego image ``(B, C, H, W)`` (float, not
+            clamped or rounded) and the lost information ``r``,
+            ``(B, kC, H, W)``.
+
+        Raises:
+            ValueError: wrong number of secrets, mismatched or invalid shapes.
+            TypeError: a non-tensor or non-float input.
+        """
+        if len(secrets) != self.num_secrets:
+            raise ValueError(f"this hider takes {self.num_secrets} secret image(s), got {len(secrets)}")
+        self._check("cover", cover, self.channels)
+        for i, secret in enumerate(secrets):
+            self._check(f"secret {i + 1}" if self.num_secrets > 1 else "secret", secret, self.channels, cover)
+        secret = secrets[0] if self.num_secrets == 1 else torch.cat(secrets, dim=1)
+        (stego, lost), _ = self([cover, secret], jac=False)
+        return stego, lost
+
+    def reveal(self, stego: Tensor, z: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """Recover the secret images from a stego image.
+
+        Args:
+            stego: ``(B, C, H, W)``.
+            z: stand-in for the lost information, ``(B, kC, H, W)``. Drawn
+                from ``N(0, 1)`` when not given (the true ``lost`` gives the
+                exact secrets back).
+            generator: seeds the draw of ``z`` (must live on ``stego``'s
+                device).
+
+        Returns:
+            The recovered secrets ``(B, kC, H, W)``; for several secrets,
+            ``recovered.chunk(k, dim=1)`` splits them.
+        """
+        self._check("stego", stego, self.channels)
+        lost_channels = self.num_secrets * self.channels
+        if z is None:
+            shape = (stego.shape[0], lost_channels, *stego.shape[2:])
+            z = torch.randn(shape, generator=generator, dtype=stego.dtype, device=stego.device)
+        else:
+            self._check("z", z, lost_channels, stego)
+        (_, secret), _ = self([stego, z], rev=True, jac=False)
+        return secret
+
+    # ------------------------------------------------------------------
+    # Configuration
+    # ------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """A JSON-ready description from which :meth:`from_config` rebuilds the architecture.
+
+        Raises:
+            TypeError: the subnet is a plain callable, which cannot be
+                described; use a registered name or :func:`invhide.subnets.register`.
+
+        Example:
+            >>> InvertibleHider(num_blocks=2, subnet="conv").config()["subnet"]
+            {'name': 'conv'}
+        """
+        if not isinstance(self.subnet, SubnetFactory):
+            raise TypeError(
+                f"cannot describe the custom subnet {self.subnet!r} in a config; register its class with "
+                f"invhide.subnets.register(name, cls) and pass a SubnetFactory or name instead"
+            )
+        return {
+            "class": "InvertibleHider",
+            "num_secrets": self.num_secrets,
+            "num_blocks": self.num_blocks,
+            "subnet": self.subnet.config(),
+            "wavelet": self.wavelet,
+            "clamp": self.clamp,
+            "clamp_activation": self.clamp_activation,
+            "channels": self.channels,
+            "layout": self.layout,
+            "wavelet_backend": self.wavelet_backend,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> InvertibleHider:
+        """Build a freshly initialised hider from :meth:`config`'s output.
+
+        Raises:
+            ValueError: the config names another class or has unknown keys.
+        """
+        config = dict(config)
+        name = config.pop("class", cls.__name__)
+        if name != cls.__name__:
+            raise ValueError(f"config describes a {name}, not a {cls.__name__}")
+        if isinstance(config.get("subnet"), Mapping):
+            config["subnet"] = SubnetFactory.from_config(config["subnet"])
+        try:
+            return cls(**config)
+        except TypeError as error:
+            raise ValueError(f"invalid {cls.__name__} config {config!r}: {error}") from error
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_secrets={self.num_secrets}, num_blocks={self.num_blocks}, wavelet={self.wavelet!r}, "
+            f"clamp={self.clamp}, channels={self.channels}, layout={self.layout!r}"
+        )

@@ -1,0 +1,198 @@
+import pytest
+import torch
+from helpers import WAVELETS, assert_invertible, images, randomize_
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from invhide import InvertibleHider, functional, subnets
+
+TINY = subnets.conv(hidden=8, depth=2)
+
+
+@st.composite
+def hider_cases(draw):
+    wavelet = draw(st.sampled_from(WAVELETS))
+    low = functional.min_wavelet_size(wavelet)
+    return {
+        "seed": draw(st.integers(0, 2**31)),
+        "batch": draw(st.integers(1, 3)),
+        "channels": draw(st.integers(1, 3)),
+        "num_secrets": draw(st.integers(1, 2)),
+        "height": max(low, 2 * draw(st.integers(1, 12))),
+        "width": max(low, 2 * draw(st.integers(1, 12))),
+        "num_blocks": draw(st.integers(1, 4)),
+        "clamp": draw(st.floats(0.5, 3.0)),
+        "activation": draw(st.sampled_from(functional.CLAMP_ACTIVATIONS)),
+        "wavelet": wavelet,
+        "layout": draw(st.sampled_from(functional.LAYOUTS)),
+        "subnet": draw(st.sampled_from([TINY, subnets.dense(growth=4, depth=3), subnets.residual(hidden=8, depth=1)])),
+    }
+
+
+def _build(case, dtype=torch.float32):
+    hider = InvertibleHider(
+        num_secrets=case["num_secrets"],
+        num_blocks=case["num_blocks"],
+        subnet=case["subnet"],
+        wavelet=case["wavelet"],
+        clamp=case["clamp"],
+        clamp_activation=case["activation"],
+        channels=case["channels"],
+        layout=case["layout"],
+    )
+    return randomize_(hider, case["seed"], gain=0.3).to(dtype)
+
+
+def _images(case, dtype=torch.float32):
+    shape = (case["batch"], case["channels"], case["height"], case["width"])
+    cover = images(case["seed"], *shape, dtype=dtype)
+    secrets = [images(case["seed"] + 1 + i, *shape, dtype=dtype) for i in range(case["num_secrets"])]
+    return cover, secrets
+
+
+class TestRoundTrip:
+    @settings(max_examples=60)
+    @given(case=hider_cases())
+    def test_reveal_with_true_lost_part_is_exact_float32(self, case):
+        hider = _build(case)
+        cover, secrets = _images(case)
+        with torch.no_grad():
+            stego, lost = hider.hide(cover, *secrets)
+            recovered = hider.reveal(stego, z=lost)
+        assert (stego - cover).abs().max() > 1e-3, "weights were not moved off the identity"
+        error = (recovered - torch.cat(secrets, 1)).abs().max().item()
+        assert error < 1e-4, f"float32 secret round-trip max abs error {error:.3e}"
+        error, _ = assert_invertible(hider, [cover, torch.cat(secrets, 1)], atol=1e-4, rtol_log_det=1e-5)
+
+    @settings(max_examples=40)
+    @given(case=hider_cases())
+    def test_round_trip_float64(self, case):
+        hider = _build(case, torch.float64)
+        cover, secrets = _images(case, torch.float64)
+        error, log_det_sum = assert_invertible(hider, [cover, torch.cat(secrets, 1)], atol=1e-10, rtol_log_det=1e-12)
+        assert error < 1e-10, f"float64 round-trip max abs error {error:.3e}"
+
+    @settings(max_examples=20)
+    @given(case=hider_cases())
+    def test_gradients_reach_every_parameter(self, case):
+        hider = _build(case)
+        cover, secrets = _images(case)
+        stego, lost = hider.hide(cover, *secrets)
+        recovered = hider.reveal(stego, generator=torch.Generator().manual_seed(0))
+        loss = (stego - cover).square().mean() + (recovered - torch.cat(secrets, 1)).square().mean()
+        loss.backward()
+        for name, param in hider.named_parameters():
+            assert param.grad is not None, f"{name} got no gradient"
+            assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
+            assert param.grad.abs().sum() > 0, f"{name} has a zero gradient"
+
+    def test_any_size_after_construction(self):
+        hider = randomize_(InvertibleHider(num_blocks=2, subnet=TINY), 0)
+        for batch, height, width in [(1, 2, 2), (3, 8, 30), (2, 64, 18)]:
+            cover, secret = images(1, batch, 3, height, width), images(2, batch, 3, height, width)
+            with torch.no_grad():
+                stego, lost = hider.hide(cover, secret)
+                assert stego.shape == lost.shape == cover.shape
+                assert (hider.reveal(stego, z=lost) - secret).abs().max() < 1e-5
+
+    def test_several_secrets_come_back_in_order(self):
+        hider = randomize_(InvertibleHider(num_secrets=3, num_blocks=2, subnet=TINY), 0)
+        cover, *secrets = (images(i, 1, 3, 8, 8) for i in range(4))
+        with torch.no_grad():
+            stego, lost = hider.hide(cover, *secrets)
+            recovered = hider.reveal(stego, z=lost).chunk(3, dim=1)
+        for got, want in zip(recovered, secrets):
+            assert (got - want).abs().max() < 1e-5
+
+
+class TestReveal:
+    def test_z_is_drawn_and_seeded(self):
+        hider = randomize_(InvertibleHider(num_blocks=2, subnet=TINY), 0)
+        stego = images(0, 2, 3, 8, 8)
+        with torch.no_grad():
+            a = hider.reveal(stego, generator=torch.Generator().manual_seed(5))
+            b = hider.reveal(stego, generator=torch.Generator().manual_seed(5))
+            c = hider.reveal(stego, generator=torch.Generator().manual_seed(6))
+            z = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+            d = hider.reveal(stego, z=z)
+        assert torch.equal(a, b) and not torch.equal(a, c)
+        assert torch.equal(a, d)
+
+    def test_inputs_are_not_modified(self):
+        hider = randomize_(InvertibleHider(num_blocks=2, subnet=TINY, wavelet="db2"), 0)
+        cover, secret, z = images(0, 1, 3, 8, 8), images(1, 1, 3, 8, 8), images(2, 1, 3, 8, 8)
+        copies = [t.clone() for t in (cover, secret, z)]
+        with torch.no_grad():
+            stego, _ = hider.hide(cover, secret)
+            stego_copy = stego.clone()
+            hider.reveal(stego, z=z)
+        assert all(torch.equal(t, c) for t, c in zip((cover, secret, z), copies))
+        assert torch.equal(stego, stego_copy)
+
+
+class TestErrors:
+    hider = InvertibleHider(num_blocks=1, subnet=TINY, wavelet="db2")
+    x = torch.zeros(1, 3, 8, 8)
+
+    @pytest.mark.parametrize(
+        ("call", "error", "message"),
+        [
+            (lambda h, x: h.hide(x), ValueError, "takes 1 secret image\\(s\\), got 0"),
+            (lambda h, x: h.hide(x, x, x), ValueError, "got 2"),
+            (
+                lambda h, x: h.hide(x[:, :2], x),
+                ValueError,
+                "cover must have shape \\(B, 3, H, W\\), got \\(1, 2, 8, 8\\)",
+            ),
+            (lambda h, x: h.hide(x, x[:, :, :6]), ValueError, "secret must match the cover's batch and size"),
+            (lambda h, x: h.hide(x, x.double()), ValueError, "secret must be on the cover's device and dtype"),
+            (lambda h, x: h.hide(x[..., :7], x[..., :7]), ValueError, "even height and width of at least 4"),
+            (lambda h, x: h.hide(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)), ValueError, "at least 4"),
+            (lambda h, x: h.hide(x.long(), x.long()), TypeError, "floating-point"),
+            (lambda h, x: h.hide(x.numpy(), x), TypeError, "cover must be a torch.Tensor, got ndarray"),
+            (lambda h, x: h.reveal(x, z=x[:, :1]), ValueError, "z must have shape \\(B, 3, H, W\\)"),
+            (lambda h, x: h.reveal(x[0]), ValueError, "stego must have shape"),
+        ],
+    )
+    def test_bad_input(self, call, error, message):
+        with pytest.raises(error, match=message):
+            call(self.hider, self.x)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"num_blocks": 0}, "num_blocks must be a positive integer, got 0"),
+            ({"num_secrets": 1.5}, "num_secrets must be a positive integer"),
+            ({"channels": -3}, "channels must be a positive integer"),
+            ({"wavelet": "bior1.3"}, "not orthogonal"),
+            ({"clamp": -1.0}, "clamp must be a finite number > 0"),
+            ({"layout": "pywt"}, "layout must be one of"),
+            ({"subnet": "gru"}, "unknown subnet 'gru'"),
+        ],
+    )
+    def test_bad_construction(self, kwargs, message):
+        with pytest.raises(ValueError, match=message):
+            InvertibleHider(**kwargs)
+
+
+class TestConfig:
+    def test_round_trip(self):
+        hider = InvertibleHider(
+            num_secrets=2, num_blocks=3, subnet=subnets.residual(hidden=16), wavelet="sym2", clamp=1.5
+        )
+        rebuilt = InvertibleHider.from_config(hider.config())
+        assert rebuilt.config() == hider.config()
+        assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+            k: v.shape for k, v in hider.state_dict().items()
+        }
+
+    def test_custom_callable_cannot_be_described(self):
+        hider = InvertibleHider(num_blocks=1, subnet=lambda c_in, c_out: torch.nn.Conv2d(c_in, c_out, 3, padding=1))
+        with pytest.raises(TypeError, match="register its class"):
+            hider.config()
+
+    def test_bad_configs(self):
+        with pytest.raises(ValueError, match="config describes a HiNet, not a InvertibleHider"):
+            InvertibleHider.from_config({"class": "HiNet"})
+        with pytest.raises(ValueError, match="invalid InvertibleHider config"):
+            InvertibleHider.from_config({"blocks": 3})
