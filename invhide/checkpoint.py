@@ -1,0 +1,261 @@
+"""Model checkpoints that cannot run code: safetensors weights plus a JSON config.
+
+A model file is one ``.safetensors`` file: the weights as tensors, and in
+its header metadata the JSON config of the architecture (``model.config()``),
+so :func:`load` rebuilds any hider without being told its class. Loading
+never unpickles anything. A directory checkpoint (what the trainer writes)
+holds ``model.safetensors`` and the same config as ``config.json`` for people
+to read; :func:`load` accepts either.
+
+Every write goes to a temporary file in the target folder first and is
+renamed into place, so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from invhide.hider import InvertibleHider
+from invhide.hinet import HiNet
+
+__all__ = [
+    "CONFIG_FILE",
+    "MODEL_FILE",
+    "CheckpointError",
+    "atomic_write",
+    "load",
+    "load_tensors",
+    "model_from_config",
+    "register_model",
+    "save",
+    "save_tensors",
+]
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+_FORMAT = "invhide.model.v1"
+_MODELS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
+    "HiNet": HiNet.from_config,
+    "InvertibleHider": InvertibleHider.from_config,
+}
+
+PathLike = str | os.PathLike[str]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable or does not match its config."""
+
+
+def register_model(name: str, from_config: Callable[[Mapping[str, Any]], nn.Module]) -> None:
+    """Let :func:`load` rebuild models whose config has ``"class": name``.
+
+    Example:
+        >>> register_model("InvertibleHider", InvertibleHider.from_config)  # already registered
+    """
+    if name in _MODELS and _MODELS[name] != from_config:
+        raise ValueError(f"model class {name!r} is already registered to {_MODELS[name]!r}")
+    _MODELS[name] = from_config
+
+
+def model_from_config(config: Mapping[str, Any]) -> nn.Module:
+    """Build a freshly initialised model from a config with a ``"class"`` key.
+
+    Raises:
+        CheckpointError: no or unknown class, or an invalid config.
+
+    Example:
+        >>> model_from_config({"class": "HiNet", "num_blocks": 2}).num_blocks
+        2
+    """
+    if not isinstance(config, Mapping) or "class" not in config:
+        raise CheckpointError(f"a model config must be a mapping with a 'class' key, got {config!r}")
+    name = config["class"]
+    if name not in _MODELS:
+        raise CheckpointError(f"unknown model class {name!r}; known: {sorted(_MODELS)}")
+    try:
+        return _MODELS[name](config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"invalid {name} config: {error}") from error
+
+
+@contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``path`` and rename it to ``path`` when the block succeeds.
+
+    On any exception the temporary file is removed and ``path`` is left as
+    it was. The data is flushed to disk before the rename.
+
+    Raises:
+        FileNotFoundError: the target folder does not exist.
+    """
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{path}: output folder {folder} does not exist")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, mode) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_tensors(tensors: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None) -> None:
+    """Write tensors to a safetensors file atomically (contiguous CPU copies)."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=dict(metadata or {}))
+    with atomic_write(path) as file:
+        file.write(data)
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file, checked against the file size."""
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file, not a safetensors checkpoint")
+    with path.open("rb") as file:
+        prefix = file.read(8)
+        if len(prefix) < 8:
+            raise CheckpointError(f"{path}: too short ({size} bytes) to be a safetensors checkpoint")
+        length = int.from_bytes(prefix, "little")
+        if length > size - 8 or length > 100_000_000:
+            raise CheckpointError(f"{path}: not a safetensors file (header length {length} for a {size}-byte file)")
+        raw = file.read(length)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: not a safetensors file (its header is not a JSON object)")
+    try:
+        end = max((int(entry["data_offsets"][1]) for k, entry in header.items() if k != "__metadata__"), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise CheckpointError(f"{path}: not a safetensors file (malformed tensor entries in its header)") from None
+    if 8 + length + end > size:
+        raise CheckpointError(f"{path}: truncated: the header describes {8 + length + end} bytes, the file has {size}")
+    return header
+
+
+def load_tensors(path: PathLike, device: str | torch.device = "cpu") -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Read a safetensors file: ``(tensors, metadata)``. Never unpickles.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: empty, truncated or not a safetensors file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    header = _read_header(path)
+    metadata = header.get("__metadata__") or {}
+    try:
+        tensors = load_file(path, device=str(device))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({error})") from error
+    return tensors, dict(metadata)
+
+
+def save(model: nn.Module, path: PathLike) -> Path:
+    """Save a model's weights and config.
+
+    Args:
+        model: a hider with a ``config()`` method (any invhide model).
+        path: a ``.safetensors`` file, or a folder (created if missing) that
+            receives ``model.safetensors`` and ``config.json``.
+
+    Returns:
+        The path of the written ``.safetensors`` file.
+
+    Raises:
+        TypeError: the model cannot describe itself (custom subnet callable).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> path = save(HiNet(num_blocks=2), folder / "hinet.safetensors")
+        >>> load(path).config() == HiNet(num_blocks=2).config()
+        True
+    """
+    config = model.config()  # type: ignore[operator]
+    path = Path(path)
+    text = json.dumps(config, indent=2, sort_keys=True)
+    metadata = {"format": _FORMAT, "config": text}
+    if path.suffix == ".safetensors":
+        file = path
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        file = path / MODEL_FILE
+    save_tensors(model.state_dict(), file, metadata)
+    if file.name == MODEL_FILE:
+        with atomic_write(file.parent / CONFIG_FILE, "w") as handle:
+            handle.write(text + "\n")
+    return file
+
+
+def load(path: PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model saved by :func:`save`, in eval mode.
+
+    Args:
+        path: a ``.safetensors`` file or a folder holding ``model.safetensors``.
+        map_location: device for the weights.
+
+    Raises:
+        FileNotFoundError: no such file or folder.
+        CheckpointError: not an invhide checkpoint, truncated, or tensors
+            that do not match the architecture in the config (named).
+    """
+    path = Path(path)
+    file = path / MODEL_FILE if path.is_dir() else path
+    tensors, metadata = load_tensors(file, map_location)
+    if metadata.get("format") != _FORMAT or "config" not in metadata:
+        raise CheckpointError(
+            f"{file}: a safetensors file but not an invhide model (no invhide config in its metadata); "
+            f"reference HiNet .pt files are imported with `invhide convert-official`"
+        )
+    try:
+        config = json.loads(metadata["config"])
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{file}: corrupt model config in the metadata ({error})") from None
+    model = model_from_config(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} (config needs {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} tensor(s) missing, e.g. {missing[:3]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[:3]}")
+    if wrong:
+        problems.append(f"{len(wrong)} with the wrong shape, e.g. {wrong[:3]}")
+    if problems:
+        raise CheckpointError(f"{file}: tensors do not match the {config['class']} config: " + "; ".join(problems))
+    dtypes = {t.dtype for t in tensors.values()}
+    if len(dtypes) == 1:
+        model.to(dtype=dtypes.pop())
+    for key, value in tensors.items():
+        if not torch.isfinite(value).all():
+            raise CheckpointError(f"{file}: tensor {key} holds NaN or infinite values")
+    model.load_state_dict(tensors, strict=True)
+    return model.to(map_location).eval()

@@ -1,0 +1,647 @@
+"""Image files: read any common image as an RGB tensor; write stego images losslessly and atomically.
+
+Reading (:func:`read_image`) is defensive: the declared size is checked
+against a pixel budget before anything is decoded, the whole image is decoded
+so that a truncated file fails at once, EXIF orientation is applied, and every
+mode Pillow opens (grayscale, palette, alpha, CMYK, 16-bit, float) becomes a
+``(3, H, W)`` float32 tensor in ``[0, 1]``; any conversion that is not a plain
+8-bit RGB read raises an :class:`ImageConversionWarning` naming the file.
+16-bit grayscale keeps its 16-bit precision; Pillow decodes 16-bit colour
+files to 8 bits, and reading a 16-bit colour PNG or TIFF warns that it does.
+
+Writing (:func:`write_image`) stores 8-bit RGB, exactly
+:func:`invhide.metrics.quantize_8bit` of the image, in lossless formats only
+(PNG, TIFF, BMP): a lossy codec would destroy a hidden image. The file appears
+in one step (temporary file in the same folder, ``fsync``, ``os.replace``), so
+a failed or interrupted write never leaves a partial image behind.
+
+Every error a user can cause (a missing file, a folder, an empty, corrupt,
+truncated or oversized image) is raised with a one-line message that starts
+with the path, so a command-line tool can print ``str(error)`` as is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import secrets
+import stat
+import struct
+import warnings
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+import numpy as np
+import torch
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+from invhide.metrics import quantize_8bit
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "LOSSLESS_SUFFIXES",
+    "ImageConversionWarning",
+    "ImageError",
+    "ImageInfo",
+    "inspect_image",
+    "read_image",
+    "to_uint8",
+    "write_image",
+]
+
+PathLike = str | os.PathLike[str]
+
+DEFAULT_MAX_PIXELS: int = 8192 * 8192
+"""Default pixel budget of :func:`read_image`: 64 megapixels (8192x8192), 768 MiB as a float32 RGB tensor."""
+
+LOSSLESS_SUFFIXES: tuple[str, ...] = (".bmp", ".png", ".tif", ".tiff")
+"""File suffixes :func:`write_image` accepts."""
+
+_LOSSY_SUFFIXES = (".avif", ".gif", ".heic", ".jfif", ".jp2", ".jpeg", ".jpg", ".webp")
+_FORMATS = {".bmp": "BMP", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}
+_GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_TIFF_BITS_PER_SAMPLE = 258
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read or written; ``str(error)`` is one line starting with the path."""
+
+
+class ImageConversionWarning(UserWarning):
+    """:func:`read_image` converted an image that is not plain 8-bit RGB (the message names the file and the change).
+
+    Silence them with ``warnings.filterwarnings("ignore", category=ImageConversionWarning)``.
+    """
+
+
+class ImageInfo(NamedTuple):
+    """What :func:`inspect_image` learns from an image file's header, without decoding it.
+
+    Attributes:
+        path: the file.
+        width: stored width in pixels (before any EXIF rotation).
+        height: stored height in pixels (before any EXIF rotation).
+        mode: Pillow's mode, e.g. ``"RGB"``, ``"L"``, ``"P"``, ``"I;16"``.
+        format: Pillow's format name, e.g. ``"PNG"`` or ``"JPEG"``.
+        conversion: what :func:`read_image` will do to make it 8-bit-or-better
+            RGB (the text of its warning), or ``None`` for a plain RGB image.
+    """
+
+    path: Path
+    width: int
+    height: int
+    mode: str
+    format: str | None
+    conversion: str | None
+
+
+# --------------------------------------------------------------------------
+# Opening and validating
+# --------------------------------------------------------------------------
+
+
+def _reason(error: BaseException) -> str:
+    """One line describing ``error``."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _check_max_pixels(max_pixels: object) -> None:
+    if max_pixels is None:
+        return
+    if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive integer or None (no limit), got {max_pixels!r}")
+
+
+def _declared_size(file: BinaryIO) -> tuple[int, int] | None:
+    """The size in the header of a file Pillow refused as a decompression bomb, or ``None``.
+
+    ``Image.open`` checks the size as soon as a format plugin has read the
+    header, before returning it; the registered plugins read headers without
+    that check.
+    """
+    try:
+        file.seek(0)
+        prefix = file.read(16)
+        for name in Image.ID:
+            factory, accept = Image.OPEN[name]
+            accepted = True if accept is None else accept(prefix)
+            if not accepted or isinstance(accepted, str):
+                continue
+            file.seek(0)
+            with contextlib.suppress(Exception):
+                return factory(file, "").size
+    except Exception:  # the size only improves a message: never let finding it fail
+        return None
+    return None
+
+
+def _too_large(path: PathLike, file: BinaryIO | None, error: Exception, max_pixels: int | None) -> ImageError:
+    """Rephrase Pillow's DecompressionBombError in the words of our own size check."""
+    size = None if file is None else _declared_size(file)
+    match = re.search(r"\((\d+) pixels\)", str(error))
+    if size is not None:
+        pixels: int | None = size[0] * size[1]
+        declared = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels"
+    else:
+        pixels = int(match.group(1)) if match else None
+        declared = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
+    if max_pixels is not None and (pixels is None or pixels > max_pixels):
+        return ImageError(
+            f"{path}: image declares {declared}, more than the limit of {max_pixels:,} pixels (max_pixels)"
+        )
+    return ImageError(
+        f"{path}: image declares {declared}, more than Pillow's decompression-bomb limit of "
+        f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels; raise PIL.Image.MAX_IMAGE_PIXELS to read it"
+    )
+
+
+@contextlib.contextmanager
+def _open(path: PathLike, max_pixels: int | None) -> Iterator[tuple[Image.Image, BinaryIO]]:
+    """Open ``path`` and read its header: every failure becomes a one-line error naming the file.
+
+    Yields the lazily opened image (nothing decoded yet) and its file object.
+    """
+    _check_max_pixels(max_pixels)
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except PermissionError:
+        raise PermissionError(f"{path}: permission denied") from None
+    except OSError as error:
+        raise type(error)(f"{path}: cannot access: {error.strerror or _reason(error)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(f"{path}: is a folder, not an image file")
+    if info.st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes), not an image")
+    try:
+        file = open(path, "rb")  # noqa: SIM115 - closed by the with block below
+    except PermissionError:
+        raise PermissionError(f"{path}: permission denied") from None
+    except OSError as error:
+        raise type(error)(f"{path}: cannot open: {error.strerror or _reason(error)}") from None
+    with file:
+        try:
+            # Pillow warns above PIL.Image.MAX_IMAGE_PIXELS; our own limit is checked below with the
+            # exact size, and max_pixels=None is an explicit opt-out, so the warning says nothing new.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(file)
+        except Image.DecompressionBombError as error:
+            raise _too_large(path, file, error, max_pixels) from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{path}: not an image file (Pillow does not recognise its format)") from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as error:
+            raise ImageError(f"{path}: corrupt image header: {_reason(error)}") from None
+        with image:
+            width, height = image.size
+            if width <= 0 or height <= 0:
+                raise ImageError(f"{path}: image has zero size ({width}x{height})")
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageError(
+                    f"{path}: image declares {width}x{height} = {width * height:,} pixels, more than the limit "
+                    f"of {max_pixels:,} pixels (max_pixels); pass a larger max_pixels (or None) to read it"
+                )
+            yield image, file
+
+
+def _narrowed_to_8_bits(image: Image.Image, file: BinaryIO) -> bool:
+    """Whether the file stores 16-bit samples that Pillow decodes to 8 bits (anything but 16-bit grayscale).
+
+    Read from public information only: a PNG's IHDR chunk, which the format
+    requires first, holds the bit depth at byte 24 of the file; a TIFF's
+    ``BitsPerSample`` tag is in Pillow's ``tag_v2``. Other formats: ``False``.
+    """
+    if image.mode in (*_GRAY16_MODES, "I", "F"):
+        return False
+    if image.format == "PNG":
+        position = file.tell()
+        file.seek(0)
+        header = file.read(26)
+        file.seek(position)
+        return header[12:16] == b"IHDR" and header[24] == 16
+    if image.format == "TIFF":
+        bits = getattr(image, "tag_v2", {}).get(_TIFF_BITS_PER_SAMPLE, ())
+        return any(value > 8 for value in (bits if isinstance(bits, tuple) else (bits,)))
+    return False
+
+
+def _conversion(image: Image.Image, file: BinaryIO, path: PathLike) -> str | None:
+    """What reading ``image`` as RGB will do to it, from its header alone; ``None`` for plain RGB.
+
+    Raises:
+        ImageError: a mode that :func:`read_image` cannot convert.
+    """
+    mode = image.mode
+    notes = []
+    if mode in ("RGB", "RGBX"):
+        pass  # plain RGB: nothing to say
+    elif mode in ("RGBA", "RGBa"):
+        notes.append("RGBA image converted to RGB: alpha dropped")
+    elif mode == "1":
+        notes.append("1-bit black-and-white image converted to RGB")
+    elif mode == "L":
+        notes.append("grayscale image (mode L) converted to RGB by repeating its channel")
+    elif mode == "LA":
+        notes.append(f"grayscale image with alpha (mode {mode}) converted to RGB: alpha dropped, gray repeated")
+    elif mode in _GRAY16_MODES:
+        notes.append(
+            f"16-bit grayscale image (mode {mode}) converted to RGB by repeating its channel (16-bit precision kept)"
+        )
+    elif mode == "I":
+        notes.append(
+            "32-bit integer grayscale image (mode I) read as 16-bit values (0..65535 to [0, 1]) and converted to RGB"
+        )
+    elif mode == "F":
+        notes.append("floating-point grayscale image (mode F) read as values in [0, 1] and converted to RGB")
+    elif mode in ("P", "PA"):
+        if mode == "PA" or "transparency" in image.info:
+            notes.append(f"palette image with transparency (mode {mode}) converted to RGB: transparency dropped")
+        else:
+            notes.append("palette image (mode P) converted to RGB through its palette")
+    elif mode == "CMYK":
+        notes.append("CMYK image converted to RGB with Pillow's uncalibrated formula (no ICC colour management)")
+    elif mode in ("YCbCr", "LAB", "HSV"):
+        notes.append(f"{mode} image converted to RGB")
+    else:
+        raise ImageError(
+            f"{path}: unsupported image mode {mode!r} ({image.format}); expected an RGB, gray or palette image"
+        )
+    if _narrowed_to_8_bits(image, file):
+        notes.append(
+            "16-bit colour or alpha samples read at 8-bit precision "
+            "(Pillow decodes them to 8 bits; only 16-bit grayscale keeps its precision)"
+        )
+    if getattr(image, "is_animated", False):
+        notes.append("only its first frame read")
+    return "; ".join(notes) if notes else None
+
+
+def inspect_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Read an image file's header only: size, mode, format and the conversion :func:`read_image` would do.
+
+    Cheap (no pixel data is decoded), so a dataset can validate all its files
+    up front. A truncated file is not detected here; :func:`read_image` finds it.
+
+    Args:
+        path: image file.
+        max_pixels: refuse images declaring more pixels than this (``None``: no limit).
+
+    Returns:
+        An :class:`ImageInfo`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        IsADirectoryError: ``path`` is a folder.
+        ImageError: empty file, not an image, corrupt header, zero size, or
+            more than ``max_pixels`` pixels.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> path = pathlib.Path(folder.name) / "gray.png"
+        >>> write_image(torch.full((3, 4, 6), 0.5), path)
+        >>> info = inspect_image(path)
+        >>> info.width, info.height, info.mode, info.format, info.conversion
+        (6, 4, 'RGB', 'PNG', None)
+        >>> folder.cleanup()
+    """
+    with _open(path, max_pixels) as (image, file):
+        width, height = image.size
+        return ImageInfo(Path(path), width, height, image.mode, image.format, _conversion(image, file, path))
+
+
+# --------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------
+
+
+def _load(image: Image.Image, path: PathLike, max_pixels: int | None) -> None:
+    """Decode all pixel data, so that a truncated or corrupt file fails here."""
+    try:
+        image.load()
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, None, error, max_pixels) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error) as error:
+        raise ImageError(f"{path}: truncated or corrupt image data: {_reason(error)}") from None
+
+
+def _orientation(image: Image.Image, path: PathLike) -> int:
+    try:
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error) as error:
+        warnings.warn(
+            f"{path}: unreadable EXIF data ({_reason(error)}); orientation ignored", ImageConversionWarning, 4
+        )
+        return 1
+    return value if isinstance(value, int) and 2 <= value <= 8 else 1
+
+
+def _gray(array: np.ndarray) -> np.ndarray:
+    return np.repeat(array[..., None], 3, axis=-1)
+
+
+def _to_array(image: Image.Image, path: PathLike) -> np.ndarray:
+    """``(H, W, 3)`` uint8 for 8-bit sources, float32 in ``[0, 1]`` for anything finer."""
+    mode = image.mode
+    if mode in ("RGB", "RGBX", "RGBA"):
+        return np.asarray(image)[..., :3]
+    if mode in ("1", "L"):
+        return _gray(np.asarray(image.convert("L")))
+    if mode == "LA":
+        return _gray(np.asarray(image)[..., 0])
+    if mode in _GRAY16_MODES:
+        return _gray(np.asarray(image).astype(np.float32) / 65535)
+    if mode == "I":
+        values = np.asarray(image)
+        low_value, high_value = int(values.min()), int(values.max())
+        if low_value < 0 or high_value > 65535:
+            raise ImageError(
+                f"{path}: 32-bit integer image with values in [{low_value}, {high_value}]; "
+                f"expected 16-bit values in [0, 65535]"
+            )
+        return _gray(values.astype(np.float32) / 65535)
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise ImageError(f"{path}: floating-point image contains NaN or infinite values")
+        low_value, high_value = float(values.min()), float(values.max())
+        if low_value < 0 or high_value > 1:
+            raise ImageError(
+                f"{path}: floating-point image with values in [{low_value:g}, {high_value:g}]; "
+                f"expected values in [0, 1]"
+            )
+        return _gray(values)
+    if mode in ("P", "PA", "RGBa"):
+        return np.asarray(image.convert("RGBA"))[..., :3]
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return np.asarray(image.convert("RGB"))
+    raise ImageError(f"{path}: unsupported image mode {mode!r}")
+
+
+def _read(path: PathLike, max_pixels: int | None, warn: bool = True) -> Tensor:
+    """Decode ``path`` into a ``(3, H, W)`` tensor: uint8 for 8-bit sources, float32 in ``[0, 1]`` otherwise.
+
+    The compact uint8 form lets callers crop before converting to float.
+    """
+    with _open(path, max_pixels) as (image, file):
+        note = _conversion(image, file, path)
+        if note is not None and warn:
+            warnings.warn(f"{path}: {note}", ImageConversionWarning, stacklevel=3)
+        _load(image, path, max_pixels)
+        if _orientation(image, path) != 1:
+            image = ImageOps.exif_transpose(image)
+        array = _to_array(image, path)
+    planar = np.ascontiguousarray(array.transpose(2, 0, 1))
+    return torch.from_numpy(planar if planar.flags.writeable else planar.copy())
+
+
+def _as_float(image: Tensor, copy: bool = False) -> Tensor:
+    """A compact tensor from :func:`_read` (or a crop of it) as contiguous float32 in ``[0, 1]``.
+
+    A uint8 input always gives a new tensor; a float32 one is copied only when
+    it is not contiguous or ``copy`` is set (for callers that keep ``image``,
+    such as a dataset's cache).
+    """
+    if image.dtype == torch.uint8:
+        return image.float().div_(255)
+    return image.to(torch.float32, memory_format=torch.contiguous_format, copy=copy)
+
+
+def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Tensor:
+    """Read an image file as an RGB float tensor.
+
+    The declared size is checked before any pixel is decoded; then the whole
+    image is decoded (a truncated file is an error, never a partly grey
+    image), its EXIF orientation applied, and its mode converted to RGB:
+
+    ============================== ===============================================
+    file                           result
+    ============================== ===============================================
+    8-bit RGB                      as is (no warning)
+    16-bit colour PNG / TIFF       8-bit precision (Pillow decodes it so)
+    grayscale L, 1-bit             gray repeated in R, G, B
+    16-bit grayscale (I;16)        gray repeated, 16-bit precision kept
+    32-bit integer (I)             values 0..65535 read as 16-bit, else an error
+    float (F)                      values in ``[0, 1]`` as is, else an error
+    palette P (with transparency)  colours looked up; transparency dropped
+    RGBA, LA                       alpha dropped (not composited on a background)
+    CMYK, YCbCr, LAB, HSV          Pillow's conversion (no ICC colour management)
+    animated / multi-page          first frame
+    ============================== ===============================================
+
+    Every conversion (all rows but 8-bit RGB) raises an
+    :class:`ImageConversionWarning` (a ``UserWarning``) naming the file and
+    what was done. ICC profiles are not applied: stored values are read as
+    they are.
+
+    Args:
+        path: image file (any format Pillow reads).
+        max_pixels: refuse images declaring more than this many pixels,
+            before decoding them (``None``: no limit of ours; Pillow's
+            ``PIL.Image.MAX_IMAGE_PIXELS`` guard, 2x that is refused, still
+            applies and is reported the same way).
+
+    Returns:
+        ``(3, H, W)`` float32 in ``[0, 1]``. Any size from 1x1 up is returned;
+        size policy belongs to the caller.
+
+    Raises:
+        FileNotFoundError: no such file.
+        IsADirectoryError: ``path`` is a folder.
+        PermissionError: the file cannot be read.
+        ImageError: (a ``ValueError``) empty file, not an image, corrupt
+            header, truncated or corrupt data, zero size, too many pixels,
+            unsupported mode, or out-of-range integer or float values.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> path = pathlib.Path(folder.name) / "x.png"
+        >>> x = torch.rand(3, 8, 12)
+        >>> write_image(x, path)
+        >>> y = read_image(path)
+        >>> tuple(y.shape), y.dtype, bool(torch.equal(y, quantize_8bit(x)))
+        ((3, 8, 12), torch.float32, True)
+        >>> read_image(path, max_pixels=64)
+        Traceback (most recent call last):
+        ...
+        invhide.io.ImageError: ...x.png: image declares 12x8 = 96 pixels, more than the limit of 64 pixels ...
+        >>> folder.cleanup()
+    """
+    return _as_float(_read(path, max_pixels))
+
+
+# --------------------------------------------------------------------------
+# Quantising and writing
+# --------------------------------------------------------------------------
+
+
+def _as_image(image: object, where: str) -> Tensor:
+    """Check a ``(3, H, W)`` or ``(1, 3, H, W)`` float tensor and return it as ``(3, H, W)``."""
+    if not isinstance(image, Tensor):
+        raise TypeError(f"{where}image must be a torch.Tensor, got {type(image).__name__}")
+    if not image.is_floating_point():
+        raise TypeError(f"{where}image must be a floating-point tensor with values in [0, 1], got dtype {image.dtype}")
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] < 1 or image.shape[2] < 1:
+        raise ValueError(f"{where}image must have shape (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
+    return image
+
+
+def _levels(image: Tensor, where: str) -> Tensor:
+    """The 8-bit levels of :func:`~invhide.metrics.quantize_8bit` as uint8, refusing NaN and infinities."""
+    image = image.detach()
+    if image.dtype in (torch.float16, torch.bfloat16):
+        image = image.float()  # k / 255 in half precision would not always scale back to k exactly
+    bad = ~torch.isfinite(image)
+    if bad.any():
+        raise ValueError(
+            f"{where}image contains {int(bad.sum())} NaN or infinite value(s); expected finite values in [0, 1]"
+        )
+    return torch.round(quantize_8bit(image) * 255).to(torch.uint8)
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """An RGB image as a ``(H, W, 3)`` uint8 numpy array (clamped to ``[0, 1]``, rounded).
+
+    Args:
+        image: ``(3, H, W)`` or ``(1, 3, H, W)`` floats in ``[0, 1]``, any device.
+
+    Returns:
+        ``(H, W, 3)`` uint8, ready for ``PIL.Image.fromarray`` or matplotlib.
+
+    Raises:
+        TypeError: not a float tensor.
+        ValueError: wrong shape, NaN or infinite values.
+
+    Example:
+        >>> to_uint8(torch.ones(3, 2, 4)).shape
+        (2, 4, 3)
+    """
+    image = _as_image(image, "")
+    return _levels(image, "").permute(1, 2, 0).cpu().numpy()
+
+
+def _encode(levels: Tensor, suffix: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(levels.permute(1, 2, 0).cpu().numpy())).save(buffer, format=_FORMATS[suffix])
+    return buffer.getvalue()
+
+
+def _check_target(path: Path, shown: str, suffix: str) -> None:
+    if suffix in _LOSSY_SUFFIXES:
+        raise ValueError(
+            f"{shown}: {suffix} is a lossy or colour-reducing format that would destroy the hidden image; "
+            f"write a lossless {', '.join(LOSSLESS_SUFFIXES)} file (.png recommended)"
+        )
+    if suffix not in LOSSLESS_SUFFIXES:
+        raise ValueError(
+            f"{shown}: unsupported file suffix {suffix or '(none)'!r}; expected one of {', '.join(LOSSLESS_SUFFIXES)}"
+        )
+    folder = path.parent
+    if not folder.exists():
+        raise FileNotFoundError(f"{shown}: the output folder {folder} does not exist (folders are not created)")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{shown}: {folder} is not a folder")
+    if path.is_dir():
+        raise IsADirectoryError(f"{shown}: is a folder, not a file name")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _write_atomic(path: Path, shown: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    folder = path.parent
+    temporary = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(temporary, flags, 0o666)  # the umask applies, as for an ordinary new file
+    except PermissionError:
+        raise PermissionError(f"{shown}: cannot write in folder {folder}: permission denied") from None
+    except OSError as error:
+        raise type(error)(f"{shown}: cannot create a file in {folder}: {error.strerror or _reason(error)}") from None
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise type(error)(f"{shown}: could not write: {error.strerror or _reason(error)}") from error
+        raise
+    _fsync_folder(folder)
+
+
+def write_image(image: Tensor, path: PathLike) -> None:
+    """Write an RGB image as an 8-bit lossless file, atomically.
+
+    Values are clamped to ``[0, 1]`` (a stego image straight from the network
+    may overshoot slightly) and rounded to 256 levels, half to even:
+    :func:`invhide.metrics.quantize_8bit` gives the stored values, and
+    :func:`read_image` returns them bit for bit. The format follows the
+    suffix: ``.png`` (recommended), ``.tif``/``.tiff`` or ``.bmp``. Lossy
+    formats (``.jpg``, ``.webp``, ``.gif`` ...) are refused: compression would
+    destroy the hidden image.
+
+    The file is written to a temporary name in the same folder, flushed to
+    disk and renamed over ``path`` in one step, so readers never see a partial
+    image and a failed write leaves any previous file untouched and no
+    temporary file behind. The output folder must exist.
+
+    Args:
+        image: ``(3, H, W)`` or ``(1, 3, H, W)`` float tensor, any device.
+        path: output file.
+
+    Raises:
+        TypeError: not a float tensor.
+        ValueError: wrong shape, NaN or infinite values, a lossy or unknown
+            suffix.
+        FileNotFoundError: the output folder does not exist.
+        IsADirectoryError: ``path`` is a folder.
+        PermissionError: the folder is not writable.
+        OSError: the write failed (disk full ...); nothing is left behind.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> x = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+        >>> write_image(x, pathlib.Path(folder.name) / "x.png")
+        >>> y = read_image(pathlib.Path(folder.name) / "x.png")
+        >>> bool(torch.equal(y, quantize_8bit(x[0]).float()))
+        True
+        >>> write_image(x, pathlib.Path(folder.name) / "x.jpg")
+        Traceback (most recent call last):
+        ...
+        ValueError: ...x.jpg: .jpg is a lossy or colour-reducing format that would destroy the hidden image; ...
+        >>> folder.cleanup()
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    shown = os.fspath(path)
+    target = Path(path)
+    where = f"{shown}: "
+    suffix = target.suffix.lower()
+    _check_target(target, shown, suffix)
+    levels = _levels(_as_image(image, where), where)
+    _write_atomic(target, shown, _encode(levels, suffix))

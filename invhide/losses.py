@@ -1,0 +1,557 @@
+"""Hiding losses as composable modules.
+
+HiNet trains with three terms (paper, section 3.4):
+
+* the concealing loss ``L_con``: stego image against cover,
+* the revealing loss ``L_rev``: recovered secret against secret,
+* the low-frequency wavelet loss ``L_freq``: the LL subbands of stego and
+  cover, so that the secret hides in the high frequencies,
+
+summed with weights ``lambda_c``, ``lambda_r`` and ``lambda_f``. Each term is
+an ``nn.Module`` whose ``forward`` takes keyword tensors from a shared batch
+dictionary (``cover``, ``secret``, ``stego``, ``recovered``, ``lost``) and
+ignores those it does not use, so one call feeds every term::
+
+    loss = HidingLoss.paper()
+    out = loss(cover=cover, secret=secret, stego=stego, recovered=recovered)
+    out.total.backward()
+    log(out.terms)  # each term, unweighted
+
+A custom term is any ``nn.Module`` with such a ``forward`` returning a scalar,
+for example ``forward(self, *, lost, **_)``; add it with
+:meth:`HidingLoss.with_term`.
+
+The pure math is in :func:`distance` and :func:`low_frequency_distance`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from torch import Tensor, nn
+
+from invhide import functional
+
+__all__ = [
+    "KINDS",
+    "REDUCTIONS",
+    "ConcealingLoss",
+    "HidingLoss",
+    "LossOutput",
+    "LowFrequencyWaveletLoss",
+    "RevealingLoss",
+    "distance",
+    "low_frequency_distance",
+]
+
+Kind = Literal["l1", "l2"]
+Reduction = Literal["sum", "mean"]
+KINDS: tuple[str, ...] = ("l1", "l2")
+REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+
+
+# --------------------------------------------------------------------------
+# Pure math
+# --------------------------------------------------------------------------
+
+
+def _check_kind(kind: object) -> Kind:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return kind  # type: ignore[return-value]
+
+
+def _check_reduction(reduction: object) -> Reduction:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction  # type: ignore[return-value]
+
+
+def _check_pair(x: Tensor, y: Tensor, names: tuple[str, str] = ("x", "y")) -> None:
+    for value, name in zip((x, y), names, strict=True):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if x.shape != y.shape:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+
+
+def distance(x: Tensor, y: Tensor, kind: Kind = "l2", reduction: Reduction = "sum") -> Tensor:
+    """Elementwise distance between two tensors, reduced over every element.
+
+    Args:
+        x: any shape, floating point.
+        y: the same shape as ``x``.
+        kind: ``"l1"`` (absolute error) or ``"l2"`` (squared error, as in MSE).
+        reduction: ``"sum"`` or ``"mean"`` over all elements, batch included.
+
+    Returns:
+        A scalar tensor.
+
+    Raises:
+        ValueError: shapes differ, or an unknown ``kind`` or ``reduction``.
+        TypeError: a non-tensor or non-float input.
+
+    Example:
+        >>> x, y = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0])
+        >>> distance(x, y).item(), distance(x, y, "l1", "mean").item()
+        (5.0, 1.5)
+    """
+    _check_kind(kind)
+    _check_reduction(reduction)
+    _check_pair(x, y)
+    difference = x - y
+    error = difference.square() if kind == "l2" else difference.abs()
+    return error.sum() if reduction == "sum" else error.mean()
+
+
+def low_frequency_distance(
+    x: Tensor, y: Tensor, wavelet: str = "haar", kind: Kind = "l2", reduction: Reduction = "sum"
+) -> Tensor:
+    """:func:`distance` between the low-pass (LL) wavelet subbands of two images.
+
+    The LL band is channels ``[0:C]`` of :func:`invhide.functional.dwt`, the
+    same in both layouts; for Haar it is ``(a + b + c + d) / 2`` over each
+    2x2 block.
+
+    Args:
+        x: ``(B, C, H, W)``, H and W even and at least
+            :func:`~invhide.functional.min_wavelet_size`.
+        y: the same shape as ``x``.
+        wavelet: an orthogonal wavelet name.
+        kind: ``"l1"`` or ``"l2"``.
+        reduction: ``"sum"`` or ``"mean"`` over the ``(B, C, H/2, W/2)`` LL elements.
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+        >>> x = torch.zeros(1, 1, 2, 2)
+        >>> low_frequency_distance(x + 1, x).item()  # LL = (1 + 1 + 1 + 1) / 2 = 2
+        4.0
+        >>> checkerboard = torch.tensor([[[[1.0, -1.0], [-1.0, 1.0]]]])
+        >>> low_frequency_distance(checkerboard, x).item()
+        0.0
+    """
+    _check_kind(kind)
+    _check_reduction(reduction)
+    _check_pair(x, y)
+    low_x = functional.dwt(x, wavelet)[:, : x.shape[1]]
+    low_y = functional.dwt(y, wavelet)[:, : y.shape[1]]
+    return distance(low_x, low_y, kind, reduction)
+
+
+# --------------------------------------------------------------------------
+# Loss terms
+# --------------------------------------------------------------------------
+
+
+def _take(tensors: Mapping[str, Any], names: tuple[str, ...], owner: str) -> list[Tensor]:
+    missing = [name for name in names if name not in tensors]
+    if missing:
+        raise TypeError(
+            f"{owner} needs the keyword tensor(s) {missing}; got keywords {sorted(tensors)} "
+            f"(expected among cover, secret, stego, recovered, lost)"
+        )
+    return [tensors[name] for name in names]
+
+
+class _PairLoss(nn.Module):
+    """A :func:`distance` between two keyword tensors of the batch dictionary."""
+
+    prediction: ClassVar[str]
+    target: ClassVar[str]
+
+    def __init__(self, kind: Kind = "l2", reduction: Reduction = "sum") -> None:
+        super().__init__()
+        self.kind = _check_kind(kind)
+        self.reduction = _check_reduction(reduction)
+
+    def _compute(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return distance(prediction, target, self.kind, self.reduction)
+
+    def forward(self, **tensors: Tensor) -> Tensor:
+        """Compute the loss from keyword tensors, ignoring those it does not use.
+
+        Returns:
+            A scalar tensor.
+
+        Raises:
+            TypeError: a required keyword is missing, or a non-float tensor.
+            ValueError: the two tensors have different shapes.
+        """
+        prediction, target = _take(tensors, (self.prediction, self.target), type(self).__name__)
+        _check_pair(prediction, target, (self.prediction, self.target))
+        return self._compute(prediction, target)
+
+    def config(self) -> dict[str, Any]:
+        """A JSON-ready description from which :meth:`from_config` rebuilds this term."""
+        return {"class": type(self).__name__, "kind": self.kind, "reduction": self.reduction}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> _PairLoss:
+        """Rebuild a term from :meth:`config`'s output.
+
+        Raises:
+            ValueError: the config names another class or has unknown keys.
+        """
+        config = dict(config)
+        name = config.pop("class", cls.__name__)
+        if name != cls.__name__:
+            raise ValueError(f"config describes a {name}, not a {cls.__name__}")
+        try:
+            return cls(**config)
+        except TypeError as error:
+            raise ValueError(f"invalid {cls.__name__} config {config!r}: {error}") from error
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, reduction={self.reduction!r}"
+
+
+class ConcealingLoss(_PairLoss):
+    """Concealing loss ``L_con``: the stego image against the cover.
+
+    Uses the keywords ``stego`` and ``cover``, both ``(B, C, H, W)``.
+
+    Args:
+        kind: ``"l1"`` or ``"l2"`` (squared error, HiNet's).
+        reduction: ``"sum"`` (HiNet's) or ``"mean"`` over all elements.
+
+    References:
+        Jing et al., "HiNet: Deep Image Hiding by Invertible Network", ICCV
+        2021, equation (6).
+
+    Example:
+        >>> cover = torch.zeros(1, 1, 2, 2)
+        >>> stego = torch.tensor([[[[1.0, 2.0], [0.0, 0.0]]]])
+        >>> ConcealingLoss()(cover=cover, stego=stego, secret=cover).item()  # 1^2 + 2^2
+        5.0
+    """
+
+    prediction = "stego"
+    target = "cover"
+
+
+class RevealingLoss(_PairLoss):
+    """Revealing loss ``L_rev``: the recovered secret against the secret.
+
+    Uses the keywords ``recovered`` and ``secret``, both ``(B, kC, H, W)``
+    (several secrets concatenated along channels).
+
+    Args:
+        kind: ``"l1"`` or ``"l2"`` (squared error, HiNet's).
+        reduction: ``"sum"`` (HiNet's) or ``"mean"`` over all elements.
+
+    References:
+        Jing et al., "HiNet: Deep Image Hiding by Invertible Network", ICCV
+        2021, equation (7).
+
+    Example:
+        >>> secret = torch.ones(1, 1, 2, 2)
+        >>> recovered = torch.tensor([[[[1.0, 0.0], [1.0, 3.0]]]])
+        >>> RevealingLoss(kind="l1", reduction="mean")(secret=secret, recovered=recovered).item()  # (0+1+0+2)/4
+        0.75
+    """
+
+    prediction = "recovered"
+    target = "secret"
+
+
+class LowFrequencyWaveletLoss(_PairLoss):
+    """Low-frequency wavelet loss ``L_freq``: LL subbands of stego and cover.
+
+    Uses the keywords ``stego`` and ``cover``, both ``(B, C, H, W)`` with H
+    and W even and at least :func:`~invhide.functional.min_wavelet_size`.
+    Differences that live only in the detail bands (a checkerboard, say) cost
+    nothing, which pushes the hidden information into the high frequencies.
+
+    Args:
+        wavelet: an orthogonal wavelet name (HiNet: ``"haar"``).
+        kind: ``"l1"`` or ``"l2"`` (squared error, HiNet's).
+        reduction: ``"sum"`` (HiNet's) or ``"mean"`` over all LL elements.
+
+    Raises:
+        ValueError: unknown or non-orthogonal wavelet, unknown kind or reduction.
+
+    References:
+        Jing et al., "HiNet: Deep Image Hiding by Invertible Network", ICCV
+        2021, equation (8).
+
+    Example:
+        >>> cover = torch.zeros(1, 1, 2, 2)
+        >>> stego = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+        >>> LowFrequencyWaveletLoss()(cover=cover, stego=stego).item()  # LL = (1+2+3+4)/2 = 5
+        25.0
+    """
+
+    prediction = "stego"
+    target = "cover"
+
+    def __init__(self, wavelet: str = "haar", kind: Kind = "l2", reduction: Reduction = "sum") -> None:
+        super().__init__(kind, reduction)
+        functional.validate_wavelet(wavelet)
+        self.wavelet = wavelet
+
+    def _compute(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return low_frequency_distance(prediction, target, self.wavelet, self.kind, self.reduction)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "wavelet": self.wavelet}
+
+    def extra_repr(self) -> str:
+        return f"wavelet={self.wavelet!r}, {super().extra_repr()}"
+
+
+_SHIPPED_TERMS: dict[str, type[_PairLoss]] = {
+    cls.__name__: cls for cls in (ConcealingLoss, RevealingLoss, LowFrequencyWaveletLoss)
+}
+
+
+# --------------------------------------------------------------------------
+# Weighted sum
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """What :class:`HidingLoss` returns.
+
+    Attributes:
+        total: the weighted sum, a scalar tensor to call ``backward()`` on.
+        terms: each term's unweighted value by name, scalar tensors.
+    """
+
+    total: Tensor
+    terms: dict[str, Tensor]
+
+    def to_floats(self) -> dict[str, float]:
+        """``{"total": ..., **terms}`` as Python floats, for logging (synchronises with the device).
+
+        Example:
+            >>> out = LossOutput(torch.tensor(3.0), {"a": torch.tensor(1.0)})
+            >>> out.to_floats()
+            {'total': 3.0, 'a': 1.0}
+        """
+        return {"total": self.total.item(), **{name: value.item() for name, value in self.terms.items()}}
+
+
+def _check_weight(name: str, weight: object) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+        raise TypeError(f"the weight of term {name!r} must be a real number, got {type(weight).__name__}")
+    if not math.isfinite(float(weight)) or weight < 0:
+        raise ValueError(f"the weight of term {name!r} must be finite and >= 0, got {weight!r}")
+    return float(weight)
+
+
+class HidingLoss(nn.Module):
+    """Weighted sum of named loss terms that reports each term.
+
+    Every term receives all keyword tensors given to :meth:`forward` and
+    uses those it needs. A term of weight 0 is still computed and reported
+    but left out of the total (so a term can be logged without training on
+    it, and a non-finite value of it cannot spoil the total); if every
+    weight is 0 the total is a constant zero. The loss is immutable: :meth:`with_term` returns a new one, which
+    shares the term modules with this one.
+
+    Args:
+        terms: ``{name: (weight, module)}``; names are non-empty strings
+            without dots, weights finite and ``>= 0``, modules ``nn.Module``
+            instances whose ``forward(**tensors)`` returns a scalar tensor.
+
+    Raises:
+        ValueError: no terms, a bad name or a negative or non-finite weight.
+        TypeError: a term that is not a ``(weight, nn.Module)`` pair.
+
+    Example:
+        >>> loss = HidingLoss.paper()
+        >>> loss.weights
+        {'concealing': 10.0, 'revealing': 1.0, 'low_frequency': 10.0}
+        >>> cover, secret = torch.zeros(2, 1, 3, 4, 4)
+        >>> out = loss(cover=cover, secret=secret, stego=cover + 0.1, recovered=secret)
+        >>> sorted(out.terms), round(out.total.item(), 4)  # 10 * 0.48 + 1 * 0 + 10 * 0.48
+        (['concealing', 'low_frequency', 'revealing'], 9.6)
+    """
+
+    def __init__(self, terms: Mapping[str, tuple[float, nn.Module]]) -> None:
+        super().__init__()
+        if not isinstance(terms, Mapping):
+            raise TypeError(f"terms must be a mapping {{name: (weight, module)}}, got {type(terms).__name__}")
+        if not terms:
+            raise ValueError("a HidingLoss needs at least one term, got none")
+        weights: dict[str, float] = {}
+        modules: dict[str, nn.Module] = {}
+        for name, term in terms.items():
+            if not isinstance(name, str) or not name or "." in name:
+                raise ValueError(f"term names must be non-empty strings without dots, got {name!r}")
+            if not isinstance(term, tuple) or len(term) != 2:
+                raise TypeError(f"term {name!r} must be a (weight, module) pair, got {term!r}")
+            weight, module = term
+            if not isinstance(module, nn.Module):
+                raise TypeError(f"term {name!r} must be an nn.Module, got {type(module).__name__}")
+            weights[name] = _check_weight(name, weight)
+            modules[name] = module
+        self._weights = weights
+        self.terms = nn.ModuleDict(modules)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each term's weight by name (a copy)."""
+        return dict(self._weights)
+
+    def forward(self, **tensors: Tensor) -> LossOutput:
+        """Evaluate every term on the keyword tensors and sum them with their weights.
+
+        Args:
+            **tensors: any of ``cover``, ``secret``, ``stego``, ``recovered``,
+                ``lost`` (and whatever custom terms need).
+
+        Returns:
+            A :class:`LossOutput` with the total and each unweighted term.
+
+        Raises:
+            TypeError: a term's keyword is missing.
+            ValueError: a term returned something other than a scalar tensor.
+        """
+        values: dict[str, Tensor] = {}
+        total: Tensor | None = None
+        for name, module in self.terms.items():
+            value = module(**tensors)
+            if not isinstance(value, Tensor) or value.dim() != 0:
+                shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(f"term {name!r} must return a scalar tensor, got {shape}")
+            values[name] = value
+            weight = self._weights[name]
+            if weight > 0:
+                total = weight * value if total is None else total + weight * value
+        if total is None:  # every weight is zero: a constant zero, with nothing to back-propagate
+            total = next(iter(values.values())).new_zeros(())
+        return LossOutput(total=total, terms=values)
+
+    def with_term(self, name: str, weight: float, module: nn.Module) -> HidingLoss:
+        """A new loss with one more term.
+
+        Raises:
+            ValueError: a term of that name exists already.
+
+        Example:
+            >>> class LostNorm(torch.nn.Module):
+            ...     def forward(self, *, lost, **_):
+            ...         return lost.square().mean()
+            >>> loss = HidingLoss.paper().with_term("lost_norm", 0.1, LostNorm())
+            >>> list(loss.weights)
+            ['concealing', 'revealing', 'low_frequency', 'lost_norm']
+        """
+        if name in self._weights:
+            raise ValueError(f"this loss already has a term named {name!r}; terms: {list(self._weights)}")
+        terms = {key: (self._weights[key], self.terms[key]) for key in self._weights}
+        return HidingLoss({**terms, name: (weight, module)})
+
+    # ------------------------------------------------------------------
+    # Presets
+    # ------------------------------------------------------------------
+
+    @classmethod
+    def paper(cls, *, reduction: Reduction = "sum") -> HidingLoss:
+        """HiNet as published: ``lambda_c = 10``, ``lambda_r = 1``, ``lambda_f = 10``.
+
+        All terms squared error (``"l2"``), Haar LL band for the low-frequency
+        term.
+
+        Args:
+            reduction: ``"sum"`` (the reference code's) or ``"mean"``.
+
+        References:
+            Jing et al., "HiNet: Deep Image Hiding by Invertible Network",
+            ICCV 2021, equation (9) and section 4.1.
+        """
+        return cls._hinet(10.0, 1.0, 10.0, reduction)
+
+    @classmethod
+    def reference_code(cls, *, reduction: Reduction = "sum") -> HidingLoss:
+        """The official HiNet code's weights: guide 1, reconstruction 5, low-frequency 1.
+
+        ``"guide"`` is the concealing term and ``"reconstruction"`` the
+        revealing term; all squared error (``"l2"``).
+
+        Args:
+            reduction: ``"sum"`` (the reference code's) or ``"mean"``.
+
+        Example:
+            >>> HidingLoss.reference_code().weights
+            {'concealing': 1.0, 'revealing': 5.0, 'low_frequency': 1.0}
+        """
+        return cls._hinet(1.0, 5.0, 1.0, reduction)
+
+    @classmethod
+    def _hinet(cls, concealing: float, revealing: float, low_frequency: float, reduction: Reduction) -> HidingLoss:
+        return cls(
+            {
+                "concealing": (concealing, ConcealingLoss(reduction=reduction)),
+                "revealing": (revealing, RevealingLoss(reduction=reduction)),
+                "low_frequency": (low_frequency, LowFrequencyWaveletLoss(reduction=reduction)),
+            }
+        )
+
+    # ------------------------------------------------------------------
+    # Configuration
+    # ------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """A JSON-ready description from which :meth:`from_config` rebuilds this loss.
+
+        Raises:
+            TypeError: a custom term, which cannot be described (only
+                ``ConcealingLoss``, ``RevealingLoss`` and
+                ``LowFrequencyWaveletLoss`` can).
+
+        Example:
+            >>> HidingLoss.reference_code().config()["terms"]["revealing"]
+            {'weight': 5.0, 'loss': {'class': 'RevealingLoss', 'kind': 'l2', 'reduction': 'sum'}}
+        """
+        terms: dict[str, Any] = {}
+        for name, module in self.terms.items():
+            if _SHIPPED_TERMS.get(type(module).__name__) is not type(module):
+                raise TypeError(
+                    f"cannot describe the custom term {name!r} ({type(module).__name__}) in a config; "
+                    f"only {', '.join(_SHIPPED_TERMS)} can be described"
+                )
+            terms[name] = {"weight": self._weights[name], "loss": module.config()}
+        return {"class": type(self).__name__, "terms": terms}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> HidingLoss:
+        """Rebuild a loss from :meth:`config`'s output.
+
+        Raises:
+            ValueError: the config names another class, has unknown keys or
+                an unknown term class.
+        """
+        config = dict(config)
+        name = config.pop("class", cls.__name__)
+        if name != cls.__name__:
+            raise ValueError(f"config describes a {name}, not a {cls.__name__}")
+        if set(config) != {"terms"} or not isinstance(config["terms"], Mapping):
+            raise ValueError(f"a {cls.__name__} config has exactly one key 'terms' (a mapping), got {config!r}")
+        terms: dict[str, tuple[float, nn.Module]] = {}
+        for term_name, term in config["terms"].items():
+            if not isinstance(term, Mapping) or set(term) != {"weight", "loss"}:
+                raise ValueError(f"term {term_name!r} must be {{'weight': ..., 'loss': {{...}}}}, got {term!r}")
+            loss_config = dict(term["loss"])
+            term_class = _SHIPPED_TERMS.get(loss_config.get("class"))  # type: ignore[arg-type]
+            if term_class is None:
+                raise ValueError(
+                    f"term {term_name!r} has unknown class {loss_config.get('class')!r}; "
+                    f"expected one of {list(_SHIPPED_TERMS)}"
+                )
+            terms[term_name] = (term["weight"], term_class.from_config(loss_config))
+        return cls(terms)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}={weight:g}" for name, weight in self._weights.items())

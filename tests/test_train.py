@@ -1,0 +1,222 @@
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import images, randomize_
+
+from invhide import InvertibleHider, subnets
+from invhide.data import ImageDataset
+from invhide.io import write_image
+from invhide.losses import HidingLoss
+from invhide.train import DivergenceError, HidingStep, TrainConfig, Trainer, round_ste
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_model(seed=0, num_secrets=1):
+    model = InvertibleHider(num_secrets=num_secrets, num_blocks=2, subnet=subnets.conv(hidden=8, depth=2))
+    return randomize_(model, seed, gain=0.05)
+
+
+def tiny_data(count=6, size=24):
+    return [images(i, 3, size, size) for i in range(count)]
+
+
+def config(**overrides):
+    settings = dict(
+        steps=6, batch_size=2, crop=16, lr=1e-3, schedule="step", lr_step=4, log_every=1, val_every=0,
+        checkpoint_every=0, snapshot_every=2, tensorboard=False,
+    )  # fmt: skip
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+class Crop:
+    """A dataset of random 16x16 crops with the ``item(index, generator)`` protocol."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def item(self, index, generator=None):
+        top, left = torch.randint(0, 9, (2,), generator=generator).tolist()
+        return self.data[index][:, top : top + 16, left : left + 16].clone()
+
+    def __getitem__(self, index):
+        return self.item(index)
+
+
+class Injected(torch.nn.Module):
+    """A loss term that is zero except on chosen calls, where it returns a chosen value (or raises)."""
+
+    def __init__(self, at, value):
+        super().__init__()
+        self.calls = 0
+        self.at = set(at)
+        self.value = value
+
+    def forward(self, *, stego, **_):
+        self.calls += 1
+        if self.calls in self.at:
+            if isinstance(self.value, BaseException):
+                raise self.value
+            return stego.sum() * 0 + self.value
+        return stego.sum() * 0
+
+
+def params(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_same_seed_same_result_and_training_learns():
+    losses = HidingLoss.paper(reduction="mean")
+    a, b = tiny_model(), tiny_model()
+    Trainer(a, losses, Crop(tiny_data()), config(steps=20), progress=False).fit()
+    result = Trainer(b, losses, Crop(tiny_data()), config(steps=20), progress=False).fit()
+    assert all(torch.equal(x, y) for x, y in zip(params(a).values(), params(b).values()))
+    first, last = result.history[0], result.history[-1]
+    assert last["loss"] < first["loss"], (first["loss"], last["loss"])
+    assert {"concealing", "revealing", "low_frequency", "psnr_stego", "psnr_recovered", "lr"} <= set(last)
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path):
+    data = Crop(tiny_data())
+    uninterrupted = tiny_model()
+    Trainer(uninterrupted, HidingLoss.paper(), data, config(), progress=False).fit()
+
+    crashing = HidingLoss.paper().with_term("crash", 0.0, Injected(at=[5], value=KeyboardInterrupt()))
+    interrupted = tiny_model()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(interrupted, crashing, data, config(checkpoint_every=2), out_dir=tmp_path, progress=False).fit()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000002", "step_00000004"]
+
+    resumed = tiny_model(seed=99)  # different start: everything must come from the checkpoint
+    trainer = Trainer(resumed, HidingLoss.paper(), data, config(checkpoint_every=2), out_dir=tmp_path, progress=False)
+    result = trainer.fit(resume=True)
+    assert result.steps == 6
+    want, got = params(uninterrupted), params(resumed)
+    assert want.keys() == got.keys()
+    for key in want:
+        assert torch.equal(want[key], got[key]), key
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "config.json").is_file()
+
+
+@pytest.mark.parametrize(("value", "problem"), [(float("nan"), "non-finite"), (1e9, "loss spike")])
+def test_explosion_is_rolled_back_and_training_goes_on(tmp_path, value, problem):
+    bomb = Injected(at=[9], value=value)
+    loss = HidingLoss.paper(reduction="mean").with_term("bomb", 1.0, bomb)
+    model = tiny_model()
+    trainer = Trainer(
+        model, loss, Crop(tiny_data()), config(steps=12, spike_window=10), out_dir=tmp_path, progress=False
+    )
+    result = trainer.fit()
+    assert result.steps == 12 and result.rollbacks == 1
+    events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    rollbacks = [e for e in events if e.get("event") == "rollback"]
+    assert len(rollbacks) == 1
+    assert rollbacks[0]["at_step"] == 9 and rollbacks[0]["back_to_step"] == 8 and problem in rollbacks[0]["problem"]
+    assert rollbacks[0]["lr_scale"] == 0.5
+    train_rows = [e for e in events if e["kind"] == "train"]
+    assert [e["step"] for e in train_rows][-4:] == [9, 10, 11, 12]
+    assert math.isclose(train_rows[-1]["lr"], 1e-3 * 0.5 * 0.5**2)  # schedule x rollback factor
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_endless_explosions_give_up():
+    loss = HidingLoss.paper().with_term("bomb", 1.0, Injected(at=range(3, 100), value=float("inf")))
+    with pytest.raises(DivergenceError, match="3 rollbacks in a row"):
+        Trainer(tiny_model(), loss, Crop(tiny_data()), config(max_rollbacks=2), progress=False).fit()
+
+
+def test_logs_checkpoints_and_validation(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        write_image(images(i, 3, 20, 20), folder / f"{i}.png")
+    dataset = ImageDataset(folder, crop=16)
+    pairs = [(images(10, 3, 16, 16), images(11, 3, 16, 16))]
+    settings = config(steps=4, val_every=2, checkpoint_every=2, keep_checkpoints=1, quantize=True)
+    result = Trainer(
+        tiny_model(), HidingLoss.paper(), dataset, settings, val_pairs=pairs, out_dir=tmp_path, progress=False
+    ).fit()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_00000004"]
+    header = (tmp_path / "train.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["step", "lr", "loss"] and "psnr_recovered" in header
+    assert len((tmp_path / "val.csv").read_text().splitlines()) == 3  # header + steps 2 and 4
+    assert {"psnr_stego_float", "psnr_recovered_8bit"} <= set(result.validation)
+    loop = json.loads((tmp_path / "checkpoints" / "step_00000004" / "trainer.json").read_text())
+    assert loop["step"] == 4 and loop["config"]["quantize"] is True
+
+
+def test_several_secrets():
+    result = Trainer(
+        tiny_model(num_secrets=2), HidingLoss.paper(), Crop(tiny_data()), config(steps=2), progress=False
+    ).fit()
+    assert result.steps == 2
+
+
+def test_round_ste_rounds_forward_and_passes_gradients():
+    x = torch.tensor([0.1, 0.7, 1.2, -0.3], requires_grad=True)
+    y = round_ste(x)
+    assert torch.equal(y.detach(), torch.round(x.detach().clamp(0, 1) * 255) / 255)
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones(4))
+
+
+def test_hiding_step_reveals_from_the_rounded_stego():
+    model = tiny_model()
+    cover, secret, z = images(0, 1, 3, 8, 8), images(1, 1, 3, 8, 8), images(2, 1, 3, 8, 8)
+    with torch.no_grad():
+        stego, _, recovered = HidingStep(model, quantize=True)(cover, secret, z)
+        expected = model.reveal(torch.round(stego.clamp(0, 1) * 255) / 255, z=z)
+    assert torch.equal(recovered, expected)
+
+
+def test_learning_rate_schedules():
+    assert TrainConfig(lr=1.0, schedule="constant").lr_at(10_000) == 1.0
+    assert TrainConfig(lr=1.0, schedule="step", lr_step=100, lr_gamma=0.5).lr_at(250) == 0.25
+    cosine = TrainConfig(lr=1.0, steps=100, schedule="cosine", warmup_steps=10)
+    assert cosine.lr_at(0) == pytest.approx(0.1) and cosine.lr_at(10) == pytest.approx(1.0)
+    assert cosine.lr_at(55) == pytest.approx(0.5) and cosine.lr_at(100) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"lr": -1.0}, "lr must be a finite number > 0"),
+        ({"schedule": "linear"}, "schedule must be one of"),
+        ({"grad_clip": 0.0}, "grad_clip must be > 0 or None"),
+        ({"amp": "int8"}, "amp must be None"),
+        ({"spike_factor": 1.0}, "spike_factor must be > 1"),
+    ],
+)
+def test_bad_config(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
+
+
+def test_ddp_two_processes_gloo_keeps_replicas_identical(tmp_path):
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(ROOT / "tests" / "scripts" / "ddp_train.py"), str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    start = torch.load(tmp_path / "start.pt", weights_only=True)
+    assert any(not torch.equal(start[k], rank0[k]) for k in start), "no training happened"
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps[-1] == 4
