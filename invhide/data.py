@@ -4,7 +4,7 @@ Training follows the reference HiNet code: each item is one ``(3, crop, crop)``
 image (random crop and random horizontal and vertical flips when training,
 centre crop otherwise), and a batch of ``2N`` images is split into ``N``
 covers and ``N`` secrets by :func:`split_pairs`. Evaluation follows the test
-protocol of the bundled image sets (:func:`test_pairs`): image ``i`` of the
+protocol of the bundled image sets (:func:`evaluation_pairs`): image ``i`` of the
 sorted folder hides image ``(i + n // 2) mod n``, both centre-cropped.
 
 Randomness comes from torch's global generator (or an explicit ``generator``
@@ -37,12 +37,12 @@ __all__ = [
     "ImageDataset",
     "ImagePair",
     "center_crop",
+    "evaluation_pairs",
     "list_images",
     "random_crop",
     "random_flip",
     "sample_image_paths",
     "split_pairs",
-    "test_pairs",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -473,7 +473,7 @@ class ImagePair:
         yield self.secret
 
 
-def test_pairs(
+def evaluation_pairs(
     source: Source,
     size: int | None = 256,
     *,
@@ -510,11 +510,11 @@ def test_pairs(
         >>> folder = tempfile.TemporaryDirectory()
         >>> for i in range(4):
         ...     write_image(torch.rand(3, 20, 30), pathlib.Path(folder.name) / f"{i}.png")
-        >>> pairs = test_pairs(folder.name, size=16)
+        >>> pairs = evaluation_pairs(folder.name, size=16)
         >>> [pair.names for pair in pairs]
         [('0.png', '2.png'), ('1.png', '3.png'), ('2.png', '0.png'), ('3.png', '1.png')]
         >>> cover, secret = pairs[0]
-        >>> tuple(cover.shape), tuple(test_pairs(folder.name, size=None)[0].cover.shape)
+        >>> tuple(cover.shape), tuple(evaluation_pairs(folder.name, size=None)[0].cover.shape)
         ((3, 16, 16), (3, 20, 20))
         >>> folder.cleanup()
     """
@@ -547,9 +547,6 @@ def test_pairs(
         secret = _as_float(center_crop(images[j], side), copy=True)
         pairs.append(ImagePair(cover, secret, paths[i], paths[j]))
     return pairs
-
-
-test_pairs.__test__ = False  # type: ignore[attr-defined]  # not a test, for pytest collecting a `from ... import`
 
 
 # --------------------------------------------------------------------------

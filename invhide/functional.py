@@ -53,7 +53,9 @@ __all__ = [
 Layout = Literal["subband", "hinet"]
 Backend = Literal["auto", "haar", "pytorch_wavelets"]
 LAYOUTS: tuple[str, ...] = ("subband", "hinet")
+"""Subband layouts of :func:`dwt`: ``"subband"`` (pytorch-wavelets') and ``"hinet"`` (the reference HiNet code's)."""
 CLAMP_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "tanh", "atan")
+"""Shapes of :func:`soft_clamp`: ``"sigmoid"`` (HiNet's), ``"tanh"`` and ``"atan"``."""
 _HAAR_NAMES = ("haar", "db1")
 # pytorch-wavelets encodes its padding modes as integers; 2 is periodization.
 _PERIODIZATION = 2
@@ -80,6 +82,7 @@ def validate_wavelet(wavelet: str) -> int:
         The length of its filters (2 for Haar).
 
     Raises:
+        TypeError: ``wavelet`` is not a string.
         ValueError: the name is unknown or the wavelet is not orthogonal (a
             biorthogonal wavelet is invertible but not orthonormal, so its
             log-determinant would not be zero).

@@ -1,4 +1,4 @@
-"""A FrEIA ``GraphINN`` whose parameters are keyed by node name.
+"""A FrEIA ``GraphINN`` with name-keyed parameters and memory-free backpropagation.
 
 FrEIA 0.2's ``GraphINN`` keeps its modules in a ``ModuleList`` in topological
 order, and that order is built from sets of nodes hashed by ``id``: two
@@ -6,16 +6,113 @@ processes can order parallel nodes differently (FrEIA issue #168), so
 ``module_list.3.*`` keys of a saved ``state_dict`` may point at another module
 when loaded elsewhere. :class:`InvertibleGraph` registers every module under
 its node's name instead, so checkpoint keys depend only on names.
+
+With ``memory_saving=True`` the graph trains without storing activations: the
+forward pass keeps only the graph's outputs, and the backward pass walks the
+nodes in reverse, recomputing each node's inputs from its outputs with the
+node's exact inverse, then re-running that one node with autograd to get its
+gradients (the reversible-backpropagation idea of Gomez et al., "The
+Reversible Residual Network", NeurIPS 2017). Activation memory is then that of
+one node, whatever the depth, at the price of one extra inverse and forward
+pass per node. Gradients equal the ordinary ones up to float rounding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from FrEIA.framework import GraphINN, Node
+import torch
+from FrEIA.framework import ConditionNode, GraphINN, InputNode, Node, OutputNode
 from torch import Tensor, nn
 
 __all__ = ["InvertibleGraph"]
+
+Key = tuple[Node, int]
+
+
+def _schedule(graph: GraphINN, rev: bool) -> tuple[list[tuple[Node, list[Key], list[Key]]], list[Key], list[Key]]:
+    """The run of ``graph`` in one direction as ``(node, consumed keys, produced keys)`` steps.
+
+    A key ``(node, i)`` names one edge value, as in ``GraphINN.forward``: in the
+    forward direction a node consumes its producers' output keys and produces
+    ``(node, j)`` for its outputs; in reverse it consumes its consumers' input
+    keys and produces ``(node, j)`` for its inputs. Also returns the keys fed by
+    the start tensors and the keys holding the final outputs, in order.
+    """
+    special = (InputNode, OutputNode, ConditionNode)
+    steps = []
+    for node in graph.node_list[::-1] if rev else graph.node_list:
+        if isinstance(node, special):
+            continue
+        if node.conditions:
+            raise NotImplementedError("memory_saving does not support conditional nodes")
+        consumed = [(other, index) for other, index in (node.outputs if rev else node.inputs)]
+        produced = [(node, j) for j in range(len(node.inputs if rev else node.outputs))]
+        steps.append((node, consumed, produced))
+    start = [(n, 0) for n in (graph.out_nodes if rev else graph.in_nodes)]
+    end = [tuple(n.outputs[0]) if rev else tuple(n.inputs[0]) for n in (graph.in_nodes if rev else graph.out_nodes)]
+    return steps, start, end  # type: ignore[return-value]
+
+
+class _MemorySavingRun(torch.autograd.Function):
+    """Runs a graph keeping only its outputs; the backward pass recomputes through inverses."""
+
+    @staticmethod
+    def forward(ctx: Any, graph: InvertibleGraph, rev: bool, jac: bool, count: int, *tensors: Tensor) -> Any:
+        steps, start, end = _schedule(graph, rev)
+        values: dict[Key, Tensor] = dict(zip(start, tensors[:count], strict=True))
+        log_det = tensors[0].new_zeros(tensors[0].shape[0])
+        with torch.no_grad():
+            for node, consumed, produced in steps:
+                outputs, node_log_det = node.module([values.pop(k) for k in consumed], rev=rev, jac=jac)
+                values.update(zip(produced, outputs, strict=True))
+                if jac:
+                    log_det = log_det + node_log_det
+        outputs = [values[k] for k in end]
+        ctx.graph, ctx.rev, ctx.jac, ctx.count = graph, rev, jac, count
+        ctx.params = tensors[count:]
+        ctx.save_for_backward(*outputs)
+        return (*outputs, log_det)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor | None) -> Any:
+        graph, rev, jac = ctx.graph, ctx.rev, ctx.jac
+        steps, start, end = _schedule(graph, rev)
+        outputs = ctx.saved_tensors
+        values: dict[Key, Tensor] = dict(zip(end, outputs, strict=True))
+        grad_values: dict[Key, Tensor | None] = dict(zip(end, grads[:-1], strict=True))
+        grad_log_det = grads[-1] if jac else None
+        param_grads: dict[nn.Parameter, Tensor] = {}
+        for node, consumed, produced in reversed(steps):
+            module = node.module
+            with torch.no_grad():  # inputs of this node, from its outputs, through its exact inverse
+                inputs, _ = module([values.pop(k) for k in produced], rev=not rev, jac=False)
+            inputs = [x.detach().requires_grad_(True) for x in inputs]
+            with torch.enable_grad():
+                recomputed, node_log_det = module(inputs, rev=rev, jac=jac and grad_log_det is not None)
+            targets, target_grads = [], []
+            for key, value in zip(produced, recomputed, strict=True):
+                grad = grad_values.pop(key, None)
+                if grad is not None and value.requires_grad:
+                    targets.append(value)
+                    target_grads.append(grad)
+            if grad_log_det is not None and node_log_det is not None and node_log_det.requires_grad:
+                targets.append(node_log_det)
+                target_grads.append(grad_log_det)
+            params = [p for p in module.parameters() if p.requires_grad]
+            if targets:
+                found = torch.autograd.grad(targets, [*inputs, *params], target_grads, allow_unused=True)
+            else:
+                found = (None,) * (len(inputs) + len(params))
+            for key, value, grad in zip(consumed, inputs, found[: len(inputs)], strict=True):
+                values[key] = value.detach()
+                grad_values[key] = grad
+            for param, grad in zip(params, found[len(inputs) :], strict=True):
+                if grad is not None:
+                    param_grads[param] = param_grads[param] + grad if param in param_grads else grad
+        input_grads = [grad_values.get(k) for k in start]
+        return (None, None, None, None, *input_grads, *(param_grads.get(p) for p in ctx.params))
 
 
 class InvertibleGraph(GraphINN):
@@ -26,6 +123,11 @@ class InvertibleGraph(GraphINN):
             ``OutputNode``), each with a unique name without dots. The order
             of this list fixes the order of the outputs and of the
             ``state_dict``.
+        memory_saving: when gradients are needed, store no activations and
+            recompute them through the inverse in the backward pass (see the
+            module docstring); needs modules whose reverse is their exact
+            inverse and no conditions. Can be switched at any time through
+            the attribute of the same name.
 
     Raises:
         ValueError: a name is missing, repeated or contains a dot.
@@ -43,7 +145,7 @@ class InvertibleGraph(GraphINN):
         (2, 4, 8, 8)
     """
 
-    def __init__(self, nodes: Sequence[Node]) -> None:
+    def __init__(self, nodes: Sequence[Node], memory_saving: bool = False) -> None:
         nodes = list(nodes)
         names = [node.name for node in nodes]
         for name in names:
@@ -55,6 +157,7 @@ class InvertibleGraph(GraphINN):
         super().__init__(nodes, force_tuple_output=True)
         del self.module_list
         self.nodes = nn.ModuleDict({node.name: node.module for node in nodes if node.module is not None})
+        self.memory_saving = memory_saving
 
     def forward(  # type: ignore[override]
         self,
@@ -72,6 +175,15 @@ class InvertibleGraph(GraphINN):
             (per input node when ``rev=True``) and the summed per-sample
             log-determinant of shape ``(B,)``.
         """
+        if self.memory_saving and torch.is_grad_enabled() and not intermediate_outputs and not c and x is None:
+            inputs = [x_or_z] if isinstance(x_or_z, Tensor) else list(x_or_z)
+            params = [p for p in self.parameters() if p.requires_grad]
+            if params or any(t.requires_grad for t in inputs):
+                count = len(self.out_nodes if rev else self.in_nodes)
+                if len(inputs) != count:
+                    raise ValueError(f"got {len(inputs)} inputs, but expected {count}")
+                *outputs, log_det = _MemorySavingRun.apply(self, rev, jac, count, *inputs, *params)
+                return tuple(outputs), log_det
         try:
             return super().forward(x_or_z, c, rev=rev, jac=jac, intermediate_outputs=intermediate_outputs, x=x)
         except RuntimeError as error:

@@ -43,6 +43,11 @@ class InvertibleHider(InvertibleGraph):
     lost information ``r``. Revealing runs the same graph backwards from the
     stego image and an auxiliary ``z`` in place of ``r``.
 
+    :meth:`hide` and :meth:`reveal` hand their inputs to the graph in the
+    memory layout of the convolution weights: after
+    ``hider.to(memory_format=torch.channels_last)`` they run channels-last,
+    which is markedly faster on CPUs and recent GPUs.
+
     As a FrEIA ``GraphINN``, ``hider([cover, secret])`` returns
     ``((stego, lost), log_det)`` and ``hider([stego, z], rev=True)`` returns
     ``((cover, secret), log_det)``. Any batch size and any even height and
@@ -59,6 +64,19 @@ class InvertibleHider(InvertibleGraph):
         channels: image channels ``C`` (3 for RGB).
         layout: wavelet subband layout, ``"subband"`` or ``"hinet"``.
         wavelet_backend: ``"auto"``, ``"haar"`` or ``"pytorch_wavelets"``.
+        memory_saving: train without storing activations, recomputing them
+            through the exact inverse in the backward pass (see
+            :mod:`invhide.graph`): activation memory independent of
+            ``num_blocks``, for about one extra pass of compute. A runtime
+            switch (the attribute ``memory_saving``), not part of the config.
+
+    Attributes:
+        num_secrets: ``k``.
+        num_blocks: ``M``.
+        channels: ``C``.
+        min_size: smallest height and width the wavelet allows (2 for Haar,
+            4 for ``"db2"``, 8 for ``"sym4"``); sides must also be even.
+        memory_saving: see the argument of the same name.
 
     Example:
         >>> hider = InvertibleHider(num_secrets=2, num_blocks=2, subnet=invhide.subnets.conv(hidden=16))
@@ -83,6 +101,7 @@ class InvertibleHider(InvertibleGraph):
         channels: int = 3,
         layout: functional.Layout = "subband",
         wavelet_backend: functional.Backend = "auto",
+        memory_saving: bool = False,
     ) -> None:
         self.num_secrets = _positive_int("num_secrets", num_secrets)
         self.num_blocks = _positive_int("num_blocks", num_blocks)
@@ -111,7 +130,7 @@ class InvertibleHider(InvertibleGraph):
         stego_idwt = Node(branches[0], WaveletUpsampling, wavelet_args, name="stego_idwt")
         lost_idwt = Node(branches[1], WaveletUpsampling, wavelet_args, name="lost_idwt")
         nodes += [stego_idwt, lost_idwt, OutputNode(stego_idwt, name="stego"), OutputNode(lost_idwt, name="lost")]
-        super().__init__(nodes)
+        super().__init__(nodes, memory_saving=memory_saving)
 
     # ------------------------------------------------------------------
     # Hiding and revealing
@@ -142,6 +161,20 @@ class InvertibleHider(InvertibleGraph):
                     f"got ({image.device}, {image.dtype})"
                 )
 
+    def _memory_format(self) -> torch.memory_format:
+        """``torch.channels_last`` when the convolution weights are stored so, else ``torch.contiguous_format``.
+
+        Convolutions are fastest when inputs and weights share a layout (on a
+        2-core CPU, channels-last weights and inputs hide about 1.4x faster
+        than the default layout, and mixing the two is slower than either).
+        """
+        for param in self.parameters():
+            if param.dim() == 4 and param.shape[1] > 1 and param.shape[-1] > 1:
+                if param.is_contiguous(memory_format=torch.channels_last) and not param.is_contiguous():
+                    return torch.channels_last
+                return torch.contiguous_format
+        return torch.contiguous_format
+
     def hide(self, cover: Tensor, *secrets: Tensor) -> tuple[Tensor, Tensor]:
         """Hide the secret images in the cover.
 
@@ -164,6 +197,8 @@ class InvertibleHider(InvertibleGraph):
         for i, secret in enumerate(secrets):
             self._check(f"secret {i + 1}" if self.num_secrets > 1 else "secret", secret, self.channels, cover)
         secret = secrets[0] if self.num_secrets == 1 else torch.cat(secrets, dim=1)
+        layout = self._memory_format()
+        cover, secret = cover.contiguous(memory_format=layout), secret.contiguous(memory_format=layout)
         (stego, lost), _ = self([cover, secret], jac=False)
         return stego, lost
 
@@ -189,6 +224,8 @@ class InvertibleHider(InvertibleGraph):
             z = torch.randn(shape, generator=generator, dtype=stego.dtype, device=stego.device)
         else:
             self._check("z", z, lost_channels, stego)
+        layout = self._memory_format()
+        stego, z = stego.contiguous(memory_format=layout), z.contiguous(memory_format=layout)
         (_, secret), _ = self([stego, z], rev=True, jac=False)
         return secret
 

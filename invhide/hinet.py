@@ -16,9 +16,7 @@ is the paper's phi, ``r`` its rho and ``y`` its eta. They map one to one onto
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +76,8 @@ class HiNet(InvertibleHider):
             ``"identity"`` (PyTorch's default initialisation with zeroed
             output layers).
         generator: seeds the reference initialisation.
+        memory_saving: recompute activations through the inverse when
+            training (see :class:`~invhide.InvertibleHider`).
 
     Example:
         >>> model = HiNet(num_blocks=2, generator=torch.Generator().manual_seed(0))
@@ -100,6 +100,7 @@ class HiNet(InvertibleHider):
         growth: int = 32,
         init: str = "reference",
         generator: torch.Generator | None = None,
+        memory_saving: bool = False,
     ) -> None:
         if init not in ("reference", "identity"):
             raise ValueError(f"init must be 'reference' or 'identity', got {init!r}")
@@ -112,6 +113,7 @@ class HiNet(InvertibleHider):
             clamp_activation="sigmoid",
             channels=channels,
             layout="hinet",
+            memory_saving=memory_saving,
         )
         self.growth = growth
         if init == "reference":
@@ -172,7 +174,7 @@ class HiNet(InvertibleHider):
             raise FileNotFoundError(f"{path}: no such checkpoint file")
         try:
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as error:
+        except Exception as error:  # garbage makes the weights-only unpickler raise almost anything
             raise ValueError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
         if isinstance(checkpoint, Mapping) and "net" in checkpoint:
             checkpoint = checkpoint["net"]

@@ -51,7 +51,9 @@ __all__ = [
 Kind = Literal["l1", "l2"]
 Reduction = Literal["sum", "mean"]
 KINDS: tuple[str, ...] = ("l1", "l2")
+"""Distances of :func:`distance`: ``"l1"`` (absolute error) and ``"l2"`` (squared error)."""
 REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+"""Reductions of :func:`distance` over all elements: ``"sum"`` (the reference code's) and ``"mean"``."""
 
 
 # --------------------------------------------------------------------------

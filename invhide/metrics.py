@@ -41,9 +41,13 @@ __all__ = [
 
 Channel = Literal["rgb", "y"]
 CHANNELS: tuple[str, ...] = ("rgb", "y")
+"""Where the metrics are computed: the three RGB channels, or the BT.601 luma Y (:func:`rgb_to_y`)."""
 METRICS: tuple[str, ...] = ("psnr", "ssim", "mae", "rmse")
+"""The metrics of an :class:`Evaluation`, in the column order of the paper's Table 2."""
 ROWS: tuple[str, ...] = ("cover/stego", "secret/recovery")
+"""The two comparisons of an :class:`Evaluation`: stego against cover, recovered secret against secret."""
 STEGO_SETTINGS: tuple[str, ...] = ("float", "8-bit")
+"""The stego an :class:`Evaluation` reveals from: as the network outputs it, or :func:`quantize_8bit` of it."""
 _SETTING_NAMES = dict(zip((False, True), STEGO_SETTINGS, strict=True))  # quantize flag -> stego setting
 
 # ITU-R BT.601 luma for RGB in [0, 1], in 0..255 units (range 16..235), as MATLAB's rgb2ycbcr.
@@ -411,10 +415,16 @@ class Evaluation:
 def _single_pairs(pairs: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:
     """Yield ``(cover, secret)`` one image each, ``(3, H, W)``, from single or batched pairs."""
     for index, pair in enumerate(pairs):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise TypeError(f"pair {index} must be a (cover, secret) pair of tensors, got {type(pair).__name__}")
+        try:
+            if isinstance(pair, Tensor):
+                raise TypeError
+            cover, secret = pair  # a tuple, a list, or anything that unpacks into two, such as data.ImagePair
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"pair {index} must be a (cover, secret) pair of tensors, got {type(pair).__name__}"
+            ) from None
         cover, secret = (
-            image.unsqueeze(0) if isinstance(image, Tensor) and image.dim() == 3 else image for image in pair
+            image.unsqueeze(0) if isinstance(image, Tensor) and image.dim() == 3 else image for image in (cover, secret)
         )
         _check_rgb(cover, f"cover of pair {index}")
         _check_rgb(secret, f"secret of pair {index}")

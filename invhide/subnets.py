@@ -37,11 +37,14 @@ __all__ = [
     "dense",
     "register",
     "registered",
+    "residual",
     "resolve",
 ]
 
 SubnetConstructor = Callable[[int, int], nn.Module]
+"""A callable ``(c_in, c_out) -> nn.Module`` whose module maps ``(B, c_in, h, w)`` to ``(B, c_out, h, w)``."""
 SubnetSpec = str | SubnetConstructor
+"""A registered subnet name (``"dense"``, ``"residual"``, ``"conv"``, ...) or a :data:`SubnetConstructor`."""
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -62,6 +65,22 @@ class Subnet(nn.Module):
     Subclasses name their last layer through :attr:`output_layer`; it is
     zero-initialised at construction (so couplings start as the identity) and
     :func:`invhide.hinet.reference_init_` keeps it at zero.
+
+    Example:
+        A subnet of your own follows the same contract:
+
+        >>> class Tiny(Subnet):
+        ...     def __init__(self, in_channels, out_channels):
+        ...         super().__init__()
+        ...         self.conv = torch.nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        ...         self.zero_output_()
+        ...     @property
+        ...     def output_layer(self):
+        ...         return self.conv
+        ...     def forward(self, x):
+        ...         return self.conv(x)
+        >>> Tiny(4, 8)(torch.rand(1, 4, 5, 5)).abs().max().item()  # starts at zero
+        0.0
     """
 
     @property

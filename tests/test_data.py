@@ -333,7 +333,7 @@ class TestImageDataset:
 
 
 # --------------------------------------------------------------------------
-# test_pairs
+# evaluation_pairs
 # --------------------------------------------------------------------------
 
 
@@ -341,7 +341,7 @@ class TestTestPairs:
     @pytest.mark.parametrize("count", [2, 5, 6])
     def test_pairing_rule(self, tmp_path, count):
         paths = make_folder(tmp_path, [(20, 24)] * count)
-        pairs = data.test_pairs(tmp_path, size=16)
+        pairs = data.evaluation_pairs(tmp_path, size=16)
         assert len(pairs) == count
         for i, pair in enumerate(pairs):
             j = (i + count // 2) % count
@@ -354,13 +354,13 @@ class TestTestPairs:
 
     def test_pairs_share_no_memory(self, tmp_path):
         make_folder(tmp_path, [(16, 16)] * 2)
-        pairs = data.test_pairs(tmp_path, size=16)
+        pairs = data.evaluation_pairs(tmp_path, size=16)
         pairs[0].cover.zero_()
         assert pairs[1].secret.max() > 0
 
     def test_explicit_order_is_kept(self, tmp_path):
         paths = make_folder(tmp_path, [(16, 16)] * 3)
-        pairs = data.test_pairs([paths[2], paths[0], paths[1]], size=16)
+        pairs = data.evaluation_pairs([paths[2], paths[0], paths[1]], size=16)
         assert [p.names for p in pairs] == [
             ("0002.png", "0000.png"),
             ("0000.png", "0001.png"),
@@ -369,7 +369,7 @@ class TestTestPairs:
 
     def test_largest_even_square(self, tmp_path):
         make_folder(tmp_path, [(21, 31), (40, 25), (30, 30), (50, 50)])
-        pairs = data.test_pairs(tmp_path, size=None)
+        pairs = data.evaluation_pairs(tmp_path, size=None)
         # pairs (0, 2), (1, 3), (2, 0), (3, 1): min sides 21, 25, 21, 25 -> 20, 24, 20, 24
         assert [pair.cover.shape[-1] for pair in pairs] == [20, 24, 20, 24]
         assert all(pair.cover.shape == pair.secret.shape for pair in pairs)
@@ -377,24 +377,23 @@ class TestTestPairs:
     def test_too_small_is_an_error(self, tmp_path):
         make_folder(tmp_path, [(30, 30), (30, 20)])
         with pytest.raises(ValueError, match=r"0001.png: 20x30 is smaller than the evaluation crop 24x24"):
-            data.test_pairs(tmp_path, size=24)
+            data.evaluation_pairs(tmp_path, size=24)
 
     def test_needs_two_images(self, tmp_path):
         make_folder(tmp_path, [(30, 30)])
         with pytest.raises(ValueError, match="at least two images, got 1"):
-            data.test_pairs(tmp_path)
+            data.evaluation_pairs(tmp_path)
 
     @pytest.mark.parametrize("size", [0, -2, 3.5, True])
     def test_bad_size(self, tmp_path, size):
         make_folder(tmp_path, [(30, 30)] * 2)
         with pytest.raises(ValueError, match="size must be a positive integer or None"):
-            data.test_pairs(tmp_path, size=size)
+            data.evaluation_pairs(tmp_path, size=size)
 
-    def test_pair_unpacks_and_is_not_collected_by_pytest(self):
+    def test_pair_unpacks(self):
         pair = ImagePair(torch.zeros(1), torch.ones(1), Path("x/a.png"), Path("x/b.png"))
         cover, secret = pair
         assert cover.item() == 0 and secret.item() == 1 and pair.names == ("a.png", "b.png")
-        assert data.test_pairs.__test__ is False
 
 
 # --------------------------------------------------------------------------
@@ -422,7 +421,7 @@ class TestSamples:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             dataset = ImageDataset(sample_image_paths(SAMPLE_TRAIN), crop=64)
-            pairs = data.test_pairs(sample_image_paths(SAMPLE_TEST), size=64)
+            pairs = data.evaluation_pairs(sample_image_paths(SAMPLE_TEST), size=64)
         assert dataset[0].shape == (3, 64, 64)
         assert [p.names for p in pairs] == [
             ("chelsea.png", "coffee.png"),
@@ -453,7 +452,7 @@ class TestSharedData:
         folder = shared("kodak24")
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            pairs = data.test_pairs(folder, size=256)
+            pairs = data.evaluation_pairs(folder, size=256)
         assert len(pairs) == 24
         assert pairs[0].names == ("kodim01.png", "kodim13.png") and pairs[12].names == ("kodim13.png", "kodim01.png")
         assert all(p.cover.shape == p.secret.shape == (3, 256, 256) for p in pairs)
@@ -470,9 +469,9 @@ class TestSharedData:
         bridge = dataset[[p.name for p in dataset.paths].index("bridge.png")]
         assert bridge.shape == (3, 256, 256) and torch.equal(bridge[0], bridge[2])
         with pytest.raises(ValueError, match="comic.png: 250x361 is smaller than the evaluation crop"):
-            data.test_pairs(folder, size=256)
+            data.evaluation_pairs(folder, size=256)
         with pytest.warns(UserWarning, match="bridge.png"):
-            pairs = data.test_pairs(folder, size=None)
+            pairs = data.evaluation_pairs(folder, size=None)
         assert all(p.cover.shape[-1] % 2 == 0 and p.cover.shape == p.secret.shape for p in pairs)
 
     def test_photos49_training_crops(self):

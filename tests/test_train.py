@@ -155,6 +155,26 @@ def test_logs_checkpoints_and_validation(tmp_path):
     assert loop["step"] == 4 and loop["config"]["quantize"] is True
 
 
+def test_a_fresh_run_does_not_overwrite_a_previous_one(tmp_path):
+    Trainer(
+        tiny_model(), HidingLoss.paper(), Crop(tiny_data()), config(steps=2), out_dir=tmp_path, progress=False
+    ).fit()
+    with pytest.raises(FileExistsError, match="holds a previous run"):
+        Trainer(
+            tiny_model(), HidingLoss.paper(), Crop(tiny_data()), config(steps=2), out_dir=tmp_path, progress=False
+        ).fit()
+    # resume=True without a checkpoint to resume starts over, dropping the old logs
+    crashing = HidingLoss.paper().with_term("crash", 0.0, Injected(at=[2], value=KeyboardInterrupt()))
+    other = tmp_path / "other"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_model(), crashing, Crop(tiny_data()), config(steps=4), out_dir=other, progress=False).fit()
+    result = Trainer(
+        tiny_model(), HidingLoss.paper(), Crop(tiny_data()), config(steps=4), out_dir=other, progress=False
+    ).fit(resume=True)
+    steps = [json.loads(line)["step"] for line in (other / "log.jsonl").read_text().splitlines()]
+    assert result.steps == 4 and steps == [1, 2, 3, 4]
+
+
 def test_several_secrets():
     result = Trainer(
         tiny_model(num_secrets=2), HidingLoss.paper(), Crop(tiny_data()), config(steps=2), progress=False

@@ -1,0 +1,288 @@
+"""Hiding and revealing whole images of any size: padding, size matching and tiling.
+
+:meth:`InvertibleHider.hide` needs even sizes of at least ``model.min_size``
+and cover and secret of one size. The functions here take images as they
+come:
+
+- **Any size.** Images are padded (reflect, or replicate where an image is
+  too small to reflect) to an even size of at least the wavelet's minimum,
+  and the result is cropped back, so the output has exactly the input's size.
+- **Cover and secret of different sizes** are refused unless ``fit`` says
+  what to do: ``"resize"`` (bicubic, the secret's aspect ratio is not kept)
+  or ``"crop"`` (centre crop, padding first where the secret is smaller).
+- **Tiling.** With ``tile=N`` the image is processed in ``N x N`` windows
+  that overlap by ``overlap`` pixels on every side; only each window's centre
+  is kept, so memory stays bounded and, with enough overlap, the result
+  matches the whole-image computation (measured in ``benchmarks/tiling.py``).
+  The auxiliary ``z`` of :func:`reveal` is drawn once for the whole image, so
+  tiling does not change it.
+
+Everything runs under ``torch.inference_mode()`` and leaves the model's
+train/eval mode as it found it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["FITS", "fit_secret", "hide", "pad_to", "reveal", "tiles"]
+
+FITS: tuple[str, ...] = ("refuse", "resize", "crop")
+
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _check_batch(name: str, image: Tensor, channels: int, bounded: bool = True) -> None:
+    if not isinstance(image, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+    if image.dim() != 4 or image.shape[1] != channels:
+        raise ValueError(f"{name} must have shape (B, {channels}, H, W), got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
+    if not torch.isfinite(image).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    low, high = image.min().item(), image.max().item()
+    if bounded and (low < 0 or high > 1):
+        raise ValueError(f"{name} must have values in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+
+
+def pad_to(image: Tensor, min_size: int = 2) -> tuple[Tensor, tuple[int, int]]:
+    """Pad the bottom and right of ``(B, C, H, W)`` to even sides of at least ``min_size``.
+
+    Reflect padding where the image is large enough, replicate otherwise.
+
+    Returns:
+        ``(padded, (H, W))``: crop ``padded[..., :H, :W]`` to undo.
+
+    Example:
+        >>> padded, size = pad_to(torch.rand(1, 3, 5, 8), min_size=4)
+        >>> tuple(padded.shape), size
+        ((1, 3, 6, 8), (5, 8))
+    """
+    height, width = image.shape[-2:]
+    target_h = max(min_size, height + height % 2)
+    target_w = max(min_size, width + width % 2)
+    pad_h, pad_w = target_h - height, target_w - width
+    if pad_h == 0 and pad_w == 0:
+        return image, (height, width)
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode), (height, width)
+
+
+def fit_secret(secret: Tensor, size: tuple[int, int], fit: str = "refuse") -> Tensor:
+    """Bring a secret to the cover's ``size``.
+
+    Args:
+        secret: ``(B, C, h, w)``.
+        size: the cover's ``(H, W)``.
+        fit: ``"refuse"`` (raise unless the sizes agree), ``"resize"``
+            (bicubic, clamped to ``[0, 1]``) or ``"crop"`` (centre crop; a
+            side that is too short is padded by reflection first).
+
+    Raises:
+        ValueError: sizes differ and ``fit="refuse"``, or an unknown ``fit``.
+
+    Example:
+        >>> tuple(fit_secret(torch.rand(1, 3, 10, 20), (8, 8), "crop").shape)
+        (1, 3, 8, 8)
+    """
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+    height, width = size
+    if tuple(secret.shape[-2:]) == (height, width):
+        return secret
+    if fit == "refuse":
+        raise ValueError(
+            f"the secret is {secret.shape[-1]}x{secret.shape[-2]} but the cover is {width}x{height} (width x "
+            f"height); pass fit='resize' or fit='crop' (--fit on the command line) to adapt the secret"
+        )
+    if fit == "resize":
+        return F.interpolate(secret, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+    pad_h, pad_w = max(0, height - secret.shape[-2]), max(0, width - secret.shape[-1])
+    if pad_h or pad_w:
+        top, left = pad_h // 2, pad_w // 2
+        reflect = pad_h < secret.shape[-2] and pad_w < secret.shape[-1]
+        padding = (left, pad_w - left, top, pad_h - top)
+        secret = F.pad(secret, padding, mode="reflect" if reflect else "replicate")
+    top = (secret.shape[-2] - height) // 2
+    left = (secret.shape[-1] - width) // 2
+    return secret[..., top : top + height, left : left + width]
+
+
+def tiles(length: int, tile: int, overlap: int, step: int = 2) -> list[tuple[int, int, int, int]]:
+    """Windows along one axis: ``(start, stop, keep_start, keep_stop)``, all multiples of ``step``.
+
+    The kept parts ``[keep_start, keep_stop)`` cover ``[0, length)`` exactly
+    once; each window extends up to ``overlap`` beyond its kept part.
+
+    Example:
+        >>> tiles(10, 6, 2)
+        [(0, 6, 0, 4), (2, 8, 4, 6), (4, 10, 6, 10)]
+    """
+    if tile >= length:
+        return [(0, length, 0, length)]
+    if tile - 2 * overlap < step:
+        raise ValueError(f"tile {tile} must exceed twice the overlap {overlap} by at least {step}")
+    out = []
+    keep = 0
+    while keep < length:
+        start = max(0, keep - overlap)
+        start -= start % step
+        stop = min(length, start + tile)
+        keep_stop = length if stop == length else stop - overlap
+        out.append((start, stop, keep, keep_stop))
+        keep = keep_stop
+    return out
+
+
+def _tiled(
+    function: Callable[[Tensor, Tensor], tuple[Tensor, ...]],
+    first: Tensor,
+    second: Tensor,
+    tile: int | None,
+    overlap: int,
+    step: int,
+    progress: bool = False,
+) -> tuple[Tensor, ...]:
+    """Apply a size-preserving two-input function window by window and stitch the kept parts."""
+    height, width = first.shape[-2:]
+    if tile is None or (tile >= height and tile >= width):
+        return function(first, second)
+    if tile % step or overlap % step or tile <= 0 or overlap < 0:
+        raise ValueError(f"tile and overlap must be non-negative multiples of {step}, got {tile} and {overlap}")
+    windows = [(r, c) for r in tiles(height, tile, overlap, step) for c in tiles(width, tile, overlap, step)]
+    if progress and len(windows) > 1:
+        from tqdm.auto import tqdm
+
+        windows = tqdm(windows, desc="tiles", unit="tile", leave=False)
+    outputs: list[Tensor] | None = None
+    for (top, bottom, keep_top, keep_bottom), (left, right, keep_left, keep_right) in windows:
+        window = (..., slice(top, bottom), slice(left, right))
+        results = function(first[window], second[window])
+        if outputs is None:
+            outputs = [r.new_empty(*r.shape[:2], height, width) for r in results]
+        inner = (..., slice(keep_top - top, keep_bottom - top), slice(keep_left - left, keep_right - left))
+        kept = (..., slice(keep_top, keep_bottom), slice(keep_left, keep_right))
+        for output, result in zip(outputs, results, strict=True):
+            output[kept] = result[inner]
+    return tuple(outputs or ())
+
+
+def _tile_step(model: nn.Module) -> int:
+    # Windows start on even pixels so that every window sees the same 2x2 wavelet blocks as the whole image.
+    return 2 * max(1, math.ceil(getattr(model, "min_size", 2) / 2))
+
+
+def hide(
+    model: nn.Module,
+    cover: Tensor,
+    secret: Tensor,
+    *,
+    fit: str = "refuse",
+    tile: int | None = None,
+    overlap: int = 32,
+    progress: bool = False,
+) -> Tensor:
+    """Hide ``secret`` in ``cover`` at any size; the stego has the cover's size.
+
+    Args:
+        model: a trained hider with one secret.
+        cover: ``(B, C, H, W)`` or ``(C, H, W)`` in ``[0, 1]``, any H, W >= 1.
+        secret: the same, of the cover's size unless ``fit`` says otherwise.
+        fit: ``"refuse"``, ``"resize"`` or ``"crop"``, see :func:`fit_secret`.
+        tile: process in windows of this side (even); ``None``: whole image.
+        overlap: context pixels around each window's kept centre (even).
+        progress: show a progress bar over the windows.
+
+    Returns:
+        The float stego, shaped like ``cover`` (not clamped or rounded).
+
+    Raises:
+        ValueError: values outside ``[0, 1]`` or NaN, mismatched sizes
+            with ``fit="refuse"``, bad tiling arguments.
+
+    Example:
+        >>> model = invhide.InvertibleHider(num_blocks=1, subnet="conv")
+        >>> stego = hide(model, torch.rand(3, 33, 17), torch.rand(3, 33, 17))
+        >>> tuple(stego.shape)
+        (3, 33, 17)
+    """
+    single = cover.dim() == 3
+    cover, secret = (x.unsqueeze(0) if isinstance(x, Tensor) and x.dim() == 3 else x for x in (cover, secret))
+    channels = getattr(model, "channels", 3)
+    _check_batch("cover", cover, channels)
+    _check_batch("secret", secret, channels)
+    if secret.shape[0] != cover.shape[0]:
+        raise ValueError(f"cover and secret batches differ: {cover.shape[0]} and {secret.shape[0]}")
+    secret = fit_secret(secret, tuple(cover.shape[-2:]), fit)
+    padded_cover, (height, width) = pad_to(cover, getattr(model, "min_size", 2))
+    padded_secret, _ = pad_to(secret, getattr(model, "min_size", 2))
+    with _evaluating(model):
+        (stego,) = _tiled(
+            lambda c, s: model.hide(c, s)[:1], padded_cover, padded_secret, tile, overlap, _tile_step(model), progress
+        )
+    stego = stego[..., :height, :width]
+    return stego[0] if single else stego
+
+
+def reveal(
+    model: nn.Module,
+    stego: Tensor,
+    *,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    tile: int | None = None,
+    overlap: int = 32,
+    progress: bool = False,
+) -> Tensor:
+    """Recover the secret from a stego image of any size; the result has the stego's size.
+
+    Args:
+        model: the hider that made the stego.
+        stego: ``(B, C, H, W)`` or ``(C, H, W)``, e.g. read from an 8-bit PNG.
+        z: stand-in for the lost part, shaped like the padded stego;
+            ``N(0, 1)`` from ``generator`` when not given.
+        generator: seeds ``z``.
+        tile: process in windows of this side (even); ``None``: whole image.
+        overlap: context pixels around each window's kept centre (even).
+        progress: show a progress bar over the windows.
+
+    Returns:
+        The recovered secret, clamped to ``[0, 1]``, shaped like ``stego``.
+
+    Example:
+        >>> model = invhide.InvertibleHider(num_blocks=1, subnet="conv")
+        >>> tuple(reveal(model, torch.rand(3, 9, 10)).shape)
+        (3, 9, 10)
+    """
+    single = stego.dim() == 3
+    if single:
+        stego = stego.unsqueeze(0)
+    channels = getattr(model, "channels", 3)
+    _check_batch("stego", stego, channels, bounded=False)  # a float stego may overshoot [0, 1]
+    padded, (height, width) = pad_to(stego, getattr(model, "min_size", 2))
+    lost_channels = channels * getattr(model, "num_secrets", 1)
+    shape = (padded.shape[0], lost_channels, *padded.shape[-2:])
+    if z is None:
+        z = torch.randn(shape, generator=generator, device=stego.device, dtype=stego.dtype)
+    elif tuple(z.shape) != shape:
+        raise ValueError(f"z must have shape {shape} (the padded stego's), got {tuple(z.shape)}")
+    with _evaluating(model):
+        (secret,) = _tiled(lambda s, n: (model.reveal(s, z=n),), padded, z, tile, overlap, _tile_step(model), progress)
+    secret = secret[..., :height, :width].clamp(0, 1)
+    return secret[0] if single else secret

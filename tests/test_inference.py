@@ -1,0 +1,95 @@
+import pytest
+import torch
+from helpers import images, randomize_
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from invhide import HiNet, InvertibleHider, subnets
+from invhide.inference import fit_secret, hide, pad_to, reveal, tiles
+
+
+def model(wavelet="haar", blocks=2):
+    return randomize_(InvertibleHider(num_blocks=blocks, subnet=subnets.conv(hidden=8, depth=2), wavelet=wavelet), 0)
+
+
+@settings(max_examples=25)
+@given(height=st.integers(1, 21), width=st.integers(1, 21), wavelet=st.sampled_from(["haar", "db2"]))
+def test_any_size_keeps_its_size_and_matches_the_padded_computation(height, width, wavelet):
+    hider = model(wavelet)
+    cover, secret = images(height, 3, height, width), images(width, 3, height, width)
+    stego = hide(hider, cover, secret)
+    assert stego.shape == cover.shape
+    padded_cover, size = pad_to(cover[None], hider.min_size)
+    padded_secret, _ = pad_to(secret[None], hider.min_size)
+    assert (
+        size == (height, width) and padded_cover.shape[-1] % 2 == 0 and min(padded_cover.shape[-2:]) >= hider.min_size
+    )
+    with torch.no_grad():
+        expected, _ = hider.hide(padded_cover, padded_secret)
+    assert torch.equal(stego, expected[0, :, :height, :width])
+    recovered = reveal(hider, stego.clamp(0, 1), generator=torch.Generator().manual_seed(0))
+    assert recovered.shape == cover.shape and recovered.min() >= 0 and recovered.max() <= 1
+
+
+def test_odd_size_333x517_round_trip():
+    hider = model()
+    cover, secret = images(0, 3, 333, 517), images(1, 3, 333, 517)
+    stego = hide(hider, cover, secret)
+    recovered = reveal(hider, stego, generator=torch.Generator().manual_seed(0))
+    assert stego.shape == recovered.shape == (3, 333, 517)
+
+
+def test_tiling_matches_whole_image_with_enough_overlap():
+    hider = randomize_(HiNet(num_blocks=2, init="identity"), 0, gain=0.1)
+    cover, secret = images(0, 1, 3, 96, 80), images(1, 1, 3, 96, 80)
+    whole = hide(hider, cover, secret)
+    tiled = hide(hider, cover, secret, tile=48, overlap=16)
+    assert (whole - tiled).abs().max() < 1e-4
+    generator = lambda: torch.Generator().manual_seed(3)
+    whole_secret = reveal(hider, whole, generator=generator())
+    tiled_secret = reveal(hider, whole, generator=generator(), tile=48, overlap=16)
+    assert (whole_secret - tiled_secret).abs().max() < 1e-4
+    no_overlap = reveal(hider, whole, generator=generator(), tile=32, overlap=0)
+    assert (whole_secret - no_overlap).abs().max() > 1e-3  # without context the seams show
+
+
+def test_tiles_cover_each_pixel_once():
+    for length, tile, overlap in [(10, 6, 2), (100, 32, 8), (7, 8, 2), (64, 16, 0)]:
+        kept = [i for _, _, a, b in tiles(length, tile, overlap) for i in range(a, b)]
+        assert kept == list(range(length))
+        for start, stop, keep_start, keep_stop in tiles(length, tile, overlap):
+            assert start % 2 == 0 and start <= keep_start and keep_stop <= stop and stop - start <= tile
+    with pytest.raises(ValueError, match="must exceed twice the overlap"):
+        tiles(100, 16, 8)
+
+
+def test_fit_secret():
+    secret = images(0, 1, 3, 20, 30)
+    assert fit_secret(secret, (20, 30)) is secret
+    with pytest.raises(ValueError, match="the secret is 30x20 but the cover is 16x16.*fit='resize' or fit='crop'"):
+        fit_secret(secret, (16, 16))
+    assert fit_secret(secret, (16, 16), "resize").shape[-2:] == (16, 16)
+    cropped = fit_secret(secret, (16, 16), "crop")
+    assert torch.equal(cropped, secret[..., 2:18, 7:23])
+    assert fit_secret(secret, (24, 24), "crop").shape[-2:] == (24, 24)
+    with pytest.raises(ValueError, match="fit must be one of"):
+        fit_secret(secret, (16, 16), "stretch")
+
+
+@pytest.mark.parametrize(
+    ("cover", "message"),
+    [
+        (torch.full((3, 8, 8), float("nan")), "cover holds NaN"),
+        (torch.full((3, 8, 8), 1.5), "values in \\[0, 1\\]"),
+        (torch.zeros(4, 8, 8), "shape \\(B, 3, H, W\\)"),
+    ],
+)
+def test_bad_images(cover, message):
+    with pytest.raises(ValueError, match=message):
+        hide(model(), cover, torch.zeros(3, 8, 8))
+
+
+def test_mode_is_restored():
+    hider = model().train()
+    hide(hider, images(0, 3, 8, 8), images(1, 3, 8, 8))
+    assert hider.training
