@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from invhide._state import state_mismatches
 from invhide.hider import InvertibleHider
 from invhide.hinet import HiNet
 
@@ -276,21 +277,7 @@ def load(path: PathLike, map_location: str | torch.device = "cpu", channels_last
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{file}: corrupt model config in the metadata ({error})") from None
     model = model_from_config(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [
-        f"{k} {tuple(tensors[k].shape)} (config needs {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in tensors and tensors[k].shape != v.shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} tensor(s) missing, e.g. {missing[:3]}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[:3]}")
-    if wrong:
-        problems.append(f"{len(wrong)} with the wrong shape, e.g. {wrong[:3]}")
+    problems = state_mismatches(model.state_dict(), tensors)
     if problems:
         raise CheckpointError(f"{file}: tensors do not match the {config['class']} config: " + "; ".join(problems))
     dtypes = {t.dtype for t in tensors.values()}

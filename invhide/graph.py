@@ -13,8 +13,10 @@ nodes in reverse, recomputing each node's inputs from its outputs with the
 node's exact inverse, then re-running that one node with autograd to get its
 gradients (the reversible-backpropagation idea of Gomez et al., "The
 Reversible Residual Network", NeurIPS 2017). Activation memory is then that of
-one node, whatever the depth, at the price of one extra inverse and forward
-pass per node. Gradients equal the ordinary ones up to float rounding.
+one node, whatever the depth, at the price of one inverse and one more forward
+pass per node: a 16-block HiNet training step took 2.1x as long on a 2-core
+CPU (``invhide bench``). Gradients equal the ordinary ones up to float
+rounding.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class InvertibleHider(InvertibleGraph):
         memory_saving: train without storing activations, recomputing them
             through the exact inverse in the backward pass (see
             :mod:`invhide.graph`): activation memory independent of
-            ``num_blocks``, for about one extra pass of compute. A runtime
+            ``num_blocks``, for about twice the time per training step. A runtime
             switch (the attribute ``memory_saving``), not part of the config.
 
     Attributes:

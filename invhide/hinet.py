@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from invhide._state import state_mismatches
 from invhide.hider import InvertibleHider
 from invhide.subnets import Subnet, dense
 
@@ -264,21 +265,7 @@ def _infer_official_config(state: Mapping[str, Tensor]) -> dict[str, int]:
 
 def _load_exact(model: nn.Module, state: Mapping[str, Tensor]) -> None:
     """``load_state_dict(strict=True)`` with one clear message for every mismatch."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and state[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensor(s), e.g. {missing[:3]}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[:3]}")
-    if wrong:
-        problems.append(f"{len(wrong)} shape mismatch(es), e.g. {wrong[:3]}")
+    problems = state_mismatches(model.state_dict(), state)
     if problems:
         raise ValueError("checkpoint does not match the model: " + "; ".join(problems))
     model.load_state_dict(state, strict=True)

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
+import pytest
 import torch
 from torch import Tensor, nn
 
 WAVELETS = ("haar", "db2", "sym2", "coif1")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared(folder: str) -> Path:
+    """``../shared/data/<folder>`` beside the checkout, or skip the test when it is absent."""
+    path = SHARED_DATA / folder
+    if not path.is_dir():
+        pytest.skip(f"shared image set {path} is absent (it ships beside the repository, not with the package)")
+    return path
 
 
 def randomize_(module: nn.Module, seed: int, gain: float = 0.1) -> nn.Module:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import images
+from helpers import images, shared
 from PIL import Image
 
 from invhide import data
@@ -23,15 +23,6 @@ from invhide.data import (
     split_pairs,
 )
 from invhide.io import ImageConversionWarning, ImageError, read_image, write_image
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared(folder: str) -> Path:
-    path = SHARED_DATA / folder
-    if not path.is_dir():
-        pytest.skip(f"shared image set {path} is absent (it ships beside the repository, not with the package)")
-    return path
 
 
 def make_folder(folder: Path, sizes, names=None) -> list[Path]:

@@ -225,7 +225,7 @@ class TestOfficialCheckpoint:
         reshaped["module.model.inv1.r.conv2.weight"] = torch.zeros(32, 40, 3, 3)
         torch.save({"net": reshaped}, tmp_path / "shape.pt")
         with pytest.raises(
-            ValueError, match="shape mismatch.*coupling_1.rho.conv2.weight: checkpoint \\(32, 40, 3, 3\\)"
+            ValueError, match="wrong shape.*coupling_1.rho.conv2.weight \\(32, 40, 3, 3\\), model \\(32, 44, 3, 3\\)"
         ):
             HiNet.from_official_checkpoint(tmp_path / "shape.pt")
 

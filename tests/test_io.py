@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import images
+from helpers import images, shared
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps
@@ -20,15 +20,6 @@ from PIL import Image, ImageFile, ImageOps
 import invhide.io
 from invhide.io import ImageConversionWarning, ImageError, inspect_image, read_image, to_uint8, write_image
 from invhide.metrics import quantize_8bit
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared(folder: str) -> Path:
-    path = SHARED_DATA / folder
-    if not path.is_dir():
-        pytest.skip(f"shared image set {path} is absent (it ships beside the repository, not with the package)")
-    return path
 
 
 def rgb_array(seed: int, height: int = 6, width: int = 10) -> np.ndarray:
