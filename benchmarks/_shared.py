@@ -12,5 +12,7 @@ def data_folder(name: str) -> Path:
     """``../shared/data/<name>``, or exit with a clear message when it is absent."""
     folder = DATA / name
     if not folder.is_dir():
-        sys.exit(f"{folder}: not found; this benchmark reads the shared image sets from ../shared/data beside the checkout")
+        sys.exit(
+            f"{folder}: not found; this benchmark reads the shared image sets from ../shared/data beside the checkout"
+        )
     return folder

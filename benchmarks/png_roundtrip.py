@@ -42,7 +42,9 @@ def main() -> None:
     model = invhide.load(args.model)
     pairs = evaluation_pairs(data_folder("kodak24"), size=args.size)[: args.pairs]
     command = [sys.executable, "-m", "invhide.cli"]
-    print(f"{'cover':<12}{'secret':<12}{'stego PSNR (PNG)':>17}{'secret PSNR float':>19}{'secret PSNR PNG':>17}{'gap':>7}")
+    print(
+        f"{'cover':<12}{'secret':<12}{'stego PSNR (PNG)':>17}{'secret PSNR float':>19}{'secret PSNR PNG':>17}{'gap':>7}"
+    )
     gaps = []
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -63,7 +65,10 @@ def main() -> None:
             gaps.append(from_float - from_png)
             print(f"{pair.names[0]:<12}{pair.names[1]:<12}{psnr(stego_png, cover):>17.2f}{from_float:>19.2f}"
                   f"{from_png:>17.2f}{gaps[-1]:>7.2f}")  # fmt: skip
-    print(f"mean gap (float stego minus PNG stego): {sum(gaps) / len(gaps):.2f} dB over {len(gaps)} pairs, {args.size}x{args.size}")
+    print(
+        f"mean gap (float stego minus PNG stego): {sum(gaps) / len(gaps):.2f} dB "
+        f"over {len(gaps)} pairs, {args.size}x{args.size}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,15 +30,19 @@ def main() -> None:
     parser.add_argument("--recipe", choices=RECIPES, default="quick", help="training recipe (default: quick)")
     parser.add_argument("--steps", type=int, help="optimizer steps (default: the recipe's)")
     parser.add_argument("--eval-size", type=int, default=256, help="evaluation crop (default: 256)")
-    parser.add_argument("--no-quantize", action="store_true", help="train without the differentiable 8-bit rounding")
+    rounding = parser.add_mutually_exclusive_group()
+    rounding.add_argument(
+        "--quantize", dest="quantize", action="store_true", default=None, help="train on the rounded stego"
+    )
+    rounding.add_argument("--no-quantize", dest="quantize", action="store_false", help="train on the float stego")
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/quality"), help="output folder (default: runs/quality)")
     args = parser.parse_args()
 
     overrides = {"steps": args.steps, "seed": args.seed}
-    if args.no_quantize:
-        overrides["quantize"] = False
+    if args.quantize is not None:
+        overrides["quantize"] = args.quantize
     chosen = recipe(args.recipe, **overrides)
     report = train_and_evaluate(
         chosen,
@@ -63,7 +67,9 @@ def main() -> None:
     summary = {}
     for stego in evaluation.stego_settings:
         for row in ("cover/stego", "secret/recovery"):
-            cells = [evaluation.mean(row, metric, channel, stego) for metric in ("psnr", "ssim") for channel in ("rgb", "y")]
+            cells = [
+                evaluation.mean(row, metric, channel, stego) for metric in ("psnr", "ssim") for channel in ("rgb", "y")
+            ]
             summary[f"{stego} {row}"] = cells
             print(f"{stego:<7}{row:<17}{cells[0]:>10.2f}{cells[1]:>9.2f}{cells[2]:>10.4f}{cells[3]:>9.4f}")
     (args.out / "quality.json").write_text(

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Speed and memory benchmark: the same as ``invhide bench`` (see ``invhide.benchmark``).
 
-    python benchmarks/speed.py                                  # 256 and 1024, depths 4 8 16, crops 64 128
-    python benchmarks/speed.py --sizes 256 --skip memory --json speed.json
+python benchmarks/speed.py                                  # 256 and 1024, depths 4 8 16, crops 64 128
+python benchmarks/speed.py --sizes 256 --skip memory --json speed.json
 """
 
 import argparse

@@ -119,7 +119,7 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tile", type=_positive, default=1024, help="process in tiles of this side, bounding memory (default: 1024)"
     )
-    parser.add_argument("--overlap", type=int, default=32, help="context pixels around each tile (default: 32)")
+    parser.add_argument("--overlap", type=int, default=64, help="context pixels around each tile (default: 64)")
     parser.add_argument(
         "--max-pixels", type=_positive, default=None, help="refuse larger images before decoding (default: 67 MP)"
     )
@@ -190,8 +190,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", type=_positive, help="training crop side (default: the recipe's)")
     parser.add_argument("--batch-size", type=_positive, help="cover/secret pairs per step (default: the recipe's)")
     parser.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
-    parser.add_argument(
-        "--no-quantize", action="store_true", help="train without the differentiable 8-bit rounding of the stego"
+    rounding = parser.add_mutually_exclusive_group()
+    rounding.add_argument(
+        "--quantize",
+        dest="quantize",
+        action="store_true",
+        default=None,
+        help="train the reveal on the stego rounded to 8 bits (default for the HiNet presets)",
+    )
+    rounding.add_argument(
+        "--no-quantize",
+        dest="quantize",
+        action="store_false",
+        help="train the reveal on the float stego (default for --quick)",
     )
     parser.add_argument("--memory-saving", action="store_true", help="recompute activations through the inverse")
     parser.add_argument("--eval-size", type=_positive, default=256, help="evaluation centre-crop side (default: 256)")
@@ -207,8 +218,8 @@ def run_train(args: argparse.Namespace) -> None:
     from invhide.recipes import recipe, train_and_evaluate
 
     overrides = dict(steps=args.steps, crop=args.crop, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    if args.no_quantize:
-        overrides["quantize"] = False
+    if args.quantize is not None:
+        overrides["quantize"] = args.quantize
     if args.memory_saving:
         overrides["memory_saving"] = True
     chosen = recipe("quick" if args.quick else args.preset, num_workers=args.workers, **overrides)
@@ -270,7 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"invhide {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    hide = commands.add_parser("hide", help="hide SECRET in COVER and write the stego PNG")
+    hide = commands.add_parser(
+        "hide",
+        help="hide SECRET in COVER and write the stego PNG",
+        description="Hide SECRET in COVER and write the stego PNG.",
+    )
     hide.add_argument("cover", type=Path, help="cover image")
     hide.add_argument("secret", type=Path, help="secret image")
     hide.add_argument("-o", "--output", type=Path, required=True, help="stego image to write (.png)")
@@ -284,18 +299,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(hide)
     hide.set_defaults(run=run_hide)
 
-    reveal = commands.add_parser("reveal", help="recover the secret from a stego PNG")
+    reveal = commands.add_parser(
+        "reveal", help="recover the secret from a stego PNG", description="Recover the secret from a stego PNG."
+    )
     reveal.add_argument("stego", type=Path, help="stego image")
     reveal.add_argument("-o", "--output", type=Path, required=True, help="recovered secret to write (.png)")
     _add_image_options(reveal)
     _add_common(reveal, seed=True)
     reveal.set_defaults(run=run_reveal)
 
-    train = commands.add_parser("train", help="train and evaluate a hider (same options as examples/hinet_div2k.py)")
+    train = commands.add_parser(
+        "train",
+        help="train and evaluate a hider (same options as examples/hinet_div2k.py)",
+        description="Train and evaluate a hider (same options as examples/hinet_div2k.py).",
+    )
     add_train_arguments(train)
     train.set_defaults(run=run_train)
 
-    evaluate = commands.add_parser("eval", help="Table 2 results of a model on a folder of images")
+    evaluate = commands.add_parser(
+        "eval",
+        help="Table 2 results of a model on a folder of images",
+        description="Table 2 results of a model on a folder of images.",
+    )
     evaluate.add_argument("folder", type=Path, help="folder of test images, paired i with (i + n/2) mod n")
     evaluate.add_argument("--model", help="model file, training-run folder or name (default: $INVHIDE_MODEL)")
     evaluate.add_argument("--size", type=_positive, default=256, help="centre-crop side (default: 256)")
@@ -304,13 +329,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(evaluate, seed=True)
     evaluate.set_defaults(run=run_eval)
 
-    bench = commands.add_parser("bench", help="speed and memory figures of hide, reveal and a training step")
+    bench = commands.add_parser(
+        "bench",
+        help="speed and memory figures of hide, reveal and a training step",
+        description="Speed and memory figures of hide, reveal and a training step.",
+    )
     from invhide.benchmark import add_arguments
 
     add_arguments(bench)
     bench.set_defaults(run=run_bench)
 
-    convert = commands.add_parser("convert-official", help="import a reference HiNet checkpoint (model.pt)")
+    convert = commands.add_parser(
+        "convert-official",
+        help="import a reference HiNet checkpoint (model.pt)",
+        description="Import a reference HiNet checkpoint (model.pt).",
+    )
     convert.add_argument("checkpoint", type=Path, help="the reference code's .pt file")
     convert.add_argument("-o", "--output", type=Path, required=True, help="output folder or .safetensors file")
     convert.set_defaults(run=run_convert)

@@ -15,7 +15,11 @@ come:
   is kept, so memory stays bounded and, with enough overlap, the result
   matches the whole-image computation (measured in ``benchmarks/tiling.py``).
   The auxiliary ``z`` of :func:`reveal` is drawn once for the whole image, so
-  tiling does not change it.
+  tiling does not change it. Measured on a trained 4-block hider
+  (``benchmarks/tiling.py``, 512x512): with 32 pixels of overlap the tiled
+  stego and recovery differ from the whole-image ones by at most 3e-7, with
+  no visible seam; without overlap the recovery is off by up to 0.21 at the
+  seams. The default overlap, 64, leaves room for deeper models.
 
 Everything runs under ``torch.inference_mode()`` and leaves the model's
 train/eval mode as it found it.
@@ -195,7 +199,7 @@ def hide(
     *,
     fit: str = "refuse",
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int = 64,
     progress: bool = False,
 ) -> Tensor:
     """Hide ``secret`` in ``cover`` at any size; the stego has the cover's size.
@@ -247,7 +251,7 @@ def reveal(
     z: Tensor | None = None,
     generator: torch.Generator | None = None,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int = 64,
     progress: bool = False,
 ) -> Tensor:
     """Recover the secret from a stego image of any size; the result has the stego's size.

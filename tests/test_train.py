@@ -223,20 +223,31 @@ def test_bad_config(overrides, message):
         TrainConfig(**overrides)
 
 
-def test_ddp_two_processes_gloo_keeps_replicas_identical(tmp_path):
+def run_ddp(folder, mode):
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        str(ROOT / "tests" / "scripts" / "ddp_train.py"), str(tmp_path),
+        str(ROOT / "tests" / "scripts" / "ddp_train.py"), str(folder), mode,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    folder.mkdir()
     out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    assert rank0.keys() == rank1.keys()
-    for key in rank0:
-        assert torch.equal(rank0[key], rank1[key]), key
-    start = torch.load(tmp_path / "start.pt", weights_only=True)
-    assert any(not torch.equal(start[k], rank0[k]) for k in start), "no training happened"
-    assert (tmp_path / "run" / "model.safetensors").is_file()
-    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    return [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
+def test_ddp_two_processes_gloo_keeps_replicas_identical(tmp_path):
+    """torchrun, 2 processes, gloo: replicas stay identical, with and without memory saving, and agree."""
+    ordinary = run_ddp(tmp_path / "ordinary", "ordinary")
+    saving = run_ddp(tmp_path / "memory_saving", "memory_saving")
+    for rank0, rank1 in (ordinary, saving):
+        assert rank0.keys() == rank1.keys()
+        for key in rank0:
+            assert torch.equal(rank0[key], rank1[key]), key
+    for key in ordinary[0]:
+        assert torch.allclose(ordinary[0][key], saving[0][key], atol=1e-6), key
+    start = torch.load(tmp_path / "ordinary" / "start.pt", weights_only=True)
+    assert any(not torch.equal(start[k], ordinary[0][k]) for k in start), "no training happened"
+    run = tmp_path / "ordinary" / "run"
+    assert (run / "model.safetensors").is_file()
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert steps[-1] == 4

@@ -12,6 +12,7 @@ from invhide.losses import HidingLoss
 from invhide.train import TrainConfig, Trainer
 
 out = Path(sys.argv[1])
+memory_saving = sys.argv[2] == "memory_saving"
 model = randomize_(InvertibleHider(num_blocks=2, subnet=subnets.conv(hidden=8, depth=2)), seed=0, gain=0.05)
 if int(__import__("os").environ["RANK"]) == 0:
     torch.save(model.state_dict(), out / "start.pt")
