@@ -26,6 +26,7 @@ from _shared import data_folder
 import invhide
 from invhide.data import evaluation_pairs
 from invhide.io import read_image, write_image
+from invhide.metrics import quantize_8bit
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=4)
     args = parser.parse_args()
 
-    model = invhide.load(args.model)
+    model = invhide.load(args.model)  # on the CPU, like the commands below: the same z from the same seed
     pairs = evaluation_pairs(data_folder("kodak24"), size=args.size)[: args.pairs]
     command = [sys.executable, "-m", "invhide.cli"]
     print(
@@ -53,14 +54,15 @@ def main() -> None:
             write_image(pair.secret, folder / "secret.png")
             cover, secret = read_image(folder / "cover.png"), read_image(folder / "secret.png")
             subprocess.run([*command, "hide", folder / "cover.png", folder / "secret.png", "-o", folder / "stego.png",
-                            "--model", args.model, "--quiet"], check=True)  # fmt: skip
-            subprocess.run([*command, "reveal", folder / "stego.png", "-o", folder / "recovered.png",
-                            "--model", args.model, "--seed", "0", "--quiet"], check=True)  # fmt: skip
+                            "--model", args.model, "--device", "cpu", "--quiet"], check=True)  # fmt: skip
+            subprocess.run([*command, "reveal", folder / "stego.png", "-o", folder / "recovered.png", "--model",
+                            args.model, "--seed", "0", "--device", "cpu", "--quiet"], check=True)  # fmt: skip
             stego_png, recovered_png = read_image(folder / "stego.png"), read_image(folder / "recovered.png")
             with torch.inference_mode():
                 stego, _ = model.hide(cover[None], secret[None])
                 z = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
-                recovered = model.reveal(stego, z=z).clamp(0, 1)[0]
+                # written to a PNG, the recovered secret is rounded to 8 bits too: compare like with like
+                recovered = quantize_8bit(model.reveal(stego, z=z).clamp(0, 1)[0])
             from_float, from_png = psnr(recovered, secret), psnr(recovered_png, secret)
             gaps.append(from_float - from_png)
             print(f"{pair.names[0]:<12}{pair.names[1]:<12}{psnr(stego_png, cover):>17.2f}{from_float:>19.2f}"

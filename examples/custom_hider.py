@@ -89,7 +89,8 @@ def main() -> None:
         pairs = list(zip(images[64:68], images[68:72], strict=True))
 
     # 3. Train: the mean-reduced reference-code loss and a short cosine schedule, as the
-    # "quick" recipe; the reveal starts from the stego rounded to 8 bits (quantize=True).
+    # "quick" recipe; here the reveal starts from the stego rounded to 8 bits (quantize=True),
+    # as in the HiNet recipes.
     config = TrainConfig(
         steps=args.steps,
         batch_size=4,

@@ -98,9 +98,10 @@ def _model(
 
     model = HiNet(num_blocks=blocks, generator=torch.Generator().manual_seed(0), memory_saving=memory_saving)
     # Move the weights off the identity so every operation does real work.
+    generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for param in model.parameters():
-            param.add_(torch.randn(param.shape, generator=torch.Generator().manual_seed(1)) * 0.01)
+            param.add_(torch.randn(param.shape, generator=generator) * 0.01)
     return model.to(device=device, dtype=dtype).to(memory_format=_LAYOUTS[layout])
 
 
@@ -409,6 +410,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
     if args.json:
-        with open(args.json, "w") as file:
+        from invhide.io import atomic_write
+
+        with atomic_write(args.json, "w") as file:
             json.dump(results, file, indent=2)
     return results

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +25,12 @@ from torch import Tensor, nn
 from invhide._state import state_mismatches
 from invhide.hider import InvertibleHider
 from invhide.hinet import HiNet
+from invhide.io import atomic_write
 
 __all__ = [
     "CONFIG_FILE",
     "MODEL_FILE",
     "CheckpointError",
-    "atomic_write",
     "load",
     "load_tensors",
     "model_from_config",
@@ -88,43 +86,6 @@ def model_from_config(config: Mapping[str, Any]) -> nn.Module:
         return _MODELS[name](config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"invalid {name} config: {error}") from error
-
-
-@contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file beside ``path`` and rename it to ``path`` when the block succeeds.
-
-    On any exception the temporary file is removed and ``path`` is left as
-    it was. The data is flushed to disk before the rename.
-
-    Raises:
-        FileNotFoundError: the target folder does not exist.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
-        >>> with atomic_write(path, "w") as file:
-        ...     _ = file.write("written in one step")
-        >>> path.read_text()
-        'written in one step'
-    """
-    path = Path(path)
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{path}: output folder {folder} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
-    try:
-        with os.fdopen(handle, mode) as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_tensors(tensors: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None) -> None:

@@ -104,8 +104,7 @@ def _read(path: Path, max_pixels: int | None) -> Any:
 def _check_output(path: Path) -> None:
     if path.suffix.lower() != ".png":
         raise UserError(f"{path}: write the image as .png (lossless); other formats would destroy hidden data")
-    if not path.parent.is_dir():
-        raise UserError(f"{path}: output folder {path.parent} does not exist")
+    _check_folder(path)
 
 
 def _add_common(parser: argparse.ArgumentParser, seed: bool = False) -> None:
@@ -224,10 +223,18 @@ def run_train(args: argparse.Namespace) -> None:
         overrides["memory_saving"] = True
     chosen = recipe("quick" if args.quick else args.preset, num_workers=args.workers, **overrides)
     device = _device(args.device) if args.device else None
-    report = train_and_evaluate(
-        chosen, args.out, train_source=args.train_dir, val_source=args.val_dir, eval_size=args.eval_size,
-        device=device, resume=args.resume,
-    )  # fmt: skip
+    import torch.distributed as dist
+
+    try:
+        report = train_and_evaluate(
+            chosen, args.out, train_source=args.train_dir, val_source=args.val_dir, eval_size=args.eval_size,
+            device=device, resume=args.resume,
+        )  # fmt: skip
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if report.evaluation is None:  # a rank other than 0 under torchrun
+        return
     print(f"\nevaluation on {report.evaluation.num_pairs} held-out pairs ({report.evaluation_seconds:.0f} s):")
     print(report.evaluation.format())
     print("\nwrote " + ", ".join(str(path) for path in report.files.values()))
@@ -246,7 +253,7 @@ def run_eval(args: argparse.Namespace) -> None:
     evaluation = evaluate(model, pairs, batch_size=args.batch_size, device=device, generator=generator)
     print(evaluation.format())
     if args.json is not None:
-        from invhide.checkpoint import atomic_write
+        from invhide.io import atomic_write
 
         with atomic_write(args.json, "w") as file:
             json.dump(evaluation.to_dict(per_image=True), file, indent=2)
@@ -264,7 +271,15 @@ def run_convert(args: argparse.Namespace) -> None:
 def run_bench(args: argparse.Namespace) -> None:
     from invhide.benchmark import main as bench_main
 
+    args.device = str(_device(args.device))
+    if args.json is not None:
+        _check_folder(Path(args.json))
     bench_main(args)
+
+
+def _check_folder(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: output folder {path.parent} does not exist")
 
 
 # --------------------------------------------------------------------------
@@ -354,10 +369,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``invhide`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    import torch
+
     from invhide.checkpoint import CheckpointError
     from invhide.io import ImageError
+    from invhide.train import DivergenceError
 
-    user_errors = (UserError, ImageError, CheckpointError, OSError, ValueError, ImportError)
+    out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    user_errors = (
+        UserError,
+        ImageError,
+        CheckpointError,
+        DivergenceError,
+        out_of_memory,
+        OSError,
+        ValueError,
+        ImportError,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]

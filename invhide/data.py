@@ -3,7 +3,10 @@
 Training follows the reference HiNet code: each item is one ``(3, crop, crop)``
 image (random crop and random horizontal and vertical flips when training,
 centre crop otherwise), and a batch of ``2N`` images is split into ``N``
-covers and ``N`` secrets by :func:`split_pairs`. Evaluation follows the test
+covers and ``N`` secrets by :func:`split_pairs` (invhide's
+:class:`~invhide.train.Trainer` draws its own batches per step, secrets first
+and covers last as the reference code orders them, never a cover hiding
+itself). Evaluation follows the test
 protocol of the bundled image sets (:func:`evaluation_pairs`): image ``i`` of the
 sorted folder hides image ``(i + n // 2) mod n``, both centre-cropped.
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from invhide.checkpoint import atomic_write
+from invhide.io import atomic_write
 
 __all__ = ["hiding_figure", "training_curves"]
 

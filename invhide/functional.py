@@ -71,7 +71,6 @@ def _check_layout(layout: str) -> None:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
-@functools.cache
 def validate_wavelet(wavelet: str) -> int:
     """Check that ``wavelet`` names an orthogonal discrete wavelet.
 
@@ -95,6 +94,11 @@ def validate_wavelet(wavelet: str) -> int:
     """
     if not isinstance(wavelet, str):
         raise TypeError(f"wavelet must be a string such as 'haar', got {type(wavelet).__name__}")
+    return _filter_length(wavelet)
+
+
+@functools.cache
+def _filter_length(wavelet: str) -> int:
     if wavelet in _HAAR_NAMES:
         return 2
     try:
@@ -225,24 +229,32 @@ def haar_idwt(y: Tensor, layout: Layout = "subband") -> Tensor:
     return out.reshape(batch, channels, 2 * h, 2 * w)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.cache
+def _coefficients(wavelet: str) -> tuple[tuple[float, ...], ...]:
+    """PyWavelets' float64 filter coefficients: ``(dec_lo, dec_hi, rec_lo, rec_hi)``."""
+    import pywt
+
+    info = pywt.Wavelet(wavelet)
+    return tuple(tuple(float(v) for v in f) for f in (info.dec_lo, info.dec_hi, info.rec_lo, info.rec_hi))
+
+
 def _filters(wavelet: str, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
     """Analysis and synthesis filters in the shapes pytorch-wavelets expects.
 
     Built from PyWavelets' float64 coefficients directly in ``dtype``, so a
     float64 transform is exact to float64 precision (pytorch-wavelets' own
-    modules keep float32 buffers).
+    modules keep float32 buffers). Only the Python numbers are cached: the
+    tensors are made per call (eight tiny ones), so none of them is ever an
+    inference-mode tensor reused by a later call that needs gradients.
     """
-    import pywt
+    dec_lo, dec_hi, rec_lo, rec_hi = _coefficients(wavelet)
 
-    info = pywt.Wavelet(wavelet)
+    def column(values: tuple[float, ...], reverse: bool) -> Tensor:
+        ordered = values[::-1] if reverse else values
+        return torch.tensor(ordered, dtype=dtype, device=device).reshape(1, 1, -1, 1)
 
-    def column(values: list[float], reverse: bool) -> Tensor:
-        values = list(reversed(values)) if reverse else list(values)
-        return torch.tensor(values, dtype=dtype, device=device).reshape(1, 1, -1, 1)
-
-    h0, h1 = column(info.dec_lo, True), column(info.dec_hi, True)
-    g0, g1 = column(info.rec_lo, False), column(info.rec_hi, False)
+    h0, h1 = column(dec_lo, True), column(dec_hi, True)
+    g0, g1 = column(rec_lo, False), column(rec_hi, False)
     # (h0_row, h1_row, h0_col, h1_col, g0_row, g1_row, g0_col, g1_col)
     return (h0.transpose(2, 3), h1.transpose(2, 3), h0, h1, g0.transpose(2, 3), g1.transpose(2, 3), g0, g1)
 

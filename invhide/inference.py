@@ -19,7 +19,11 @@ come:
   (``benchmarks/tiling.py``, 512x512): with 32 pixels of overlap the tiled
   stego and recovery differ from the whole-image ones by at most 3e-7, with
   no visible seam; without overlap the recovery is off by up to 0.21 at the
-  seams. The default overlap, 64, leaves room for deeper models.
+  seams. The default overlap, 64, leaves room for deeper models. This holds
+  for Haar; other wavelets wrap around each window's edge (periodisation), so
+  a window edge that is not an image edge differs from the whole-image result
+  within the overlap, which the kept centres then discard only if the
+  overlap exceeds the wavelet's reach.
 
 Everything runs under ``torch.inference_mode()`` and leaves the model's
 train/eval mode as it found it.
@@ -187,6 +191,12 @@ def _tiled(
     return tuple(outputs or ())
 
 
+def _working_dtype(model: nn.Module, fallback: torch.dtype) -> torch.dtype:
+    """The dtype of the model's weights (a float64 or bfloat16 model gets inputs of its own dtype)."""
+    param = next(model.parameters(), None)
+    return param.dtype if param is not None else fallback
+
+
 def _tile_step(model: nn.Module) -> int:
     # Windows start on even pixels so that every window sees the same 2x2 wavelet blocks as the whole image.
     return 2 * max(1, math.ceil(getattr(model, "min_size", 2) / 2))
@@ -226,6 +236,11 @@ def hide(
         >>> tuple(stego.shape)
         (3, 33, 17)
     """
+    if getattr(model, "num_secrets", 1) != 1:
+        raise ValueError(
+            f"this model hides {model.num_secrets} secrets per cover; hide() takes one secret (use "
+            f"model.hide(cover, *secrets) for several)"
+        )
     single = cover.dim() == 3
     cover, secret = (x.unsqueeze(0) if isinstance(x, Tensor) and x.dim() == 3 else x for x in (cover, secret))
     channels = getattr(model, "channels", 3)
@@ -234,13 +249,15 @@ def hide(
     if secret.shape[0] != cover.shape[0]:
         raise ValueError(f"cover and secret batches differ: {cover.shape[0]} and {secret.shape[0]}")
     secret = fit_secret(secret, tuple(cover.shape[-2:]), fit)
+    dtype = _working_dtype(model, cover.dtype)
+    cover, secret, result_dtype = cover.to(dtype), secret.to(dtype), cover.dtype
     padded_cover, (height, width) = pad_to(cover, getattr(model, "min_size", 2))
     padded_secret, _ = pad_to(secret, getattr(model, "min_size", 2))
     with _evaluating(model):
         (stego,) = _tiled(
             lambda c, s: model.hide(c, s)[:1], padded_cover, padded_secret, tile, overlap, _tile_step(model), progress
         )
-    stego = stego[..., :height, :width]
+    stego = stego[..., :height, :width].to(result_dtype)
     return stego[0] if single else stego
 
 
@@ -279,6 +296,8 @@ def reveal(
         stego = stego.unsqueeze(0)
     channels = getattr(model, "channels", 3)
     _check_batch("stego", stego, channels, bounded=False)  # a float stego may overshoot [0, 1]
+    result_dtype = stego.dtype
+    stego = stego.to(_working_dtype(model, stego.dtype))
     padded, (height, width) = pad_to(stego, getattr(model, "min_size", 2))
     lost_channels = channels * getattr(model, "num_secrets", 1)
     shape = (padded.shape[0], lost_channels, *padded.shape[-2:])
@@ -286,7 +305,8 @@ def reveal(
         z = torch.randn(shape, generator=generator, device=stego.device, dtype=stego.dtype)
     elif tuple(z.shape) != shape:
         raise ValueError(f"z must have shape {shape} (the padded stego's), got {tuple(z.shape)}")
+    z = z.to(stego.dtype)
     with _evaluating(model):
         (secret,) = _tiled(lambda s, n: (model.reveal(s, z=n),), padded, z, tile, overlap, _tile_step(model), progress)
-    secret = secret[..., :height, :width].clamp(0, 1)
+    secret = secret[..., :height, :width].clamp(0, 1).to(result_dtype)
     return secret[0] if single else secret

@@ -33,7 +33,7 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import IO, Any, BinaryIO, NamedTuple
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ __all__ = [
     "ImageConversionWarning",
     "ImageError",
     "ImageInfo",
+    "atomic_write",
     "inspect_image",
     "read_image",
     "to_uint8",
@@ -567,9 +568,37 @@ def _fsync_folder(folder: Path) -> None:
             os.close(descriptor)
 
 
-def _write_atomic(path: Path, shown: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds.
+
+    The file is created with mode ``0o666`` (the umask applies, as for any new
+    file), flushed and fsynced before the rename, and the folder is fsynced
+    after it. On any exception, Ctrl-C included, the temporary file is removed
+    and ``path`` keeps its old content, if it had one.
+
+    Args:
+        path: the file to write; its folder must exist.
+        mode: ``"wb"`` or ``"w"``.
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        PermissionError: the folder is not writable.
+        OSError: the write failed (disk full...); the message names ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+        >>> with atomic_write(target, "w") as file:
+        ...     _ = file.write("hello")
+        >>> target.read_text()
+        'hello'
+    """
+    shown = os.fspath(path)
+    path = Path(path)
     folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{shown}: the output folder {folder} does not exist (folders are not created)")
     temporary = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
@@ -579,15 +608,15 @@ def _write_atomic(path: Path, shown: str, data: bytes) -> None:
     except OSError as error:
         raise type(error)(f"{shown}: cannot create a file in {folder}: {error.strerror or _reason(error)}") from None
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
+        with os.fdopen(descriptor, mode) as file:
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        if isinstance(error, OSError):
+        if isinstance(error, OSError) and not str(error).startswith(shown):
             raise type(error)(f"{shown}: could not write: {error.strerror or _reason(error)}") from error
         raise
     _fsync_folder(folder)
@@ -644,4 +673,6 @@ def write_image(image: Tensor, path: PathLike) -> None:
     suffix = target.suffix.lower()
     _check_target(target, shown, suffix)
     levels = _levels(_as_image(image, where), where)
-    _write_atomic(target, shown, _encode(levels, suffix))
+    data = _encode(levels, suffix)  # in memory first: a failed encode creates nothing
+    with atomic_write(target) as file:
+        file.write(data)

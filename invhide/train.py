@@ -7,7 +7,9 @@ lacks:
 - **Reproducibility by construction.** The images, crops, flips and ``z`` of
   step ``s`` are drawn from generators seeded with ``(seed, s, rank,
   rollbacks)``, and the learning rate is a function of ``s``. A run resumed
-  from a checkpoint therefore continues exactly as if it had not stopped.
+  from a checkpoint therefore continues exactly as if it had not stopped (on
+  the same machine and device; CUDA kernels are deterministic only with
+  ``torch.use_deterministic_algorithms(True)``).
 - **A loss-explosion guard.** A non-finite loss or gradient, or a loss above
   ``spike_factor`` times the median of the recent ones, rolls the model and
   optimizer back to the last good snapshot, multiplies the learning rate by
@@ -51,6 +53,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from invhide import checkpoint as ckpt
+from invhide._state import state_mismatches
+from invhide.io import atomic_write
 from invhide.losses import HidingLoss
 from invhide.metrics import quantize_8bit
 
@@ -72,12 +76,18 @@ class DivergenceError(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run. Defaults are the paper's (Adam, lr 10^-4.5, halving schedule).
+    """Every setting of a training run.
+
+    The optimiser defaults are the paper's and the reference code's (Adam, lr
+    10^-4.5, betas (0.5, 0.999), eps 1e-6, weight decay 1e-5, learning rate
+    halved every 50K steps); :func:`invhide.recipes.recipe` sets the rest of a
+    recipe (crops, steps, 8-bit rounding).
 
     Attributes:
         steps: optimizer steps in total.
         batch_size: cover/secret pairs per step and process (2x images).
-        crop: side of the square training crops.
+        crop: side of the square training crops (recorded with the run;
+            the dataset makes the crops).
         lr: base learning rate.
         betas: Adam betas (paper: 0.5, 0.999).
         eps: Adam epsilon (paper: 1e-6).
@@ -91,6 +101,9 @@ class TrainConfig:
         quantize: reveal during training from the stego rounded to 8 bits,
             with a straight-through gradient (:func:`round_ste`).
         amp: ``"bfloat16"`` or ``"float16"`` autocast on CUDA; ignored on CPU.
+            Reduced precision breaks the exact inverse (a bfloat16 round trip
+            of a 16-block HiNet is off by up to 0.87, ``invhide bench``), so
+            it cannot be combined with ``memory_saving``.
         spike_factor: a loss above this times the median of the last
             ``spike_window`` losses counts as an explosion.
         spike_window: losses kept for the median.
@@ -99,7 +112,9 @@ class TrainConfig:
         snapshot_every: steps between in-memory snapshots of a good state.
         log_every: steps between log records.
         val_every: steps between validations (0: only at the end).
-        checkpoint_every: steps between checkpoints (0: only at the end).
+        checkpoint_every: steps between checkpoints (0: only at the end);
+            a checkpoint is also a snapshot, so that a resumed run rolls back
+            to the same states as an uninterrupted one.
         keep_checkpoints: most recent checkpoints kept on disk.
         seed: seeds every random draw of the run.
         num_workers: DataLoader worker processes.
@@ -118,7 +133,7 @@ class TrainConfig:
     eps: float = 1e-6
     weight_decay: float = 1e-5
     schedule: str = "step"
-    lr_step: int = 10_000
+    lr_step: int = 50_000
     lr_gamma: float = 0.5
     warmup_steps: int = 0
     grad_clip: float | None = None
@@ -140,7 +155,17 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "crop", "lr_step", "spike_window", "snapshot_every", "log_every"):
+        positive = (
+            "steps",
+            "batch_size",
+            "crop",
+            "lr_step",
+            "spike_window",
+            "snapshot_every",
+            "log_every",
+            "keep_checkpoints",
+        )
+        for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -148,8 +173,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if self.keep_checkpoints < 1:
-            raise ValueError(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints!r}")
+        if (
+            not isinstance(self.keep_checkpoints, int)
+            or isinstance(self.keep_checkpoints, bool)
+            or self.keep_checkpoints < 1
+        ):
+            raise ValueError(f"keep_checkpoints must be a positive integer, got {self.keep_checkpoints!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         if self.schedule not in SCHEDULES:
@@ -165,7 +194,19 @@ class TrainConfig:
             raise ValueError(f"spike_factor must be > 1, got {self.spike_factor!r}")
         if self.amp not in (None, "bfloat16", "float16"):
             raise ValueError(f"amp must be None, 'bfloat16' or 'float16', got {self.amp!r}")
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if self.amp is not None and self.memory_saving:
+            raise ValueError(
+                "amp and memory_saving cannot be combined: memory saving rebuilds activations through the exact "
+                "inverse, which reduced precision breaks"
+            )
+        betas = tuple(self.betas)
+        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        if not (isinstance(self.eps, (int, float)) and self.eps > 0):
+            raise ValueError(f"eps must be a number > 0, got {self.eps!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
 
     def lr_at(self, step: int) -> float:
         """The scheduled learning rate of (0-based) step ``step``, before rollback factors.
@@ -254,23 +295,40 @@ def _seed(*parts: int) -> int:
 
 
 class _StepBatches(Dataset[Tensor]):
-    """Item ``s`` is the image batch of step ``s``, drawn with replacement from ``(seed, s, rank, rollbacks)``."""
+    """Item ``s`` is the image batch of step ``s``, drawn from ``(seed, s, rank, rollbacks)``.
 
-    def __init__(self, images: Dataset[Tensor], count: int, seed: int, rank: int, rollbacks: int) -> None:
+    A batch is ``covers * secrets`` secret images followed by ``covers`` cover
+    images, drawn with replacement, except that a cover is never the same
+    image as the first of its secrets (when the dataset has two images or more).
+    """
+
+    def __init__(
+        self, images: Dataset[Tensor], covers: int, secrets: int, seed: int, rank: int, rollbacks: int
+    ) -> None:
         self.images = images
-        self.count = count
+        self.covers = covers
+        self.secrets = secrets
         self.salt = (seed, rank, rollbacks)
 
     def __len__(self) -> int:  # pragma: no cover - indexed through a sampler
         return 2**62
 
+    def indices(self, step: int, generator: torch.Generator) -> list[int]:
+        count = len(self.images)  # type: ignore[arg-type]
+        secret = torch.randint(count, (self.covers * self.secrets,), generator=generator)
+        if count < 2:
+            return secret.tolist() + [0] * self.covers
+        offset = torch.randint(1, count, (self.covers,), generator=generator)
+        cover = (secret[:: self.secrets] + offset) % count
+        return secret.tolist() + cover.tolist()
+
     def __getitem__(self, step: int) -> Tensor:
         generator = torch.Generator().manual_seed(_seed(*self.salt, step))
-        indices = torch.randint(len(self.images), (self.count,), generator=generator).tolist()
+        indices = self.indices(step, generator)
         item = getattr(self.images, "item", None)
         if item is None:
             return torch.stack([self.images[i] for i in indices])
-        seeds = torch.randint(2**62, (self.count,), generator=generator).tolist()
+        seeds = torch.randint(2**62, (len(indices),), generator=generator).tolist()
         return torch.stack([item(i, torch.Generator().manual_seed(s)) for i, s in zip(indices, seeds, strict=True)])
 
 
@@ -280,15 +338,25 @@ def _psnr(x: Tensor, y: Tensor) -> float:
     return (-10 * torch.log10(mse)).mean().item()
 
 
-def _world() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)``, initialising the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+def _world(device: str | torch.device | None) -> tuple[int, int, torch.device]:
+    """``(rank, world_size, device)``; under torchrun, also binds the GPU and starts the process group.
+
+    The device defaults to the local rank's GPU when CUDA is available; the
+    backend follows the device (NCCL for CUDA, gloo for the CPU).
+    """
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
+        return dist.get_rank(), dist.get_world_size(), device
+    return 0, 1, device
 
 
 class Trainer:
@@ -340,12 +408,16 @@ class Trainer:
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         if len(train_data) == 0:  # type: ignore[arg-type]
             raise ValueError("train_data holds no images")
-        self.rank, self.world_size, local_rank = _world()
-        if device is None:
-            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and self.device.index is None:
-            self.device = torch.device("cuda", local_rank)
+        self.rank, self.world_size, self.device = _world(device)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        if self.out_dir is not None:
+            model.config()  # a model that cannot describe itself fails now, not at the first checkpoint
+        num_secrets, channels = getattr(model, "num_secrets", 1), getattr(model, "channels", 3)
+        if val_pairs and (num_secrets != 1 or channels != 3):
+            raise ValueError(
+                f"validation (invhide.metrics.evaluate) measures one RGB secret per cover; this model hides "
+                f"{num_secrets} secret(s) of {channels} channel(s): pass val_pairs=None and evaluate it yourself"
+            )
         self.model = model.to(self.device)
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -357,7 +429,6 @@ class Trainer:
         self.train_data = train_data
         self.config = config
         self.val_pairs = val_pairs
-        self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress and self.rank == 0
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
@@ -405,6 +476,7 @@ class Trainer:
             "recent": list(self.recent),
             "world_size": self.world_size,
             "config": self.config.to_dict(),
+            "grad_scaler": self._scaler.state_dict() if self._scaler is not None else None,
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -431,7 +503,7 @@ class Trainer:
             }
             ckpt.save_tensors(tensors, temporary / "optimizer.safetensors")
             loop = {**self._loop_state(), "param_groups": state["param_groups"]}
-            with ckpt.atomic_write(temporary / "trainer.json", "w") as file:
+            with atomic_write(temporary / "trainer.json", "w") as file:
                 json.dump(loop, file, indent=2)
             if final.exists():
                 shutil.rmtree(final)
@@ -458,10 +530,10 @@ class Trainer:
         """
         folder = Path(folder)
         tensors, _ = ckpt.load_tensors(folder / ckpt.MODEL_FILE, self.device)
-        try:
-            self.model.load_state_dict(tensors)
-        except RuntimeError as error:
-            raise ckpt.CheckpointError(f"{folder}: the checkpoint does not fit this model: {error}") from None
+        problems = state_mismatches(self.model.state_dict(), tensors)
+        if problems:
+            raise ckpt.CheckpointError(f"{folder}: the checkpoint does not fit this model: " + "; ".join(problems))
+        self.model.load_state_dict(tensors)
         loop = json.loads((folder / "trainer.json").read_text())
         optimizer_tensors, _ = ckpt.load_tensors(folder / "optimizer.safetensors", self.device)
         state: dict[int, dict[str, Tensor]] = {}
@@ -473,7 +545,9 @@ class Trainer:
         self.rollbacks = int(loop["rollbacks"])
         self.lr_scale = float(loop["lr_scale"])
         self.recent = deque(loop["recent"], maxlen=self.config.spike_window)
-        saved = {k: v for k, v in loop["config"].items() if k not in ("steps", "val_every", "checkpoint_every")}
+        if self._scaler is not None and loop.get("grad_scaler"):
+            self._scaler.load_state_dict(loop["grad_scaler"])
+        saved = {k: v for k, v in loop["config"].items() if k not in ("val_every", "checkpoint_every", "log_every")}
         current = {k: v for k, v in self.config.to_dict().items() if k in saved}
         changed = {k: (saved[k], current[k]) for k in saved if json.dumps(saved[k]) != json.dumps(current[k])}
         if changed or loop.get("world_size", 1) != self.world_size:
@@ -531,9 +605,9 @@ class Trainer:
         kept = []
         for line in jsonl.read_text().splitlines():
             record = json.loads(line)
-            if record.get("step", record.get("at_step", 0)) <= self.step:
+            if record.get("kind") == "event" or record.get("step", 0) <= self.step:
                 kept.append(line)
-        with ckpt.atomic_write(jsonl, "w") as file:
+        with atomic_write(jsonl, "w") as file:
             file.write("".join(line + "\n" for line in kept))
         for kind in ("train", "val"):
             path = self.out_dir / f"{kind}.csv"
@@ -541,7 +615,7 @@ class Trainer:
                 with path.open(newline="") as file:
                     rows = list(csv.DictReader(file))
                 fields = list(rows[0]) if rows else []
-                with ckpt.atomic_write(path, "w") as file:
+                with atomic_write(path, "w") as file:
                     writer = csv.DictWriter(file, fieldnames=fields)
                     if fields:
                         writer.writeheader()
@@ -577,14 +651,23 @@ class Trainer:
         return lr
 
     def _loader(self) -> DataLoader:
-        count = self.config.batch_size * (1 + getattr(self.model, "num_secrets", 1))
-        batches = _StepBatches(self.train_data, count, self.config.seed, self.rank, self.rollbacks)
+        batches = _StepBatches(
+            self.train_data,
+            self.config.batch_size,
+            getattr(self.model, "num_secrets", 1),
+            self.config.seed,
+            self.rank,
+            self.rollbacks,
+        )
         return DataLoader(
             batches,
             batch_size=None,
             sampler=range(self.step, self.config.steps),
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
+            # The batches are seeded per step; this generator only keeps DataLoader from drawing its worker
+            # base seed from torch's global generator.
+            generator=torch.Generator().manual_seed(self.config.seed),
             persistent_workers=False,
         )
 
@@ -635,6 +718,8 @@ class Trainer:
         }
         if not finite or spike:
             record["problem"] = "non-finite loss or gradient" if not finite else "loss spike"
+            if self._scaler is not None:
+                self._scaler.update()  # unscale_ was called: close the step (and lower the scale on inf)
             return record, False
         if self._scaler is not None:
             self._scaler.step(self.optimizer)
@@ -726,6 +811,9 @@ class Trainer:
                         if in_a_row > config.max_rollbacks:
                             raise DivergenceError(f"{message}; {in_a_row} rollbacks in a row, giving up")
                         self._restore(snapshot)
+                        history = [r for r in history if r["step"] <= self.step]
+                        if self.out_dir is not None and self.rank == 0:
+                            self._truncate_logs()  # the steps after the snapshot will be logged again
                         if bar is not None:
                             bar.n = self.step
                             bar.refresh()
@@ -743,11 +831,12 @@ class Trainer:
                         record["time"] = time.perf_counter() - start_time
                         history.append(record)
                         self._log(record)
-                    if self.step % config.snapshot_every == 0:
+                    at_checkpoint = bool(config.checkpoint_every) and self.step % config.checkpoint_every == 0
+                    if self.step % config.snapshot_every == 0 or at_checkpoint:
                         snapshot = self._snapshot()
                     if config.val_every and self.step % config.val_every == 0 and self.step < config.steps:
                         validation = self.validate() or validation
-                    if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                    if at_checkpoint:
                         self.save_checkpoint()
                 if not restarted:
                     break

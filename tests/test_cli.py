@@ -158,9 +158,45 @@ def test_any_size_comes_back_at_its_size(files, capsys, tmp_path, cover, secret,
         capsys, "hide", files / cover, files / secret, "-o", tmp_path / "s.png", "--model", model, *extra
     )
     assert status == 0, err
-    status, _, err = run(capsys, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--model", model, *extra[2:])
+    tiling = [a for a in extra if a not in ("--fit", "crop", "resize")]
+    status, _, err = run(capsys, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--model", model, *tiling)
     assert status == 0, err
     assert read_image(tmp_path / "s.png").shape[-2:] == read_image(tmp_path / "r.png").shape[-2:] == size
+
+
+def test_float64_model_with_8_bit_images(files, capsys, tmp_path):
+    model = randomize_(InvertibleHider(num_blocks=1, subnet=subnets.conv(hidden=8, depth=2)), 0, gain=0.02).double()
+    save(model, tmp_path / "double.safetensors")
+    argv = [
+        "hide",
+        files / "cover.png",
+        files / "secret.png",
+        "-o",
+        tmp_path / "s.png",
+        "--model",
+        tmp_path / "double.safetensors",
+    ]
+    status, _, err = run(capsys, *argv)
+    assert status == 0, err
+    status, _, err = run(
+        capsys, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--model", tmp_path / "double.safetensors"
+    )
+    assert status == 0, err
+
+
+def test_a_model_with_several_secrets_is_refused_by_hide(files, capsys, tmp_path):
+    save(InvertibleHider(num_secrets=2, num_blocks=1, subnet="conv"), tmp_path / "two.safetensors")
+    argv = [
+        "hide",
+        files / "cover.png",
+        files / "secret.png",
+        "-o",
+        tmp_path / "s.png",
+        "--model",
+        tmp_path / "two.safetensors",
+    ]
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and "hides 2 secrets per cover" in err and not (tmp_path / "s.png").exists()
 
 
 def test_grayscale_input_warns_in_one_line(files, capsys, tmp_path):

@@ -124,7 +124,11 @@ def test_explosion_is_rolled_back_and_training_goes_on(tmp_path, value, problem)
     assert rollbacks[0]["at_step"] == 9 and rollbacks[0]["back_to_step"] == 8 and problem in rollbacks[0]["problem"]
     assert rollbacks[0]["lr_scale"] == 0.5
     train_rows = [e for e in events if e["kind"] == "train"]
-    assert [e["step"] for e in train_rows][-4:] == [9, 10, 11, 12]
+    assert [e["step"] for e in train_rows] == list(range(1, 13))  # the rolled-back step 9 is logged once, after
+    assert [int(row.split(",")[0]) for row in (tmp_path / "train.csv").read_text().splitlines()[1:]] == list(
+        range(1, 13)
+    )
+    assert [r["step"] for r in result.history] == list(range(1, 13))
     assert math.isclose(train_rows[-1]["lr"], 1e-3 * 0.5 * 0.5**2)  # schedule x rollback factor
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -176,10 +180,39 @@ def test_a_fresh_run_does_not_overwrite_a_previous_one(tmp_path):
 
 
 def test_several_secrets():
-    result = Trainer(
-        tiny_model(num_secrets=2), HidingLoss.paper(), Crop(tiny_data()), config(steps=2), progress=False
-    ).fit()
-    assert result.steps == 2
+    model = tiny_model(num_secrets=2)
+    before = params(model)
+    result = Trainer(model, HidingLoss.paper(), Crop(tiny_data()), config(steps=2), progress=False).fit()
+    assert result.steps == 2 and any(not torch.equal(before[k], v) for k, v in params(model).items())
+    assert {"revealing", "psnr_recovered"} <= set(result.history[-1])
+    pairs = [(images(0, 3, 16, 16), images(1, 3, 16, 16))]
+    with pytest.raises(ValueError, match="one RGB secret per cover; this model hides 2 secret"):
+        Trainer(tiny_model(num_secrets=2), HidingLoss.paper(), Crop(tiny_data()), config(), val_pairs=pairs)
+
+
+def test_a_cover_never_hides_itself():
+    from invhide.train import _StepBatches
+
+    for count, secrets in ((2, 1), (6, 1), (6, 3)):
+        batches = _StepBatches(list(range(count)), covers=64, secrets=secrets, seed=0, rank=0, rollbacks=0)
+        indices = batches.indices(0, torch.Generator().manual_seed(0))
+        secret, cover = indices[: 64 * secrets], indices[64 * secrets :]
+        assert len(cover) == 64 and all(c != s for c, s in zip(cover, secret[::secrets]))
+        assert set(cover) == set(range(count)) and set(secret) == set(range(count))
+
+
+def test_custom_subnet_fails_before_training(tmp_path):
+    model = InvertibleHider(num_blocks=1, subnet=lambda c_in, c_out: torch.nn.Conv2d(c_in, c_out, 3, padding=1))
+    with pytest.raises(TypeError, match="register its class"):
+        Trainer(model, HidingLoss.paper(), Crop(tiny_data()), config(), out_dir=tmp_path)
+    Trainer(model, HidingLoss.paper(), Crop(tiny_data()), config(steps=1), progress=False).fit()  # in memory: fine
+
+
+def test_training_after_inference_mode_with_a_non_haar_wavelet():
+    model = randomize_(InvertibleHider(num_blocks=1, subnet=subnets.conv(hidden=8, depth=2), wavelet="db2"), 0)
+    with torch.inference_mode():
+        model.hide(images(0, 1, 3, 16, 16), images(1, 1, 3, 16, 16))
+    Trainer(model, HidingLoss.paper(), Crop(tiny_data()), config(steps=2), progress=False).fit()
 
 
 def test_round_ste_rounds_forward_and_passes_gradients():
@@ -216,6 +249,10 @@ def test_learning_rate_schedules():
         ({"grad_clip": 0.0}, "grad_clip must be > 0 or None"),
         ({"amp": "int8"}, "amp must be None"),
         ({"spike_factor": 1.0}, "spike_factor must be > 1"),
+        ({"amp": "bfloat16", "memory_saving": True}, "amp and memory_saving cannot be combined"),
+        ({"betas": (0.9, 1.5)}, "betas must be two numbers in \\[0, 1\\)"),
+        ({"eps": 0}, "eps must be a number > 0"),
+        ({"keep_checkpoints": 0}, "keep_checkpoints must be a positive integer"),
     ],
 )
 def test_bad_config(overrides, message):
