@@ -17,8 +17,8 @@ come:
   The auxiliary ``z`` of :func:`reveal` is drawn once for the whole image, so
   tiling does not change it. Measured on a trained 4-block hider
   (``benchmarks/tiling.py``, 512x512): with 32 pixels of overlap the tiled
-  stego and recovery differ from the whole-image ones by at most 3e-7, with
-  no visible seam; without overlap the recovery is off by up to 0.21 at the
+  stego and recovery differ from the whole-image ones by at most 3.4e-7, with
+  no visible seam; without overlap the recovery is off by up to 0.24 at the
   seams. The default overlap, 64, leaves room for deeper models. This holds
   for Haar; other wavelets wrap around each window's edge (periodisation), so
   a window edge that is not an image edge differs from the whole-image result
