@@ -22,15 +22,9 @@ from torch import Tensor
 from invhide import functional
 from invhide.graph import InvertibleGraph
 from invhide.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
-from invhide.subnets import SubnetFactory, SubnetSpec, resolve
+from invhide.subnets import SubnetFactory, SubnetSpec, positive_int, resolve
 
 __all__ = ["InvertibleHider"]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class InvertibleHider(InvertibleGraph):
@@ -103,9 +97,9 @@ class InvertibleHider(InvertibleGraph):
         wavelet_backend: functional.Backend = "auto",
         memory_saving: bool = False,
     ) -> None:
-        self.num_secrets = _positive_int("num_secrets", num_secrets)
-        self.num_blocks = _positive_int("num_blocks", num_blocks)
-        self.channels = _positive_int("channels", channels)
+        self.num_secrets = positive_int("num_secrets", num_secrets)
+        self.num_blocks = positive_int("num_blocks", num_blocks)
+        self.channels = positive_int("channels", channels)
         self.subnet = resolve(subnet)
         self.wavelet = wavelet
         self.min_size = functional.min_wavelet_size(wavelet)

@@ -35,6 +35,7 @@ __all__ = [
     "SubnetSpec",
     "conv",
     "dense",
+    "positive_int",
     "register",
     "registered",
     "residual",
@@ -47,7 +48,13 @@ SubnetSpec = str | SubnetConstructor
 """A registered subnet name (``"dense"``, ``"residual"``, ``"conv"``, ...) or a :data:`SubnetConstructor`."""
 
 
-def _positive_int(name: str, value: object) -> int:
+def positive_int(name: str, value: object) -> int:
+    """``value`` if it is a positive ``int`` (not a ``bool``), else a ``ValueError`` naming ``name``.
+
+    Example:
+        >>> positive_int("depth", 3)
+        3
+    """
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
@@ -129,10 +136,10 @@ class DenseSubnet(Subnet):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        _positive_int("in_channels", in_channels)
-        _positive_int("out_channels", out_channels)
-        _positive_int("growth", growth)
-        if _positive_int("depth", depth) < 2:
+        positive_int("in_channels", in_channels)
+        positive_int("out_channels", out_channels)
+        positive_int("growth", growth)
+        if positive_int("depth", depth) < 2:
             raise ValueError(f"depth must be at least 2, got {depth}")
         self.depth = depth
         for i in range(depth):
@@ -173,9 +180,9 @@ class ResidualSubnet(Subnet):
         self, in_channels: int, out_channels: int, hidden: int = 64, depth: int = 2, negative_slope: float = 0.01
     ) -> None:
         super().__init__()
-        _positive_int("in_channels", in_channels)
-        _positive_int("out_channels", out_channels)
-        _positive_int("hidden", hidden)
+        positive_int("in_channels", in_channels)
+        positive_int("out_channels", out_channels)
+        positive_int("hidden", hidden)
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
         self.stem = nn.Conv2d(in_channels, hidden, 3, padding=1)
@@ -229,11 +236,11 @@ class ConvSubnet(Subnet):
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
-        _positive_int("in_channels", in_channels)
-        _positive_int("out_channels", out_channels)
-        _positive_int("hidden", hidden)
-        _positive_int("depth", depth)
-        if _positive_int("kernel_size", kernel_size) % 2 == 0:
+        positive_int("in_channels", in_channels)
+        positive_int("out_channels", out_channels)
+        positive_int("hidden", hidden)
+        positive_int("depth", depth)
+        if positive_int("kernel_size", kernel_size) % 2 == 0:
             raise ValueError(f"kernel_size must be odd so the spatial size is kept, got {kernel_size}")
         layers: list[nn.Module] = []
         width = in_channels
