@@ -29,15 +29,17 @@ What happens (the same as ``invhide train``):
 """
 
 import argparse
+import sys
 
-from invhide.cli import add_train_arguments, run_train
+from invhide.cli import add_train_arguments, run_reporting_errors, run_train
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)
-    run_train(parser.parse_args())
+    # A bad folder or a previous run in --out ends with one line, as with `invhide train`.
+    return run_reporting_errors(run_train, parser.parse_args())
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

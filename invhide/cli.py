@@ -12,11 +12,11 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_train_arguments", "main", "resolve_model", "run_train"]
+__all__ = ["add_train_arguments", "main", "resolve_model", "run_reporting_errors", "run_train"]
 
 _MODELS_ENV = "INVHIDE_MODELS"
 _DEFAULT_MODEL_ENV = "INVHIDE_MODEL"
@@ -367,8 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``invhide`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    return run_reporting_errors(args.run, args)
+
+
+def run_reporting_errors(run: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
+    """Run a command; a user error becomes one ``invhide: error: ...`` line and status 2, never a traceback.
+
+    Warnings (image conversions...) are printed as one ``invhide: warning: ...``
+    line each. Returns the exit status: 0, 2, or 130 when interrupted.
+    """
     import torch
 
     from invhide.checkpoint import CheckpointError
@@ -390,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("always")
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:
-            args.run(args)
+            run(args)
         except KeyboardInterrupt:
             print("invhide: interrupted", file=sys.stderr)
             return 130

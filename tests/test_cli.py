@@ -257,3 +257,16 @@ def test_console_script_in_new_processes(files, tmp_path):
         [*hide[:4], str(files / "text.png"), *hide[5:]], capture_output=True, text=True, env=env, cwd=ROOT
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_example_script_reports_errors_in_one_line(tmp_path):
+    command = [
+        sys.executable,
+        str(ROOT / "examples" / "hinet_div2k.py"),
+        "--quick",
+        "--train-dir",
+        str(tmp_path / "none"),
+    ]
+    out = subprocess.run([*command, "--out", str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and out.stderr.strip().startswith("invhide: error: ") and "Traceback" not in out.stderr
+    assert "none: no such folder" in out.stderr
