@@ -1,12 +1,15 @@
-"""How a set of tensors differs from a model's state dict, in words (shared by every loader)."""
+"""Shared by every loader: how tensors differ from a state dict, and building objects from their configs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from torch import Tensor
 
-__all__ = ["state_mismatches"]
+__all__ = ["build_from_config", "state_mismatches"]
+
+T = TypeVar("T")
 
 
 def state_mismatches(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> list[str]:
@@ -35,3 +38,23 @@ def state_mismatches(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]
     if wrong:
         problems.append(f"{len(wrong)} with the wrong shape, e.g. {wrong[:3]}")
     return problems
+
+
+def build_from_config(cls: type[T], config: Mapping[str, Any], **extra: Any) -> T:
+    """``cls(**config, **extra)`` for a config written by ``cls.config()``, with clear errors.
+
+    The optional ``"class"`` key must name ``cls``; unknown keys become a
+    ``ValueError`` naming the config instead of a ``TypeError``.
+
+    Example:
+        >>> build_from_config(dict, {"class": "dict", "a": 1})
+        {'a': 1}
+    """
+    options = dict(config)
+    name = options.pop("class", cls.__name__)
+    if name != cls.__name__:
+        raise ValueError(f"config describes a {name}, not a {cls.__name__}")
+    try:
+        return cls(**options, **extra)
+    except TypeError as error:
+        raise ValueError(f"invalid {cls.__name__} config {options!r}: {error}") from error

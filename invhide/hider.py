@@ -20,6 +20,7 @@ from FrEIA.framework import InputNode, Node, OutputNode
 from torch import Tensor
 
 from invhide import functional
+from invhide._state import build_from_config
 from invhide.graph import InvertibleGraph
 from invhide.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
 from invhide.subnets import SubnetFactory, SubnetSpec, positive_int, resolve
@@ -264,15 +265,9 @@ class InvertibleHider(InvertibleGraph):
             ValueError: the config names another class or has unknown keys.
         """
         config = dict(config)
-        name = config.pop("class", cls.__name__)
-        if name != cls.__name__:
-            raise ValueError(f"config describes a {name}, not a {cls.__name__}")
         if isinstance(config.get("subnet"), Mapping):
             config["subnet"] = SubnetFactory.from_config(config["subnet"])
-        try:
-            return cls(**config)
-        except TypeError as error:
-            raise ValueError(f"invalid {cls.__name__} config {config!r}: {error}") from error
+        return build_from_config(cls, config)
 
     def extra_repr(self) -> str:
         return (

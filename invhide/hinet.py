@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from invhide._state import state_mismatches
+from invhide._state import build_from_config, state_mismatches
 from invhide.hider import InvertibleHider
 from invhide.subnets import Subnet, dense
 
@@ -139,14 +139,7 @@ class HiNet(InvertibleHider):
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> HiNet:
         """Build a HiNet from :meth:`config`'s output (identity-initialised: load weights next)."""
-        config = dict(config)
-        name = config.pop("class", "HiNet")
-        if name != "HiNet":
-            raise ValueError(f"config describes a {name}, not a HiNet")
-        try:
-            return cls(**config, init="identity")
-        except TypeError as error:
-            raise ValueError(f"invalid HiNet config {config!r}: {error}") from error
+        return build_from_config(cls, config, init="identity")
 
     @classmethod
     def from_official_checkpoint(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> HiNet:

@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Literal
 from torch import Tensor, nn
 
 from invhide import functional
+from invhide._state import build_from_config
 
 __all__ = [
     "KINDS",
@@ -204,14 +205,7 @@ class _PairLoss(nn.Module):
         Raises:
             ValueError: the config names another class or has unknown keys.
         """
-        config = dict(config)
-        name = config.pop("class", cls.__name__)
-        if name != cls.__name__:
-            raise ValueError(f"config describes a {name}, not a {cls.__name__}")
-        try:
-            return cls(**config)
-        except TypeError as error:
-            raise ValueError(f"invalid {cls.__name__} config {config!r}: {error}") from error
+        return build_from_config(cls, config)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, reduction={self.reduction!r}"
