@@ -136,9 +136,7 @@ def test_no_model_given(files, capsys, monkeypatch):
 
 def test_hide_and_reveal(files, capsys, tmp_path):
     model = files / "model.safetensors"
-    status, out, _ = run(
-        capsys, "hide", files / "cover.png", files / "secret.png", "-o", tmp_path / "stego.png", "--model", model
-    )
+    status, out, _ = hide(capsys, files, tmp_path / "stego.png", model)
     assert status == 0 and "cover/stego PSNR" in out
     assert read_image(tmp_path / "stego.png").shape == (3, 40, 48)
     status, out, _ = run(capsys, "reveal", tmp_path / "stego.png", "-o", tmp_path / "secret.png", "--model", model)
@@ -164,19 +162,15 @@ def test_any_size_comes_back_at_its_size(files, capsys, tmp_path, cover, secret,
     assert read_image(tmp_path / "s.png").shape[-2:] == read_image(tmp_path / "r.png").shape[-2:] == size
 
 
+def hide(capsys, files, output, model):
+    """``invhide hide cover.png secret.png -o OUTPUT --model MODEL``."""
+    return run(capsys, "hide", files / "cover.png", files / "secret.png", "-o", output, "--model", model)
+
+
 def test_float64_model_with_8_bit_images(files, capsys, tmp_path):
     model = randomize_(InvertibleHider(num_blocks=1, subnet=subnets.conv(hidden=8, depth=2)), 0, gain=0.02).double()
     save(model, tmp_path / "double.safetensors")
-    argv = [
-        "hide",
-        files / "cover.png",
-        files / "secret.png",
-        "-o",
-        tmp_path / "s.png",
-        "--model",
-        tmp_path / "double.safetensors",
-    ]
-    status, _, err = run(capsys, *argv)
+    status, _, err = hide(capsys, files, tmp_path / "s.png", tmp_path / "double.safetensors")
     assert status == 0, err
     status, _, err = run(
         capsys, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--model", tmp_path / "double.safetensors"
@@ -186,16 +180,7 @@ def test_float64_model_with_8_bit_images(files, capsys, tmp_path):
 
 def test_a_model_with_several_secrets_is_refused_by_hide(files, capsys, tmp_path):
     save(InvertibleHider(num_secrets=2, num_blocks=1, subnet="conv"), tmp_path / "two.safetensors")
-    argv = [
-        "hide",
-        files / "cover.png",
-        files / "secret.png",
-        "-o",
-        tmp_path / "s.png",
-        "--model",
-        tmp_path / "two.safetensors",
-    ]
-    status, _, err = run(capsys, *argv)
+    status, _, err = hide(capsys, files, tmp_path / "s.png", tmp_path / "two.safetensors")
     assert status == 2 and "hides 2 secrets per cover" in err and not (tmp_path / "s.png").exists()
 
 
