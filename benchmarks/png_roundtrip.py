@@ -24,9 +24,9 @@ import torch
 from _shared import data_folder
 
 import invhide
-from invhide.data import evaluation_pairs
-from invhide.io import read_image, write_image
-from invhide.metrics import quantize_8bit
+from invhide.io.datasets import evaluation_pairs
+from invhide.io.images import read_image, write_image
+from invhide.nn.functional import quantize_8bit
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from _shared import data_folder
 
-from invhide.benchmark import machine
-from invhide.recipes import RECIPES, recipe, train_and_evaluate
+from invhide.evaluation.speed import machine
+from invhide.training.recipes import RECIPES, recipe, train_and_evaluate
 
 
 def main() -> None:

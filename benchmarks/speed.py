@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Speed and memory benchmark: the same as ``invhide bench`` (see ``invhide.benchmark``).
+"""Speed and memory benchmark: the same as ``invhide bench`` (see ``invhide.evaluation.speed``).
 
 python benchmarks/speed.py                                  # 256 and 1024, depths 4 8 16, crops 64 128
 python benchmarks/speed.py --sizes 256 --skip memory --json speed.json
@@ -7,7 +7,7 @@ python benchmarks/speed.py --sizes 256 --skip memory --json speed.json
 
 import argparse
 
-from invhide.benchmark import add_arguments, main
+from invhide.evaluation.speed import add_arguments, main
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

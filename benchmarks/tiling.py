@@ -21,8 +21,8 @@ import torch
 from _shared import data_folder
 
 import invhide
-from invhide.data import evaluation_pairs
-from invhide.inference import hide, reveal, tiles
+from invhide.io.datasets import evaluation_pairs
+from invhide.models.inference import hide, reveal, tiles
 
 
 def boundary_mask(height: int, width: int, tile: int, overlap: int) -> torch.Tensor:

@@ -4,7 +4,7 @@
 HiNet is one configuration of ``invhide.InvertibleHider``; this script builds
 another from the same parts: 4 coupling blocks instead of 16, residual subnets
 instead of HiNet's dense blocks, and the Daubechies-2 wavelet instead of Haar.
-It trains the hider briefly with ``invhide.train.Trainer``, evaluates it the
+It trains the hider briefly with ``invhide.training.trainer.Trainer``, evaluates it the
 way the paper's Table 2 does (float stego and stego rounded to 8 bits), and
 saves and reloads it.
 
@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 
 import invhide
-from invhide.data import ImageDataset, evaluation_pairs
-from invhide.losses import HidingLoss
-from invhide.metrics import evaluate
-from invhide.train import TrainConfig, Trainer
+from invhide.evaluation.metrics import evaluate
+from invhide.io.datasets import ImageDataset, evaluation_pairs
+from invhide.training import TrainConfig, Trainer
+from invhide.training.losses import HidingLoss
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,7 +63,7 @@ def main() -> None:
     # 1. Compose the hider: every argument is a part a user can swap.
     hider = invhide.InvertibleHider(
         num_blocks=args.blocks,
-        subnet=invhide.subnets.residual(hidden=args.hidden, depth=1),
+        subnet=invhide.nn.subnets.residual(hidden=args.hidden, depth=1),
         wavelet=args.wavelet,
         clamp=2.0,
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write your own loss term and train with it next to HiNet's three terms.
 
-A term of ``invhide.losses.HidingLoss`` is any ``nn.Module`` whose ``forward``
+A term of ``invhide.training.losses.HidingLoss`` is any ``nn.Module`` whose ``forward``
 takes keyword tensors (``cover``, ``secret``, ``stego``, ``recovered``,
 ``lost``), uses those it needs and returns a scalar. ``HidingLoss.with_term``
 returns a new loss with the term added; the trainer logs every term, weighted
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import invhide
-from invhide.losses import ConcealingLoss, HidingLoss
-from invhide.train import TrainConfig, Trainer
+from invhide.training import TrainConfig, Trainer
+from invhide.training.losses import ConcealingLoss, HidingLoss
 
 
 class LostGaussianLoss(nn.Module):
@@ -84,7 +84,7 @@ def main() -> None:
 
     # Train with it: the trainer passes cover, secret, stego, recovered and lost to the loss.
     torch.manual_seed(args.seed)
-    hider = invhide.InvertibleHider(num_blocks=4, subnet=invhide.subnets.conv(hidden=48))
+    hider = invhide.InvertibleHider(num_blocks=4, subnet=invhide.nn.subnets.conv(hidden=48))
     images = smooth_images(64, args.crop, torch.Generator().manual_seed(args.seed))
     config = TrainConfig(
         steps=args.steps,

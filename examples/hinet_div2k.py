@@ -13,13 +13,13 @@ scikit-image and evaluates on held-out ones (``pip install "invhide[samples,plot
 
 What happens (the same as ``invhide train``):
 
-1. :func:`invhide.recipes.recipe` picks the model, loss and
-   :class:`~invhide.train.TrainConfig` of ``--preset paper`` (HiNet, lambda_c
+1. :func:`invhide.training.recipes.recipe` picks the model, loss and
+   :class:`~invhide.training.trainer.TrainConfig` of ``--preset paper`` (HiNet, lambda_c
    10, lambda_r 1, lambda_f 10), ``--preset reference-code`` (the reference
    code's loss weights) or ``--quick``; ``--steps``, ``--crop``,
    ``--batch-size`` and ``--lr`` override it.
-2. :func:`invhide.recipes.train_and_evaluate` trains with
-   :class:`invhide.train.Trainer` (checkpoints, logs, a progress bar, resume
+2. :func:`invhide.training.recipes.train_and_evaluate` trains with
+   :class:`invhide.training.trainer.Trainer` (checkpoints, logs, a progress bar, resume
    with ``--resume``), then evaluates on cover/secret pairs (image ``i`` hides
    image ``(i + n/2) mod n``, both centre-cropped to ``--eval-size``).
 3. The results are printed in the layout of the paper's Table 2, for the
@@ -31,7 +31,7 @@ What happens (the same as ``invhide train``):
 import argparse
 import sys
 
-from invhide.cli import add_train_arguments, run_reporting_errors, run_train
+from invhide.cli.main import add_train_arguments, run_reporting_errors, run_train
 
 
 def main() -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 import invhide
-from invhide.hinet import to_official_state_dict
+from invhide.models.hinet import to_official_state_dict
 
 
 def parse_args() -> argparse.Namespace:

@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 
 import invhide
-from invhide.data import ImageDataset, evaluation_pairs
-from invhide.losses import HidingLoss
-from invhide.metrics import psnr, quantize_8bit
-from invhide.train import TrainConfig, Trainer
+from invhide.evaluation.metrics import psnr
+from invhide.io.datasets import ImageDataset, evaluation_pairs
+from invhide.nn.functional import quantize_8bit
+from invhide.training import TrainConfig, Trainer
+from invhide.training.losses import HidingLoss
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,7 +59,7 @@ def main() -> None:
     args = parse_args()
     k = args.secrets
     torch.manual_seed(args.seed)  # the model's initialisation
-    hider = invhide.InvertibleHider(num_secrets=k, num_blocks=args.blocks, subnet=invhide.subnets.conv(hidden=48))
+    hider = invhide.InvertibleHider(num_secrets=k, num_blocks=args.blocks, subnet=invhide.nn.subnets.conv(hidden=48))
     print(f"hider: {k} secrets per cover, {sum(p.numel() for p in hider.parameters()):,} parameters")
 
     # Training images: single images; each step takes k secrets and one cover per pair.

@@ -6,8 +6,8 @@ from helpers import images, randomize_
 
 import invhide
 from invhide import HiNet, InvertibleHider, subnets
-from invhide.checkpoint import CheckpointError, load, load_tensors, model_from_config, save, save_tensors
-from invhide.io import atomic_write
+from invhide.io.checkpoint import CheckpointError, load, load_tensors, model_from_config, save, save_tensors
+from invhide.io.files import atomic_write
 
 
 def outputs(model, seed=0):

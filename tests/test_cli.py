@@ -12,8 +12,8 @@ from helpers import images, randomize_
 from PIL import Image
 
 from invhide import InvertibleHider, save, subnets
-from invhide.cli import main
-from invhide.io import read_image, write_image
+from invhide.cli.main import main
+from invhide.io.images import read_image, write_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def files(tmp_path_factory):
     other = InvertibleHider(num_blocks=3, subnet=subnets.conv(hidden=8, depth=2))
     save(other, folder / "other.safetensors")
     # a checkpoint whose tensors do not match its config: 3-block config, 2-block weights
-    from invhide.checkpoint import load_tensors, save_tensors
+    from invhide.io.checkpoint import load_tensors, save_tensors
 
     tensors, metadata = load_tensors(folder / "model.safetensors")
     _, other_metadata = load_tensors(folder / "other.safetensors")

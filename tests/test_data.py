@@ -9,7 +9,7 @@ from helpers import images, shared
 from PIL import Image
 
 from invhide import data
-from invhide.data import (
+from invhide.io.datasets import (
     SAMPLE_NAMES,
     SAMPLE_TEST,
     SAMPLE_TRAIN,
@@ -22,7 +22,7 @@ from invhide.data import (
     sample_image_paths,
     split_pairs,
 )
-from invhide.io import ImageConversionWarning, ImageError, read_image, write_image
+from invhide.io.images import ImageConversionWarning, ImageError, read_image, write_image
 
 
 def make_folder(folder: Path, sizes, names=None) -> list[Path]:

@@ -71,7 +71,7 @@ class TestHaarLayouts:
         ).abs().max() <= tol
 
     def test_subband_layout_is_pytorch_wavelets_own_output(self):
-        from invhide._compat import pytorch_wavelets_lowlevel
+        from invhide.nn.backends import pytorch_wavelets_lowlevel
 
         pytorch_wavelets_lowlevel()
         from pytorch_wavelets import DWTForward

@@ -10,7 +10,7 @@ from FrEIA.framework import InputNode, Node, OutputNode
 from helpers import images, randomize_
 
 from invhide import InvertibleGraph, InvertibleHider
-from invhide.modules import AffineCoupling, WaveletDownsampling
+from invhide.nn.modules import AffineCoupling, WaveletDownsampling
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,8 @@ from test_functional import reference_dwt, reference_iwt
 from torch import nn
 
 from invhide import HiNet
-from invhide.hinet import from_official_state_dict, reference_init_, to_official_state_dict
+from invhide.models.hinet import reference_init_
+from invhide.models.official import from_official_state_dict, to_official_state_dict
 
 
 class ReferenceDense(nn.Module):

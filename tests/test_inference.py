@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invhide import HiNet, InvertibleHider, subnets
-from invhide.inference import fit_secret, hide, pad_to, reveal, tiles
+from invhide.models.inference import fit_secret, hide, pad_to, reveal, tiles
 
 
 def model(wavelet="haar", blocks=2):

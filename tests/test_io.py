@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps
 
-import invhide.io
-from invhide.io import ImageConversionWarning, ImageError, inspect_image, read_image, to_uint8, write_image
-from invhide.metrics import quantize_8bit
+import invhide.io.images
+from invhide.io.images import ImageConversionWarning, ImageError, inspect_image, read_image, to_uint8, write_image
+from invhide.nn.functional import quantize_8bit
 
 
 def rgb_array(seed: int, height: int = 6, width: int = 10) -> np.ndarray:
@@ -415,7 +415,7 @@ class TestBadInput:
         def denied(*args, **kwargs):
             raise PermissionError(errno.EACCES, "Permission denied")
 
-        monkeypatch.setattr(invhide.io, "open", denied, raising=False)
+        monkeypatch.setattr(invhide.io.images, "open", denied, raising=False)
         with pytest.raises(PermissionError, match="tiny.png: permission denied$"):
             read_image(path)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from invhide import functional
-from invhide.losses import (
+from invhide.training.losses import (
     ConcealingLoss,
     HidingLoss,
     LossOutput,

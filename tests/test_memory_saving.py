@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invhide import HiNet, InvertibleGraph, InvertibleHider, subnets
-from invhide.modules import AffineCoupling, WaveletDownsampling
-from invhide.train import round_ste
+from invhide.nn.modules import AffineCoupling, WaveletDownsampling
+from invhide.training.step import round_ste
 
 
 def step(model, cover, secret, z, memory_saving, jac=False):

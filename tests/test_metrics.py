@@ -9,7 +9,7 @@ import torch
 from helpers import images, randomize_
 
 import invhide
-from invhide.metrics import (
+from invhide.evaluation.metrics import (
     CHANNELS,
     METRICS,
     ROWS,

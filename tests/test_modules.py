@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from invhide import functional, subnets
-from invhide.modules import AffineCoupling, HidingCoupling, WaveletDownsampling, WaveletUpsampling
+from invhide.nn.modules import AffineCoupling, HidingCoupling, WaveletDownsampling, WaveletUpsampling
 
 SMALL_SUBNETS = (subnets.conv(hidden=8, depth=2), subnets.dense(growth=4, depth=3), subnets.residual(hidden=8, depth=1))
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from helpers import images
 
-from invhide.io import write_image
-from invhide.recipes import RECIPES, recipe, train_and_evaluate
+from invhide.io.images import write_image
+from invhide.training.recipes import RECIPES, recipe, train_and_evaluate
 
 
 def test_recipes():

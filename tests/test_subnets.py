@@ -3,7 +3,7 @@ import torch
 from helpers import randomize_
 
 from invhide import subnets
-from invhide.subnets import ConvSubnet, DenseSubnet, ResidualSubnet, SubnetFactory
+from invhide.nn.subnets import ConvSubnet, DenseSubnet, ResidualSubnet, SubnetFactory
 
 FACTORIES = [
     subnets.dense(growth=8, depth=3),
@@ -85,7 +85,7 @@ def test_resolve_and_register():
     [
         (lambda: subnets.dense(growth=0), "growth must be a positive integer, got 0"),
         (lambda: subnets.dense(depth=1), "depth must be at least 2, got 1"),
-        (lambda: subnets.dense(negative_slope=1.5), "negative_slope must be a number in \\[0, 1\\)"),
+        (lambda: subnets.dense(negative_slope=1.5), "negative_slope must be a finite number in \\[0, 1\\)"),
         (lambda: subnets.residual(depth=-1), "depth must be a non-negative integer"),
         (lambda: subnets.conv(kernel_size=4), "kernel_size must be odd"),
         (lambda: subnets.conv(hidden=2.5), "hidden must be a positive integer, got 2.5"),

@@ -6,9 +6,9 @@ their habits literally; this extension translates them when the site is
 built, and leaves the source as it is:
 
 - Sphinx cross-reference roles, ``:class:`~invhide.InvertibleHider```,
-  ``:func:`dwt```, ``:meth:`HidingLoss.with_term```, ``:mod:`invhide.graph```,
+  ``:func:`dwt```, ``:meth:`HidingLoss.with_term```, ``:mod:`invhide.nn.graph```,
   ``:data:`SAMPLE_TEST```, ``:attr:`min_size```: each becomes an autorefs link
-  (``[`InvertibleHider`][invhide.hider.InvertibleHider]``) when its target is
+  (``[`InvertibleHider`][invhide.models.hider.InvertibleHider]``) when its target is
   an object the API reference renders, resolved the way Sphinx would (the
   object itself, its class, its module, then absolute paths; imported names
   followed to where they are defined), and inline code otherwise, so a
@@ -96,7 +96,7 @@ def _resolve(obj: griffe.Object, name: str) -> griffe.Object | None:
             return found
     root = scopes[-1]
     first, _, rest = name.partition(".")
-    if first == root.name:  # an absolute path, e.g. invhide.metrics.evaluate
+    if first == root.name:  # an absolute path, e.g. invhide.evaluation.metrics.evaluate
         return _lookup(root, rest) if rest else root
     return None
 

@@ -8,8 +8,8 @@ import torch.distributed as dist
 from helpers import images, randomize_
 
 from invhide import InvertibleHider, subnets
-from invhide.losses import HidingLoss
-from invhide.train import TrainConfig, Trainer
+from invhide.training import TrainConfig, Trainer
+from invhide.training.losses import HidingLoss
 
 out = Path(sys.argv[1])
 memory_saving = sys.argv[2] == "memory_saving"

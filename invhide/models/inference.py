@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from invhide.errors import InputError, InputTypeError
+
 __all__ = ["FITS", "fit_secret", "hide", "pad_to", "reveal", "tiles"]
 
 FITS: tuple[str, ...] = ("refuse", "resize", "crop")
@@ -57,16 +59,16 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
 
 def _check_batch(name: str, image: Tensor, channels: int, bounded: bool = True) -> None:
     if not isinstance(image, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+        raise InputTypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
     if image.dim() != 4 or image.shape[1] != channels:
-        raise ValueError(f"{name} must have shape (B, {channels}, H, W), got {tuple(image.shape)}")
+        raise InputError(f"{name} must have shape (B, {channels}, H, W), got {tuple(image.shape)}")
     if not image.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
+        raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
     if not torch.isfinite(image).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
+        raise InputError(f"{name} holds NaN or infinite values")
     low, high = image.min().item(), image.max().item()
     if bounded and (low < 0 or high > 1):
-        raise ValueError(f"{name} must have values in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+        raise InputError(f"{name} must have values in [0, 1], got values in [{low:.4g}, {high:.4g}]")
 
 
 def pad_to(image: Tensor, min_size: int = 2) -> tuple[Tensor, tuple[int, int]]:
@@ -110,12 +112,12 @@ def fit_secret(secret: Tensor, size: tuple[int, int], fit: str = "refuse") -> Te
         (1, 3, 8, 8)
     """
     if fit not in FITS:
-        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+        raise InputError(f"fit must be one of {FITS}, got {fit!r}")
     height, width = size
     if tuple(secret.shape[-2:]) == (height, width):
         return secret
     if fit == "refuse":
-        raise ValueError(
+        raise InputError(
             f"the secret is {secret.shape[-1]}x{secret.shape[-2]} but the cover is {width}x{height} (width x "
             f"height); pass fit='resize' or fit='crop' (--fit on the command line) to adapt the secret"
         )
@@ -145,7 +147,7 @@ def tiles(length: int, tile: int, overlap: int, step: int = 2) -> list[tuple[int
     if tile >= length:
         return [(0, length, 0, length)]
     if tile - 2 * overlap < step:
-        raise ValueError(f"tile {tile} must exceed twice the overlap {overlap} by at least {step}")
+        raise InputError(f"tile {tile} must exceed twice the overlap {overlap} by at least {step}")
     out = []
     keep = 0
     while keep < length:
@@ -172,7 +174,7 @@ def _tiled(
     if tile is None or (tile >= height and tile >= width):
         return function(first, second)
     if tile % step or overlap % step or tile <= 0 or overlap < 0:
-        raise ValueError(f"tile and overlap must be non-negative multiples of {step}, got {tile} and {overlap}")
+        raise InputError(f"tile and overlap must be non-negative multiples of {step}, got {tile} and {overlap}")
     windows = [(r, c) for r in tiles(height, tile, overlap, step) for c in tiles(width, tile, overlap, step)]
     if progress and len(windows) > 1:
         from tqdm.auto import tqdm
@@ -237,7 +239,7 @@ def hide(
         (3, 33, 17)
     """
     if getattr(model, "num_secrets", 1) != 1:
-        raise ValueError(
+        raise InputError(
             f"this model hides {model.num_secrets} secrets per cover; hide() takes one secret (use "
             f"model.hide(cover, *secrets) for several)"
         )
@@ -247,7 +249,7 @@ def hide(
     _check_batch("cover", cover, channels)
     _check_batch("secret", secret, channels)
     if secret.shape[0] != cover.shape[0]:
-        raise ValueError(f"cover and secret batches differ: {cover.shape[0]} and {secret.shape[0]}")
+        raise InputError(f"cover and secret batches differ: {cover.shape[0]} and {secret.shape[0]}")
     secret = fit_secret(secret, tuple(cover.shape[-2:]), fit)
     dtype = _working_dtype(model, cover.dtype)
     cover, secret, result_dtype = cover.to(dtype), secret.to(dtype), cover.dtype
@@ -304,7 +306,7 @@ def reveal(
     if z is None:
         z = torch.randn(shape, generator=generator, device=stego.device, dtype=stego.dtype)
     elif tuple(z.shape) != shape:
-        raise ValueError(f"z must have shape {shape} (the padded stego's), got {tuple(z.shape)}")
+        raise InputError(f"z must have shape {shape} (the padded stego's), got {tuple(z.shape)}")
     z = z.to(stego.dtype)
     with _evaluating(model):
         (secret,) = _tiled(lambda s, n: (model.reveal(s, z=n),), padded, z, tile, overlap, _tile_step(model), progress)

@@ -22,10 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from invhide._state import state_mismatches
-from invhide.hider import InvertibleHider
-from invhide.hinet import HiNet
-from invhide.io import atomic_write
+from invhide.errors import FileFormatError, InputError, MissingPathError
+from invhide.io.files import atomic_write
 
 __all__ = [
     "CONFIG_FILE",
@@ -35,8 +33,10 @@ __all__ = [
     "load_tensors",
     "model_from_config",
     "register_model",
+    "registered_models",
     "save",
     "save_tensors",
+    "state_mismatches",
 ]
 
 MODEL_FILE = "model.safetensors"
@@ -44,27 +44,32 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 """File name of the config for people to read in a directory checkpoint (:func:`load` reads the weights file's copy)."""
 _FORMAT = "invhide.model.v1"
-_MODELS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
-    "HiNet": HiNet.from_config,
-    "InvertibleHider": InvertibleHider.from_config,
-}
+# Filled by register_model: invhide.models registers its classes when it is imported.
+_MODELS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {}
 
 PathLike = str | os.PathLike[str]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, unreadable or does not match its config."""
+class CheckpointError(FileFormatError):
+    """A checkpoint file that is unreadable, truncated or does not match its config (a ``ValueError``)."""
 
 
 def register_model(name: str, from_config: Callable[[Mapping[str, Any]], nn.Module]) -> None:
     """Let :func:`load` rebuild models whose config has ``"class": name``.
 
     Example:
-        >>> register_model("InvertibleHider", InvertibleHider.from_config)  # already registered
+        >>> register_model("InvertibleHider", invhide.InvertibleHider.from_config)  # already registered
+        >>> sorted(registered_models())
+        ['HiNet', 'InvertibleHider']
     """
     if name in _MODELS and _MODELS[name] != from_config:
-        raise ValueError(f"model class {name!r} is already registered to {_MODELS[name]!r}")
+        raise InputError(f"model class {name!r} is already registered to {_MODELS[name]!r}")
     _MODELS[name] = from_config
+
+
+def registered_models() -> tuple[str, ...]:
+    """The model classes :func:`load` can rebuild, by the name in their config."""
+    return tuple(_MODELS)
 
 
 def model_from_config(config: Mapping[str, Any]) -> nn.Module:
@@ -86,6 +91,34 @@ def model_from_config(config: Mapping[str, Any]) -> nn.Module:
         return _MODELS[name](config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"invalid {name} config: {error}") from error
+
+
+def state_mismatches(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> list[str]:
+    """Missing, unexpected and wrongly shaped tensors, each kind as one phrase with examples.
+
+    Example:
+        >>> model = {"a": torch.zeros(2), "b": torch.zeros(1)}
+        >>> for problem in state_mismatches(model, {"a": torch.zeros(3), "c": torch.zeros(1)}):
+        ...     print(problem)
+        missing 1 tensor(s), e.g. ['b']
+        1 unexpected tensor(s), e.g. ['c']
+        1 with the wrong shape, e.g. ['a (3,), model (2,)']
+    """
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong = [
+        f"{key} {tuple(given[key].shape)}, model {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in given and given[key].shape != value.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} tensor(s), e.g. {missing[:3]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[:3]}")
+    if wrong:
+        problems.append(f"{len(wrong)} with the wrong shape, e.g. {wrong[:3]}")
+    return problems
 
 
 def save_tensors(tensors: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None) -> None:
@@ -151,7 +184,7 @@ def load_tensors(path: PathLike, device: str | torch.device = "cpu") -> tuple[di
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+        raise MissingPathError(f"{path}: no such checkpoint file")
     header = _read_header(path)
     metadata = header.get("__metadata__") or {}
     try:
@@ -178,8 +211,8 @@ def save(model: nn.Module, path: PathLike) -> Path:
     Example:
         >>> import tempfile, pathlib
         >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> path = save(HiNet(num_blocks=2), folder / "hinet.safetensors")
-        >>> load(path).config() == HiNet(num_blocks=2).config()
+        >>> path = save(invhide.HiNet(num_blocks=2), folder / "hinet.safetensors")
+        >>> load(path).config() == invhide.HiNet(num_blocks=2).config()
         True
     """
     config = model.config()  # type: ignore[operator]

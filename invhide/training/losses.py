@@ -34,8 +34,9 @@ from typing import Any, ClassVar, Literal
 
 from torch import Tensor, nn
 
-from invhide import functional
-from invhide._state import build_from_config
+from invhide.checks import build_from_config
+from invhide.errors import InputError, InputTypeError
+from invhide.nn import functional
 
 __all__ = [
     "KINDS",
@@ -64,24 +65,24 @@ REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 
 def _check_kind(kind: object) -> Kind:
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
     return kind  # type: ignore[return-value]
 
 
 def _check_reduction(reduction: object) -> Reduction:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        raise InputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     return reduction  # type: ignore[return-value]
 
 
 def _check_pair(x: Tensor, y: Tensor, names: tuple[str, str] = ("x", "y")) -> None:
     for value, name in zip((x, y), names, strict=True):
         if not isinstance(value, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
         if not value.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+            raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
     if x.shape != y.shape:
-        raise ValueError(
+        raise InputError(
             f"{names[0]} and {names[1]} must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
         )
 
@@ -120,13 +121,13 @@ def low_frequency_distance(
 ) -> Tensor:
     """:func:`distance` between the low-pass (LL) wavelet subbands of two images.
 
-    The LL band is channels ``[0:C]`` of :func:`invhide.functional.dwt`, the
+    The LL band is channels ``[0:C]`` of :func:`invhide.nn.functional.dwt`, the
     same in both layouts; for Haar it is ``(a + b + c + d) / 2`` over each
     2x2 block.
 
     Args:
         x: ``(B, C, H, W)``, H and W even and at least
-            :func:`~invhide.functional.min_wavelet_size`.
+            :func:`~invhide.nn.functional.min_wavelet_size`.
         y: the same shape as ``x``.
         wavelet: an orthogonal wavelet name.
         kind: ``"l1"`` or ``"l2"``.
@@ -159,7 +160,7 @@ def low_frequency_distance(
 def _take(tensors: Mapping[str, Any], names: tuple[str, ...], owner: str) -> list[Tensor]:
     missing = [name for name in names if name not in tensors]
     if missing:
-        raise TypeError(
+        raise InputTypeError(
             f"{owner} needs the keyword tensor(s) {missing}; got keywords {sorted(tensors)} "
             f"(expected among cover, secret, stego, recovered, lost)"
         )
@@ -264,7 +265,7 @@ class LowFrequencyWaveletLoss(_PairLoss):
     """Low-frequency wavelet loss ``L_freq``: LL subbands of stego and cover.
 
     Uses the keywords ``stego`` and ``cover``, both ``(B, C, H, W)`` with H
-    and W even and at least :func:`~invhide.functional.min_wavelet_size`.
+    and W even and at least :func:`~invhide.nn.functional.min_wavelet_size`.
     Differences that live only in the detail bands (a checkerboard, say) cost
     nothing, which pushes the hidden information into the high frequencies.
 
@@ -340,9 +341,9 @@ class LossOutput:
 
 def _check_weight(name: str, weight: object) -> float:
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
-        raise TypeError(f"the weight of term {name!r} must be a real number, got {type(weight).__name__}")
+        raise InputTypeError(f"the weight of term {name!r} must be a real number, got {type(weight).__name__}")
     if not math.isfinite(float(weight)) or weight < 0:
-        raise ValueError(f"the weight of term {name!r} must be finite and >= 0, got {weight!r}")
+        raise InputError(f"the weight of term {name!r} must be finite and >= 0, got {weight!r}")
     return float(weight)
 
 
@@ -378,19 +379,19 @@ class HidingLoss(nn.Module):
     def __init__(self, terms: Mapping[str, tuple[float, nn.Module]]) -> None:
         super().__init__()
         if not isinstance(terms, Mapping):
-            raise TypeError(f"terms must be a mapping {{name: (weight, module)}}, got {type(terms).__name__}")
+            raise InputTypeError(f"terms must be a mapping {{name: (weight, module)}}, got {type(terms).__name__}")
         if not terms:
-            raise ValueError("a HidingLoss needs at least one term, got none")
+            raise InputError("a HidingLoss needs at least one term, got none")
         weights: dict[str, float] = {}
         modules: dict[str, nn.Module] = {}
         for name, term in terms.items():
             if not isinstance(name, str) or not name or "." in name:
-                raise ValueError(f"term names must be non-empty strings without dots, got {name!r}")
+                raise InputError(f"term names must be non-empty strings without dots, got {name!r}")
             if not isinstance(term, tuple) or len(term) != 2:
-                raise TypeError(f"term {name!r} must be a (weight, module) pair, got {term!r}")
+                raise InputTypeError(f"term {name!r} must be a (weight, module) pair, got {term!r}")
             weight, module = term
             if not isinstance(module, nn.Module):
-                raise TypeError(f"term {name!r} must be an nn.Module, got {type(module).__name__}")
+                raise InputTypeError(f"term {name!r} must be an nn.Module, got {type(module).__name__}")
             weights[name] = _check_weight(name, weight)
             modules[name] = module
         self._weights = weights
@@ -421,7 +422,7 @@ class HidingLoss(nn.Module):
             value = module(**tensors)
             if not isinstance(value, Tensor) or value.dim() != 0:
                 shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-                raise ValueError(f"term {name!r} must return a scalar tensor, got {shape}")
+                raise InputError(f"term {name!r} must return a scalar tensor, got {shape}")
             values[name] = value
             weight = self._weights[name]
             if weight > 0:
@@ -445,9 +446,24 @@ class HidingLoss(nn.Module):
             ['concealing', 'revealing', 'low_frequency', 'lost_norm']
         """
         if name in self._weights:
-            raise ValueError(f"this loss already has a term named {name!r}; terms: {list(self._weights)}")
+            raise InputError(f"this loss already has a term named {name!r}; terms: {list(self._weights)}")
         terms = {key: (self._weights[key], self.terms[key]) for key in self._weights}
         return HidingLoss({**terms, name: (weight, module)})
+
+    def with_weights(self, weights: Mapping[str, float]) -> HidingLoss:
+        """A new loss with some term weights changed; the term modules are shared with this one.
+
+        Raises:
+            ValueError: a name that is not a term of this loss, or a bad weight.
+
+        Example:
+            >>> HidingLoss.paper().with_weights({"low_frequency": 0.0}).weights
+            {'concealing': 10.0, 'revealing': 1.0, 'low_frequency': 0.0}
+        """
+        unknown = sorted(set(weights) - set(self._weights))
+        if unknown:
+            raise InputError(f"this loss has no term(s) {unknown}; terms: {list(self._weights)}")
+        return HidingLoss({key: (weights.get(key, value), self.terms[key]) for key, value in self._weights.items()})
 
     # ------------------------------------------------------------------
     # Presets
@@ -514,7 +530,7 @@ class HidingLoss(nn.Module):
         terms: dict[str, Any] = {}
         for name, module in self.terms.items():
             if _SHIPPED_TERMS.get(type(module).__name__) is not type(module):
-                raise TypeError(
+                raise InputTypeError(
                     f"cannot describe the custom term {name!r} ({type(module).__name__}) in a config; "
                     f"only {', '.join(_SHIPPED_TERMS)} can be described"
                 )
@@ -532,17 +548,17 @@ class HidingLoss(nn.Module):
         config = dict(config)
         name = config.pop("class", cls.__name__)
         if name != cls.__name__:
-            raise ValueError(f"config describes a {name}, not a {cls.__name__}")
+            raise InputError(f"config describes a {name}, not a {cls.__name__}")
         if set(config) != {"terms"} or not isinstance(config["terms"], Mapping):
-            raise ValueError(f"a {cls.__name__} config has exactly one key 'terms' (a mapping), got {config!r}")
+            raise InputError(f"a {cls.__name__} config has exactly one key 'terms' (a mapping), got {config!r}")
         terms: dict[str, tuple[float, nn.Module]] = {}
         for term_name, term in config["terms"].items():
             if not isinstance(term, Mapping) or set(term) != {"weight", "loss"}:
-                raise ValueError(f"term {term_name!r} must be {{'weight': ..., 'loss': {{...}}}}, got {term!r}")
+                raise InputError(f"term {term_name!r} must be {{'weight': ..., 'loss': {{...}}}}, got {term!r}")
             loss_config = dict(term["loss"])
             term_class = _SHIPPED_TERMS.get(loss_config.get("class"))  # type: ignore[arg-type]
             if term_class is None:
-                raise ValueError(
+                raise InputError(
                     f"term {term_name!r} has unknown class {loss_config.get('class')!r}; "
                     f"expected one of {list(_SHIPPED_TERMS)}"
                 )

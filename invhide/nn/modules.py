@@ -5,7 +5,7 @@ shapes of its inputs (``dims_in``, without the batch dimension), and
 ``module(xs, rev=False, jac=True)`` returns ``(outputs, log_det)`` with
 ``log_det`` of shape ``(B,)`` (the negative in the reverse direction), so the
 classes plug into ``FrEIA.framework.Node`` graphs. The math lives in
-:mod:`invhide.functional`. The spatial size in ``dims_in`` is only used to
+:mod:`invhide.nn.functional`. The spatial size in ``dims_in`` is only used to
 check the graph when it is built: every module accepts any valid height and
 width at run time.
 """
@@ -19,8 +19,9 @@ import torch
 from FrEIA.modules import InvertibleModule
 from torch import Tensor
 
-from invhide import functional
-from invhide.subnets import SubnetSpec, resolve
+from invhide.errors import InputError
+from invhide.nn import functional
+from invhide.nn.subnets import SubnetSpec, resolve
 
 __all__ = ["AffineCoupling", "HidingCoupling", "WaveletDownsampling", "WaveletUpsampling"]
 
@@ -30,22 +31,22 @@ Dims = Sequence[tuple[int, ...]]
 def _check_dims(cls: str, dims_in: Dims, count: int, dims_c: Dims | None) -> list[tuple[int, ...]]:
     dims = [tuple(int(v) for v in d) for d in dims_in]
     if len(dims) != count or any(len(d) != 3 for d in dims):
-        raise ValueError(f"{cls} takes {count} input(s) of shape (C, H, W), got dims_in={list(dims_in)!r}")
+        raise InputError(f"{cls} takes {count} input(s) of shape (C, H, W), got dims_in={list(dims_in)!r}")
     if dims_c:
-        raise ValueError(f"{cls} takes no conditions, got dims_c={list(dims_c)!r}")
+        raise InputError(f"{cls} takes no conditions, got dims_c={list(dims_c)!r}")
     return dims
 
 
 def _check_inputs(cls: str, xs: Sequence[Tensor], count: int) -> None:
     if len(xs) != count:
-        raise ValueError(f"{cls} takes {count} input tensor(s), got {len(xs)}")
+        raise InputError(f"{cls} takes {count} input tensor(s), got {len(xs)}")
 
 
 def _check_clamp(clamp: float, activation: str) -> float:
     if not isinstance(clamp, (int, float)) or isinstance(clamp, bool) or not math.isfinite(clamp) or clamp <= 0:
-        raise ValueError(f"clamp must be a finite number > 0, got {clamp!r}")
+        raise InputError(f"clamp must be a finite number > 0, got {clamp!r}")
     if activation not in functional.CLAMP_ACTIVATIONS:
-        raise ValueError(f"clamp_activation must be one of {functional.CLAMP_ACTIVATIONS}, got {activation!r}")
+        raise InputError(f"clamp_activation must be one of {functional.CLAMP_ACTIVATIONS}, got {activation!r}")
     return float(clamp)
 
 
@@ -66,7 +67,7 @@ class _WaveletTransform(InvertibleModule):
         (dims,) = _check_dims(name, dims_in, 1, dims_c)
         functional.validate_wavelet(wavelet)
         if layout not in functional.LAYOUTS:
-            raise ValueError(f"layout must be one of {functional.LAYOUTS}, got {layout!r}")
+            raise InputError(f"layout must be one of {functional.LAYOUTS}, got {layout!r}")
         functional._backend(wavelet, backend)
         super().__init__([dims])
         self.wavelet = wavelet
@@ -79,13 +80,13 @@ class _WaveletTransform(InvertibleModule):
         low = functional.min_wavelet_size(self.wavelet)
         if down:
             if h % 2 or w % 2 or h < low or w < low:
-                raise ValueError(
+                raise InputError(
                     f"{type(self).__name__}(wavelet={self.wavelet!r}) needs an even height and width "
                     f"of at least {low}, got dims {dims}"
                 )
             return (4 * c, h // 2, w // 2)
         if c % 4 or 2 * h < low or 2 * w < low:
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__}(wavelet={self.wavelet!r}) needs 4*C channels and subbands of at "
                 f"least {low // 2}x{low // 2}, got dims {dims}"
             )
@@ -112,7 +113,7 @@ class WaveletDownsampling(_WaveletTransform):
     """Orthonormal one-level 2-D DWT as an invertible FrEIA module.
 
     Maps ``(B, C, H, W)`` to ``(B, 4C, H/2, W/2)`` (subband-major, LL first, see
-    :mod:`invhide.functional` for the layouts); the log-determinant is zero.
+    :mod:`invhide.nn.functional` for the layouts); the log-determinant is zero.
     Its reverse is :class:`WaveletUpsampling`'s forward.
 
     Args:
@@ -170,7 +171,7 @@ class HidingCoupling(InvertibleModule):
         y2 = x2 * exp(alpha(rho(y1))) + eta(y1)
 
     and the exact inverse with ``rev=True``. ``alpha`` is a soft clamp into
-    ``(-clamp, clamp)`` (see :func:`invhide.functional.soft_clamp`). The
+    ``(-clamp, clamp)`` (see :func:`invhide.nn.functional.soft_clamp`). The
     log-determinant is the per-sample sum of ``alpha(rho(y1))``. The branch
     widths come from ``dims_in``, so the secret branch can carry several
     images (``C2 = k * C1``).
@@ -180,7 +181,7 @@ class HidingCoupling(InvertibleModule):
         dims_c: must be empty.
         subnet: subnet constructor ``(c_in, c_out) -> nn.Module`` or a
             registered name (``"dense"``, ``"residual"``, ``"conv"``); see
-            :mod:`invhide.subnets`. Built three times: ``phi`` (C2 to C1),
+            :mod:`invhide.nn.subnets`. Built three times: ``phi`` (C2 to C1),
             ``rho`` and ``eta`` (C1 to C2).
         clamp: soft-clamp bound, ``> 0`` (HiNet: 2.0).
         clamp_activation: ``"sigmoid"`` (HiNet), ``"tanh"`` or ``"atan"``.
@@ -209,7 +210,7 @@ class HidingCoupling(InvertibleModule):
     ) -> None:
         cover, secret = _check_dims("HidingCoupling", dims_in, 2, dims_c)
         if cover[1:] != secret[1:]:
-            raise ValueError(f"HidingCoupling needs both branches at the same spatial size, got {cover} and {secret}")
+            raise InputError(f"HidingCoupling needs both branches at the same spatial size, got {cover} and {secret}")
         super().__init__([cover, secret])
         self.clamp = _check_clamp(clamp, clamp_activation)
         self.clamp_activation = clamp_activation
@@ -225,7 +226,7 @@ class HidingCoupling(InvertibleModule):
         _check_inputs("HidingCoupling", x_or_z, 2)
         a, b = x_or_z
         if a.shape[0] != b.shape[0] or a.shape[2:] != b.shape[2:]:
-            raise ValueError(
+            raise InputError(
                 f"HidingCoupling branches must share batch and spatial size, got {tuple(a.shape)} and {tuple(b.shape)}"
             )
         step = functional.coupling_inverse if rev else functional.coupling_forward
@@ -275,7 +276,7 @@ class AffineCoupling(HidingCoupling):
         ((channels, h, w),) = _check_dims("AffineCoupling", dims_in, 1, dims_c)
         split = channels // 2 if split is None else split
         if not isinstance(split, int) or not 0 < split < channels:
-            raise ValueError(f"split must be an integer in [1, {channels - 1}], got {split!r}")
+            raise InputError(f"split must be an integer in [1, {channels - 1}], got {split!r}")
         super().__init__([(split, h, w), (channels - split, h, w)], None, subnet, clamp, clamp_activation)
         self.dims_in = [(channels, h, w)]
         self.split = split
@@ -286,7 +287,7 @@ class AffineCoupling(HidingCoupling):
         _check_inputs("AffineCoupling", x_or_z, 1)
         (x,) = x_or_z
         if x.dim() != 4 or x.shape[1] != self.dims_in[0][0]:
-            raise ValueError(f"AffineCoupling expects (B, {self.dims_in[0][0]}, H, W), got shape {tuple(x.shape)}")
+            raise InputError(f"AffineCoupling expects (B, {self.dims_in[0][0]}, H, W), got shape {tuple(x.shape)}")
         halves = (x[:, : self.split], x[:, self.split :])
         (out1, out2), log_det = super().forward(halves, rev=rev, jac=jac)
         return (torch.cat((out1, out2), dim=1),), log_det

@@ -144,7 +144,7 @@ def _inference_rows(args: argparse.Namespace, device: torch.device, dtype: torch
 
 def _compile_subnets(model: Any) -> None:
     """``torch.compile`` every subnet (the graph's Python control flow stays eager)."""
-    from invhide.subnets import Subnet
+    from invhide.nn.subnets import Subnet
 
     for module in model.modules():
         if isinstance(module, Subnet):
@@ -275,7 +275,7 @@ def _memory_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dt
                     mib = _measure_memory(blocks, crop, args.train_batch, saving, device, dtype)
                 else:  # a fresh process per measurement: ru_maxrss only ever grows
                     spec = json.dumps([blocks, crop, args.train_batch, saving, str(device), str(dtype)])
-                    code = "import sys, json; from invhide.benchmark import _child; _child(sys.argv[1])"
+                    code = "import sys, json; from invhide.evaluation.speed import _child; _child(sys.argv[1])"
                     out = subprocess.run(
                         [sys.executable, "-c", code, spec], capture_output=True, text=True, check=True, env=os.environ
                     )
@@ -410,7 +410,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
     if args.json:
-        from invhide.io import atomic_write
+        from invhide.io.files import atomic_write
 
         with atomic_write(args.json, "w") as file:
             json.dump(results, file, indent=2)

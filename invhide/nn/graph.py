@@ -32,6 +32,8 @@ import torch
 from FrEIA.framework import ConditionNode, GraphINN, InputNode, Node, OutputNode
 from torch import Tensor, nn
 
+from invhide.errors import InputError
+
 __all__ = ["InvertibleGraph"]
 
 Key = tuple[Node, int]
@@ -147,7 +149,7 @@ class InvertibleGraph(GraphINN):
 
     Example:
         >>> from FrEIA.framework import InputNode, Node, OutputNode
-        >>> from invhide.modules import AffineCoupling
+        >>> from invhide.nn.modules import AffineCoupling
         >>> x = InputNode(4, 8, 8, name="x")
         >>> block = Node(x, AffineCoupling, {"subnet": "conv"}, name="block")
         >>> graph = InvertibleGraph([x, block, OutputNode(block, name="z")])
@@ -163,10 +165,10 @@ class InvertibleGraph(GraphINN):
         names = [node.name for node in nodes]
         for name in names:
             if not isinstance(name, str) or not name or "." in name:
-                raise ValueError(f"every node needs a name without dots, got {name!r}")
+                raise InputError(f"every node needs a name without dots, got {name!r}")
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
-            raise ValueError(f"node names must be unique, repeated: {repeated}")
+            raise InputError(f"node names must be unique, repeated: {repeated}")
         super().__init__(nodes, force_tuple_output=True)
         del self.module_list
         self.nodes = nn.ModuleDict({node.name: node.module for node in nodes if node.module is not None})
@@ -194,7 +196,7 @@ class InvertibleGraph(GraphINN):
             if params or any(t.requires_grad for t in inputs):
                 count = len(self.out_nodes if rev else self.in_nodes)
                 if len(inputs) != count:
-                    raise ValueError(f"got {len(inputs)} inputs, but expected {count}")
+                    raise InputError(f"got {len(inputs)} inputs, but expected {count}")
                 *outputs, log_det = _MemorySavingRun.apply(self, rev, jac, count, *inputs, *params)
                 return tuple(outputs), log_det
         try:

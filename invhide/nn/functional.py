@@ -1,7 +1,7 @@
 """Pure tensor math: wavelet layouts, soft clamps and the coupling equations.
 
 Everything here is a plain function of tensors (and, for the couplings, of
-the subnetworks to apply); the :mod:`invhide.modules` classes are thin FrEIA
+the subnetworks to apply); the :mod:`invhide.nn.modules` classes are thin FrEIA
 wrappers around these functions.
 
 Wavelet layouts. A one-level 2-D DWT maps ``(B, C, H, W)`` to four subbands of
@@ -36,6 +36,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from invhide.errors import InputError, InputTypeError
+
 __all__ = [
     "CLAMP_ACTIVATIONS",
     "LAYOUTS",
@@ -46,6 +48,7 @@ __all__ = [
     "haar_idwt",
     "idwt",
     "min_wavelet_size",
+    "quantize_8bit",
     "soft_clamp",
     "validate_wavelet",
 ]
@@ -68,7 +71,7 @@ _PERIODIZATION = 2
 
 def _check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
 def validate_wavelet(wavelet: str) -> int:
@@ -93,7 +96,7 @@ def validate_wavelet(wavelet: str) -> int:
         4
     """
     if not isinstance(wavelet, str):
-        raise TypeError(f"wavelet must be a string such as 'haar', got {type(wavelet).__name__}")
+        raise InputTypeError(f"wavelet must be a string such as 'haar', got {type(wavelet).__name__}")
     return _filter_length(wavelet)
 
 
@@ -106,12 +109,12 @@ def _filter_length(wavelet: str) -> int:
     except ModuleNotFoundError as error:  # pragma: no cover - pywt is a dependency
         raise ImportError(f"wavelet {wavelet!r} needs PyWavelets (pip install PyWavelets)") from error
     if wavelet not in pywt.wavelist(kind="discrete"):
-        raise ValueError(
+        raise InputError(
             f"unknown wavelet {wavelet!r}; expected a discrete PyWavelets name such as 'haar', 'db2', 'sym4' or 'coif1'"
         )
     info = pywt.Wavelet(wavelet)
     if not info.orthogonal:
-        raise ValueError(
+        raise InputError(
             f"wavelet {wavelet!r} is not orthogonal; invertible hiding needs an orthogonal "
             f"wavelet (haar, db*, sym*, coif*) so that the transform is orthonormal"
         )
@@ -133,11 +136,11 @@ def min_wavelet_size(wavelet: str) -> int:
 
 def _check_tensor(x: Tensor, name: str) -> None:
     if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise InputTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
-        raise ValueError(f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}")
+        raise InputError(f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
 
 
 def _check_image(x: Tensor, wavelet: str) -> None:
@@ -145,7 +148,7 @@ def _check_image(x: Tensor, wavelet: str) -> None:
     h, w = x.shape[-2:]
     low = min_wavelet_size(wavelet)
     if h % 2 or w % 2 or h < low or w < low:
-        raise ValueError(
+        raise InputError(
             f"the {wavelet!r} DWT needs an even height and width of at least {low}, "
             f"got {h}x{w} (shape {tuple(x.shape)})"
         )
@@ -154,10 +157,10 @@ def _check_image(x: Tensor, wavelet: str) -> None:
 def _check_subbands(y: Tensor, wavelet: str) -> None:
     _check_tensor(y, "y")
     if y.shape[1] % 4:
-        raise ValueError(f"the inverse DWT needs 4*C channels (LL and three detail bands), got shape {tuple(y.shape)}")
+        raise InputError(f"the inverse DWT needs 4*C channels (LL and three detail bands), got shape {tuple(y.shape)}")
     low = min_wavelet_size(wavelet)
     if 2 * y.shape[-2] < low or 2 * y.shape[-1] < low:
-        raise ValueError(
+        raise InputError(
             f"the inverse {wavelet!r} DWT needs subbands of at least {low // 2}x{low // 2}, got shape {tuple(y.shape)}"
         )
 
@@ -261,9 +264,9 @@ def _filters(wavelet: str, dtype: torch.dtype, device: torch.device) -> tuple[Te
 
 def _backend(wavelet: str, backend: str) -> str:
     if backend not in ("auto", "haar", "pytorch_wavelets"):
-        raise ValueError(f"backend must be 'auto', 'haar' or 'pytorch_wavelets', got {backend!r}")
+        raise InputError(f"backend must be 'auto', 'haar' or 'pytorch_wavelets', got {backend!r}")
     if backend == "haar" and wavelet not in _HAAR_NAMES:
-        raise ValueError(f"backend 'haar' computes only the Haar wavelet, got wavelet {wavelet!r}")
+        raise InputError(f"backend 'haar' computes only the Haar wavelet, got wavelet {wavelet!r}")
     if backend == "auto":
         return "haar" if wavelet in _HAAR_NAMES else "pytorch_wavelets"
     return backend
@@ -296,7 +299,7 @@ def dwt(x: Tensor, wavelet: str = "haar", layout: Layout = "subband", backend: B
     _check_image(x, wavelet)
     if _backend(wavelet, backend) == "haar":
         return haar_dwt(x, layout)
-    from invhide._compat import pytorch_wavelets_lowlevel
+    from invhide.nn.backends import pytorch_wavelets_lowlevel
 
     lowlevel = pytorch_wavelets_lowlevel()
     filters = _filters(wavelet, x.dtype, x.device)
@@ -330,7 +333,7 @@ def idwt(y: Tensor, wavelet: str = "haar", layout: Layout = "subband", backend: 
     _check_subbands(y, wavelet)
     if _backend(wavelet, backend) == "haar":
         return haar_idwt(y, layout)
-    from invhide._compat import pytorch_wavelets_lowlevel
+    from invhide.nn.backends import pytorch_wavelets_lowlevel
 
     lowlevel = pytorch_wavelets_lowlevel()
     filters = _filters(wavelet, y.dtype, y.device)
@@ -339,6 +342,45 @@ def idwt(y: Tensor, wavelet: str = "haar", layout: Layout = "subband", backend: 
         band1, band2 = -band2, -band1
     highs = torch.stack((band1, band2, diag), dim=2)
     return lowlevel.SFB2D.apply(ll, highs, *filters[4:], _PERIODIZATION)
+
+
+# --------------------------------------------------------------------------
+# Rounding
+# --------------------------------------------------------------------------
+
+_LEVELS = 255.0  # an 8-bit image has 256 levels, 0..255
+
+
+def quantize_8bit(x: Tensor) -> Tensor:
+    """What a float image becomes when saved as an 8-bit PNG and read back.
+
+    Clamps to ``[0, 1]`` and rounds to the nearest multiple of ``1/255``,
+    halves to even (``torch.round``, as invhide's image writer rounds;
+    ``torchvision.utils.save_image``, which the reference code uses, rounds
+    halves up, which differs only where ``255 x`` is exactly ``k + 0.5``).
+    Half-precision inputs are rounded in float32. NaN stays NaN.
+
+    Args:
+        x: any shape, floating point.
+
+    Returns:
+        A new tensor of ``x``'s shape and dtype with values ``k / 255``,
+        ``k`` in ``0..255``.
+
+    Raises:
+        TypeError: a non-tensor or non-float input.
+
+    Example:
+        >>> x = torch.tensor([-0.2, 0.25, 0.5, 1.7], dtype=torch.float64)
+        >>> (quantize_8bit(x) * 255).tolist()  # 0.5 * 255 = 127.5 rounds to the even 128
+        [0.0, 64.0, 128.0, 255.0]
+    """
+    if not isinstance(x, Tensor):
+        raise InputTypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise InputTypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    return (torch.round(work.clamp(0, 1) * _LEVELS) / _LEVELS).to(x.dtype)
 
 
 # --------------------------------------------------------------------------
@@ -373,7 +415,7 @@ def soft_clamp(s: Tensor, clamp: float, activation: str = "sigmoid") -> Tensor:
         return clamp * torch.tanh(s / clamp)
     if activation == "atan":
         return clamp * (2 / math.pi) * torch.atan(s / clamp)
-    raise ValueError(f"clamp activation must be one of {CLAMP_ACTIVATIONS}, got {activation!r}")
+    raise InputError(f"clamp activation must be one of {CLAMP_ACTIVATIONS}, got {activation!r}")
 
 
 Subnet = Callable[[Tensor], Tensor]

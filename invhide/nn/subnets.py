@@ -25,6 +25,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from invhide.checks import number, positive_int
+from invhide.errors import InputError, InputTypeError
+
 __all__ = [
     "ConvSubnet",
     "DenseSubnet",
@@ -35,7 +38,6 @@ __all__ = [
     "SubnetSpec",
     "conv",
     "dense",
-    "positive_int",
     "register",
     "registered",
     "residual",
@@ -48,22 +50,8 @@ SubnetSpec = str | SubnetConstructor
 """A registered subnet name (``"dense"``, ``"residual"``, ``"conv"``, ...) or a :data:`SubnetConstructor`."""
 
 
-def positive_int(name: str, value: object) -> int:
-    """``value`` if it is a positive ``int`` (not a ``bool``), else a ``ValueError`` naming ``name``.
-
-    Example:
-        >>> positive_int("depth", 3)
-        3
-    """
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _slope(value: object) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-        raise ValueError(f"negative_slope must be a number in [0, 1), got {value!r}")
-    return float(value)
+    return number("negative_slope", value, low=0, high=1, high_open=True)
 
 
 class Subnet(nn.Module):
@@ -71,7 +59,7 @@ class Subnet(nn.Module):
 
     Subclasses name their last layer through :attr:`output_layer`; it is
     zero-initialised at construction (so couplings start as the identity) and
-    :func:`invhide.hinet.reference_init_` keeps it at zero.
+    :func:`invhide.models.hinet.reference_init_` keeps it at zero.
 
     Example:
         A subnet of your own follows the same contract:
@@ -140,7 +128,7 @@ class DenseSubnet(Subnet):
         positive_int("out_channels", out_channels)
         positive_int("growth", growth)
         if positive_int("depth", depth) < 2:
-            raise ValueError(f"depth must be at least 2, got {depth}")
+            raise InputError(f"depth must be at least 2, got {depth}")
         self.depth = depth
         for i in range(depth):
             out = out_channels if i == depth - 1 else growth
@@ -184,7 +172,7 @@ class ResidualSubnet(Subnet):
         positive_int("out_channels", out_channels)
         positive_int("hidden", hidden)
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-            raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
+            raise InputError(f"depth must be a non-negative integer, got {depth!r}")
         self.stem = nn.Conv2d(in_channels, hidden, 3, padding=1)
         self.blocks = nn.ModuleList(
             nn.Sequential(
@@ -241,7 +229,7 @@ class ConvSubnet(Subnet):
         positive_int("hidden", hidden)
         positive_int("depth", depth)
         if positive_int("kernel_size", kernel_size) % 2 == 0:
-            raise ValueError(f"kernel_size must be odd so the spatial size is kept, got {kernel_size}")
+            raise InputError(f"kernel_size must be odd so the spatial size is kept, got {kernel_size}")
         layers: list[nn.Module] = []
         width = in_channels
         for i in range(depth):
@@ -287,11 +275,11 @@ def register(name: str, cls: Callable[..., nn.Module]) -> None:
         Tiny(4, 8, kernel_size=(1, 1), stride=(1, 1))
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"subnet name must be a non-empty string, got {name!r}")
+        raise InputError(f"subnet name must be a non-empty string, got {name!r}")
     if not callable(cls):
-        raise TypeError(f"subnet class must be callable, got {type(cls).__name__}")
+        raise InputTypeError(f"subnet class must be callable, got {type(cls).__name__}")
     if _REGISTRY.get(name, cls) is not cls:
-        raise ValueError(f"subnet name {name!r} is already registered to {_REGISTRY[name]!r}")
+        raise InputError(f"subnet name {name!r} is already registered to {_REGISTRY[name]!r}")
     _REGISTRY[name] = cls
 
 
@@ -329,7 +317,7 @@ class SubnetFactory:
 
     def __post_init__(self) -> None:
         if self.name not in _REGISTRY:
-            raise ValueError(f"unknown subnet {self.name!r}; registered subnets are {registered()}")
+            raise InputError(f"unknown subnet {self.name!r}; registered subnets are {registered()}")
         object.__setattr__(self, "options", dict(self.options))
 
     def __call__(self, in_channels: int, out_channels: int) -> nn.Module:
@@ -347,7 +335,7 @@ class SubnetFactory:
             ValueError: ``config`` has no ``"name"`` or names an unknown subnet.
         """
         if not isinstance(config, Mapping) or "name" not in config:
-            raise ValueError(f"subnet config must be a mapping with a 'name', got {config!r}")
+            raise InputError(f"subnet config must be a mapping with a 'name', got {config!r}")
         options = {k: v for k, v in config.items() if k != "name"}
         return cls(config["name"], options)
 
@@ -411,7 +399,7 @@ def resolve(spec: SubnetSpec) -> SubnetConstructor:
         return SubnetFactory(spec)
     if callable(spec):
         return spec
-    raise TypeError(
+    raise InputTypeError(
         f"subnet must be a registered name {registered()} or a callable (c_in, c_out) -> nn.Module, "
         f"got {type(spec).__name__}"
     )

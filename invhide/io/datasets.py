@@ -4,7 +4,7 @@ Training follows the reference HiNet code: each item is one ``(3, crop, crop)``
 image (random crop and random horizontal and vertical flips when training,
 centre crop otherwise), and a batch of ``2N`` images is split into ``N``
 covers and ``N`` secrets by :func:`split_pairs` (invhide's
-:class:`~invhide.train.Trainer` draws its own batches per step, secrets first
+:class:`~invhide.training.trainer.Trainer` draws its own batches per step, secrets first
 and covers last as the reference code orders them, never a cover hiding
 itself). Evaluation follows the test
 protocol of the bundled image sets (:func:`evaluation_pairs`): image ``i`` of the
@@ -30,7 +30,8 @@ from torch import Tensor
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from invhide.io import DEFAULT_MAX_PIXELS, ImageConversionWarning, _as_float, _read, inspect_image
+from invhide.errors import InputError, InputTypeError, MissingPathError, NotAFolderError
+from invhide.io.images import DEFAULT_MAX_PIXELS, ImageConversionWarning, _as_float, _read, inspect_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -122,9 +123,9 @@ def list_images(folder: PathLike, *, recursive: bool = False) -> list[Path]:
     """
     root = Path(folder)
     if not root.exists():
-        raise FileNotFoundError(f"{folder}: no such folder")
+        raise MissingPathError(f"{folder}: no such folder")
     if not root.is_dir():
-        raise NotADirectoryError(f"{folder}: is a file, not a folder of images")
+        raise NotAFolderError(f"{folder}: is a file, not a folder of images")
     candidates = root.rglob("*") if recursive else root.iterdir()
     paths = sorted(
         path
@@ -137,7 +138,7 @@ def list_images(folder: PathLike, *, recursive: bool = False) -> list[Path]:
         hint = ""
         if not recursive and any(path.is_dir() for path in root.iterdir()):
             hint = " (subfolders were not searched; pass recursive=True)"
-        raise ValueError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder{hint}")
+        raise InputError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder{hint}")
     return paths
 
 
@@ -146,14 +147,14 @@ def _paths(source: Source, recursive: bool) -> list[Path]:
     if isinstance(source, str | os.PathLike):
         return list_images(source, recursive=recursive)
     if not isinstance(source, Sequence):
-        raise TypeError(f"expected a folder or a sequence of image paths, got {type(source).__name__}")
+        raise InputTypeError(f"expected a folder or a sequence of image paths, got {type(source).__name__}")
     paths = []
     for item in source:
         if not isinstance(item, str | os.PathLike):
-            raise TypeError(f"image paths must be str or os.PathLike, got {type(item).__name__} ({item!r})")
+            raise InputTypeError(f"image paths must be str or os.PathLike, got {type(item).__name__} ({item!r})")
         paths.append(Path(item))
     if not paths:
-        raise ValueError("expected at least one image path, got an empty sequence")
+        raise InputError("expected at least one image path, got an empty sequence")
     return paths
 
 
@@ -165,16 +166,16 @@ def _paths(source: Source, recursive: bool) -> list[Path]:
 def _size(size: int | tuple[int, int]) -> tuple[int, int]:
     pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, Sequence) else (size,)
     if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in pair):
-        raise ValueError(f"crop size must be a positive integer or a (height, width) pair of them, got {size!r}")
+        raise InputError(f"crop size must be a positive integer or a (height, width) pair of them, got {size!r}")
     return pair  # type: ignore[return-value]
 
 
 def _check_crop(image: Tensor, size: int | tuple[int, int]) -> tuple[int, int]:
     if not isinstance(image, Tensor) or image.dim() < 2:
-        raise TypeError(f"image must be a tensor of shape (..., H, W), got {getattr(image, 'shape', type(image))}")
+        raise InputTypeError(f"image must be a tensor of shape (..., H, W), got {getattr(image, 'shape', type(image))}")
     height, width = _size(size)
     if height > image.shape[-2] or width > image.shape[-1]:
-        raise ValueError(
+        raise InputError(
             f"crop {height}x{width} (HxW) does not fit in an image of {image.shape[-2]}x{image.shape[-1]} "
             f"(shape {tuple(image.shape)})"
         )
@@ -248,7 +249,7 @@ def random_flip(image: Tensor, *, generator: torch.Generator | None = None) -> T
         [(0, 1, 2, 3), (1, 0, 3, 2), (2, 3, 0, 1), (3, 2, 1, 0)]
     """
     if not isinstance(image, Tensor) or image.dim() < 2:
-        raise TypeError(f"image must be a tensor of shape (..., H, W), got {getattr(image, 'shape', type(image))}")
+        raise InputTypeError(f"image must be a tensor of shape (..., H, W), got {getattr(image, 'shape', type(image))}")
     horizontal, vertical = (torch.rand(2, generator=generator) < 0.5).tolist()
     dims = [d for d, draw in ((-1, horizontal), (-2, vertical)) if draw]
     return image.flip(dims) if dims else image
@@ -274,11 +275,11 @@ def split_pairs(batch: Tensor) -> tuple[Tensor, Tensor]:
         ([2.0, 3.0], [0.0, 1.0])
     """
     if not isinstance(batch, Tensor):
-        raise TypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
+        raise InputTypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
     if batch.dim() != 4:
-        raise ValueError(f"batch must have shape (2N, C, H, W), got {tuple(batch.shape)}")
+        raise InputError(f"batch must have shape (2N, C, H, W), got {tuple(batch.shape)}")
     if batch.shape[0] == 0 or batch.shape[0] % 2:
-        raise ValueError(
+        raise InputError(
             f"a batch splits into covers and secrets only with an even, non-zero size 2N, got {batch.shape[0]}; "
             f"use an even batch_size (and drop_last=True in the DataLoader)"
         )
@@ -343,13 +344,13 @@ class ImageDataset(Dataset[Tensor]):
 
     Raises:
         FileNotFoundError: a file or the folder is missing.
-        invhide.io.ImageError: a file is not a readable image, or is larger
+        invhide.io.images.ImageError: a file is not a readable image, or is larger
             than ``max_pixels`` (the message starts with its path).
         ValueError: a bad ``crop``, or a folder without images.
 
     Example:
         >>> import tempfile, pathlib
-        >>> from invhide.io import write_image
+        >>> from invhide.io.images import write_image
         >>> folder = tempfile.TemporaryDirectory()
         >>> for i in range(4):
         ...     write_image(torch.rand(3, 40, 48), pathlib.Path(folder.name) / f"{i:04d}.png")
@@ -375,7 +376,7 @@ class ImageDataset(Dataset[Tensor]):
         recursive: bool = False,
     ) -> None:
         if not isinstance(crop, int) or isinstance(crop, bool) or crop < 1:
-            raise ValueError(f"crop must be a positive integer (the side of the square crops), got {crop!r}")
+            raise InputError(f"crop must be a positive integer (the side of the square crops), got {crop!r}")
         self.paths: tuple[Path, ...] = tuple(_paths(source, recursive))
         self.crop = crop
         self.train = train
@@ -417,7 +418,7 @@ class ImageDataset(Dataset[Tensor]):
 
         Example:
             >>> import tempfile, pathlib
-            >>> from invhide.io import write_image
+            >>> from invhide.io.images import write_image
             >>> folder = tempfile.TemporaryDirectory()
             >>> write_image(torch.rand(3, 40, 48), pathlib.Path(folder.name) / "a.png")
             >>> dataset = ImageDataset(folder.name, crop=16)
@@ -505,11 +506,11 @@ def evaluation_pairs(
             smaller than ``size`` (never upscaled for evaluation; the message
             names the file).
         FileNotFoundError: a missing file or folder.
-        invhide.io.ImageError: a file that is not a readable image.
+        invhide.io.images.ImageError: a file that is not a readable image.
 
     Example:
         >>> import tempfile, pathlib
-        >>> from invhide.io import write_image
+        >>> from invhide.io.images import write_image
         >>> folder = tempfile.TemporaryDirectory()
         >>> for i in range(4):
         ...     write_image(torch.rand(3, 20, 30), pathlib.Path(folder.name) / f"{i}.png")
@@ -522,15 +523,15 @@ def evaluation_pairs(
         >>> folder.cleanup()
     """
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise ValueError(f"size must be a positive integer or None (largest even square), got {size!r}")
+        raise InputError(f"size must be a positive integer or None (largest even square), got {size!r}")
     paths = _paths(source, recursive)
     if len(paths) < 2:
-        raise ValueError(f"pairing needs at least two images, got {len(paths)} ({', '.join(map(str, paths))})")
+        raise InputError(f"pairing needs at least two images, got {len(paths)} ({', '.join(map(str, paths))})")
     if size is not None:  # check the sizes from the headers before decoding anything
         for path in paths:
             info = inspect_image(path, max_pixels=max_pixels)
             if min(info.width, info.height) < size:
-                raise ValueError(
+                raise InputError(
                     f"{path}: {info.width}x{info.height} is smaller than the evaluation crop {size}x{size}; pass a "
                     f"smaller size, or size=None for the largest square each pair allows"
                 )
@@ -545,7 +546,7 @@ def evaluation_pairs(
         if side is None:
             side = min(*images[i].shape[-2:], *images[j].shape[-2:]) // 2 * 2
             if side < 2:
-                raise ValueError(f"{paths[i]} and {paths[j]}: too small for an even square crop of at least 2x2")
+                raise InputError(f"{paths[i]} and {paths[j]}: too small for an even square crop of at least 2x2")
         cover = _as_float(center_crop(images[i], side), copy=True)  # pairs share no memory
         secret = _as_float(center_crop(images[j], side), copy=True)
         pairs.append(ImagePair(cover, secret, paths[i], paths[j]))
@@ -578,14 +579,14 @@ def sample_image_paths(names: Sequence[str] | None = None) -> list[Path]:
         ['chelsea.png', 'coffee.png', 'rocket.jpg']
     """
     if isinstance(names, str):
-        raise TypeError(f"names must be a sequence of names, not one string; got {names!r} (use [{names!r}])")
+        raise InputTypeError(f"names must be a sequence of names, not one string; got {names!r} (use [{names!r}])")
     wanted = list(SAMPLE_NAMES if names is None else names)
     by_stem = {Path(name).stem: name for name in SAMPLE_NAMES}
     files = []
     for name in wanted:
         file = name if name in SAMPLE_NAMES else by_stem.get(name) if isinstance(name, str) else None
         if file is None:
-            raise ValueError(f"unknown sample image {name!r}; expected one of {', '.join(SAMPLE_NAMES)}")
+            raise InputError(f"unknown sample image {name!r}; expected one of {', '.join(SAMPLE_NAMES)}")
         files.append(file)
     if importlib.util.find_spec("skimage") is None:
         raise ImportError(
@@ -599,6 +600,6 @@ def sample_image_paths(names: Sequence[str] | None = None) -> list[Path]:
         resource = folder / file
         path = Path(os.fspath(resource)) if isinstance(resource, os.PathLike) else None
         if path is None or not path.is_file():
-            raise FileNotFoundError(f"{resource}: sample image not found in this scikit-image installation")
+            raise MissingPathError(f"{resource}: sample image not found in this scikit-image installation")
         paths.append(path)
     return paths

@@ -19,11 +19,13 @@ import torch
 from FrEIA.framework import InputNode, Node, OutputNode
 from torch import Tensor
 
-from invhide import functional
-from invhide._state import build_from_config
-from invhide.graph import InvertibleGraph
-from invhide.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
-from invhide.subnets import SubnetFactory, SubnetSpec, positive_int, resolve
+from invhide.checks import build_from_config, positive_int
+from invhide.errors import InputError, InputTypeError
+from invhide.io.checkpoint import register_model
+from invhide.nn import functional
+from invhide.nn.graph import InvertibleGraph
+from invhide.nn.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
+from invhide.nn.subnets import SubnetFactory, SubnetSpec, resolve
 
 __all__ = ["InvertibleHider"]
 
@@ -32,7 +34,7 @@ class InvertibleHider(InvertibleGraph):
     """Hide ``k`` secret images in a cover with one invertible network.
 
     Cover and secrets go through a wavelet downsampling, then ``num_blocks``
-    :class:`~invhide.modules.HidingCoupling` blocks (cover branch ``4C``
+    :class:`~invhide.nn.modules.HidingCoupling` blocks (cover branch ``4C``
     channels wide, secret branch ``4kC``), then back through the inverse
     wavelet: the cover branch becomes the stego image, the secret branch the
     lost information ``r``. Revealing runs the same graph backwards from the
@@ -52,7 +54,7 @@ class InvertibleHider(InvertibleGraph):
         num_secrets: secret images per cover, ``k``.
         num_blocks: coupling blocks, ``M`` (HiNet: 16).
         subnet: subnet constructor or registered name (see
-            :mod:`invhide.subnets`).
+            :mod:`invhide.nn.subnets`).
         wavelet: orthogonal wavelet name (``"haar"``, ``"db2"``, ...).
         clamp: soft-clamp bound of the log-scales (HiNet: 2.0).
         clamp_activation: ``"sigmoid"`` (HiNet), ``"tanh"`` or ``"atan"``.
@@ -61,7 +63,7 @@ class InvertibleHider(InvertibleGraph):
         wavelet_backend: ``"auto"``, ``"haar"`` or ``"pytorch_wavelets"``.
         memory_saving: train without storing activations, recomputing them
             through the exact inverse in the backward pass (see
-            :mod:`invhide.graph`): activation memory independent of
+            :mod:`invhide.nn.graph`): activation memory independent of
             ``num_blocks``, for about twice the time per training step. A runtime
             switch (the attribute ``memory_saving``), not part of the config.
 
@@ -74,7 +76,7 @@ class InvertibleHider(InvertibleGraph):
         memory_saving: see the argument of the same name.
 
     Example:
-        >>> hider = InvertibleHider(num_secrets=2, num_blocks=2, subnet=invhide.subnets.conv(hidden=16))
+        >>> hider = InvertibleHider(num_secrets=2, num_blocks=2, subnet=invhide.nn.subnets.conv(hidden=16))
         >>> cover, s1, s2 = torch.rand(3, 1, 3, 32, 32)
         >>> stego, lost = hider.hide(cover, s1, s2)
         >>> tuple(stego.shape), tuple(lost.shape)
@@ -133,25 +135,25 @@ class InvertibleHider(InvertibleGraph):
 
     def _check(self, name: str, image: Tensor, channels: int, like: Tensor | None = None) -> None:
         if not isinstance(image, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
         if image.dim() != 4 or image.shape[1] != channels:
-            raise ValueError(f"{name} must have shape (B, {channels}, H, W), got {tuple(image.shape)}")
+            raise InputError(f"{name} must have shape (B, {channels}, H, W), got {tuple(image.shape)}")
         if not image.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
+            raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
         h, w = image.shape[-2:]
         if h % 2 or w % 2 or h < self.min_size or w < self.min_size:
-            raise ValueError(
+            raise InputError(
                 f"{name} must have an even height and width of at least {self.min_size} "
                 f"(wavelet {self.wavelet!r}), got {h}x{w}"
             )
         if like is not None:
             if image.shape[0] != like.shape[0] or image.shape[2:] != like.shape[2:]:
-                raise ValueError(
+                raise InputError(
                     f"{name} must match the cover's batch and size {tuple(like.shape[:1] + like.shape[2:])}, "
                     f"got shape {tuple(image.shape)}"
                 )
             if image.dtype != like.dtype or image.device != like.device:
-                raise ValueError(
+                raise InputError(
                     f"{name} must be on the cover's device and dtype ({like.device}, {like.dtype}), "
                     f"got ({image.device}, {image.dtype})"
                 )
@@ -187,7 +189,7 @@ class InvertibleHider(InvertibleGraph):
             TypeError: a non-tensor or non-float input.
         """
         if len(secrets) != self.num_secrets:
-            raise ValueError(f"this hider takes {self.num_secrets} secret image(s), got {len(secrets)}")
+            raise InputError(f"this hider takes {self.num_secrets} secret image(s), got {len(secrets)}")
         self._check("cover", cover, self.channels)
         for i, secret in enumerate(secrets):
             self._check(f"secret {i + 1}" if self.num_secrets > 1 else "secret", secret, self.channels, cover)
@@ -233,16 +235,16 @@ class InvertibleHider(InvertibleGraph):
 
         Raises:
             TypeError: the subnet is a plain callable, which cannot be
-                described; use a registered name or :func:`invhide.subnets.register`.
+                described; use a registered name or :func:`invhide.nn.subnets.register`.
 
         Example:
             >>> InvertibleHider(num_blocks=2, subnet="conv").config()["subnet"]
             {'name': 'conv'}
         """
         if not isinstance(self.subnet, SubnetFactory):
-            raise TypeError(
+            raise InputTypeError(
                 f"cannot describe the custom subnet {self.subnet!r} in a config; register its class with "
-                f"invhide.subnets.register(name, cls) and pass a SubnetFactory or name instead"
+                f"invhide.nn.subnets.register(name, cls) and pass a SubnetFactory or name instead"
             )
         return {
             "class": "InvertibleHider",
@@ -274,3 +276,6 @@ class InvertibleHider(InvertibleGraph):
             f"num_secrets={self.num_secrets}, num_blocks={self.num_blocks}, wavelet={self.wavelet!r}, "
             f"clamp={self.clamp}, channels={self.channels}, layout={self.layout!r}"
         )
+
+
+register_model("InvertibleHider", InvertibleHider.from_config)

@@ -84,7 +84,7 @@ def resolve_model(spec: str | None) -> Path:
 
 
 def _load_model(spec: str | None, device: Any) -> Any:
-    from invhide.checkpoint import load
+    from invhide.io.checkpoint import load
 
     path = resolve_model(spec)
     if path.suffix in (".pt", ".pth"):
@@ -96,7 +96,7 @@ def _load_model(spec: str | None, device: Any) -> Any:
 
 
 def _read(path: Path, max_pixels: int | None) -> Any:
-    from invhide.io import read_image
+    from invhide.io.images import read_image
 
     return read_image(path, max_pixels=max_pixels)
 
@@ -131,15 +131,16 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _max_pixels(args: argparse.Namespace) -> int:
-    from invhide.io import DEFAULT_MAX_PIXELS
+    from invhide.io.images import DEFAULT_MAX_PIXELS
 
     return args.max_pixels or DEFAULT_MAX_PIXELS
 
 
 def run_hide(args: argparse.Namespace) -> None:
-    from invhide.inference import hide
-    from invhide.io import write_image
-    from invhide.metrics import psnr, quantize_8bit
+    from invhide.evaluation.metrics import psnr
+    from invhide.io.images import write_image
+    from invhide.models.inference import hide
+    from invhide.nn.functional import quantize_8bit
 
     _check_output(args.output)
     device = _device(args.device)
@@ -162,8 +163,8 @@ def _even(value: int) -> int:
 def run_reveal(args: argparse.Namespace) -> None:
     import torch
 
-    from invhide.inference import reveal
-    from invhide.io import write_image
+    from invhide.io.images import write_image
+    from invhide.models.inference import reveal
 
     _check_output(args.output)
     device = _device(args.device)
@@ -214,7 +215,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     """Train and evaluate as ``invhide train`` / ``examples/hinet_div2k.py`` do."""
-    from invhide.recipes import recipe, train_and_evaluate
+    from invhide.training.recipes import recipe, train_and_evaluate
 
     overrides = dict(steps=args.steps, crop=args.crop, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     if args.quantize is not None:
@@ -243,8 +244,8 @@ def run_train(args: argparse.Namespace) -> None:
 def run_eval(args: argparse.Namespace) -> None:
     import torch
 
-    from invhide.data import evaluation_pairs
-    from invhide.metrics import evaluate
+    from invhide.evaluation.metrics import evaluate
+    from invhide.io.datasets import evaluation_pairs
 
     device = _device(args.device)
     model = _load_model(args.model, device)
@@ -253,15 +254,15 @@ def run_eval(args: argparse.Namespace) -> None:
     evaluation = evaluate(model, pairs, batch_size=args.batch_size, device=device, generator=generator)
     print(evaluation.format())
     if args.json is not None:
-        from invhide.io import atomic_write
+        from invhide.io.files import atomic_write
 
         with atomic_write(args.json, "w") as file:
             json.dump(evaluation.to_dict(per_image=True), file, indent=2)
 
 
 def run_convert(args: argparse.Namespace) -> None:
-    from invhide.checkpoint import save
-    from invhide.hinet import HiNet
+    from invhide.io.checkpoint import save
+    from invhide.models.hinet import HiNet
 
     model = HiNet.from_official_checkpoint(args.checkpoint)
     path = save(model, args.output)
@@ -269,7 +270,7 @@ def run_convert(args: argparse.Namespace) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> None:
-    from invhide.benchmark import main as bench_main
+    from invhide.evaluation.speed import main as bench_main
 
     args.device = str(_device(args.device))
     if args.json is not None:
@@ -349,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="speed and memory figures of hide, reveal and a training step",
         description="Speed and memory figures of hide, reveal and a training step.",
     )
-    from invhide.benchmark import add_arguments
+    from invhide.evaluation.speed import add_arguments
 
     add_arguments(bench)
     bench.set_defaults(run=run_bench)
@@ -379,9 +380,9 @@ def run_reporting_errors(run: Callable[[argparse.Namespace], None], args: argpar
     """
     import torch
 
-    from invhide.checkpoint import CheckpointError
-    from invhide.io import ImageError
-    from invhide.train import DivergenceError
+    from invhide.errors import DivergenceError
+    from invhide.io.checkpoint import CheckpointError
+    from invhide.io.images import ImageError
 
     out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
     user_errors = (

@@ -22,7 +22,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from invhide import functional
+from invhide.errors import InputError, InputTypeError
+from invhide.nn import functional
+from invhide.nn.functional import quantize_8bit
 
 __all__ = [
     "CHANNELS",
@@ -33,7 +35,6 @@ __all__ = [
     "evaluate",
     "mae",
     "psnr",
-    "quantize_8bit",
     "rgb_to_y",
     "rmse",
     "ssim",
@@ -68,7 +69,7 @@ _PEAK = 255.0
 def _check_rgb(x: Tensor, name: str = "x") -> None:
     functional._check_tensor(x, name)
     if x.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (B, 3, H, W), got shape {tuple(x.shape)}")
+        raise InputError(f"{name} must have shape (B, 3, H, W), got shape {tuple(x.shape)}")
 
 
 def rgb_to_y(x: Tensor) -> Tensor:
@@ -98,46 +99,14 @@ def rgb_to_y(x: Tensor) -> Tensor:
     return luma.unsqueeze(1)
 
 
-def quantize_8bit(x: Tensor) -> Tensor:
-    """What a float image becomes when saved as an 8-bit PNG and read back.
-
-    Clamps to ``[0, 1]`` and rounds to the nearest multiple of ``1/255``,
-    halves to even (``torch.round``, as invhide's image writer rounds;
-    ``torchvision.utils.save_image``, which the reference code uses, rounds
-    halves up, which differs only where ``255 x`` is exactly ``k + 0.5``).
-    Half-precision inputs are rounded in float32. NaN stays NaN.
-
-    Args:
-        x: any shape, floating point.
-
-    Returns:
-        A new tensor of ``x``'s shape and dtype with values ``k / 255``,
-        ``k`` in ``0..255``.
-
-    Raises:
-        TypeError: a non-tensor or non-float input.
-
-    Example:
-        >>> x = torch.tensor([-0.2, 0.25, 0.5, 1.7], dtype=torch.float64)
-        >>> (quantize_8bit(x) * 255).tolist()  # 0.5 * 255 = 127.5 rounds to the even 128
-        [0.0, 64.0, 128.0, 255.0]
-    """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
-    work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    return (torch.round(work.clamp(0, 1) * _PEAK) / _PEAK).to(x.dtype)
-
-
 def _prepare(x: Tensor, y: Tensor, channel: str) -> tuple[Tensor, Tensor]:
     """Both images in float64 on the 0..255 scale, RGB ``(B, 3, H, W)`` or Y ``(B, 1, H, W)``."""
     _check_rgb(x, "x")
     _check_rgb(y, "y")
     if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise InputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     if channel not in CHANNELS:
-        raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
+        raise InputError(f"channel must be one of {CHANNELS}, got {channel!r}")
     x, y = x.double(), y.double()
     if channel == "y":
         return rgb_to_y(x), rgb_to_y(y)
@@ -269,11 +238,13 @@ def ssim(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
     height, width = x.shape[-2:]
     if height < _SSIM_WINDOW or width < _SSIM_WINDOW:
         # pytorch-msssim would silently skip the smoothing along a short side.
-        raise ValueError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW}, got {height}x{width}")
+        raise InputError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW}, got {height}x{width}")
     try:
         from pytorch_msssim import ssim as msssim_ssim
     except ModuleNotFoundError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("invhide.metrics.ssim needs pytorch-msssim (pip install pytorch-msssim)") from error
+        raise ImportError(
+            "invhide.evaluation.metrics.ssim needs pytorch-msssim (pip install pytorch-msssim)"
+        ) from error
     window = _gaussian_window(x.shape[1], x.dtype, x.device)
     return msssim_ssim(x, y, data_range=_PEAK, size_average=False, win=window, K=_SSIM_K)
 
@@ -341,7 +312,7 @@ class Evaluation:
             ("metric", metric, METRICS),
         ):
             if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+                raise InputError(f"{name} must be one of {allowed}, got {value!r}")
         return self.values[(stego, row, channel, metric)]
 
     def mean(self, row: str, metric: str, channel: Channel = "rgb", stego: str = "float") -> float:
@@ -420,7 +391,7 @@ def _single_pairs(pairs: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tens
                 raise TypeError
             cover, secret = pair  # a tuple, a list, or anything that unpacks into two, such as data.ImagePair
         except (TypeError, ValueError):
-            raise TypeError(
+            raise InputTypeError(
                 f"pair {index} must be a (cover, secret) pair of tensors, got {type(pair).__name__}"
             ) from None
         cover, secret = (
@@ -429,14 +400,14 @@ def _single_pairs(pairs: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tens
         _check_rgb(cover, f"cover of pair {index}")
         _check_rgb(secret, f"secret of pair {index}")
         if cover.shape != secret.shape:
-            raise ValueError(
+            raise InputError(
                 f"cover and secret of pair {index} must have the same shape, "
                 f"got {tuple(cover.shape)} and {tuple(secret.shape)}"
             )
         for name, image in (("cover", cover), ("secret", secret)):
             low, high = image.min().item(), image.max().item()
             if low < 0 or high > 1:
-                raise ValueError(f"{name} of pair {index} must have values in [0, 1], got [{low:.4g}, {high:.4g}]")
+                raise InputError(f"{name} of pair {index} must have values in [0, 1], got [{low:.4g}, {high:.4g}]")
         yield from zip(cover, secret, strict=True)
 
 
@@ -461,10 +432,10 @@ def _resolve(device: torch.device | str) -> torch.device:
 
 def _check_quantize(quantize: object) -> tuple[bool, ...]:
     if isinstance(quantize, bool) or not isinstance(quantize, Sequence):
-        raise TypeError(f"quantize must be a sequence of booleans such as (False, True), got {quantize!r}")
+        raise InputTypeError(f"quantize must be a sequence of booleans such as (False, True), got {quantize!r}")
     settings = tuple(quantize)
     if not settings or any(not isinstance(q, bool) for q in settings) or len(set(settings)) != len(settings):
-        raise ValueError(f"quantize must hold False and/or True, each at most once, got {quantize!r}")
+        raise InputError(f"quantize must hold False and/or True, each at most once, got {quantize!r}")
     return settings
 
 
@@ -523,20 +494,20 @@ def evaluate(
         True
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     settings = _check_quantize(quantize)
     if getattr(model, "num_secrets", 1) != 1:
-        raise ValueError(f"evaluate measures hiders of one secret image, got num_secrets={model.num_secrets}")
+        raise InputError(f"evaluate measures hiders of one secret image, got num_secrets={model.num_secrets}")
     parameter = next(model.parameters(), None)
     model_device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
     device = model_device if device is None else _resolve(device)
     if parameter is not None and device != model_device:
-        raise ValueError(f"the model is on {model_device}, not on the requested device {device}; move it first")
+        raise InputError(f"the model is on {model_device}, not on the requested device {device}; move it first")
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(0)
     elif _resolve(generator.device) != device:
-        raise ValueError(f"generator must live on {device}, got a generator on {generator.device}")
+        raise InputError(f"generator must live on {device}, got a generator on {generator.device}")
     # float64 metrics; MPS has no float64, so measure on the CPU there.
     metric_device = torch.device("cpu") if device.type == "mps" else device
 
@@ -568,7 +539,7 @@ def evaluate(
         for module, training in modes:
             module.training = training
     if not num_pairs:
-        raise ValueError("evaluate needs at least one cover/secret pair, got none")
+        raise InputError("evaluate needs at least one cover/secret pair, got none")
     # Concatenated outside inference mode: plain tensors that callers may use freely.
     return Evaluation(
         values={key: torch.cat(parts) for key, parts in collected.items()},

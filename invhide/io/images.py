@@ -10,7 +10,7 @@ mode Pillow opens (grayscale, palette, alpha, CMYK, 16-bit, float) becomes a
 files to 8 bits, and reading a 16-bit colour PNG or TIFF warns that it does.
 
 Writing (:func:`write_image`) stores 8-bit RGB, exactly
-:func:`invhide.metrics.quantize_8bit` of the image, in lossless formats only
+:func:`invhide.evaluation.metrics.quantize_8bit` of the image, in lossless formats only
 (PNG, TIFF, BMP): a lossy codec would destroy a hidden image. The file appears
 in one step (temporary file in the same folder, ``fsync``, ``os.replace``), so
 a failed or interrupted write never leaves a partial image behind.
@@ -26,21 +26,32 @@ import contextlib
 import io
 import os
 import re
-import secrets
 import stat
 import struct
 import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from invhide.metrics import quantize_8bit
+from invhide.errors import (
+    AccessError,
+    FileFormatError,
+    InputError,
+    InputTypeError,
+    IsAFolderError,
+    MissingPathError,
+    NotAFolderError,
+    describe,
+    path_error,
+)
+from invhide.io.files import atomic_write
+from invhide.nn.functional import quantize_8bit
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -48,7 +59,6 @@ __all__ = [
     "ImageConversionWarning",
     "ImageError",
     "ImageInfo",
-    "atomic_write",
     "inspect_image",
     "read_image",
     "to_uint8",
@@ -69,8 +79,8 @@ _GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _TIFF_BITS_PER_SAMPLE = 258
 
 
-class ImageError(ValueError):
-    """An image file that cannot be read or written; ``str(error)`` is one line starting with the path."""
+class ImageError(FileFormatError):
+    """An image file that cannot be read or written (a ``ValueError``); ``str(error)`` starts with the path."""
 
 
 class ImageConversionWarning(UserWarning):
@@ -106,17 +116,11 @@ class ImageInfo(NamedTuple):
 # --------------------------------------------------------------------------
 
 
-def _reason(error: BaseException) -> str:
-    """One line describing ``error``."""
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
-
-
 def _check_max_pixels(max_pixels: object) -> None:
     if max_pixels is None:
         return
     if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels < 1:
-        raise ValueError(f"max_pixels must be a positive integer or None (no limit), got {max_pixels!r}")
+        raise InputError(f"max_pixels must be a positive integer or None (no limit), got {max_pixels!r}")
 
 
 def _declared_size(file: BinaryIO) -> tuple[int, int] | None:
@@ -170,25 +174,25 @@ def _open(path: PathLike, max_pixels: int | None) -> Iterator[tuple[Image.Image,
     """
     _check_max_pixels(max_pixels)
     if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
+        raise MissingPathError(f"{path}: no such file") from None
     except PermissionError:
-        raise PermissionError(f"{path}: permission denied") from None
+        raise AccessError(f"{path}: permission denied") from None
     except OSError as error:
-        raise type(error)(f"{path}: cannot access: {error.strerror or _reason(error)}") from None
+        raise path_error(error, f"{path}: cannot access: {error.strerror or describe(error)}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(f"{path}: is a folder, not an image file")
+        raise IsAFolderError(f"{path}: is a folder, not an image file")
     if info.st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes), not an image")
     try:
         file = open(path, "rb")  # noqa: SIM115 - closed by the with block below
     except PermissionError:
-        raise PermissionError(f"{path}: permission denied") from None
+        raise AccessError(f"{path}: permission denied") from None
     except OSError as error:
-        raise type(error)(f"{path}: cannot open: {error.strerror or _reason(error)}") from None
+        raise path_error(error, f"{path}: cannot open: {error.strerror or describe(error)}") from None
     with file:
         try:
             # Pillow warns above PIL.Image.MAX_IMAGE_PIXELS; our own limit is checked below with the
@@ -201,7 +205,7 @@ def _open(path: PathLike, max_pixels: int | None) -> Iterator[tuple[Image.Image,
         except UnidentifiedImageError:
             raise ImageError(f"{path}: not an image file (Pillow does not recognise its format)") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as error:
-            raise ImageError(f"{path}: corrupt image header: {_reason(error)}") from None
+            raise ImageError(f"{path}: corrupt image header: {describe(error)}") from None
         with image:
             width, height = image.size
             if width <= 0 or height <= 0:
@@ -332,7 +336,7 @@ def _load(image: Image.Image, path: PathLike, max_pixels: int | None) -> None:
     except Image.DecompressionBombError as error:
         raise _too_large(path, None, error, max_pixels) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error) as error:
-        raise ImageError(f"{path}: truncated or corrupt image data: {_reason(error)}") from None
+        raise ImageError(f"{path}: truncated or corrupt image data: {describe(error)}") from None
 
 
 def _orientation(image: Image.Image, path: PathLike) -> int:
@@ -340,7 +344,7 @@ def _orientation(image: Image.Image, path: PathLike) -> int:
         value = image.getexif().get(ExifTags.Base.Orientation, 1)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error) as error:
         warnings.warn(
-            f"{path}: unreadable EXIF data ({_reason(error)}); orientation ignored", ImageConversionWarning, 4
+            f"{path}: unreadable EXIF data ({describe(error)}); orientation ignored", ImageConversionWarning, 4
         )
         return 1
     return value if isinstance(value, int) and 2 <= value <= 8 else 1
@@ -475,7 +479,7 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
         >>> read_image(path, max_pixels=64)
         Traceback (most recent call last):
         ...
-        invhide.io.ImageError: ...x.png: image declares 12x8 = 96 pixels, more than the limit of 64 pixels ...
+        invhide.io.images.ImageError: ...x.png: image declares 12x8 = 96 pixels, more than the limit of 64 pixels ...
         >>> folder.cleanup()
     """
     return _as_float(_read(path, max_pixels))
@@ -489,24 +493,26 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
 def _as_image(image: object, where: str) -> Tensor:
     """Check a ``(3, H, W)`` or ``(1, 3, H, W)`` float tensor and return it as ``(3, H, W)``."""
     if not isinstance(image, Tensor):
-        raise TypeError(f"{where}image must be a torch.Tensor, got {type(image).__name__}")
+        raise InputTypeError(f"{where}image must be a torch.Tensor, got {type(image).__name__}")
     if not image.is_floating_point():
-        raise TypeError(f"{where}image must be a floating-point tensor with values in [0, 1], got dtype {image.dtype}")
+        raise InputTypeError(
+            f"{where}image must be a floating-point tensor with values in [0, 1], got dtype {image.dtype}"
+        )
     if image.dim() == 4 and image.shape[0] == 1:
         image = image[0]
     if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] < 1 or image.shape[2] < 1:
-        raise ValueError(f"{where}image must have shape (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
+        raise InputError(f"{where}image must have shape (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
     return image
 
 
 def _levels(image: Tensor, where: str) -> Tensor:
-    """The 8-bit levels of :func:`~invhide.metrics.quantize_8bit` as uint8, refusing NaN and infinities."""
+    """The 8-bit levels of :func:`~invhide.evaluation.metrics.quantize_8bit` as uint8, refusing NaN and infinities."""
     image = image.detach()
     if image.dtype in (torch.float16, torch.bfloat16):
         image = image.float()  # k / 255 in half precision would not always scale back to k exactly
     bad = ~torch.isfinite(image)
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"{where}image contains {int(bad.sum())} NaN or infinite value(s); expected finite values in [0, 1]"
         )
     return torch.round(quantize_8bit(image) * 255).to(torch.uint8)
@@ -541,85 +547,21 @@ def _encode(levels: Tensor, suffix: str) -> bytes:
 
 def _check_target(path: Path, shown: str, suffix: str) -> None:
     if suffix in _LOSSY_SUFFIXES:
-        raise ValueError(
+        raise InputError(
             f"{shown}: {suffix} is a lossy or colour-reducing format that would destroy the hidden image; "
             f"write a lossless {', '.join(LOSSLESS_SUFFIXES)} file (.png recommended)"
         )
     if suffix not in LOSSLESS_SUFFIXES:
-        raise ValueError(
+        raise InputError(
             f"{shown}: unsupported file suffix {suffix or '(none)'!r}; expected one of {', '.join(LOSSLESS_SUFFIXES)}"
         )
     folder = path.parent
     if not folder.exists():
-        raise FileNotFoundError(f"{shown}: the output folder {folder} does not exist (folders are not created)")
+        raise MissingPathError(f"{shown}: the output folder {folder} does not exist (folders are not created)")
     if not folder.is_dir():
-        raise NotADirectoryError(f"{shown}: {folder} is not a folder")
+        raise NotAFolderError(f"{shown}: {folder} is not a folder")
     if path.is_dir():
-        raise IsADirectoryError(f"{shown}: is a folder, not a file name")
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-@contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; rename it to ``path`` when the block succeeds.
-
-    The file is created with mode ``0o666`` (the umask applies, as for any new
-    file), flushed and fsynced before the rename, and the folder is fsynced
-    after it. On any exception, Ctrl-C included, the temporary file is removed
-    and ``path`` keeps its old content, if it had one.
-
-    Args:
-        path: the file to write; its folder must exist.
-        mode: ``"wb"`` or ``"w"``.
-
-    Raises:
-        FileNotFoundError: the folder does not exist.
-        PermissionError: the folder is not writable.
-        OSError: the write failed (disk full...); the message names ``path``.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
-        >>> with atomic_write(target, "w") as file:
-        ...     _ = file.write("hello")
-        >>> target.read_text()
-        'hello'
-    """
-    shown = os.fspath(path)
-    path = Path(path)
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{shown}: the output folder {folder} does not exist (folders are not created)")
-    temporary = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        descriptor = os.open(temporary, flags, 0o666)  # the umask applies, as for an ordinary new file
-    except PermissionError:
-        raise PermissionError(f"{shown}: cannot write in folder {folder}: permission denied") from None
-    except OSError as error:
-        raise type(error)(f"{shown}: cannot create a file in {folder}: {error.strerror or _reason(error)}") from None
-    try:
-        with os.fdopen(descriptor, mode) as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError) and not str(error).startswith(shown):
-            raise type(error)(f"{shown}: could not write: {error.strerror or _reason(error)}") from error
-        raise
-    _fsync_folder(folder)
+        raise IsAFolderError(f"{shown}: is a folder, not a file name")
 
 
 def write_image(image: Tensor, path: PathLike) -> None:
@@ -627,7 +569,7 @@ def write_image(image: Tensor, path: PathLike) -> None:
 
     Values are clamped to ``[0, 1]`` (a stego image straight from the network
     may overshoot slightly) and rounded to 256 levels, half to even:
-    :func:`invhide.metrics.quantize_8bit` gives the stored values, and
+    :func:`invhide.evaluation.metrics.quantize_8bit` gives the stored values, and
     :func:`read_image` returns them bit for bit. The format follows the
     suffix: ``.png`` (recommended), ``.tif``/``.tiff`` or ``.bmp``. Lossy
     formats (``.jpg``, ``.webp``, ``.gif`` ...) are refused: compression would
@@ -662,11 +604,11 @@ def write_image(image: Tensor, path: PathLike) -> None:
         >>> write_image(x, pathlib.Path(folder.name) / "x.jpg")
         Traceback (most recent call last):
         ...
-        ValueError: ...x.jpg: .jpg is a lossy or colour-reducing format that would destroy the hidden image; ...
+        invhide.errors.InputError: ...x.jpg: .jpg is a lossy or colour-reducing format ...
         >>> folder.cleanup()
     """
     if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     shown = os.fspath(path)
     target = Path(path)
     where = f"{shown}: "

@@ -1,7 +1,7 @@
 """Training recipes: the paper's, the reference code's, and a quick one for a laptop CPU.
 
 A :class:`Recipe` bundles a model constructor, a loss and a
-:class:`~invhide.train.TrainConfig`; :func:`recipe` returns one by name,
+:class:`~invhide.training.trainer.TrainConfig`; :func:`recipe` returns one by name,
 with any setting overridden.
 
 =================== ======================================================
@@ -47,14 +47,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from invhide import subnets
-from invhide.data import SAMPLE_TEST, SAMPLE_TRAIN, ImageDataset, evaluation_pairs, sample_image_paths
-from invhide.hider import InvertibleHider
-from invhide.hinet import HiNet
-from invhide.io import atomic_write
-from invhide.losses import HidingLoss
-from invhide.metrics import Evaluation, evaluate
-from invhide.train import TrainConfig, Trainer, TrainResult
+from invhide.errors import InputError
+from invhide.evaluation.metrics import Evaluation, evaluate
+from invhide.io.datasets import SAMPLE_TEST, SAMPLE_TRAIN, ImageDataset, evaluation_pairs, sample_image_paths
+from invhide.io.files import atomic_write
+from invhide.models.hider import InvertibleHider
+from invhide.models.hinet import HiNet
+from invhide.nn import subnets
+from invhide.training.config import TrainConfig
+from invhide.training.losses import HidingLoss
+from invhide.training.trainer import Trainer, TrainResult
 
 __all__ = ["RECIPES", "Recipe", "Report", "recipe", "train_and_evaluate"]
 
@@ -122,11 +124,11 @@ def recipe(name: str, **overrides: Any) -> Recipe:
         base = dict(_QUICK)
         model, loss = _quick_model, lambda: HidingLoss.reference_code(reduction="mean")
     else:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {RECIPES}")
+        raise InputError(f"unknown recipe {name!r}; choose one of {RECIPES}")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise ValueError(f"unknown training setting(s) {unknown}; TrainConfig has {sorted(fields)}")
+        raise InputError(f"unknown training setting(s) {unknown}; TrainConfig has {sorted(fields)}")
     settings = {"quantize": name != "quick", **base, **{k: v for k, v in overrides.items() if v is not None}}
     return Recipe(name, model, loss, TrainConfig(**settings))
 
@@ -137,7 +139,7 @@ class Report:
 
     Attributes:
         model: the trained model (eval mode).
-        training: the :class:`~invhide.train.TrainResult`.
+        training: the :class:`~invhide.training.trainer.TrainResult`.
         evaluation: Table 2 results on the evaluation pairs (float and 8-bit
             stego); ``None`` on the ranks other than 0 under ``torchrun``.
         evaluation_seconds: time the evaluation took.
@@ -171,11 +173,11 @@ def train_and_evaluate(
     Training images get random crops and flips; the evaluation pairs image
     ``i`` with image ``(i + n/2) mod n`` of ``val_source``, both centre-cropped
     to ``eval_size``. Without sources, the natural photographs shipped in
-    scikit-image are used: :data:`~invhide.data.SAMPLE_TRAIN` for training and
-    the held-out :data:`~invhide.data.SAMPLE_TEST` for evaluation.
+    scikit-image are used: :data:`~invhide.io.datasets.SAMPLE_TRAIN` for training and
+    the held-out :data:`~invhide.io.datasets.SAMPLE_TEST` for evaluation.
 
     Writes, under ``out_dir``: checkpoints and logs (see
-    :class:`~invhide.train.Trainer`), ``model.safetensors`` and
+    :class:`~invhide.training.trainer.Trainer`), ``model.safetensors`` and
     ``config.json``, ``results.json`` (every metric, per image), and, when
     matplotlib is installed, ``figure.png`` (the paper's Fig. 3 layout) and
     ``curves.png``.
@@ -236,7 +238,7 @@ def train_and_evaluate(
     with atomic_write(report.files["results"], "w") as file:
         file.write(json.dumps(evaluation.to_dict(per_image=True), indent=2) + "\n")
     try:
-        from invhide.figures import hiding_figure, training_curves
+        from invhide.evaluation.figures import hiding_figure, training_curves
     except ImportError:  # pragma: no cover - matplotlib is optional
         log('no figures: pip install "invhide[plot]"')
         return report

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from invhide.io import atomic_write
+from invhide.errors import MissingPathError
+from invhide.io.files import atomic_write
 
 __all__ = ["hiding_figure", "training_curves"]
 
@@ -119,7 +120,7 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
     run_dir = Path(run_dir)
     train = _read_csv(run_dir / "train.csv")
     if not train:
-        raise FileNotFoundError(f"{run_dir / 'train.csv'}: no training log to plot")
+        raise MissingPathError(f"{run_dir / 'train.csv'}: no training log to plot")
     val = _read_csv(run_dir / "val.csv")
     plt = _pyplot()
     figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))

@@ -1,0 +1,32 @@
+"""The math and the invertible parts: everything a hider is built from.
+
+Inside this layer the imports run one way, down this list:
+
+- :mod:`invhide.nn.functional`: pure tensor math (wavelet layouts, soft
+  clamps, the coupling equations, 8-bit rounding); no modules.
+- :mod:`invhide.nn.backends`: the one third-party import that needs help
+  (pytorch-wavelets' low-level DWT).
+- :mod:`invhide.nn.subnets`: the subnetworks of the couplings and the
+  constructors that build them.
+- :mod:`invhide.nn.modules`: FrEIA ``InvertibleModule`` wrappers of the math
+  (wavelet down/upsampling, affine couplings).
+- :mod:`invhide.nn.graph`: the FrEIA graph with name-keyed parameters and
+  memory-saving backpropagation.
+"""
+
+from invhide.nn import backends, functional, graph, modules, subnets
+from invhide.nn.graph import InvertibleGraph
+from invhide.nn.modules import AffineCoupling, HidingCoupling, WaveletDownsampling, WaveletUpsampling
+
+__all__ = [
+    "AffineCoupling",
+    "HidingCoupling",
+    "InvertibleGraph",
+    "WaveletDownsampling",
+    "WaveletUpsampling",
+    "backends",
+    "functional",
+    "graph",
+    "modules",
+    "subnets",
+]

@@ -1,0 +1,19 @@
+"""Training: the hiding losses, the trainer and the named recipes."""
+
+from invhide.training import losses, recipes, trainer
+from invhide.training.config import TrainConfig
+from invhide.training.losses import HidingLoss
+from invhide.training.recipes import recipe, train_and_evaluate
+from invhide.training.trainer import Trainer, TrainResult
+
+__all__ = [
+    "HidingLoss",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "losses",
+    "recipe",
+    "recipes",
+    "train_and_evaluate",
+    "trainer",
+]

@@ -1,0 +1,185 @@
+"""The settings of a training run: :class:`TrainConfig`, with its learning-rate and loss-weight schedules."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from invhide.checks import non_negative_int, number, one_of, positive_int
+from invhide.errors import ConfigError
+
+__all__ = ["SCHEDULES", "TrainConfig"]
+
+SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
+"""Learning-rate schedules of :class:`TrainConfig`."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run.
+
+    The optimiser defaults are the paper's and the reference code's (Adam, lr
+    10^-4.5, betas (0.5, 0.999), eps 1e-6, weight decay 1e-5, learning rate
+    halved every 50K steps); :func:`invhide.training.recipes.recipe` sets the rest of a
+    recipe (crops, steps, 8-bit rounding).
+
+    Attributes:
+        steps: optimizer steps in total.
+        batch_size: cover/secret pairs per step and process (2x images).
+        crop: side of the square training crops (recorded with the run;
+            the dataset makes the crops).
+        lr: base learning rate.
+        betas: Adam betas (paper: 0.5, 0.999).
+        eps: Adam epsilon (paper: 1e-6).
+        weight_decay: Adam weight decay (paper: 1e-5).
+        schedule: ``"step"`` (multiply by ``lr_gamma`` every ``lr_step``
+            steps), ``"cosine"`` (to zero at ``steps``) or ``"constant"``.
+        lr_step: steps between decays of the ``"step"`` schedule.
+        lr_gamma: decay factor of the ``"step"`` schedule (paper: 0.5).
+        warmup_steps: linear warm-up from 0 over this many steps.
+        grad_clip: clip the global gradient norm to this (``None``: no clipping).
+        quantize: reveal during training from the stego rounded to 8 bits,
+            with a straight-through gradient (:func:`~invhide.training.step.round_ste`).
+        amp: ``"bfloat16"`` or ``"float16"`` autocast on CUDA; ignored on CPU.
+            Reduced precision breaks the exact inverse (a bfloat16 round trip
+            of a 16-block HiNet is off by up to 0.87, ``invhide bench``), so
+            it cannot be combined with ``memory_saving``.
+        spike_factor: a loss above this times the median of the last
+            ``spike_window`` losses counts as an explosion.
+        spike_window: losses kept for the median.
+        max_rollbacks: rollbacks in a row before :class:`~invhide.errors.DivergenceError`.
+        rollback_lr_factor: learning-rate factor applied at each rollback.
+        snapshot_every: steps between in-memory snapshots of a good state.
+        log_every: steps between log records.
+        val_every: steps between validations (0: only at the end).
+        checkpoint_every: steps between checkpoints (0: only at the end);
+            a checkpoint is also a snapshot, so that a resumed run rolls back
+            to the same states as an uninterrupted one.
+        keep_checkpoints: most recent checkpoints kept on disk.
+        seed: seeds every random draw of the run.
+        num_workers: DataLoader worker processes.
+        channels_last: store the convolution weights channels-last (faster
+            on CPUs and recent GPUs; the saved weights are the same).
+        memory_saving: train without storing activations (the model's
+            ``memory_saving`` switch, see :mod:`invhide.nn.graph`).
+        tensorboard: also log to TensorBoard when it is installed.
+        weight_schedule: changes of loss-term weights during the run, as
+            ``(step, term, weight)`` triples: from (0-based) step ``step`` on,
+            the term named ``term`` of the loss has weight ``weight``. The
+            paper's pre-training without the low-frequency loss is
+            ``((0, "low_frequency", 0.0), (N, "low_frequency", 10.0))``.
+    """
+
+    steps: int = 80_000
+    batch_size: int = 8
+    crop: int = 256
+    lr: float = 10**-4.5
+    betas: tuple[float, float] = (0.5, 0.999)
+    eps: float = 1e-6
+    weight_decay: float = 1e-5
+    schedule: str = "step"
+    lr_step: int = 50_000
+    lr_gamma: float = 0.5
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    quantize: bool = False
+    amp: str | None = None
+    spike_factor: float = 10.0
+    spike_window: int = 50
+    max_rollbacks: int = 5
+    rollback_lr_factor: float = 0.5
+    snapshot_every: int = 50
+    log_every: int = 10
+    val_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    seed: int = 0
+    num_workers: int = 0
+    channels_last: bool = True
+    memory_saving: bool = False
+    tensorboard: bool = True
+    weight_schedule: tuple[tuple[int, str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "crop", "lr_step", "spike_window", "snapshot_every", "log_every"):
+            positive_int(name, getattr(self, name))
+        positive_int("keep_checkpoints", self.keep_checkpoints)
+        for name in ("warmup_steps", "val_every", "checkpoint_every", "max_rollbacks", "num_workers", "seed"):
+            non_negative_int(name, getattr(self, name))
+        self.lr = number("lr", self.lr, low=0, low_open=True)
+        one_of("schedule", self.schedule, SCHEDULES)
+        self.lr_gamma = number("lr_gamma", self.lr_gamma, low=0, high=1, low_open=True)
+        self.rollback_lr_factor = number(
+            "rollback_lr_factor", self.rollback_lr_factor, low=0, high=1, low_open=True, high_open=True
+        )
+        if self.grad_clip is not None:
+            self.grad_clip = number("grad_clip", self.grad_clip, low=0, low_open=True)
+        self.spike_factor = number("spike_factor", self.spike_factor, low=1, low_open=True)
+        one_of("amp", self.amp, (None, "bfloat16", "float16"))
+        if self.amp is not None and self.memory_saving:
+            raise ConfigError(
+                "amp and memory_saving cannot be combined: memory saving rebuilds activations through the exact "
+                "inverse, which reduced precision breaks"
+            )
+        if isinstance(self.betas, (str, bytes)) or not isinstance(self.betas, Sequence) or len(self.betas) != 2:
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = tuple(number(f"betas[{i}]", b, low=0, high=1, high_open=True) for i, b in enumerate(self.betas))  # type: ignore[assignment]
+        self.eps = number("eps", self.eps, low=0, low_open=True)
+        self.weight_decay = number("weight_decay", self.weight_decay, low=0)
+        self.weight_schedule = _weight_schedule(self.weight_schedule)
+
+    def lr_at(self, step: int) -> float:
+        """The scheduled learning rate of (0-based) step ``step``, before rollback factors.
+
+        Example:
+            >>> TrainConfig(lr=1.0, schedule="step", lr_step=10, lr_gamma=0.5).lr_at(25)
+            0.25
+        """
+        factor = 1.0
+        if self.warmup_steps and step < self.warmup_steps:
+            factor = (step + 1) / self.warmup_steps
+        if self.schedule == "step":
+            factor *= self.lr_gamma ** (step // self.lr_step)
+        elif self.schedule == "cosine":
+            start = min(self.warmup_steps, self.steps - 1)
+            progress = (step - start) / max(1, self.steps - start) if step >= start else 0.0
+            factor *= 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return self.lr * factor
+
+    def weights_at(self, step: int, weights: Mapping[str, float]) -> dict[str, float]:
+        """The loss-term weights of (0-based) step ``step``: ``weights`` with :attr:`weight_schedule` applied.
+
+        Example:
+            >>> config = TrainConfig(weight_schedule=((0, "f", 0.0), (100, "f", 10.0)))
+            >>> config.weights_at(99, {"c": 1.0, "f": 10.0}), config.weights_at(100, {"c": 1.0, "f": 10.0})
+            ({'c': 1.0, 'f': 0.0}, {'c': 1.0, 'f': 10.0})
+        """
+        current = dict(weights)
+        for start, term, weight in self.weight_schedule:
+            if start <= step:
+                current[term] = weight
+        return current
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        return dataclasses.asdict(self)
+
+
+def _weight_schedule(schedule: object) -> tuple[tuple[int, str, float], ...]:
+    """Check ``(step, term, weight)`` triples and sort them by step (the order of equal steps is kept)."""
+    if isinstance(schedule, (str, bytes)) or not isinstance(schedule, Sequence):
+        raise ConfigError(f"weight_schedule must be a sequence of (step, term, weight) triples, got {schedule!r}")
+    checked = []
+    for entry in schedule:
+        if isinstance(entry, (str, bytes)) or not isinstance(entry, Sequence) or len(entry) != 3:
+            raise ConfigError(f"weight_schedule entries must be (step, term, weight) triples, got {entry!r}")
+        step, term, weight = entry
+        if not isinstance(term, str) or not term:
+            raise ConfigError(f"weight_schedule names a term by a non-empty string, got {term!r}")
+        checked.append(
+            (non_negative_int("weight_schedule step", step), term, number(f"weight of {term!r}", weight, low=0))
+        )
+    return tuple(sorted(checked, key=lambda entry: entry[0]))

@@ -1,0 +1,45 @@
+"""The training forward pass: hide, optionally round to 8 bits with a straight-through gradient, reveal."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from invhide.nn.functional import quantize_8bit
+
+__all__ = ["HidingStep", "round_ste"]
+
+
+def round_ste(x: Tensor) -> Tensor:
+    """Round to 8 bits in the forward pass, identity in the backward pass (straight-through).
+
+    Example:
+        >>> x = torch.tensor([0.1, 0.5004], requires_grad=True)
+        >>> y = round_ste(x)
+        >>> (y * 255).round().tolist(), torch.autograd.grad(y.sum(), x)[0].tolist()
+        ([26.0, 128.0], [1.0, 1.0])
+    """
+    return x + (quantize_8bit(x.detach()) - x.detach())
+
+
+class HidingStep(nn.Module):
+    """One training forward pass as a module: hide, optionally round, reveal.
+
+    Wrapping the whole pass in one ``forward`` lets ``DistributedDataParallel``
+    see every use of the parameters.
+
+    Args:
+        model: an :class:`~invhide.InvertibleHider`.
+        quantize: reveal from :func:`round_ste` of the stego.
+    """
+
+    def __init__(self, model: nn.Module, quantize: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.quantize = quantize
+
+    def forward(self, cover: Tensor, secret: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns ``(stego, lost, recovered)``."""
+        stego, lost = self.model.hide(cover, *secret.chunk(self.model.num_secrets, dim=1))
+        received = round_ste(stego) if self.quantize else stego
+        recovered = self.model.reveal(received, z=z)
+        return stego, lost, recovered
