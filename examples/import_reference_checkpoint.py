@@ -5,10 +5,13 @@ The reference code (TomTomTommi/HiNet) saves ``torch.save({'net': state_dict,
 'opt': ...})`` with keys ``module.model.inv{i}.{f,r,y}.conv{j}.{weight,bias}``
 (``f``, ``r`` and ``y`` are the paper's phi, rho and eta).
 ``invhide.HiNet.from_official_checkpoint`` reads such a file with
-``torch.load(weights_only=True)``, which runs no code, infers the number of
-blocks from the tensors, and returns a ``HiNet`` whose hide and reveal match
-the reference code's for the same weights. ``invhide.save`` then writes the
-model as safetensors with its config, a file that never unpickles anything.
+``torch.load(weights_only=True)``, which runs no code, drops the ``tmp_var``
+keys as the reference ``load()`` does, infers the number of blocks from the
+tensors, and returns a ``HiNet`` whose hide and reveal match the reference
+code's for the same weights. ``invhide.save`` then writes the model as
+safetensors with its config, a file that never unpickles anything. A file
+that is not a reference checkpoint (or asks to run code) is reported in one
+line.
 
 Without a checkpoint the script first writes a stand-in: a randomly
 perturbed HiNet saved in the reference code's layout, so that every step can
@@ -26,13 +29,15 @@ The command line does the same in one step::
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
 import invhide
-from invhide.models.hinet import to_official_state_dict
+from invhide.errors import InvhideError, describe
+from invhide.models.official import to_official_state_dict
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,8 +63,7 @@ def write_stand_in(path: Path, blocks: int, seed: int) -> invhide.HiNet:
     return model.eval()
 
 
-def main() -> None:
-    args = parse_args()
+def convert(args: argparse.Namespace) -> None:
     generator = torch.Generator().manual_seed(args.seed)
     cover, secret = torch.rand(2, 1, 3, args.size, args.size, generator=generator)
 
@@ -92,5 +96,15 @@ def main() -> None:
     print(f"use it with: invhide hide cover.png secret.png -o stego.png --model {args.out}")
 
 
+def main() -> int:
+    args = parse_args()
+    try:
+        convert(args)
+    except InvhideError as error:  # a missing file, or one that is not a reference checkpoint: one line
+        print(f"import_reference_checkpoint.py: error: {describe(error)}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,8 +25,9 @@ from invhide.errors import InvhideError
 from invhide.evaluation import metrics
 from invhide.io import checkpoint
 from invhide.io import datasets as data
-from invhide.io.checkpoint import load, save
+from invhide.io.checkpoint import save
 from invhide.models import HiNet, InvertibleHider
+from invhide.models.registry import load
 from invhide.nn import (
     AffineCoupling,
     HidingCoupling,

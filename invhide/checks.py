@@ -22,12 +22,14 @@ import numbers
 from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
+import torch
 from torch import Tensor
 
-from invhide.errors import ConfigError, InputError, InputTypeError
+from invhide.errors import ConfigError, InputError, InputTypeError, describe
 
 __all__ = [
     "build_from_config",
+    "device",
     "image_batch",
     "integer",
     "non_negative_int",
@@ -229,3 +231,63 @@ def build_from_config(cls: type[T], config: Mapping[str, Any], **extra: Any) -> 
         raise
     except (TypeError, ValueError) as error:
         raise ConfigError(f"invalid {cls.__name__} config {options!r}: {error}") from error
+
+
+def device(name: str, value: object) -> torch.device:
+    """``value`` as a ``torch.device`` that this PyTorch build and machine can run on.
+
+    A string must parse as a device (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+    ``"mps"``...); a CUDA index must exist; any other accelerator is tried
+    with a one-element tensor and a random generator, so a device type this
+    build lacks (``mps`` or ``xpu`` on a CUDA or CPU build, ``meta``) is
+    refused here rather than deep inside a computation.
+
+    Args:
+        name: the argument's name, e.g. ``"device"`` or ``"--device"``.
+        value: a ``torch.device`` or a device string.
+
+    Example:
+        >>> device("device", "cpu")
+        device(type='cpu')
+        >>> device("device", "gpu")
+        Traceback (most recent call last):
+        ...
+        invhide.errors.InputError: device must name a device such as 'cpu', 'cuda', 'cuda:1' or 'mps', got 'gpu'
+    """
+    if isinstance(value, torch.device):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = torch.device(value)
+        except RuntimeError:
+            raise InputError(
+                f"{name} must name a device such as 'cpu', 'cuda', 'cuda:1' or 'mps', got {value!r}"
+            ) from None
+    else:
+        raise InputTypeError(f"{name} must be a torch.device or a device name such as 'cuda', got {value!r}")
+    if parsed.type == "cpu":
+        return parsed
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "no CUDA GPU is visible" if torch.backends.cuda.is_built() else "this PyTorch build has no CUDA"
+            raise InputError(f"{name} must be a device this machine has, got {str(value)!r}: {why}")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise InputError(
+                f"{name} must be a device this machine has, got {str(value)!r}: "
+                f"it has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(
+            f"{name} must be a device this machine has, got {str(value)!r}: MPS needs macOS on Apple silicon "
+            f"and a PyTorch build with MPS"
+        )
+    try:
+        torch.empty(1, device=parsed)
+        torch.Generator(parsed)
+    except Exception as error:  # a backend this build lacks raises almost anything (Assertion, NotImplemented...)
+        first = describe(error).split(". ")[0][:160]
+        raise InputError(
+            f"{name} must be a device this PyTorch build and machine can use, got {str(value)!r}: {first}"
+        ) from None
+    return parsed

@@ -22,6 +22,9 @@ Python code already catches for that kind of problem, so
  :class:`AccessError`             ``PermissionError``
  :class:`PathError`               ``OSError``: any other file-system problem
  :class:`DivergenceError`         ``RuntimeError``: the training loss kept exploding
+ :class:`ModelError`              ``ValueError``: a model whose weights turn finite
+                                  inputs into NaN or infinite outputs (corrupt,
+                                  diverged or overflowing)
 ================================ =========================================
 
 Anything else that escapes invhide (a plain ``ValueError`` from deep inside
@@ -49,6 +52,7 @@ __all__ = [
     "InvhideError",
     "IsAFolderError",
     "MissingPathError",
+    "ModelError",
     "NotAFolderError",
     "PathError",
     "PathExistsError",
@@ -103,6 +107,14 @@ class AccessError(PathError, PermissionError):
 
 class DivergenceError(InvhideError, RuntimeError):
     """The training loss kept exploding after every rollback the guard allowed."""
+
+
+class ModelError(InvhideError, ValueError):
+    """A model that cannot do its job: finite inputs gave NaN or infinite outputs (corrupt or diverged weights).
+
+    The model is the input at fault (a ``ValueError`` like any bad argument),
+    not the images it was given nor the file the result was to go to.
+    """
 
 
 _PATH_ERRORS: dict[type[OSError], type[PathError]] = {

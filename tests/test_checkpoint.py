@@ -1,13 +1,27 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from helpers import images, randomize_
+from helpers import images
 
 import invhide
 from invhide import HiNet, InvertibleHider, subnets
-from invhide.io.checkpoint import CheckpointError, load, load_tensors, model_from_config, save, save_tensors
+from invhide.io.checkpoint import (
+    MAX_TENSORS,
+    CheckpointError,
+    load,
+    load_tensors,
+    model_from_config,
+    read_header,
+    save,
+    save_tensors,
+)
 from invhide.io.files import atomic_write
+from invhide.testing import randomize_
 
 
 def outputs(model, seed=0):
@@ -35,10 +49,11 @@ def test_round_trip_file_and_folder(tmp_path, build):
         assert loaded.state_dict().keys() == model.state_dict().keys()
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
         if model.num_secrets == 1:
-            # channels-last by default: the same values up to float rounding; exact in the default layout
-            assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(outputs(loaded), outputs(model)))
-            exact = invhide.load(path, channels_last=False)
-            assert all(torch.equal(a, b) for a, b in zip(outputs(exact), outputs(model)))
+            # channels-last by default, as the model was built: exact; NCHW: the same up to float rounding
+            assert all(torch.equal(a, b) for a, b in zip(outputs(loaded), outputs(model)))
+            nchw = invhide.load(path, channels_last=False)
+            assert all(m.weight.is_contiguous() for m in nchw.modules() if isinstance(m, torch.nn.Conv2d))
+            assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(outputs(nchw), outputs(model)))
 
 
 def test_float64_weights_stay_float64(tmp_path):
@@ -142,3 +157,187 @@ def test_load_tensors_returns_metadata(tmp_path):
     save_tensors({"a": torch.arange(3.0)}, tmp_path / "t.safetensors", {"k": "v"})
     tensors, metadata = load_tensors(tmp_path / "t.safetensors")
     assert torch.equal(tensors["a"], torch.arange(3.0)) and metadata == {"k": "v"}
+
+
+# ----------------------------------------------------------------------
+# Untrusted files: refused from the header, before anything is built or read
+# ----------------------------------------------------------------------
+
+FORMAT = {"format": "invhide.model.v1"}
+
+
+def hostile(path, tensors, config):
+    """A model file with these tensors and this config (any JSON value, or raw text)."""
+    text = config if isinstance(config, str) else json.dumps(config)
+    save_tensors(tensors, path, {**FORMAT, "config": text})
+    return path
+
+
+def raw_file(path, header, data=b""):
+    """A safetensors file with a hand-written header."""
+    encoded = json.dumps(header).encode()
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data)
+    return path
+
+
+def one_block():
+    model = HiNet(num_blocks=1, init="identity")
+    return model.state_dict(), model.config()
+
+
+TINY = {"w": torch.zeros(3)}
+HOSTILE = [
+    ("num-blocks-1e9", lambda: (TINY, {"class": "HiNet", "num_blocks": 10**9}), r"sets num_blocks = 1000000000, more"),
+    ("growth-200000", lambda: (TINY, {"class": "HiNet", "num_blocks": 1, "growth": 200000}), r"sets growth = 200000"),
+    (
+        "growth-backed-by-one-big-tensor",
+        lambda: ({"w": torch.zeros(200_000)}, {"class": "HiNet", "num_blocks": 1, "growth": 200000}),
+        r"describes a model larger than the file \(far more parameters than the file's 200000 values\)",
+    ),
+    (
+        "blocks-backed-by-many-tiny-tensors",
+        lambda: ({f"w{i}": torch.zeros(1) for i in range(2000)}, {"class": "HiNet", "num_blocks": 2000}),
+        r"describes a model larger than the file",
+    ),
+    (
+        "nested-subnet-width",
+        lambda: (TINY, {"class": "InvertibleHider", "num_blocks": 1, "subnet": {"name": "conv", "hidden": 10**7}}),
+        r"sets subnet.hidden = 10000000",
+    ),
+    (
+        "shapes",
+        lambda: ({k: v[:1] for k, v in one_block()[0].items()}, one_block()[1]),
+        r"tensors do not match the HiNet config: 30 with the wrong shape, e.g. "
+        r"\['nodes.coupling_1.phi.conv1.weight \(1, 12, 3, 3\), model \(32, 12, 3, 3\)",
+    ),
+    (
+        "int64-weights",
+        lambda: ({k: v.long() for k, v in one_block()[0].items()}, one_block()[1]),
+        r"tensor nodes.coupling_1.eta.conv1.bias has dtype I64; model weights must be floating-point",
+    ),
+    (
+        "list-for-int",
+        lambda: (TINY, {"class": "HiNet", "num_blocks": [1, 2]}),
+        r"num_blocks must be a positive integer",
+    ),
+    ("string-for-int", lambda: (TINY, {"class": "HiNet", "num_blocks": "2"}), r"num_blocks must be a positive integer"),
+    ("float-for-int", lambda: (TINY, {"class": "HiNet", "num_blocks": 1e9}), r"num_blocks must be a positive integer"),
+    ("bool-for-int", lambda: (TINY, {"class": "HiNet", "num_blocks": True}), r"num_blocks must be a positive integer"),
+    (
+        "dict-as-subnet-name",
+        lambda: (TINY, {"class": "InvertibleHider", "num_blocks": 1, "subnet": {"name": {"x": [1]}}}),
+        r"unknown subnet \{'x': \[1\]\}",
+    ),
+    (
+        "list-as-subnet",
+        lambda: (TINY, {"class": "InvertibleHider", "num_blocks": 1, "subnet": [1, {"a": None}]}),
+        r"subnet must be a registered name",
+    ),
+    (
+        "unknown-subnet-option",
+        lambda: (TINY, {"class": "InvertibleHider", "num_blocks": 1, "subnet": {"name": "conv", "bogus": 1}}),
+        r"unexpected keyword argument 'bogus'",
+    ),
+    ("class-is-a-list", lambda: (TINY, {"class": ["HiNet"]}), r"a JSON object with a 'class' name"),
+    ("config-is-a-list", lambda: (TINY, [1, 2, 3]), r"a JSON object with a 'class' name, got \[1, 2, 3\]"),
+    ("deeply-nested", lambda: (TINY, "[" * 100_000 + "]" * 100_000), r"corrupt model config"),
+    ("5000-digit-int", lambda: (TINY, '{"class": "HiNet", "num_blocks": ' + "9" * 5000 + "}"), r"corrupt model config"),
+]
+
+
+@pytest.mark.parametrize(("make", "message"), [case[1:] for case in HOSTILE], ids=[case[0] for case in HOSTILE])
+def test_hostile_model_files_are_refused_from_the_header(tmp_path, make, message):
+    tensors, config = make()
+    path = hostile(tmp_path / "hostile.safetensors", tensors, config)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load(path)
+    assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
+
+
+BAD_HEADERS = [
+    ("shape-string", {"w": {"dtype": "F32", "shape": "big", "data_offsets": [0, 4]}}, "malformed shape 'big'"),
+    ("shape-negative", {"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, r"malformed shape \[-1\]"),
+    (
+        "shape-versus-bytes",
+        {"w": {"dtype": "F32", "shape": [10**9, 10**9], "data_offsets": [0, 4]}},
+        r"needs 4000000000000000000 bytes but its data offsets span 4",
+    ),
+    ("unknown-dtype", {"w": {"dtype": "F128", "shape": [1], "data_offsets": [0, 4]}}, "unknown dtype 'F128'"),
+    ("entry-not-object", {"w": [1, 2]}, "header entry 'w' is not a tensor description"),
+    (
+        "overlapping-data",
+        {
+            "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            "b": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+        },
+        "overlaps or leaves a gap",
+    ),
+    ("metadata-not-strings", {"__metadata__": {"config": {"class": "HiNet"}}}, "metadata is not a map of strings"),
+    (
+        "too-many-tensors",
+        {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(MAX_TENSORS + 1)},
+        f"{MAX_TENSORS + 1} tensors, more than the {MAX_TENSORS}",
+    ),
+]
+
+
+@pytest.mark.parametrize(("header", "message"), [c[1:] for c in BAD_HEADERS], ids=[c[0] for c in BAD_HEADERS])
+def test_malformed_headers_are_refused(tmp_path, header, message):
+    path = raw_file(tmp_path / "bad.safetensors", header, b"\0" * 8)
+    with pytest.raises(CheckpointError, match=message):
+        read_header(path)
+    with pytest.raises(CheckpointError, match=message):
+        load(path)
+
+
+def test_read_header_reads_no_data(tmp_path):
+    model = HiNet(num_blocks=1, init="identity").double()
+    path = save(model, tmp_path / "m.safetensors")
+    infos, metadata = read_header(path)
+    assert {k: (i.dtype, tuple(i.shape)) for k, i in infos.items()} == {
+        k: ("F64", tuple(v.shape)) for k, v in model.state_dict().items()
+    }
+    assert json.loads(metadata["config"]) == model.config()
+    with pytest.raises(IsADirectoryError, match="a folder, not a safetensors checkpoint file"):
+        read_header(tmp_path)
+    with pytest.raises(FileNotFoundError, match="a folder without model.safetensors"):
+        load(tmp_path)
+
+
+LIMITED = """
+import json, resource, sys
+import torch
+from invhide.io.checkpoint import CheckpointError, load
+size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + (768 << 20), resource.RLIM_INFINITY))
+for path in sys.argv[1:]:
+    try:
+        load(path)
+    except CheckpointError as error:
+        print("refused", path)
+    else:
+        print("loaded", path)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc and RLIMIT_AS")
+def test_hostile_files_load_within_a_small_memory_cap(tmp_path):
+    # The reported attacks (5 GB in 25 s for num_blocks 1e9, 1.4 TB for growth 200000), in a process that may
+    # grow by at most 768 MiB beyond what importing torch took.
+    paths = []
+    for name, make, _ in HOSTILE[:4]:
+        tensors, config = make()
+        paths.append(str(hostile(tmp_path / f"{name}.safetensors", tensors, config)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", LIMITED, *paths], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [word for path in paths for word in ("refused", path)]
+
+
+def test_training_checkpoint_weights_must_be_floats(tmp_path):
+    save_tensors({"w": torch.zeros(2, dtype=torch.int64)}, tmp_path / "t.safetensors")
+    with pytest.raises(CheckpointError, match="tensor w has dtype I64"):
+        load_tensors(tmp_path / "t.safetensors", floating=True)
+    save_tensors({"w": torch.tensor([1.0, float("inf")])}, tmp_path / "f.safetensors")
+    with pytest.raises(CheckpointError, match="tensor w holds NaN or infinite values"):
+        load_tensors(tmp_path / "f.safetensors", finite=True)

@@ -1,34 +1,52 @@
-"""The invhide command, including a table of hostile and broken inputs."""
+"""The invhide command: its outputs against the library's, its error policy, and a table of hostile inputs."""
 
+import json
+import math
 import os
+import re
+import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import images, randomize_
+from helpers import images
 from PIL import Image
 
+import invhide
 from invhide import InvertibleHider, save, subnets
-from invhide.cli.main import main
+from invhide.cli.main import build_parser, main
+from invhide.errors import InputError, InputTypeError, InvhideError, MissingPathError
+from invhide.evaluation import speed
 from invhide.io.images import read_image, write_image
+from invhide.models.inference import hide, reveal
+from invhide.nn.subnets import ConvSubnet
+from invhide.testing import randomize_
+from invhide.training.recipes import RECIPES
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "hinet_div2k.py"
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
-    model = randomize_(InvertibleHider(num_blocks=2, subnet=subnets.conv(hidden=8, depth=2)), 0, gain=0.02)
+    # Far from the identity: the stego differs from the cover by about 36 grey levels on average.
+    model = randomize_(InvertibleHider(num_blocks=2, subnet=subnets.conv(hidden=8, depth=2)), 0, gain=0.1)
     save(model, folder / "model.safetensors")
     write_image(images(0, 3, 40, 48), folder / "cover.png")
     write_image(images(1, 3, 40, 48), folder / "secret.png")
     write_image(images(2, 3, 32, 32), folder / "small.png")
-    write_image(images(3, 3, 333, 517), folder / "odd_cover.png")
-    write_image(images(4, 3, 333, 517), folder / "odd_secret.png")
+    write_image(images(3, 3, 37, 45), folder / "odd_cover.png")
+    write_image(images(4, 3, 37, 45), folder / "odd_secret.png")
     write_image(images(5, 3, 1, 1), folder / "dot.png")
+    (folder / "photos").mkdir()
+    for i in range(4):
+        write_image(images(10 + i, 3, 24, 24), folder / "photos" / f"{i}.png")
     Image.fromarray(np.full((40, 48), 128, np.uint8), mode="L").save(folder / "gray.png")
     (folder / "empty.png").write_bytes(b"")
     (folder / "text.png").write_text("hello, I am not a picture")
@@ -50,9 +68,6 @@ def files(tmp_path_factory):
     save_tensors(tensors, folder / "nan.safetensors", metadata)
     # a PNG that declares 100000 x 100000 pixels in a few bytes
     small = bytearray((folder / "dot.png").read_bytes())
-    import struct
-    import zlib
-
     small[16:24] = struct.pack(">II", 100_000, 100_000)
     small[29:33] = struct.pack(">I", zlib.crc32(bytes(small[12:29])))
     (folder / "huge.png").write_bytes(bytes(small))
@@ -65,9 +80,205 @@ def run(capsys, *argv):
     return status, captured.out, captured.err
 
 
+def hide_files(capsys, files, output, model, *extra):
+    """``invhide hide cover.png secret.png -o OUTPUT --model MODEL ...``."""
+    return run(capsys, "hide", files / "cover.png", files / "secret.png", "-o", output, "--model", model, *extra)
+
+
 def leftovers(folder, before):
     return sorted(set(os.listdir(folder)) - before)
 
+
+def levels(path):
+    """The 8-bit RGB levels stored in an image file, as written (no conversion to floats)."""
+    with Image.open(path) as image:
+        assert image.mode == "RGB", image.mode
+        return np.asarray(image).copy()
+
+
+def command(*argv):
+    """``invhide ARGV...`` in a fresh Python process (``python -m invhide.cli``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "invhide.cli", *map(str, argv)], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+def console_script():
+    """The installed ``invhide`` script of this environment, or skip."""
+    found = shutil.which("invhide", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if found is None:
+        pytest.skip("the `invhide` console script is not installed (pip install -e .) beside this Python or on PATH")
+    return found
+
+
+# --------------------------------------------------------------------------
+# The files written are the library's results, bit for bit
+# --------------------------------------------------------------------------
+
+
+def library_stego(model_path, cover_path, secret_path, out_path, **tiling):
+    """What invhide.models.inference.hide gives for these files, written by invhide.io.images.write_image."""
+    model = invhide.load(model_path)
+    write_image(hide(model, read_image(cover_path), read_image(secret_path), **tiling), out_path)
+    return levels(out_path)
+
+
+def library_secret(model_path, stego_path, seed, out_path, **tiling):
+    model = invhide.load(model_path)
+    generator = torch.Generator().manual_seed(seed)
+    write_image(reveal(model, read_image(stego_path), generator=generator, **tiling), out_path)
+    return levels(out_path)
+
+
+@pytest.mark.parametrize(
+    ("cover", "secret", "tiling"),
+    [("cover.png", "secret.png", {}), ("odd_cover.png", "odd_secret.png", {"tile": 16, "overlap": 4})],
+    ids=["whole image", "tiles of 16"],
+)
+def test_hide_and_reveal_write_the_library_results(files, tmp_path, cover, secret, tiling):
+    """hide in one process, reveal from its PNG in another; each PNG is what the library computes."""
+    model = files / "model.safetensors"
+    options = [f"--{key}={value}" for key, value in tiling.items()]
+    done = command("hide", files / cover, files / secret, "-o", tmp_path / "stego.png", "--model", model,
+                   "--device", "cpu", *options)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stego = levels(tmp_path / "stego.png")
+    expected = library_stego(model, files / cover, files / secret, tmp_path / "expected_stego.png", **tiling)
+    assert stego.dtype == np.uint8 and stego.shape == expected.shape == (*read_image(files / cover).shape[1:], 3)
+    assert np.array_equal(stego, expected), f"{np.count_nonzero(stego != expected)} levels differ"
+    # Not vacuous: the model really changes the cover, so writing the cover (or the secret) would fail above.
+    assert np.abs(stego.astype(int) - levels(files / cover)).mean() > 10
+    assert np.abs(stego.astype(int) - levels(files / secret)).mean() > 10
+    if tiling:  # and the tiles matter: the whole-image stego is another image
+        whole = library_stego(model, files / cover, files / secret, tmp_path / "whole.png")
+        assert not np.array_equal(stego, whole)
+
+    done = command("reveal", tmp_path / "stego.png", "-o", tmp_path / "recovered.png", "--model", model,
+                   "--seed", 3, "--device", "cpu", *options)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    recovered = levels(tmp_path / "recovered.png")
+    expected = library_secret(model, tmp_path / "stego.png", 3, tmp_path / "expected_secret.png", **tiling)
+    assert np.array_equal(recovered, expected), f"{np.count_nonzero(recovered != expected)} levels differ"
+    assert np.abs(recovered.astype(int) - stego).mean() > 10  # writing the stego back would fail
+    other_seed = library_secret(model, tmp_path / "stego.png", 4, tmp_path / "seed4.png", **tiling)
+    assert not np.array_equal(recovered, other_seed)  # --seed reaches z
+
+
+def test_console_script_writes_the_library_results(files, tmp_path):
+    """The installed `invhide` script, as a user runs it: hide, reveal from the PNG, then a bad file."""
+    script = console_script()
+    model = files / "model.safetensors"
+    env = {**os.environ, "INVHIDE_MODEL": str(model)}
+    env.pop("INVHIDE_DEBUG", None)
+    hide_ = [script, "hide", files / "cover.png", files / "secret.png", "-o", tmp_path / "s.png", "--device", "cpu"]
+    reveal_ = [script, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--device", "cpu"]
+    for argv in (hide_, reveal_):
+        done = subprocess.run(list(map(str, argv)), capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    expected = library_stego(model, files / "cover.png", files / "secret.png", tmp_path / "expected_s.png")
+    assert np.array_equal(levels(tmp_path / "s.png"), expected)
+    expected = library_secret(model, tmp_path / "s.png", 0, tmp_path / "expected_r.png")  # --seed 0 by default
+    assert np.array_equal(levels(tmp_path / "r.png"), expected)
+
+    bad = [script, "hide", files / "text.png", files / "secret.png", "-o", tmp_path / "bad.png"]
+    done = subprocess.run(list(map(str, bad)), capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("invhide: error: ") and "text.png" in done.stderr
+    assert not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.parametrize(("cover", "secret", "extra", "size"), [
+    ("dot.png", "dot.png", [], (1, 1)),
+    ("cover.png", "small.png", ["--fit", "crop"], (40, 48)),
+    ("cover.png", "small.png", ["--fit", "resize"], (40, 48)),
+])  # fmt: skip
+def test_any_size_comes_back_at_its_size(files, capsys, tmp_path, cover, secret, extra, size):
+    model = files / "model.safetensors"
+    status, _, err = run(
+        capsys, "hide", files / cover, files / secret, "-o", tmp_path / "s.png", "--model", model, *extra
+    )
+    assert status == 0, err
+    fit = extra[1] if extra else "refuse"
+    expected = hide(invhide.load(model), read_image(files / cover), read_image(files / secret), fit=fit)
+    write_image(expected, tmp_path / "expected.png")
+    assert np.array_equal(levels(tmp_path / "s.png"), levels(tmp_path / "expected.png"))
+    status, _, err = run(capsys, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--model", model)
+    assert status == 0, err
+    assert levels(tmp_path / "r.png").shape[:2] == size
+
+
+def test_hide_prints_the_psnr_of_the_saved_stego(files, capsys, tmp_path):
+    status, out, _ = hide_files(capsys, files, tmp_path / "stego.png", files / "model.safetensors")
+    assert status == 0
+    cover, stego = levels(files / "cover.png").astype(float), levels(tmp_path / "stego.png").astype(float)
+    psnr = 10 * np.log10(255**2 / np.mean((cover - stego) ** 2))
+    printed = float(re.search(r"cover/stego PSNR (\d+\.\d\d) dB", out).group(1))
+    assert abs(printed - psnr) <= 0.006 and psnr < 30, (out, psnr)
+
+
+def test_float64_model_with_8_bit_images(files, capsys, tmp_path):
+    model = randomize_(InvertibleHider(num_blocks=1, subnet=subnets.conv(hidden=8, depth=2)), 0, gain=0.1).double()
+    save(model, tmp_path / "double.safetensors")
+    status, _, err = hide_files(capsys, files, tmp_path / "s.png", tmp_path / "double.safetensors")
+    assert status == 0, err
+    expected = library_stego(tmp_path / "double.safetensors", files / "cover.png", files / "secret.png",
+                             tmp_path / "expected.png")  # fmt: skip
+    assert np.array_equal(levels(tmp_path / "s.png"), expected)
+
+
+def test_grayscale_input_warns_in_one_line(files, capsys, tmp_path):
+    model = files / "model.safetensors"
+    status, _, err = run(
+        capsys, "hide", files / "gray.png", files / "secret.png", "-o", tmp_path / "s.png", "--model", model
+    )
+    assert status == 0
+    warnings = [line for line in err.splitlines() if line.startswith("invhide: warning: ")]
+    assert len(warnings) == 1 and "grayscale" in warnings[0]
+
+
+def test_convert_official_and_eval(files, capsys, tmp_path):
+    from test_hinet import far_from_identity_checkpoint
+
+    _, state = far_from_identity_checkpoint(2)
+    torch.save({"net": state}, tmp_path / "model.pt")
+    status, out, err = run(capsys, "convert-official", tmp_path / "model.pt", "-o", tmp_path / "converted")
+    assert status == 0, err
+    converted = invhide.load(tmp_path / "converted")
+    reference = invhide.HiNet.from_official_checkpoint(tmp_path / "model.pt")
+    assert all(torch.equal(a, b) for a, b in zip(converted.state_dict().values(), reference.state_dict().values()))
+    status, out, err = run(
+        capsys,
+        "eval",
+        files / "photos",
+        "--model",
+        tmp_path / "converted",
+        "--size",
+        "16",
+        "--json",
+        tmp_path / "r.json",
+    )
+    assert status == 0, err
+    assert "cover/stego" in out and "rounded to 8 bits" in out and (tmp_path / "r.json").is_file()
+
+
+def test_every_command_has_help():
+    for name in ("", "hide", "reveal", "train", "eval", "bench", "convert-official"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"] if name else ["--help"])
+        assert exit_info.value.code == 0
+
+
+def test_train_presets_are_the_recipes():
+    parser = build_parser()
+    for name in RECIPES:
+        assert parser.parse_args(["train", "--preset", name]).preset == name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--preset", "no-such-recipe"])
+
+
+# --------------------------------------------------------------------------
+# Error policy: a user error is one line (exit 2), a bug a traceback (exit 1)
+# --------------------------------------------------------------------------
 
 BAD = [
     ("empty cover file", ["hide", "{d}/empty.png", "{d}/secret.png"], "empty"),
@@ -85,7 +296,7 @@ BAD = [
     (
         "wrong-architecture checkpoint",
         ["hide", "{d}/cover.png", "{d}/secret.png", "--model", "{d}/wrong.safetensors"],
-        "do not match",
+        "wrong.safetensors",
     ),
     ("NaN weights", ["hide", "{d}/cover.png", "{d}/secret.png", "--model", "{d}/nan.safetensors"], "NaN"),
     ("pickled .pt model", ["hide", "{d}/cover.png", "{d}/secret.png", "--model", "{d}/model.pt"], "convert-official"),
@@ -98,21 +309,40 @@ BAD = [
     ),
     ("output is a folder", ["hide", "{d}/cover.png", "{d}/secret.png", "-o", "{d}/folder.png"], "folder.png"),
     ("CUDA on a CPU machine", ["hide", "{d}/cover.png", "{d}/secret.png", "--device", "cuda:0"], "CUDA"),
+    ("MPS off a Mac", ["hide", "{d}/cover.png", "{d}/secret.png", "--device", "mps"], "'mps'"),
+    ("XPU on this build", ["hide", "{d}/cover.png", "{d}/secret.png", "--device", "xpu"], "'xpu'"),
+    ("meta device", ["hide", "{d}/cover.png", "{d}/secret.png", "--device", "meta"], "'meta'"),
+    ("not a device", ["reveal", "{d}/cover.png", "--device", "gpu"], "--device must name a device"),
+    ("overlap as large as the tile", ["hide", "{d}/cover.png", "{d}/secret.png", "--tile", "8"], "--overlap"),
     ("reveal a text file", ["reveal", "{d}/text.png"], "not an image"),
     ("eval an empty folder", ["eval", "{d}/folder.png"], "no image"),
+    ("eval --json in a missing folder", ["eval", "{d}/photos", "--json", "{d}/no/r.json"], "does not exist"),
     (
         "convert a non-checkpoint",
         ["convert-official", "{d}/text.png", "-o", "{d}/converted"],
         "not a readable PyTorch checkpoint",
     ),
+    ("convert into a file's folder", ["convert-official", "{d}/model.pt", "-o", "{d}/cover.png/x"], "is a file"),
+    ("train --out is a file", ["train", "--quick", "--out", "{d}/cover.png"], "is a file"),
+    ("train on a missing folder", ["train", "--quick", "--train-dir", "{d}/nope", "--out", "{d}/run"], "no such"),
+    ("train on a device this build lacks", ["train", "--quick", "--device", "xpu", "--out", "{d}/run"], "'xpu'"),
+    ("bench --json in a missing folder", ["bench", "--json", "{d}/no/b.json"], "does not exist (--json)"),
 ]
 
 
 @pytest.mark.parametrize(("name", "argv", "expected"), BAD, ids=[b[0] for b in BAD])
 def test_bad_input_gives_one_line_and_no_output(files, capsys, monkeypatch, name, argv, expected):
-    if torch.cuda.is_available() and "CUDA" in expected:
-        pytest.skip("this machine has CUDA")
+    device = argv[argv.index("--device") + 1] if "--device" in argv else None
+    if device is not None and device != "gpu":
+        try:
+            torch.empty(1, device=device)
+            torch.Generator(device)
+        except Exception:
+            pass
+        else:
+            pytest.skip(f"this machine has {device}")
     monkeypatch.delenv("INVHIDE_MODEL", raising=False)
+    monkeypatch.delenv("INVHIDE_DEBUG", raising=False)
     argv = [a.format(d=files) for a in argv]
     if argv[0] in ("hide", "reveal") and "-o" not in argv:
         argv += ["-o", str(files / "out.png")]
@@ -134,124 +364,193 @@ def test_no_model_given(files, capsys, monkeypatch):
     assert status == 2 and "no model given" in err
 
 
-def test_hide_and_reveal(files, capsys, tmp_path):
-    model = files / "model.safetensors"
-    status, out, _ = hide(capsys, files, tmp_path / "stego.png", model)
-    assert status == 0 and "cover/stego PSNR" in out
-    assert read_image(tmp_path / "stego.png").shape == (3, 40, 48)
-    status, out, _ = run(capsys, "reveal", tmp_path / "stego.png", "-o", tmp_path / "secret.png", "--model", model)
-    assert status == 0 and read_image(tmp_path / "secret.png").shape == (3, 40, 48)
-
-
-@pytest.mark.parametrize(("cover", "secret", "extra", "size"), [
-    ("odd_cover.png", "odd_secret.png", [], (333, 517)),
-    ("dot.png", "dot.png", [], (1, 1)),
-    ("cover.png", "small.png", ["--fit", "crop"], (40, 48)),
-    ("cover.png", "small.png", ["--fit", "resize"], (40, 48)),
-    ("odd_cover.png", "odd_secret.png", ["--tile", "128", "--overlap", "16"], (333, 517)),
-])  # fmt: skip
-def test_any_size_comes_back_at_its_size(files, capsys, tmp_path, cover, secret, extra, size):
-    model = files / "model.safetensors"
-    status, _, err = run(
-        capsys, "hide", files / cover, files / secret, "-o", tmp_path / "s.png", "--model", model, *extra
-    )
-    assert status == 0, err
-    tiling = [a for a in extra if a not in ("--fit", "crop", "resize")]
-    status, _, err = run(capsys, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--model", model, *tiling)
-    assert status == 0, err
-    assert read_image(tmp_path / "s.png").shape[-2:] == read_image(tmp_path / "r.png").shape[-2:] == size
-
-
-def hide(capsys, files, output, model):
-    """``invhide hide cover.png secret.png -o OUTPUT --model MODEL``."""
-    return run(capsys, "hide", files / "cover.png", files / "secret.png", "-o", output, "--model", model)
-
-
-def test_float64_model_with_8_bit_images(files, capsys, tmp_path):
-    model = randomize_(InvertibleHider(num_blocks=1, subnet=subnets.conv(hidden=8, depth=2)), 0, gain=0.02).double()
-    save(model, tmp_path / "double.safetensors")
-    status, _, err = hide(capsys, files, tmp_path / "s.png", tmp_path / "double.safetensors")
-    assert status == 0, err
-    status, _, err = run(
-        capsys, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--model", tmp_path / "double.safetensors"
-    )
-    assert status == 0, err
-
-
 def test_a_model_with_several_secrets_is_refused_by_hide(files, capsys, tmp_path):
     save(InvertibleHider(num_secrets=2, num_blocks=1, subnet="conv"), tmp_path / "two.safetensors")
-    status, _, err = hide(capsys, files, tmp_path / "s.png", tmp_path / "two.safetensors")
+    status, _, err = hide_files(capsys, files, tmp_path / "s.png", tmp_path / "two.safetensors")
     assert status == 2 and "hides 2 secrets per cover" in err and not (tmp_path / "s.png").exists()
 
 
-def test_grayscale_input_warns_in_one_line(files, capsys, tmp_path):
-    model = files / "model.safetensors"
-    status, _, err = run(
-        capsys, "hide", files / "gray.png", files / "secret.png", "-o", tmp_path / "s.png", "--model", model
-    )
-    assert status == 0
-    warnings = [line for line in err.splitlines() if line.startswith("invhide: warning: ")]
-    assert len(warnings) == 1 and "grayscale" in warnings[0]
+def break_subnets(monkeypatch, error):
+    """Every ConvSubnet raises ``error`` when called, as a bug deep in the library would."""
+
+    def forward(self, x):
+        raise error
+
+    monkeypatch.setattr(ConvSubnet, "forward", forward)
 
 
-def test_convert_official_and_eval(files, capsys, tmp_path):
-    from test_hinet import far_from_identity_checkpoint
-
-    _, state = far_from_identity_checkpoint(2)
-    torch.save({"net": state}, tmp_path / "model.pt")
-    status, out, err = run(capsys, "convert-official", tmp_path / "model.pt", "-o", tmp_path / "converted")
-    assert status == 0, err
-    assert (tmp_path / "converted" / "model.safetensors").is_file()
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for i in range(4):
-        write_image(images(10 + i, 3, 24, 24), folder / f"{i}.png")
-    status, out, err = run(
-        capsys, "eval", folder, "--model", tmp_path / "converted", "--size", "16", "--json", tmp_path / "r.json"
-    )
-    assert status == 0, err
-    assert "cover/stego" in out and "rounded to 8 bits" in out and (tmp_path / "r.json").is_file()
+def test_a_bug_in_the_library_shows_its_traceback(files, capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("INVHIDE_DEBUG", raising=False)
+    break_subnets(monkeypatch, ValueError("bug"))
+    status, _, err = hide_files(capsys, files, tmp_path / "s.png", files / "model.safetensors")
+    assert status == 1, err
+    assert "Traceback (most recent call last)" in err and "ValueError: bug" in err and "forward" in err
+    assert "invhide: error:" not in err
+    assert not (tmp_path / "s.png").exists()
 
 
-def test_every_command_has_help():
-    for command in ("hide", "reveal", "train", "eval", "bench", "convert-official"):
+def test_a_plain_oserror_from_the_library_is_a_bug_too(files, capsys, monkeypatch, tmp_path):
+    """Only InvhideErrors are user errors: a FileNotFoundError about an internal file is a bug to report."""
+    import invhide.models.inference
+
+    def broken_hide(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/some/internal/file")
+
+    monkeypatch.delenv("INVHIDE_DEBUG", raising=False)
+    monkeypatch.setattr(invhide.models.inference, "hide", broken_hide)
+    status, _, err = hide_files(capsys, files, tmp_path / "s.png", files / "model.safetensors")
+    assert status == 1 and "Traceback" in err and "FileNotFoundError" in err and "invhide: error:" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "advice"),
+    [
+        (["hide", "{d}/cover.png", "{d}/secret.png", "-o", "{d}/oom.png"], "--tile"),
+        (["eval", "{d}/photos", "--size", "8"], "--batch-size"),
+    ],
+)
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 8 GiB"),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 9 GB"),
+    ],
+    ids=["CUDA", "CPU"],
+)
+def test_out_of_memory_gives_advice_in_one_line(files, capsys, monkeypatch, argv, advice, error):
+    monkeypatch.delenv("INVHIDE_DEBUG", raising=False)
+    break_subnets(monkeypatch, error)
+    status, _, err = run(capsys, *[a.format(d=files) for a in argv], "--model", files / "model.safetensors")
+    lines = err.strip().splitlines()
+    assert status == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("invhide: error: out of memory") and advice in lines[0], lines[0]
+    assert not (files / "oom.png").exists()
+
+
+def test_interrupt_is_one_line_and_status_130(files, capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("INVHIDE_DEBUG", raising=False)
+    break_subnets(monkeypatch, KeyboardInterrupt())
+    status, _, err = hide_files(capsys, files, tmp_path / "s.png", files / "model.safetensors")
+    assert status == 130 and err.strip() == "invhide: interrupted" and not (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("how", ["--debug first", "--debug after the command", "INVHIDE_DEBUG=1"])
+def test_debug_shows_the_traceback_of_a_user_error(files, capsys, monkeypatch, how):
+    argv = ["hide", files / "text.png", files / "secret.png", "-o", files / "out.png", "--model", "m"]
+    monkeypatch.delenv("INVHIDE_DEBUG", raising=False)
+    if how == "--debug first":
+        argv.insert(0, "--debug")
+    elif how == "--debug after the command":
+        argv.insert(1, "--debug")
+    else:
+        monkeypatch.setenv("INVHIDE_DEBUG", "1")
+    status, _, err = run(capsys, *argv)
+    assert status == 2 and "Traceback (most recent call last)" in err and "ImageError" in err, err
+    assert err.strip().splitlines()[-1].startswith("invhide: error: ") and "not an image" in err
+
+
+def test_argparse_errors_stay_argparse_errors(capsys):
+    for argv in (["hide", "a.png", "b.png", "-o", "c.png", "--tile", "abc"], ["reveal", "a.png"], ["nope"]):
         with pytest.raises(SystemExit) as exit_info:
-            main([command, "--help"])
-        assert exit_info.value.code == 0
+            main(argv)
+        assert exit_info.value.code == 2
+        assert "usage: invhide" in capsys.readouterr().err
 
 
-def test_console_script_in_new_processes(files, tmp_path):
-    """hide in one process, reveal from the PNG in another, as a user would."""
-    model = str(files / "model.safetensors")
-    env = {**os.environ, "INVHIDE_MODEL": model}
-    hide = [
-        sys.executable,
-        "-m",
-        "invhide.cli",
-        "hide",
-        str(files / "cover.png"),
-        str(files / "secret.png"),
-        "-o",
-        str(tmp_path / "s.png"),
-    ]
-    reveal = [sys.executable, "-m", "invhide.cli", "reveal", str(tmp_path / "s.png"), "-o", str(tmp_path / "r.png")]
-    for command in (hide, reveal):
-        out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
-        assert out.returncode == 0, out.stderr
-    bad = subprocess.run(
-        [*hide[:4], str(files / "text.png"), *hide[5:]], capture_output=True, text=True, env=env, cwd=ROOT
-    )
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+# --------------------------------------------------------------------------
+# invhide bench and its library side, invhide.evaluation.speed.run
+# --------------------------------------------------------------------------
 
 
-def test_example_script_reports_errors_in_one_line(tmp_path):
-    command = [
-        sys.executable,
-        str(ROOT / "examples" / "hinet_div2k.py"),
-        "--quick",
-        "--train-dir",
-        str(tmp_path / "none"),
-    ]
-    out = subprocess.run([*command, "--out", str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 2 and out.stderr.strip().startswith("invhide: error: ") and "Traceback" not in out.stderr
-    assert "none: no such folder" in out.stderr
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--repeat", "0"], "--repeat: expected a positive integer, got '0'"),
+        (["--threads", "-1"], "--threads: expected a positive integer, got '-1'"),
+        (["--sizes", "-8"], "--sizes: expected an even integer >= 2, got '-8'"),
+        (["--sizes", "255"], "--sizes: expected an even integer >= 2, got '255'"),
+        (["--crops", "64", "x"], "--crops: expected an even integer >= 2, got 'x'"),
+        (["--skip", "speed"], "--skip: invalid choice: 'speed'"),
+    ],
+)
+def test_bench_refuses_bad_options_in_one_line(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    (line,) = [line for line in err.splitlines() if "error:" in line]
+    assert line.startswith(f"invhide bench: error: argument {expected}"), line
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "expected"),
+    [
+        ({"repeat": 0}, InputError, "repeat must be a positive integer, got 0"),
+        ({"threads": -1}, InputError, "threads must be a positive integer, got -1"),
+        ({"sizes": (256, -8)}, InputError, "sizes[1] must be an even integer >= 2, got -8"),
+        ({"sizes": (7,)}, InputError, "sizes[0] must be an even integer >= 2, got 7"),
+        ({"sizes": ()}, InputError, "sizes must hold at least one size"),
+        ({"sizes": "256"}, InputTypeError, "sizes must be a sequence"),
+        ({"train_crop": 3}, InputError, "train_crop must be an even integer >= 2, got 3"),
+        ({"depths": (4, 0)}, InputError, "depths[1] must be a positive integer, got 0"),
+        ({"dtype": "float8"}, InputError, "dtype must be one of"),
+        ({"skip": ("speed",)}, InputError, "skip[0] must be one of"),
+        ({"autocast": ("float32",)}, InputError, "autocast[0] must be one of"),
+        ({"compile_subnets": "yes"}, InputTypeError, "compile_subnets must be a bool"),
+        ({"device": "gpu"}, InputError, "device must name a device"),
+        ({"json_path": "/no/such/folder/b.json"}, MissingPathError, "/no/such/folder does not exist"),
+    ],
+)
+def test_bench_library_checks_every_argument_before_any_work(arguments, error, expected):
+    lines = []
+    with pytest.raises(error) as info:
+        speed.run(**arguments, log=lines.append)
+    assert isinstance(info.value, InvhideError) and expected in str(info.value)
+    assert lines == [], "work started before the arguments were checked"
+
+
+def test_bench_runs_and_writes_its_figures(capsys, tmp_path):
+    status, out, err = run(capsys, "bench", "--sizes", "16", "--blocks", "1", "--repeat", "1", "--device", "cpu",
+                           "--skip", "training", "autocast", "--depths", "1", "--crops", "8", "--train-batch", "1",
+                           "--json", tmp_path / "bench.json")  # fmt: skip
+    assert status == 0, err
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert [row["layout"] for row in results["inference"]] == ["NCHW", "channels-last"]
+    assert all(row["size"] == 16 and row["hide_images_per_s"] > 0 for row in results["inference"])
+    # measured in fresh processes (`from invhide.evaluation.speed import training_step_memory`)
+    (memory,) = results["memory"]
+    assert memory["blocks"] == 1 and memory["crop"] == 8
+    assert all(math.isfinite(memory[key]) for key in ("ordinary_mib", "memory_saving_mib"))
+    assert "training" not in results and "hide img/s" in out
+
+
+# --------------------------------------------------------------------------
+# examples/hinet_div2k.py: the public API, the options of `invhide train`
+# --------------------------------------------------------------------------
+
+
+def options(help_text):
+    """The long options a --help text lists (one per line of its options section)."""
+    return set(re.findall(r"^ {2}(?:-\w+ ?\w*, )?(--[a-z][a-z-]*)", help_text, re.MULTILINE)) - {"--help"}
+
+
+def test_example_script_has_the_options_of_invhide_train(capsys):
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    train_help = capsys.readouterr().out
+    assert "--train-dir" in options(done.stdout) and "--debug" in options(done.stdout)
+    assert options(done.stdout) == options(train_help)
+    assert "invhide.cli" not in EXAMPLE.read_text(), "the example uses the public API, not the command's internals"
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "--debug"])
+def test_example_script_reports_errors_in_one_line(tmp_path, debug):
+    argv = [sys.executable, str(EXAMPLE), "--quick", "--train-dir", str(tmp_path / "none"), "--out", str(tmp_path)]
+    env = {key: value for key, value in os.environ.items() if key != "INVHIDE_DEBUG"}
+    done = subprocess.run([*argv, *(["--debug"] if debug else [])], capture_output=True, text=True, env=env)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("hinet_div2k.py: error: ") and "none: no such folder" in last
+    assert ("Traceback" in done.stderr) == debug, done.stderr

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 from FrEIA.framework import InputNode, Node, OutputNode
-from helpers import images, randomize_
+from helpers import images
 
 from invhide import InvertibleGraph, InvertibleHider
 from invhide.nn.modules import AffineCoupling, WaveletDownsampling
+from invhide.testing import randomize_
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import json, sys, torch
 sys.path.insert(0, {tests!r})
-from helpers import images, randomize_
+from helpers import images
+from invhide.testing import randomize_
 from invhide import InvertibleHider
 hider = InvertibleHider(num_secrets=2, num_blocks=3, subnet="conv", wavelet="db2")
 if sys.argv[1] == "save":

@@ -1,92 +1,22 @@
 """HiNet preset and the import of the reference code's checkpoints.
 
-``ReferenceHinet`` below transcribes the reference implementation
-(TomTomTommi/HiNet: ``invblock.py``, ``rrdb_denselayer.py``, ``hinet.py``,
-``model.py`` and the DWT of ``modules/Unet_common.py``) as DESIGN.md describes
-it: one network on the channel-concatenated DWT of cover and secret, branches
-taken with ``narrow``, the inverse dividing by the scale.
+``ReferenceModel`` (``reference_hinet.py``) transcribes the reference
+implementation (TomTomTommi/HiNet) as DESIGN.md describes it.
 """
+
+import os
 
 import pytest
 import torch
 from helpers import images
-from test_functional import reference_dwt, reference_iwt
+from reference_hinet import ReferenceModel
+from test_functional import reference_iwt
 from torch import nn
 
 from invhide import HiNet
+from invhide.errors import FileFormatError, IsAFolderError, MissingPathError
 from invhide.models.hinet import reference_init_
 from invhide.models.official import from_official_state_dict, to_official_state_dict
-
-
-class ReferenceDense(nn.Module):
-    def __init__(self, c_in, c_out):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, 32, 3, 1, 1)
-        self.conv2 = nn.Conv2d(c_in + 32, 32, 3, 1, 1)
-        self.conv3 = nn.Conv2d(c_in + 64, 32, 3, 1, 1)
-        self.conv4 = nn.Conv2d(c_in + 96, 32, 3, 1, 1)
-        self.conv5 = nn.Conv2d(c_in + 128, c_out, 3, 1, 1)
-        self.lrelu = nn.LeakyReLU(inplace=True)
-
-    def forward(self, x):
-        x1 = self.lrelu(self.conv1(x))
-        x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
-        x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
-        x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
-        return self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-
-
-class ReferenceBlock(nn.Module):
-    def __init__(self, clamp=2.0, in_1=3, in_2=3):
-        super().__init__()
-        self.split_len1, self.split_len2 = in_1 * 4, in_2 * 4
-        self.clamp = clamp
-        self.r = ReferenceDense(self.split_len1, self.split_len2)
-        self.y = ReferenceDense(self.split_len1, self.split_len2)
-        self.f = ReferenceDense(self.split_len2, self.split_len1)
-
-    def e(self, s):
-        return torch.exp(self.clamp * 2 * (torch.sigmoid(s) - 0.5))
-
-    def forward(self, x, rev=False):
-        x1, x2 = x.narrow(1, 0, self.split_len1), x.narrow(1, self.split_len1, self.split_len2)
-        if not rev:
-            y1 = x1 + self.f(x2)
-            s1, t1 = self.r(y1), self.y(y1)
-            y2 = self.e(s1) * x2 + t1
-        else:
-            s1, t1 = self.r(x1), self.y(x1)
-            y2 = (x2 - t1) / self.e(s1)
-            y1 = x1 - self.f(y2)
-        return torch.cat((y1, y2), 1)
-
-
-class ReferenceHinet(nn.Module):
-    def __init__(self, num_blocks=16):
-        super().__init__()
-        for i in range(1, num_blocks + 1):
-            self.add_module(f"inv{i}", ReferenceBlock())
-        self.num_blocks = num_blocks
-
-    def forward(self, x, rev=False):
-        order = range(1, self.num_blocks + 1)
-        for i in reversed(order) if rev else order:
-            x = getattr(self, f"inv{i}")(x, rev=rev)
-        return x
-
-
-class ReferenceModel(nn.Module):
-    def __init__(self, num_blocks=16):
-        super().__init__()
-        self.model = ReferenceHinet(num_blocks)
-
-    def hide(self, cover, secret):
-        out = self.model(torch.cat((reference_dwt(cover), reference_dwt(secret)), 1))
-        return reference_iwt(out.narrow(1, 0, 12)), out.narrow(1, 0, 12), out.narrow(1, 12, out.shape[1] - 12)
-
-    def reveal(self, stego_dwt, z_dwt):
-        out = self.model(torch.cat((stego_dwt, z_dwt), 1), rev=True)
-        return reference_iwt(out.narrow(1, 12, out.shape[1] - 12))
 
 
 def far_from_identity_checkpoint(num_blocks, seed=0):
@@ -137,7 +67,7 @@ class TestPreset:
         assert net[0].weight.abs().min() > 0
 
     def test_16_blocks_round_trip_float32(self, capsys):
-        from helpers import randomize_
+        from invhide.testing import randomize_
 
         model = randomize_(HiNet(init="identity"), seed=0, gain=0.1)
         cover, secret = images(0, 2, 3, 64, 64), images(1, 2, 3, 64, 64)
@@ -157,14 +87,29 @@ class TestPreset:
         assert secret_error < 1e-4 and cover_error < 1e-4
 
 
+def reveal_like_the_reference(model, reference):
+    """Hide and reveal two image pairs with invhide's model and with the reference one, from the same z."""
+    cover, secret = images(0, 2, 3, 32, 32, dtype=torch.float64), images(1, 2, 3, 32, 32, dtype=torch.float64)
+    z_dwt = torch.randn(2, 12, 16, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    with torch.no_grad():
+        ref_stego, ref_stego_dwt, ref_lost_dwt = reference.hide(cover, secret)
+        ref_recovered = reference.reveal(ref_stego_dwt, z_dwt)
+        stego, lost = model.hide(cover, secret)
+        # invhide draws z in the image domain; the reference in the DWT domain.
+        recovered = model.reveal(stego, z=reference_iwt(z_dwt))
+    outputs = {"cover": cover, "secret": secret, "stego": stego, "lost": lost, "recovered": recovered}
+    return outputs, {"stego": ref_stego, "lost": reference_iwt(ref_lost_dwt), "recovered": ref_recovered}
+
+
 class TestOfficialCheckpoint:
     @pytest.mark.parametrize("num_blocks", [2, 16])
     def test_tensors_and_outputs_match_the_reference_code(self, tmp_path, num_blocks):
         reference, state = far_from_identity_checkpoint(num_blocks)
         path = tmp_path / "model.pt"
         torch.save({"opt": {"state": {}, "param_groups": []}, "net": state}, path)
-        model = HiNet.from_official_checkpoint(path).double()
+        model = HiNet.from_official_checkpoint(path)
         assert model.num_blocks == num_blocks and not model.training
+        assert model.nodes.coupling_1.phi.conv1.weight.dtype == torch.float64  # the checkpoint's dtype
 
         ours = model.state_dict()
         assert len(ours) == len(state) == num_blocks * 30
@@ -173,25 +118,79 @@ class TestOfficialCheckpoint:
             mapped = f"nodes.coupling_{block[3:]}.{ {'f': 'phi', 'r': 'rho', 'y': 'eta'}[branch] }.{conv}.{kind}"
             assert torch.equal(ours[mapped], value), key
 
-        cover, secret = images(0, 2, 3, 32, 32, dtype=torch.float64), images(1, 2, 3, 32, 32, dtype=torch.float64)
-        z_dwt = torch.randn(2, 12, 16, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-        with torch.no_grad():
-            ref_stego, ref_stego_dwt, ref_lost_dwt = reference.hide(cover, secret)
-            ref_recovered = reference.reveal(ref_stego_dwt, z_dwt)
-            stego, lost = model.hide(cover, secret)
-            # invhide draws z in the image domain; the reference in the DWT domain.
-            recovered = model.reveal(stego, z=reference_iwt(z_dwt))
-        assert (stego - cover).abs().max() > 0.05, "weights are too close to the identity"
-        assert (stego - ref_stego).abs().max() < 1e-10
-        assert (lost - reference_iwt(ref_lost_dwt)).abs().max() < 1e-10
-        assert (recovered - ref_recovered).abs().max() < 1e-10
-        assert (recovered - secret).abs().max() > 1e-3  # a random z does not give the secret back exactly
+        outputs, expected = reveal_like_the_reference(model, reference)
+        assert (outputs["stego"] - outputs["cover"]).abs().max() > 0.05, "weights are too close to the identity"
+        for name in ("stego", "lost", "recovered"):
+            assert (outputs[name] - expected[name]).abs().max() < 1e-10, name
+        # A random z does not give the secret back exactly.
+        assert (outputs["recovered"] - outputs["secret"]).abs().max() > 1e-3
+
+    @pytest.mark.parametrize("legacy_format", [False, True], ids=["zip", "legacy"])
+    def test_drops_tmp_var_keys_as_the_reference_load_does(self, tmp_path, legacy_format):
+        # The reference load() keeps {k: v for k, v in state_dicts['net'].items() if 'tmp_var' not in k}
+        # (TomTomTommi/HiNet train.py line 65, test.py line 18) and then loads the optimizer state too.
+        reference, _ = far_from_identity_checkpoint(2)
+        optimizer = torch.optim.Adam(reference.parameters(), lr=10**-4.5, betas=(0.5, 0.999), eps=1e-6)
+        sum(p.sum() for p in reference.parameters()).backward()
+        optimizer.step()  # a real Adam state: step counts, exp_avg, exp_avg_sq, param_groups
+        state = {f"module.{key}": value.detach().clone() for key, value in reference.state_dict().items()}
+        tmp_vars = {
+            "module.model.inv1.f.tmp_var": torch.zeros(7, dtype=torch.int64),  # an integer buffer
+            "module.model.inv2.r.conv1.weight_tmp_var": torch.zeros(1, 2),  # would not fit conv1.weight
+            "tmp_var": 3,  # not even a tensor
+        }
+        path = tmp_path / "model_checkpoint_00050.pt"
+        torch.save(
+            {"opt": optimizer.state_dict(), "net": {**state, **tmp_vars}},
+            path,
+            _use_new_zipfile_serialization=not legacy_format,
+        )
+        model = HiNet.from_official_checkpoint(path)
+        assert all(torch.equal(from_official_state_dict(state)[k], v) for k, v in model.state_dict().items())
+
+        outputs, expected = reveal_like_the_reference(model, reference)
+        for name in ("stego", "lost", "recovered"):
+            assert (outputs[name] - expected[name]).abs().max() < 1e-10, name
+        # Without the tmp_var keys: the same model.
+        torch.save({"net": state}, tmp_path / "clean.pt")
+        clean, _ = reveal_like_the_reference(HiNet.from_official_checkpoint(tmp_path / "clean.pt"), reference)
+        assert all(torch.equal(clean[name], outputs[name]) for name in outputs)
+        # A key without tmp_var that is not a parameter is still refused (the reference's strict load would fail).
+        torch.save({"net": {**state, "module.model.inv1.f.tmp": torch.zeros(1)}}, tmp_path / "extra.pt")
+        with pytest.raises(FileFormatError, match="not reference HiNet parameters.*inv1.f.tmp'"):
+            HiNet.from_official_checkpoint(tmp_path / "extra.pt")
+
+    @pytest.mark.parametrize("legacy_format", [False, True], ids=["zip", "legacy"])
+    def test_reads_cuda_tensors_without_cuda(self, tmp_path, monkeypatch, legacy_format):
+        # The reference code trains on CUDA (train.py:77) and saves CUDA tensors; torch.save records each
+        # storage's device with torch.serialization.location_tag, so this writes the same file on any machine.
+        reference, state = far_from_identity_checkpoint(1)
+        path = tmp_path / "model.pt"
+        with monkeypatch.context() as patch:
+            patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+            torch.save({"net": state}, path, _use_new_zipfile_serialization=not legacy_format)
+        if not torch.cuda.is_available():
+            with pytest.raises(RuntimeError, match="CUDA"):  # what a plain torch.load does with it here
+                torch.load(path, weights_only=True)
+        model = HiNet.from_official_checkpoint(path)
+        assert model.nodes.coupling_1.phi.conv1.weight.device.type == "cpu"
+        outputs, expected = reveal_like_the_reference(model, reference)
+        assert (outputs["stego"] - expected["stego"]).abs().max() < 1e-10
 
     def test_accepts_bare_and_prefixless_state_dicts(self, tmp_path):
         _, state = far_from_identity_checkpoint(1)
         torch.save({k.removeprefix("module.model."): v for k, v in state.items()}, tmp_path / "bare.pt")
         model = HiNet.from_official_checkpoint(tmp_path / "bare.pt")
         assert model.num_blocks == 1
+
+    def test_takes_the_widest_dtype_of_mixed_tensors(self, tmp_path):
+        _, state = far_from_identity_checkpoint(1)
+        mixed = {key: value.float() for key, value in state.items()}
+        mixed["module.model.inv1.y.conv5.bias"] = state["module.model.inv1.y.conv5.bias"]  # one float64 tensor
+        torch.save({"net": mixed}, tmp_path / "mixed.pt")
+        model = HiNet.from_official_checkpoint(tmp_path / "mixed.pt")
+        assert {p.dtype for p in model.parameters()} == {torch.float64}
+        assert torch.equal(model.nodes.coupling_1.phi.conv1.weight, mixed["module.model.inv1.f.conv1.weight"].double())
 
     def test_export_is_the_inverse_of_import(self):
         _, state = far_from_identity_checkpoint(2)
@@ -201,50 +200,81 @@ class TestOfficialCheckpoint:
         assert exported.keys() == state.keys()
         assert all(torch.equal(exported[k], state[k]) for k in state)
 
-    def test_bad_checkpoints(self, tmp_path):
-        with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
+    def test_missing_paths_and_files_that_are_not_checkpoints(self, tmp_path):
+        with pytest.raises(MissingPathError, match="missing.pt: no such checkpoint file"):
             HiNet.from_official_checkpoint(tmp_path / "missing.pt")
+        with pytest.raises(IsAFolderError, match="a folder, not a reference HiNet checkpoint file"):
+            HiNet.from_official_checkpoint(tmp_path)
         (tmp_path / "text.pt").write_text("not a checkpoint")
-        with pytest.raises(ValueError, match="text.pt: not a readable PyTorch checkpoint"):
+        with pytest.raises(FileFormatError, match="text.pt: not a readable PyTorch checkpoint") as caught:
             HiNet.from_official_checkpoint(tmp_path / "text.pt")
+        assert "weights_only" not in str(caught.value)
         (tmp_path / "empty.pt").write_bytes(b"")
-        with pytest.raises(ValueError, match="empty.pt: not a readable PyTorch checkpoint"):
+        with pytest.raises(FileFormatError, match="empty.pt: an empty file, not a PyTorch checkpoint"):
             HiNet.from_official_checkpoint(tmp_path / "empty.pt")
-
-        _, state = far_from_identity_checkpoint(2)
-        torch.save({"net": {**state, "module.model.extra.weight": torch.zeros(1)}}, tmp_path / "extra.pt")
-        with pytest.raises(ValueError, match="1 key\\(s\\) are not reference HiNet parameters.*extra.weight"):
-            HiNet.from_official_checkpoint(tmp_path / "extra.pt")
-
-        broken = dict(state)
-        del broken["module.model.inv2.y.conv3.bias"]
-        torch.save({"net": broken}, tmp_path / "missing_tensor.pt")
-        with pytest.raises(ValueError, match="missing 1 tensor.*coupling_2.eta.conv3.bias"):
-            HiNet.from_official_checkpoint(tmp_path / "missing_tensor.pt")
-
-        reshaped = dict(state)
-        reshaped["module.model.inv1.r.conv2.weight"] = torch.zeros(32, 40, 3, 3)
-        torch.save({"net": reshaped}, tmp_path / "shape.pt")
-        with pytest.raises(
-            ValueError, match="wrong shape.*coupling_1.rho.conv2.weight \\(32, 40, 3, 3\\), model \\(32, 44, 3, 3\\)"
-        ):
-            HiNet.from_official_checkpoint(tmp_path / "shape.pt")
-
-        torch.save(
-            {"net": {f"module.model.inv{i}.f.conv1.weight": torch.zeros(1) for i in (1, 3)}}, tmp_path / "gap.pt"
-        )
-        with pytest.raises(ValueError, match="numbered 1..N without gaps"):
-            HiNet.from_official_checkpoint(tmp_path / "gap.pt")
-
+        torch.save(far_from_identity_checkpoint(1)[1], tmp_path / "whole.pt")
+        (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:5000])  # truncated
+        with pytest.raises(FileFormatError, match="cut.pt: not a readable PyTorch checkpoint"):
+            HiNet.from_official_checkpoint(tmp_path / "cut.pt")
         torch.save([1, 2, 3], tmp_path / "list.pt")
-        with pytest.raises(ValueError, match="expected a dict with a 'net' state dict, got list"):
+        with pytest.raises(FileFormatError, match="list.pt: expected a dict with a 'net' state dict.*got list"):
             HiNet.from_official_checkpoint(tmp_path / "list.pt")
 
-    def test_refuses_pickled_code(self, tmp_path):
+    def test_checkpoints_that_do_not_hold_a_reference_hinet(self, tmp_path):
+        _, state = far_from_identity_checkpoint(2)
+
+        def refused(name, net, match):
+            torch.save({"net": net, "opt": {}}, tmp_path / f"{name}.pt")
+            with pytest.raises(FileFormatError, match=f"{name}.pt: .*{match}"):
+                HiNet.from_official_checkpoint(tmp_path / f"{name}.pt")
+
+        refused(
+            "extra",
+            {**state, "module.model.extra.weight": torch.zeros(1)},
+            "1 key\\(s\\) are not reference HiNet parameters.*extra.weight",
+        )
+        refused("empty_net", {}, "the state dict holds no HiNet parameters")
+        broken = dict(state)
+        del broken["module.model.inv2.y.conv3.bias"]
+        refused("missing_tensor", broken, "missing 1 tensor.*coupling_2.eta.conv3.bias")
+        refused(
+            "shape",
+            {**state, "module.model.inv1.r.conv2.weight": torch.zeros(32, 40, 3, 3, dtype=torch.float64)},
+            "wrong shape.*coupling_1.rho.conv2.weight \\(32, 40, 3, 3\\), model \\(32, 44, 3, 3\\)",
+        )
+        refused(
+            "scalar",
+            {**state, "module.model.inv1.f.conv5.weight": torch.zeros((), dtype=torch.float64)},
+            "tensor 'module.model.inv1.f.conv5.weight' has shape \\(\\), not that of a convolution weight",
+        )
+        refused(
+            "gap",
+            {f"module.model.inv{i}.f.conv1.weight": torch.zeros(1) for i in (1, 3)},
+            "numbered 1..N without gaps",
+        )
+        refused(
+            "integer",
+            {**state, "module.model.inv2.r.conv4.weight": state["module.model.inv2.r.conv4.weight"].long()},
+            "tensor 'module.model.inv2.r.conv4.weight' holds torch.int64 values; .* floating point",
+        )
+        nan = state["module.model.inv1.y.conv2.bias"].clone()
+        nan[3] = float("nan")
+        refused("nan", {**state, "module.model.inv1.y.conv2.bias": nan}, "'module.model.inv1.y.conv2.bias' holds NaN")
+        refused("not_a_tensor", {**state, "module.model.inv1.f.conv1.bias": [0.0]}, "inv1.f.conv1.bias' is a list")
+
+    @pytest.mark.parametrize("legacy_format", [False, True], ids=["zip", "legacy"])
+    def test_refuses_pickled_code_without_suggesting_to_run_it(self, tmp_path, legacy_format):
+        marker = tmp_path / "the payload ran"
+
         class Payload:
             def __reduce__(self):
-                return (print, ("executed",))
+                return (os.mkdir, (str(marker),))
 
-        torch.save({"net": Payload()}, tmp_path / "evil.pt")
-        with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
-            HiNet.from_official_checkpoint(tmp_path / "evil.pt")
+        path = tmp_path / "evil.pt"
+        torch.save({"net": Payload()}, path, _use_new_zipfile_serialization=not legacy_format)
+        with pytest.raises(FileFormatError, match="evil.pt: not a plain tensor checkpoint") as caught:
+            HiNet.from_official_checkpoint(path)
+        message = str(caught.value)
+        assert "'posix.mkdir'" in message or "'os.mkdir'" in message  # names what it wanted to run
+        assert "refuses to run code" in message and "weights_only" not in message
+        assert not marker.exists()

@@ -1,11 +1,23 @@
+import math
+
 import pytest
 import torch
-from helpers import images, randomize_
+from helpers import images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invhide import HiNet, InvertibleHider, subnets
-from invhide.models.inference import fit_secret, hide, pad_to, reveal, tiles
+from invhide.models.inference import (
+    LOW_STEGO_PSNR,
+    fit_secret,
+    hide,
+    hides_nothing,
+    pad_to,
+    reveal,
+    stego_psnr,
+    tiles,
+)
+from invhide.testing import randomize_
 
 
 def model(wavelet="haar", blocks=2):
@@ -79,9 +91,9 @@ def test_fit_secret():
 @pytest.mark.parametrize(
     ("cover", "message"),
     [
-        (torch.full((3, 8, 8), float("nan")), "cover holds NaN"),
+        (torch.full((3, 8, 8), float("nan")), "cover holds 192 NaN or infinite value"),
         (torch.full((3, 8, 8), 1.5), "values in \\[0, 1\\]"),
-        (torch.zeros(4, 8, 8), "shape \\(B, 3, H, W\\)"),
+        (torch.zeros(4, 8, 8), "cover must have shape \\(3, H, W\\) or \\(B, 3, H, W\\), got \\(4, 8, 8\\)"),
     ],
 )
 def test_bad_images(cover, message):
@@ -93,3 +105,46 @@ def test_mode_is_restored():
     hider = model().train()
     hide(hider, images(0, 3, 8, 8), images(1, 3, 8, 8))
     assert hider.training
+
+
+def test_empty_batches_give_empty_results():
+    hider = model()
+    empty = torch.zeros(0, 3, 9, 10)
+    stego = hide(hider, empty, empty)
+    assert stego.shape == (0, 3, 9, 10) and stego.dtype == empty.dtype
+    assert reveal(hider, empty).shape == (0, 3, 9, 10)
+    assert reveal(hider, empty, z=torch.zeros(0, 3, 10, 10)).shape == (0, 3, 9, 10)
+    assert hide(hider, empty, torch.zeros(0, 3, 4, 4), fit="crop").shape == (0, 3, 9, 10)
+    with pytest.raises(ValueError, match="the secret is 4x4 but the cover is 10x9"):
+        hide(hider, empty, torch.zeros(0, 3, 4, 4))
+    with pytest.raises(ValueError, match="cover and secret batches differ: 0 and 1"):
+        hide(hider, empty, torch.zeros(1, 3, 9, 10))
+
+
+@pytest.mark.parametrize("num_secrets", [1, 2])
+def test_hides_nothing_tells_the_identity_from_a_trained_model(num_secrets):
+    fresh = InvertibleHider(num_secrets=num_secrets, num_blocks=2, subnet=subnets.conv(hidden=8, depth=2))
+    assert hides_nothing(fresh)
+    assert hides_nothing(HiNet(num_blocks=1, generator=torch.Generator().manual_seed(0)))  # reference init: zero output
+    moved = randomize_(fresh, 0, gain=0.05)
+    assert not hides_nothing(moved)
+    # the stego ignores the secret when only the cover branch's subnets (phi) are zero, whatever rho and eta do
+    with torch.no_grad():
+        for i in (1, 2):
+            getattr(moved.nodes, f"coupling_{i}").phi.zero_output_()
+    assert hides_nothing(moved)
+    assert hides_nothing(moved.double()) and moved.training  # any dtype; the mode is left as it was
+
+
+def test_stego_psnr():
+    cover = images(0, 2, 3, 16, 16)
+    assert stego_psnr(cover, cover) == math.inf
+    noisy = cover + 0.1 * (images(1, 2, 3, 16, 16) - 0.5)
+    mse = (noisy.clamp(0, 1) - cover).double().square().mean().item()
+    assert stego_psnr(cover, noisy) == pytest.approx(-10 * math.log10(mse))
+    assert stego_psnr(cover, cover + 2) == pytest.approx(stego_psnr(cover, torch.ones_like(cover)))  # clamped
+    assert stego_psnr(cover, 1 - cover) < LOW_STEGO_PSNR < stego_psnr(cover, cover + 0.01)
+    with pytest.raises(ValueError, match=r"same non-empty shape, got \(2, 3, 16, 16\) and \(3, 16, 16\)"):
+        stego_psnr(cover, cover[0])
+    with pytest.raises(TypeError, match="stego must be a torch.Tensor, got list"):
+        stego_psnr(cover, [0.5])

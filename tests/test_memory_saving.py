@@ -3,12 +3,13 @@
 import pytest
 import torch
 from FrEIA.framework import InputNode, Node, OutputNode
-from helpers import WAVELETS, images, randomize_
+from helpers import WAVELETS, images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invhide import HiNet, InvertibleGraph, InvertibleHider, subnets
 from invhide.nn.modules import AffineCoupling, WaveletDownsampling
+from invhide.testing import randomize_
 from invhide.training.step import round_ste
 
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from helpers import images, randomize_
+from helpers import images
 
 import invhide
 from invhide.evaluation.metrics import (
@@ -22,6 +22,7 @@ from invhide.evaluation.metrics import (
     rmse,
     ssim,
 )
+from invhide.testing import randomize_
 
 skimage_metrics = pytest.importorskip("skimage.metrics", reason="the metric comparisons need scikit-image")
 skimage_color = pytest.importorskip("skimage.color", reason="the metric comparisons need scikit-image")
@@ -200,7 +201,7 @@ class TestPSNRMAERMSE:
         x = torch.zeros(1, 3, 16, 16)
         with pytest.raises(ValueError, match=r"same shape, got \(1, 3, 16, 16\) and \(1, 3, 16, 14\)"):
             metric(x, torch.zeros(1, 3, 16, 14))
-        with pytest.raises(ValueError, match=r"\(B, C, H, W\), got shape \(3, 16, 16\)"):
+        with pytest.raises(ValueError, match=r"\(B, 3, H, W\), got shape \(3, 16, 16\)"):
             metric(x[0], x[0])
         with pytest.raises(ValueError, match=r"\(B, 3, H, W\), got shape \(1, 1, 16, 16\)"):
             metric(x[:, :1], x[:, :1])

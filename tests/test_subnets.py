@@ -1,9 +1,9 @@
 import pytest
 import torch
-from helpers import randomize_
 
 from invhide import subnets
 from invhide.nn.subnets import ConvSubnet, DenseSubnet, ResidualSubnet, SubnetFactory
+from invhide.testing import randomize_
 
 FACTORIES = [
     subnets.dense(growth=8, depth=3),

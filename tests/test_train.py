@@ -1,18 +1,20 @@
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import images, randomize_
+from helpers import images
 
 from invhide import InvertibleHider, subnets
-from invhide.errors import DivergenceError
+from invhide.errors import ConfigError, DivergenceError, InputError, MissingPathError
 from invhide.io.datasets import ImageDataset
 from invhide.io.images import write_image
+from invhide.testing import randomize_
 from invhide.training import TrainConfig, Trainer
 from invhide.training.losses import HidingLoss
 from invhide.training.step import HidingStep, round_ste
@@ -169,16 +171,162 @@ def test_a_fresh_run_does_not_overwrite_a_previous_one(tmp_path):
         Trainer(
             tiny_model(), HidingLoss.paper(), Crop(tiny_data()), config(steps=2), out_dir=tmp_path, progress=False
         ).fit()
-    # resume=True without a checkpoint to resume starts over, dropping the old logs
-    crashing = HidingLoss.paper().with_term("crash", 0.0, Injected(at=[2], value=KeyboardInterrupt()))
-    other = tmp_path / "other"
+
+
+def test_resume_needs_a_checkpoint_unless_auto(tmp_path):
+    def trainer(folder, out=True):
+        return Trainer(
+            tiny_model(), HidingLoss.paper(), Crop(tiny_data()), config(steps=3), out_dir=folder if out else None,
+            progress=False,
+        )  # fmt: skip
+
+    with pytest.raises(MissingPathError, match=r"empty: no checkpoint to resume.*resume='auto'"):
+        trainer(tmp_path / "empty").fit(resume=True)
+    assert not (tmp_path / "empty").exists()  # nothing created by a refused resume
+    with pytest.raises(InputError, match="resume=True needs an output folder"):
+        trainer(None, out=False).fit(resume=True)
+    with pytest.raises(InputError, match="resume must be False, True or 'auto', got 'yes'"):
+        trainer(tmp_path / "x").fit(resume="yes")
+    # a run that left logs but no checkpoint (killed hard): refused by resume=True, restarted by "auto"
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "log.jsonl").write_text('{"kind": "train", "step": 7, "loss": 1.0}\n')
+    with pytest.raises(MissingPathError, match="no checkpoint to resume"):
+        trainer(stale).fit(resume=True)
+    result = trainer(stale).fit(resume="auto")
+    steps = [json.loads(line)["step"] for line in (stale / "log.jsonl").read_text().splitlines()]
+    assert result.steps == 3 and steps == [1, 2, 3]
+    # "auto" with a checkpoint resumes: nothing left to do
+    again = trainer(stale).fit(resume="auto")
+    assert again.steps == 3 and again.history == []
+
+
+def events(folder, name):
+    return [r for r in map(json.loads, (folder / "log.jsonl").read_text().splitlines()) if r.get("event") == name]
+
+
+def assert_resumes_bit_exactly(folder, steps=6):
+    uninterrupted = tiny_model()
+    Trainer(uninterrupted, HidingLoss.paper(), Crop(tiny_data()), config(steps=steps), progress=False).fit()
+    resumed = tiny_model(seed=99)  # a different start: everything must come from the checkpoint
+    trainer = Trainer(
+        resumed, HidingLoss.paper(), Crop(tiny_data()), config(steps=steps), out_dir=folder, progress=False
+    )
+    result = trainer.fit(resume=True)
+    assert result.steps == steps
+    want, got = params(uninterrupted), params(resumed)
+    for key in want:
+        assert torch.equal(want[key], got[key]), key
+    rows = [int(row.split(",")[0]) for row in (folder / "train.csv").read_text().splitlines()[1:]]
+    assert rows == list(range(1, steps + 1))
+
+
+class Interrupting(Crop):
+    """:class:`Crop` whose ``item`` raises ``KeyboardInterrupt`` on call ``at`` once :attr:`armed` (not before)."""
+
+    def __init__(self, data, at):
+        super().__init__(data)
+        self.calls, self.at, self.armed = 0, at, False
+
+    def item(self, index, generator=None):
+        if self.armed:
+            self.calls += 1
+            if self.calls == self.at:
+                raise KeyboardInterrupt
+        return super().item(index, generator)
+
+
+@pytest.mark.parametrize("source", ["loss term", "data set"])
+def test_interruption_before_the_first_checkpoint_saves_the_last_completed_step(tmp_path, source):
+    # checkpoint_every=0: no periodic checkpoint; steps 1 and 2 complete, step 3 is interrupted
+    if source == "loss term":
+        loss = HidingLoss.paper().with_term("crash", 0.0, Injected(at=[3], value=KeyboardInterrupt()))
+        data = Crop(tiny_data())
+    else:
+        loss, data = HidingLoss.paper(), Interrupting(tiny_data(), at=2 * 2 * 2 + 1)  # 4 images a step
+    trainer = Trainer(tiny_model(), loss, data, config(checkpoint_every=0), out_dir=tmp_path, progress=False)
+    if isinstance(data, Interrupting):
+        data.armed = True  # the trainer looked at one image when it was built
     with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_model(), crashing, Crop(tiny_data()), config(steps=4), out_dir=other, progress=False).fit()
-    result = Trainer(
-        tiny_model(), HidingLoss.paper(), Crop(tiny_data()), config(steps=4), out_dir=other, progress=False
-    ).fit(resume=True)
-    steps = [json.loads(line)["step"] for line in (other / "log.jsonl").read_text().splitlines()]
-    assert result.steps == 4 and steps == [1, 2, 3, 4]
+        trainer.fit()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step_00000002"]
+    loop = json.loads((tmp_path / "checkpoints" / "step_00000002" / "trainer.json").read_text())
+    assert loop["step"] == 2
+    (event,) = events(tmp_path, "interrupted")
+    assert event["at_step"] == 2 and event["checkpoint"].endswith("step_00000002")
+    assert not (tmp_path / "model.safetensors").exists()  # not finished
+    assert_resumes_bit_exactly(tmp_path)
+
+
+class Signalling(torch.nn.Module):
+    """A loss term that sends this process ``count`` SIGINTs (Ctrl-C) during call ``at``."""
+
+    def __init__(self, at, count=1):
+        super().__init__()
+        self.calls, self.at, self.count = 0, at, count
+
+    def forward(self, *, stego, **_):
+        self.calls += 1
+        if self.calls == self.at:
+            for _ in range(self.count):
+                signal.raise_signal(signal.SIGINT)
+        return stego.sum() * 0
+
+
+def test_ctrl_c_finishes_the_step_saves_it_and_a_second_one_stops_at_once(tmp_path):
+    before = signal.getsignal(signal.SIGINT)
+    loss = HidingLoss.paper().with_term("ctrl_c", 0.0, Signalling(at=3))
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_model(), loss, Crop(tiny_data()), config(), out_dir=tmp_path / "once", progress=False).fit()
+    assert signal.getsignal(signal.SIGINT) is before  # the handler lives only while fitting
+    # the first Ctrl-C is deferred: step 3, under way, completes and is saved
+    assert [p.name for p in (tmp_path / "once" / "checkpoints").iterdir()] == ["step_00000003"]
+    assert events(tmp_path / "once", "interrupted")[0]["at_step"] == 3
+    assert_resumes_bit_exactly(tmp_path / "once")
+
+    twice = HidingLoss.paper().with_term("ctrl_c", 0.0, Signalling(at=3, count=2))
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_model(), twice, Crop(tiny_data()), config(), out_dir=tmp_path / "twice", progress=False).fit()
+    assert not (tmp_path / "twice" / "checkpoints").exists()  # at once: nothing more is written
+    (event,) = events(tmp_path / "twice", "interrupted")
+    assert event["checkpoint"] is None and "at once" in event["note"]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_ctrl_c_during_the_last_step_completes_the_run(tmp_path):
+    loss = HidingLoss.paper().with_term("ctrl_c", 0.0, Signalling(at=6))
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_model(), loss, Crop(tiny_data()), config(), out_dir=tmp_path, progress=False).fit()
+    assert (tmp_path / "model.safetensors").is_file()
+    assert events(tmp_path, "interrupted")[0]["at_step"] == 6
+
+
+def test_resume_survives_torn_and_edited_logs(tmp_path):
+    crashing = HidingLoss.paper().with_term("crash", 0.0, Injected(at=[4], value=KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_model(), crashing, Crop(tiny_data()), config(), out_dir=tmp_path, progress=False).fit()
+    with (tmp_path / "log.jsonl").open("a") as file:
+        file.write('{"kind": "train", "step": 4, "lo')  # killed in the middle of a write
+    with (tmp_path / "train.csv").open("a") as file:
+        file.write("four,1.0\n")
+    with pytest.warns(UserWarning) as caught:
+        assert_resumes_bit_exactly(tmp_path)
+    messages = sorted(str(w.message).removeprefix(str(tmp_path)) for w in caught)
+    assert messages == [
+        "/log.jsonl: dropped 1 unreadable line(s) (5): torn by a crash or edited",
+        "/train.csv: dropped 1 unreadable line(s) (5): torn by a crash or edited",
+    ]
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, 7))
+
+
+def test_resuming_past_the_configured_steps_is_refused(tmp_path):
+    Trainer(
+        tiny_model(), HidingLoss.paper(), Crop(tiny_data()), config(steps=4), out_dir=tmp_path, progress=False
+    ).fit()
+    trainer = Trainer(tiny_model(), HidingLoss.paper(), Crop(tiny_data()), config(steps=2), out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="step_00000004 holds step 4, past steps=2"):
+        trainer.fit(resume=True)
 
 
 def test_several_secrets():

@@ -1,4 +1,14 @@
-"""The ``invhide`` command. argparse lives here and nowhere else in the package."""
+"""The ``invhide`` command. argparse lives here and nowhere else in the package.
+
+- :mod:`invhide.cli.main`: the parser, the entry point :func:`main` and the
+  error policy (a user error is one line and exit status 2, a bug a traceback
+  and exit status 1).
+- :mod:`invhide.cli.commands`: what each command does with its options.
+- :mod:`invhide.cli.common`: the device, the model and the output checks the
+  commands share.
+- :mod:`invhide.cli.models`: the ``invhide models`` command and which model a
+  command uses.
+"""
 
 from invhide.cli.main import main
 

@@ -1,116 +1,105 @@
 """The ``invhide`` command: hide, reveal, train, eval, bench, convert-official.
 
-Every subcommand has ``--help``. A user error (a missing or unreadable file,
-a bad size, a wrong checkpoint...) ends the command with one line on stderr,
-``invhide: error: ...``, and exit status 2; nothing is left half-written.
+Every subcommand has ``--help``. What goes wrong is reported in one of four
+ways:
+
+- **A user error**, an :class:`~invhide.errors.InvhideError` (a missing or
+  unreadable file, a bad size, a wrong checkpoint, a device this machine
+  lacks, a run that diverged...): one line on stderr, ``invhide: error: ...``,
+  and exit status 2; nothing is left half-written. ``--debug`` (or
+  ``INVHIDE_DEBUG=1``) prints its traceback first.
+- **Out of memory**: one line with what to change (``--tile``,
+  ``--batch-size``...), exit status 2.
+- **Ctrl-C**: ``invhide: interrupted``, exit status 130.
+- **Anything else is a bug**, in invhide or below it: the full traceback and
+  exit status 1.
+
+Options that argparse itself refuses (an unknown option, ``--tile abc``)
+print the usage and exit with status 2, as argparse does. Warnings (an image
+converted from grayscale...) are printed as one ``invhide: warning: ...`` line
+each.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_train_arguments", "main", "resolve_model", "run_reporting_errors", "run_train"]
+from invhide.cli import commands
+from invhide.errors import InvhideError, describe
 
-_MODELS_ENV = "INVHIDE_MODELS"
-_DEFAULT_MODEL_ENV = "INVHIDE_MODEL"
+__all__ = ["DEBUG_ENV", "build_parser", "is_out_of_memory", "main", "run_reporting_errors"]
 
+DEBUG_ENV = "INVHIDE_DEBUG"
+"""Environment variable: set to ``1`` to show the traceback of user errors too (as ``--debug`` does)."""
 
-class UserError(Exception):
-    """A problem with the user's input, reported as one line."""
+_SEED_LIMIT = 2**63
 
 
 # --------------------------------------------------------------------------
-# Shared pieces
+# Option types: argparse reports their errors (usage line, exit status 2)
 # --------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
+def _integer(text: str, low: int, what: str, high: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low or (high is not None and value >= high):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
-def _device(name: str | None) -> Any:
-    import torch
+def _positive(text: str) -> int:
+    return _integer(text, 1, "a positive integer")
 
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+def _non_negative(text: str) -> int:
+    return _integer(text, 0, "a non-negative integer")
+
+
+def _seed(text: str) -> int:
+    return _integer(text, 0, "an integer in [0, 2^63)", _SEED_LIMIT)
+
+
+def _even_side(text: str) -> int:
+    value = _integer(text, 2, "an even integer >= 2")
+    if value % 2:
+        raise argparse.ArgumentTypeError(f"expected an even integer >= 2, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r}: not a device (expected cpu, cuda, cuda:1, mps, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine")
-    return device
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
 
 
-def _models_folder() -> Path:
-    return Path(os.environ.get(_MODELS_ENV, Path.home() / ".cache" / "invhide" / "models"))
+# --------------------------------------------------------------------------
+# The parser
+# --------------------------------------------------------------------------
+
+_DEVICE_HELP = "cpu, cuda, cuda:1, mps, ... (default: cuda when available)"
 
 
-def resolve_model(spec: str | None) -> Path:
-    """Find a model from ``--model``: a file or run folder, or a name in ``$INVHIDE_MODELS``.
-
-    Without ``--model``, ``$INVHIDE_MODEL`` is used.
-
-    Raises:
-        UserError: nothing given, or nothing found.
-    """
-    spec = spec or os.environ.get(_DEFAULT_MODEL_ENV)
-    if not spec:
-        raise UserError(
-            "no model given: pass --model PATH (a .safetensors file or a training run's folder) or set "
-            f"${_DEFAULT_MODEL_ENV}; train one with `invhide train --quick --out runs/quick`"
-        )
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path
-    folder = _models_folder()
-    for candidate in (folder / spec, folder / f"{spec}.safetensors"):
-        if candidate.exists():
-            return candidate
-    raise UserError(f"--model {spec}: no such file or folder, and no model named {spec!r} in {folder}")
-
-
-def _load_model(spec: str | None, device: Any) -> Any:
-    from invhide.io.checkpoint import load
-
-    path = resolve_model(spec)
-    if path.suffix in (".pt", ".pth"):
-        raise UserError(
-            f"{path}: a PyTorch pickle, which invhide does not load (it could run code); "
-            f"if it is a reference HiNet checkpoint, convert it: invhide convert-official {path} -o DIR"
-        )
-    return load(path, map_location=device)
-
-
-def _read(path: Path, max_pixels: int | None) -> Any:
-    from invhide.io.images import read_image
-
-    return read_image(path, max_pixels=max_pixels)
-
-
-def _check_output(path: Path) -> None:
-    if path.suffix.lower() != ".png":
-        raise UserError(f"{path}: write the image as .png (lossless); other formats would destroy hidden data")
-    _check_folder(path)
-
-
-def _add_common(parser: argparse.ArgumentParser, seed: bool = False) -> None:
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    if seed:
-        parser.add_argument("--seed", type=int, default=0, help="seeds the random z of the reveal (default: 0)")
+def _add_debug(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help=f"show the traceback of a user error too (also: {DEBUG_ENV}=1)",
+    )
 
 
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -118,189 +107,103 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tile", type=_positive, default=1024, help="process in tiles of this side, bounding memory (default: 1024)"
     )
-    parser.add_argument("--overlap", type=int, default=64, help="context pixels around each tile (default: 64)")
+    parser.add_argument(
+        "--overlap", type=_non_negative, default=64, help="context pixels around each tile (default: 64)"
+    )
     parser.add_argument(
         "--max-pixels", type=_positive, default=None, help="refuse larger images before decoding (default: 67 MP)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    parser.add_argument("--device", help=_DEVICE_HELP)
 
 
-# --------------------------------------------------------------------------
-# Subcommands
-# --------------------------------------------------------------------------
+def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    from invhide.training.recipes import RECIPES
 
-
-def _max_pixels(args: argparse.Namespace) -> int:
-    from invhide.io.images import DEFAULT_MAX_PIXELS
-
-    return args.max_pixels or DEFAULT_MAX_PIXELS
-
-
-def run_hide(args: argparse.Namespace) -> None:
-    from invhide.evaluation.metrics import psnr
-    from invhide.io.images import write_image
-    from invhide.models.inference import hide
-    from invhide.nn.functional import quantize_8bit
-
-    _check_output(args.output)
-    device = _device(args.device)
-    cover = _read(args.cover, _max_pixels(args)).to(device)
-    secret = _read(args.secret, _max_pixels(args)).to(device)
-    model = _load_model(args.model, device)
-    tiling = dict(tile=_even(args.tile), overlap=_even(args.overlap), progress=not args.quiet)
-    stego = hide(model, cover, secret, fit=args.fit, **tiling)
-    write_image(stego, args.output)
-    if not args.quiet:
-        quality = psnr(quantize_8bit(stego)[None].float(), cover[None].float()).item()
-        height, width = stego.shape[-2:]
-        print(f"wrote {args.output} ({width}x{height}); cover/stego PSNR {quality:.2f} dB as saved (8-bit)")
-
-
-def _even(value: int) -> int:
-    return value + value % 2
-
-
-def run_reveal(args: argparse.Namespace) -> None:
-    import torch
-
-    from invhide.io.images import write_image
-    from invhide.models.inference import reveal
-
-    _check_output(args.output)
-    device = _device(args.device)
-    stego = _read(args.stego, _max_pixels(args)).to(device)
-    model = _load_model(args.model, device)
-    generator = torch.Generator(device).manual_seed(args.seed)
-    tiling = dict(tile=_even(args.tile), overlap=_even(args.overlap), progress=not args.quiet)
-    secret = reveal(model, stego, generator=generator, **tiling)
-    write_image(secret, args.output)
-    if not args.quiet:
-        print(f"wrote {args.output} ({secret.shape[-1]}x{secret.shape[-2]})")
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``invhide train`` and ``examples/hinet_div2k.py``."""
     parser.add_argument("--train-dir", type=Path, help="folder of training photos (default: scikit-image samples)")
     parser.add_argument("--val-dir", type=Path, help="folder of evaluation photos (default: held-out samples)")
-    parser.add_argument(
-        "--preset", choices=("paper", "reference-code"), default="paper", help="loss weights and crops (default: paper)"
-    )
-    parser.add_argument("--quick", action="store_true", help="a small model trained in minutes on a CPU")
+    parser.add_argument("--preset", choices=RECIPES, default="paper", help="training recipe (default: paper)")
+    parser.add_argument("--quick", action="store_true", help="the quick recipe: a small model trained in minutes")
     parser.add_argument("--steps", type=_positive, help="optimizer steps (default: the recipe's)")
     parser.add_argument("--crop", type=_positive, help="training crop side (default: the recipe's)")
     parser.add_argument("--batch-size", type=_positive, help="cover/secret pairs per step (default: the recipe's)")
-    parser.add_argument("--lr", type=float, help="learning rate (default: the recipe's)")
+    parser.add_argument("--lr", type=_positive_float, help="learning rate (default: the recipe's)")
     rounding = parser.add_mutually_exclusive_group()
     rounding.add_argument(
         "--quantize",
         dest="quantize",
         action="store_true",
         default=None,
-        help="train the reveal on the stego rounded to 8 bits (default for the HiNet presets)",
+        help="train the reveal on the stego rounded to 8 bits (default for the *-png recipes)",
     )
     rounding.add_argument(
         "--no-quantize",
         dest="quantize",
         action="store_false",
-        help="train the reveal on the float stego (default for --quick)",
+        help="train the reveal on the float stego (default for the other recipes)",
     )
     parser.add_argument("--memory-saving", action="store_true", help="recompute activations through the inverse")
     parser.add_argument("--eval-size", type=_positive, default=256, help="evaluation centre-crop side (default: 256)")
-    parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the model, the data and z (default: 0)")
+    parser.add_argument("--workers", type=_non_negative, default=0, help="data-loading processes (default: 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seeds the model, the data and z (default: 0)")
     parser.add_argument("--out", type=Path, default=Path("runs/hinet"), help="output folder (default: runs/hinet)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--device", help=_DEVICE_HELP)
 
 
-def run_train(args: argparse.Namespace) -> None:
-    """Train and evaluate as ``invhide train`` / ``examples/hinet_div2k.py`` do."""
-    from invhide.training.recipes import recipe, train_and_evaluate
+def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from invhide.evaluation.speed import AUTOCAST_DTYPES, DTYPES, PARTS
 
-    overrides = dict(steps=args.steps, crop=args.crop, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    if args.quantize is not None:
-        overrides["quantize"] = args.quantize
-    if args.memory_saving:
-        overrides["memory_saving"] = True
-    chosen = recipe("quick" if args.quick else args.preset, num_workers=args.workers, **overrides)
-    device = _device(args.device) if args.device else None
-    import torch.distributed as dist
-
-    try:
-        report = train_and_evaluate(
-            chosen, args.out, train_source=args.train_dir, val_source=args.val_dir, eval_size=args.eval_size,
-            device=device, resume=args.resume,
-        )  # fmt: skip
-    finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    if report.evaluation is None:  # a rank other than 0 under torchrun
-        return
-    print(f"\nevaluation on {report.evaluation.num_pairs} held-out pairs ({report.evaluation_seconds:.0f} s):")
-    print(report.evaluation.format())
-    print("\nwrote " + ", ".join(str(path) for path in report.files.values()))
-
-
-def run_eval(args: argparse.Namespace) -> None:
-    import torch
-
-    from invhide.evaluation.metrics import evaluate
-    from invhide.io.datasets import evaluation_pairs
-
-    device = _device(args.device)
-    model = _load_model(args.model, device)
-    pairs = evaluation_pairs(args.folder, size=args.size)
-    generator = torch.Generator(device).manual_seed(args.seed)
-    evaluation = evaluate(model, pairs, batch_size=args.batch_size, device=device, generator=generator)
-    print(evaluation.format())
-    if args.json is not None:
-        from invhide.io.files import atomic_write
-
-        with atomic_write(args.json, "w") as file:
-            json.dump(evaluation.to_dict(per_image=True), file, indent=2)
-
-
-def run_convert(args: argparse.Namespace) -> None:
-    from invhide.io.checkpoint import save
-    from invhide.models.hinet import HiNet
-
-    model = HiNet.from_official_checkpoint(args.checkpoint)
-    path = save(model, args.output)
-    print(f"wrote {path} ({model.num_blocks} blocks); use it with --model {args.output}")
-
-
-def run_bench(args: argparse.Namespace) -> None:
-    from invhide.evaluation.speed import main as bench_main
-
-    args.device = str(_device(args.device))
-    if args.json is not None:
-        _check_folder(Path(args.json))
-    bench_main(args)
-
-
-def _check_folder(path: Path) -> None:
-    if not path.parent.is_dir():
-        raise UserError(f"{path}: output folder {path.parent} does not exist")
-
-
-# --------------------------------------------------------------------------
-# Parser and entry point
-# --------------------------------------------------------------------------
+    parser.add_argument(
+        "--sizes", type=_even_side, nargs="+", default=[256, 1024], help="inference sizes (default: 256 1024)"
+    )
+    parser.add_argument("--blocks", type=_positive, default=16, help="coupling blocks for speed (default: 16)")
+    parser.add_argument("--batch", type=_positive, default=1, help="images per inference call (default: 1)")
+    parser.add_argument("--train-crop", type=_even_side, default=128, help="training crop side (default: 128)")
+    parser.add_argument("--train-batch", type=_positive, default=4, help="pairs per training step (default: 4)")
+    parser.add_argument(
+        "--depths", type=_positive, nargs="+", default=[4, 8, 16], help="depths for memory (default: 4 8 16)"
+    )
+    parser.add_argument(
+        "--crops", type=_even_side, nargs="+", default=[64, 128], help="crops for memory (default: 64 128)"
+    )
+    parser.add_argument("--repeat", type=_positive, default=3, help="timed calls per figure (median; default: 3)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and inputs (default: float32)")
+    parser.add_argument("--threads", type=_positive, help="torch threads (default: torch's choice)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the subnets for the inference figures")
+    parser.add_argument(
+        "--autocast",
+        nargs="*",
+        default=["bfloat16"],
+        choices=AUTOCAST_DTYPES,
+        help="autocast dtypes whose invertibility error to report (default: bfloat16)",
+    )
+    parser.add_argument("--skip", nargs="*", default=[], choices=PARTS, help="parts to skip")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--device", help=_DEVICE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``invhide`` command; each subcommand sets ``run`` and ``memory_advice`` defaults."""
     from invhide import __version__
 
     parser = argparse.ArgumentParser(
         prog="invhide", description="Hide an image inside another with an invertible neural network (HiNet)."
     )
     parser.add_argument("--version", action="version", version=f"invhide {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_debug(parser, default=False)
+    commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    hide = commands.add_parser(
+    def command(name: str, summary: str, run: Callable[[argparse.Namespace], None], advice: str) -> Any:
+        sub = commands_.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        sub.set_defaults(run=run, memory_advice=advice)
+        return sub
+
+    hide = command(
         "hide",
-        help="hide SECRET in COVER and write the stego PNG",
-        description="Hide SECRET in COVER and write the stego PNG.",
+        "hide SECRET in COVER and write the stego PNG",
+        commands.run_hide,
+        "try a smaller --tile (e.g. --tile 512) or --device cpu",
     )
     hide.add_argument("cover", type=Path, help="cover image")
     hide.add_argument("secret", type=Path, help="secret image")
@@ -312,110 +215,173 @@ def build_parser() -> argparse.ArgumentParser:
         help="a secret of another size than the cover: refuse (default), resize or centre-crop it",
     )
     _add_image_options(hide)
-    _add_common(hide)
-    hide.set_defaults(run=run_hide)
 
-    reveal = commands.add_parser(
-        "reveal", help="recover the secret from a stego PNG", description="Recover the secret from a stego PNG."
+    reveal = command(
+        "reveal",
+        "recover the secret from a stego PNG",
+        commands.run_reveal,
+        "try a smaller --tile (e.g. --tile 512) or --device cpu",
     )
     reveal.add_argument("stego", type=Path, help="stego image")
     reveal.add_argument("-o", "--output", type=Path, required=True, help="recovered secret to write (.png)")
     _add_image_options(reveal)
-    _add_common(reveal, seed=True)
-    reveal.set_defaults(run=run_reveal)
+    reveal.add_argument("--seed", type=_seed, default=0, help="seeds the random z of the reveal (default: 0)")
 
-    train = commands.add_parser(
+    train = command(
         "train",
-        help="train and evaluate a hider (same options as examples/hinet_div2k.py)",
-        description="Train and evaluate a hider (same options as examples/hinet_div2k.py).",
+        "train and evaluate a hider (same options as examples/hinet_div2k.py)",
+        commands.run_train,
+        "try a smaller --batch-size or --crop, or --memory-saving",
     )
-    add_train_arguments(train)
-    train.set_defaults(run=run_train)
+    _add_train_arguments(train)
 
-    evaluate = commands.add_parser(
+    evaluate = command(
         "eval",
-        help="Table 2 results of a model on a folder of images",
-        description="Table 2 results of a model on a folder of images.",
+        "Table 2 results of a model on a folder of images",
+        commands.run_eval,
+        "try a smaller --batch-size or --size",
     )
     evaluate.add_argument("folder", type=Path, help="folder of test images, paired i with (i + n/2) mod n")
     evaluate.add_argument("--model", help="model file, training-run folder or name (default: $INVHIDE_MODEL)")
     evaluate.add_argument("--size", type=_positive, default=256, help="centre-crop side (default: 256)")
     evaluate.add_argument("--batch-size", type=_positive, default=4, help="pairs per forward pass (default: 4)")
     evaluate.add_argument("--json", type=Path, help="also write every metric, per image, to this JSON file")
-    _add_common(evaluate, seed=True)
-    evaluate.set_defaults(run=run_eval)
+    evaluate.add_argument("--device", help=_DEVICE_HELP)
+    evaluate.add_argument("--seed", type=_seed, default=0, help="seeds the random z of the reveal (default: 0)")
 
-    bench = commands.add_parser(
+    bench = command(
         "bench",
-        help="speed and memory figures of hide, reveal and a training step",
-        description="Speed and memory figures of hide, reveal and a training step.",
+        "speed and memory figures of hide, reveal and a training step",
+        commands.run_bench,
+        "try smaller --sizes, --batch, --train-crop, --train-batch or --crops",
     )
-    from invhide.evaluation.speed import add_arguments
+    _add_bench_arguments(bench)
 
-    add_arguments(bench)
-    bench.set_defaults(run=run_bench)
-
-    convert = commands.add_parser(
+    convert = command(
         "convert-official",
-        help="import a reference HiNet checkpoint (model.pt)",
-        description="Import a reference HiNet checkpoint (model.pt).",
+        "import a reference HiNet checkpoint (model.pt)",
+        commands.run_convert,
+        "free some memory or convert on a machine with more",
     )
     convert.add_argument("checkpoint", type=Path, help="the reference code's .pt file")
     convert.add_argument("-o", "--output", type=Path, required=True, help="output folder or .safetensors file")
-    convert.set_defaults(run=run_convert)
+
+    for sub in commands_.choices.values():  # `invhide hide --debug ...` works too
+        _add_debug(sub, default=argparse.SUPPRESS)
     return parser
 
 
+# --------------------------------------------------------------------------
+# Entry point and error policy
+# --------------------------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``invhide`` command; returns the exit status."""
+    """Run the ``invhide`` command; returns the exit status (0, 1, 2 or 130).
+
+    Example:
+        >>> main(["hide", "missing.png", "secret.png", "-o", "stego.png", "--model", "m"])
+        2
+    """
     args = build_parser().parse_args(argv)
-    return run_reporting_errors(args.run, args)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    return run_reporting_errors(args.run, args, debug=debug, memory_advice=args.memory_advice)
 
 
-def run_reporting_errors(run: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
-    """Run a command; a user error becomes one ``invhide: error: ...`` line and status 2, never a traceback.
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error``, or an error it wraps, is a failed allocation.
 
-    Warnings (image conversions...) are printed as one ``invhide: warning: ...``
-    line each. Returns the exit status: 0, 2, or 130 when interrupted.
+    That is torch's ``OutOfMemoryError``, ``MemoryError`` or the CPU
+    allocator's ``RuntimeError``; FrEIA wraps a module's error in a
+    ``RuntimeError`` of its own, so the chain of causes is searched too.
+
+    Example:
+        >>> is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"))
+        True
     """
     import torch
 
-    from invhide.errors import DivergenceError
-    from invhide.io.checkpoint import CheckpointError
-    from invhide.io.images import ImageError
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, torch.OutOfMemoryError | MemoryError):
+            return True
+        text = str(current)
+        if isinstance(current, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower()):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
-    out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-    user_errors = (
-        UserError,
-        ImageError,
-        CheckpointError,
-        DivergenceError,
-        out_of_memory,
-        OSError,
-        ValueError,
-        ImportError,
-    )
+
+def run_reporting_errors(
+    run: Callable[[argparse.Namespace], None],
+    args: argparse.Namespace,
+    *,
+    debug: bool = False,
+    memory_advice: str = "",
+) -> int:
+    """Run a command under the error policy of the module docstring; returns the exit status.
+
+    Args:
+        run: the command.
+        args: its parsed options.
+        debug: also print the traceback of user errors and of running out of memory.
+        memory_advice: what to tell the user when memory runs out, e.g.
+            ``"try a smaller --tile"``.
+
+    Returns:
+        0 on success, 2 for a user error or running out of memory, 130 when
+        interrupted, 1 for anything else (after printing its traceback).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:
             run(args)
         except KeyboardInterrupt:
+            if debug:
+                traceback.print_exc()
             print("invhide: interrupted", file=sys.stderr)
             return 130
-        except user_errors as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            if isinstance(error, OSError) and error.filename and str(error.filename) not in message:
-                message = f"{error.filename}: {error.strerror or message}"
-            print(f"invhide: error: {message}", file=sys.stderr)
+        except InvhideError as error:
+            if debug:
+                traceback.print_exc()
+            print(f"invhide: error: {describe(error)}", file=sys.stderr)
+            return 2
+        except Exception as error:
+            if not is_out_of_memory(error):
+                traceback.print_exc()
+                print(
+                    "invhide: unexpected error (the traceback above shows where); "
+                    "if it looks like a bug in invhide, please report it with that traceback",
+                    file=sys.stderr,
+                )
+                return 1
+            if debug:
+                traceback.print_exc()
+            first = ". ".join(describe(_allocation_failure(error)).split(". ")[:2]).rstrip(".")
+            advice = f"; {memory_advice}" if memory_advice else ""
+            print(f"invhide: error: out of memory ({first}){advice}", file=sys.stderr)
             return 2
     return 0
+
+
+def _allocation_failure(error: BaseException) -> BaseException:
+    """The innermost error in ``error``'s chain of causes that says memory ran out."""
+    found, current, seen = error, error.__cause__ or error.__context__, {id(error)}
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if is_out_of_memory(current):
+            found = current
+        current = current.__cause__ or current.__context__
+    return found
 
 
 def _one_line_warning(
     message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
 ) -> None:
-    print(f"invhide: warning: {message}", file=sys.stderr)
+    print(f"invhide: warning: {describe(message) if isinstance(message, BaseException) else message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

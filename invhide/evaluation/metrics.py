@@ -22,8 +22,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from invhide.checks import image_batch
 from invhide.errors import InputError, InputTypeError
-from invhide.nn import functional
 from invhide.nn.functional import quantize_8bit
 
 __all__ = [
@@ -67,9 +67,7 @@ _PEAK = 255.0
 
 
 def _check_rgb(x: Tensor, name: str = "x") -> None:
-    functional._check_tensor(x, name)
-    if x.shape[1] != 3:
-        raise InputError(f"{name} must have shape (B, 3, H, W), got shape {tuple(x.shape)}")
+    image_batch(name, x, channels=3)
 
 
 def rgb_to_y(x: Tensor) -> Tensor:

@@ -1,31 +1,36 @@
-"""Speed and memory benchmarks (``invhide bench``, ``benchmarks/speed.py``).
+"""Speed and memory benchmarks: the library side of ``invhide bench`` and ``benchmarks/speed.py``.
 
-Prints, for the machine it runs on (CPU or GPU, torch version, threads,
-dtype):
+:func:`run` measures, for the machine it runs on (CPU or GPU, torch version,
+threads, dtype), and prints as tables:
 
-1. **Inference**: images/s of ``hide`` and ``reveal`` at each ``--sizes``
-   for a HiNet of ``--blocks`` blocks, the convolution FLOPs per image
+1. **Inference**: images/s of ``hide`` and ``reveal`` at each of ``sizes``
+   for a HiNet of ``blocks`` blocks, the convolution FLOPs per image
    (counted by ``torch.utils.flop_counter``) and the achieved GFLOP/s, with
    the weights and inputs in the default (NCHW) layout, as invhide ran before
    its speed work, and channels-last, as it runs now, in the same process.
-2. **Training step**: hide, reveal and backward on ``--train-batch`` pairs
-   of ``--train-crop`` crops: steps/s and pairs/s, NCHW and channels-last,
+2. **Training step**: hide, reveal and backward on ``train_batch`` pairs
+   of ``train_crop`` crops: steps/s and pairs/s, NCHW and channels-last,
    ordinary and ``memory_saving=True``.
 3. **Memory**: the activation memory of a training step (peak memory minus
-   weights, gradients and inputs) at each depth of ``--depths`` and crop of
-   ``--crops``, ordinary and memory-saving. On CUDA this is
-   ``max_memory_allocated``; on the CPU each measurement runs in a fresh
-   process, which resets its peak resident set size before the step
+   weights, gradients and inputs) at each depth of ``depths`` and crop of
+   ``crops``, ordinary and memory-saving (:func:`training_step_memory`). On
+   CUDA this is ``max_memory_allocated``; on the CPU each measurement runs in
+   a fresh process, which resets its peak resident set size before the step
    (``/proc/self/clear_refs``) and reads it after (``VmHWM``).
 4. **Autocast**: the round-trip error ``reveal(hide(x), z=lost) - x`` and the
    stego's difference from float32 under bfloat16/float16 autocast.
 
-A benchmark measures and prints; it never asserts a time.
+Every argument is checked before anything is measured. A benchmark measures
+and prints; it never asserts a time.
+
+Example:
+    >>> results = run(sizes=(16,), blocks=1, repeat=1, skip=("training", "memory", "autocast"), log=lambda _: None)
+    >>> sorted(results), [row["layout"] for row in results["inference"]]
+    (['blocks', 'dtype', 'inference', 'machine'], ['NCHW', 'channels-last'])
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -33,12 +38,34 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["add_arguments", "flops_per_call", "machine", "main", "time_call"]
+from invhide import checks
+from invhide.errors import InputError, InputTypeError, IsAFolderError, MissingPathError
+
+__all__ = [
+    "AUTOCAST_DTYPES",
+    "DTYPES",
+    "PARTS",
+    "flops_per_call",
+    "machine",
+    "run",
+    "time_call",
+    "training_step_memory",
+]
+
+PARTS: tuple[str, ...] = ("inference", "training", "memory", "autocast")
+"""The parts of :func:`run`, in the order they run; ``skip`` names any of them."""
+
+DTYPES: tuple[str, ...] = ("float32", "float64", "bfloat16", "float16")
+"""The dtypes :func:`run` can measure in."""
+
+AUTOCAST_DTYPES: tuple[str, ...] = ("bfloat16", "float16")
+"""The autocast dtypes whose invertibility error :func:`run` can report."""
 
 
 def machine(device: torch.device) -> str:
@@ -94,7 +121,7 @@ _LAYOUTS = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_las
 def _model(
     blocks: int, device: torch.device, dtype: torch.dtype, memory_saving: bool = False, layout: str = "channels-last"
 ) -> Any:
-    from invhide import HiNet
+    from invhide.models.hinet import HiNet
 
     model = HiNet(num_blocks=blocks, generator=torch.Generator().manual_seed(0), memory_saving=memory_saving)
     # Move the weights off the identity so every operation does real work.
@@ -105,33 +132,41 @@ def _model(
     return model.to(device=device, dtype=dtype).to(memory_format=_LAYOUTS[layout])
 
 
-def _inference_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+def _inference_rows(
+    sizes: Sequence[int],
+    blocks: int,
+    batch: int,
+    repeat: int,
+    compile_subnets: bool,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> list[dict[str, Any]]:
     """Hide and reveal speed, default layout (invhide before its speed work) and channels-last (after)."""
     rows = []
-    for size in args.sizes:
+    for size in sizes:
         generator = torch.Generator().manual_seed(0)
-        cover, secret = torch.rand(2, args.batch, 3, size, size, generator=generator).to(device, dtype)
+        cover, secret = torch.rand(2, batch, 3, size, size, generator=generator).to(device, dtype)
         outputs = {}
         for layout in _LAYOUTS:
-            model = _model(args.blocks, device, dtype, layout=layout).eval()
-            if args.compile:
+            model = _model(blocks, device, dtype, layout=layout).eval()
+            if compile_subnets:
                 _compile_subnets(model)
             with torch.inference_mode():
                 stego, _ = model.hide(cover, secret)
-                flops = flops_per_call(lambda model=model, c=cover, s=secret: model.hide(c, s)) / args.batch
-                hide_s = time_call(lambda model=model, c=cover, s=secret: model.hide(c, s), device, args.repeat)
-                reveal_s = time_call(lambda model=model, stego=stego: model.reveal(stego), device, args.repeat)
+                flops = flops_per_call(lambda model=model, c=cover, s=secret: model.hide(c, s)) / batch
+                hide_s = time_call(lambda model=model, c=cover, s=secret: model.hide(c, s), device, repeat)
+                reveal_s = time_call(lambda model=model, stego=stego: model.reveal(stego), device, repeat)
             outputs[layout] = stego
             rows.append(
                 {
                     "size": size,
                     "layout": layout,
-                    "batch": args.batch,
-                    "hide_images_per_s": args.batch / hide_s,
-                    "reveal_images_per_s": args.batch / reveal_s,
+                    "batch": batch,
+                    "hide_images_per_s": batch / hide_s,
+                    "reveal_images_per_s": batch / reveal_s,
                     "gflop_per_image": flops / 1e9,
-                    "hide_gflops": flops * args.batch / hide_s / 1e9,
-                    "reveal_gflops": flops * args.batch / reveal_s / 1e9,
+                    "hide_gflops": flops * batch / hide_s / 1e9,
+                    "reveal_gflops": flops * batch / reveal_s / 1e9,
                 }
             )
         before, after = rows[-2], rows[-1]
@@ -151,15 +186,15 @@ def _compile_subnets(model: Any) -> None:
             module.compile(dynamic=False)
 
 
-def _autocast_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+def _autocast_rows(autocast: Sequence[str], blocks: int, device: torch.device) -> list[dict[str, Any]]:
     """Round-trip error and stego difference under autocast, against float32."""
     rows = []
-    model = _model(args.blocks, device, torch.float32).eval()
+    model = _model(blocks, device, torch.float32).eval()
     generator = torch.Generator().manual_seed(0)
     cover, secret = torch.rand(2, 1, 3, 128, 128, generator=generator).to(device)
     with torch.inference_mode():
         reference, _ = model.hide(cover, secret)
-        for name in args.autocast:
+        for name in autocast:
             with torch.autocast(device.type, dtype=getattr(torch, name)):
                 stego, lost = model.hide(cover, secret)
                 recovered = model.reveal(stego, z=lost)
@@ -179,27 +214,29 @@ def _train_step(model: Any, cover: torch.Tensor, secret: torch.Tensor, z: torch.
     ((stego - cover).square().sum() + (recovered - secret).square().sum()).backward()
 
 
-def _training_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+def _training_rows(
+    blocks: int, crop: int, batch: int, repeat: int, device: torch.device, dtype: torch.dtype
+) -> list[dict[str, Any]]:
     rows = []
     generator = torch.Generator().manual_seed(0)
-    shape = (args.train_batch, 3, args.train_crop, args.train_crop)
+    shape = (batch, 3, crop, crop)
     cover, secret, z = (torch.rand(shape, generator=generator).to(device, dtype) for _ in range(3))
     flops = 0.0
     for layout, saving in (("NCHW", False), ("channels-last", False), ("channels-last", True)):
-        model = _model(args.blocks, device, dtype, memory_saving=saving, layout=layout).train()
+        model = _model(blocks, device, dtype, memory_saving=saving, layout=layout).train()
         if not flops:
             # The useful work of a step; memory saving does more (an inverse and a forward per node again),
             # and FlopCounterMode cannot follow its nested autograd.grad anyway.
             flops = flops_per_call(lambda model=model: _train_step(model, cover, secret, z))
-        seconds = time_call(lambda model=model: _train_step(model, cover, secret, z), device, max(1, args.repeat // 2))
+        seconds = time_call(lambda model=model: _train_step(model, cover, secret, z), device, max(1, repeat // 2))
         rows.append(
             {
                 "layout": layout,
                 "memory_saving": saving,
-                "crop": args.train_crop,
-                "pairs": args.train_batch,
+                "crop": crop,
+                "pairs": batch,
                 "steps_per_s": 1 / seconds,
-                "pairs_per_s": args.train_batch / seconds,
+                "pairs_per_s": batch / seconds,
                 "gflop_per_step": flops / 1e9,
                 "gflops": flops / seconds / 1e9,
             }
@@ -207,13 +244,40 @@ def _training_rows(args: argparse.Namespace, device: torch.device, dtype: torch.
     return rows
 
 
-def _measure_memory(
-    blocks: int, crop: int, batch: int, saving: bool, device: torch.device, dtype: torch.dtype
+def training_step_memory(
+    blocks: int,
+    crop: int,
+    batch: int,
+    memory_saving: bool,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float32",
 ) -> float:
-    """Activation memory in MiB of one training step, in this process."""
+    """Activation memory in MiB of one HiNet training step, measured in this process.
+
+    Peak memory during hide, reveal and backward on ``batch`` pairs of
+    ``crop x crop`` crops, minus the weights, gradients and inputs allocated
+    before it. On CUDA this is ``max_memory_allocated``. On the CPU it is the
+    peak resident set size, which Linux lets a process reset
+    (``/proc/self/clear_refs``); elsewhere only the lifetime peak is known, so
+    :func:`run` calls this in a fresh process per measurement.
+
+    Args:
+        blocks: coupling blocks of the HiNet.
+        crop: side of the square crops.
+        batch: cover/secret pairs.
+        memory_saving: recompute activations through the inverse.
+        device: where to run.
+        dtype: a name from :data:`DTYPES` or a ``torch.dtype``.
+
+    Returns:
+        Mebibytes (may be slightly negative on the CPU when the allocator
+        returns memory it held before the step).
+    """
+    device = torch.device(device)
+    dtype = getattr(torch, dtype.removeprefix("torch.")) if isinstance(dtype, str) else dtype
     generator = torch.Generator().manual_seed(0)
     shape = (batch, 3, crop, crop)
-    model = _model(blocks, device, dtype, memory_saving=saving).train()
+    model = _model(blocks, device, dtype, memory_saving=memory_saving).train()
     cover, secret, z = (torch.rand(shape, generator=generator).to(device, dtype) for _ in range(3))
     for param in model.parameters():  # gradients allocated before the baseline
         param.grad = torch.zeros_like(param)
@@ -265,30 +329,39 @@ def _peak_rss() -> int:
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _memory_rows(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> list[dict[str, Any]]:
+_CHILD = (
+    "import json, sys\n"
+    "from invhide.evaluation.speed import training_step_memory\n"
+    "print(training_step_memory(*json.loads(sys.argv[1])))\n"
+)
+
+
+def _memory_in_fresh_process(
+    blocks: int, crop: int, batch: int, saving: bool, device: torch.device, dtype: torch.dtype
+) -> float:
+    """:func:`training_step_memory` in a new Python process (``ru_maxrss`` only ever grows)."""
+    spec = json.dumps([blocks, crop, batch, saving, str(device), str(dtype)])
+    done = subprocess.run([sys.executable, "-c", _CHILD, spec], capture_output=True, text=True, env=os.environ)
+    if done.returncode != 0:
+        raise RuntimeError(f"the memory measurement process failed (exit {done.returncode}):\n{done.stderr}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _memory_rows(
+    depths: Sequence[int], crops: Sequence[int], batch: int, device: torch.device, dtype: torch.dtype
+) -> list[dict[str, Any]]:
     rows = []
-    for crop in args.crops:
-        for blocks in args.depths:
-            row: dict[str, Any] = {"crop": crop, "pairs": args.train_batch, "blocks": blocks}
+    for crop in crops:
+        for blocks in depths:
+            row: dict[str, Any] = {"crop": crop, "pairs": batch, "blocks": blocks}
             for saving in (False, True):
                 if device.type == "cuda":
-                    mib = _measure_memory(blocks, crop, args.train_batch, saving, device, dtype)
-                else:  # a fresh process per measurement: ru_maxrss only ever grows
-                    spec = json.dumps([blocks, crop, args.train_batch, saving, str(device), str(dtype)])
-                    code = "import sys, json; from invhide.evaluation.speed import _child; _child(sys.argv[1])"
-                    out = subprocess.run(
-                        [sys.executable, "-c", code, spec], capture_output=True, text=True, check=True, env=os.environ
-                    )
-                    mib = float(out.stdout.strip().splitlines()[-1])
+                    mib = training_step_memory(blocks, crop, batch, saving, device, dtype)
+                else:
+                    mib = _memory_in_fresh_process(blocks, crop, batch, saving, device, dtype)
                 row["memory_saving_mib" if saving else "ordinary_mib"] = mib
             rows.append(row)
     return rows
-
-
-def _child(spec: str) -> None:
-    blocks, crop, batch, saving, device, dtype = json.loads(spec)
-    mib = _measure_memory(blocks, crop, batch, saving, torch.device(device), getattr(torch, dtype.split(".")[-1]))
-    print(mib)
 
 
 def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
@@ -305,45 +378,141 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> s
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``invhide bench``."""
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024], help="inference sizes (default: 256 1024)")
-    parser.add_argument("--blocks", type=int, default=16, help="coupling blocks for speed (default: 16)")
-    parser.add_argument("--batch", type=int, default=1, help="images per inference call (default: 1)")
-    parser.add_argument("--train-crop", type=int, default=128, help="training crop side (default: 128)")
-    parser.add_argument("--train-batch", type=int, default=4, help="pairs per training step (default: 4)")
-    parser.add_argument("--depths", type=int, nargs="+", default=[4, 8, 16], help="depths for memory (default: 4 8 16)")
-    parser.add_argument("--crops", type=int, nargs="+", default=[64, 128], help="crops for memory (default: 64 128)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed calls per figure (median; default: 3)")
-    parser.add_argument("--dtype", choices=("float32", "float64", "bfloat16", "float16"), default="float32")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the subnets for the inference figures")
-    parser.add_argument(
-        "--autocast",
-        nargs="*",
-        default=["bfloat16"],
-        choices=("bfloat16", "float16"),
-        help="autocast dtypes whose invertibility error to report (default: bfloat16)",
-    )
-    parser.add_argument(
-        "--skip", nargs="*", default=[], choices=("inference", "training", "memory", "autocast"), help="parts to skip"
-    )
-    parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+# --------------------------------------------------------------------------
+# Argument checks and the entry point
+# --------------------------------------------------------------------------
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the benchmarks described by ``args`` and print their tables."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = getattr(torch, args.dtype)
-    results: dict[str, Any] = {"machine": machine(device), "dtype": args.dtype, "blocks": args.blocks}
-    print(f"machine: {results['machine']}; dtype {args.dtype}")
-    if "inference" not in args.skip:
-        results["inference"] = rows = _inference_rows(args, device, dtype)
-        print(f"\nHiNet, {args.blocks} blocks, inference (batch {args.batch}, median of {args.repeat}):")
-        print(
+def _sequence(name: str, values: object) -> tuple[Any, ...]:
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise InputTypeError(f"{name} must be a sequence (list or tuple), got {type(values).__name__} {values!r}")
+    return tuple(values)
+
+
+def _side(name: str, value: object) -> int:
+    """An image side: an even integer >= 2 (a HiNet halves each side once)."""
+    side = checks.integer(name, value, low=2, what="an even integer >= 2")
+    if side % 2:
+        raise InputError(f"{name} must be an even integer >= 2, got {value!r}")
+    return side
+
+
+def _sides(name: str, values: object) -> tuple[int, ...]:
+    """A non-empty sequence of image sides."""
+    sides = _sequence(name, values)
+    if not sides:
+        raise InputError(f"{name} must hold at least one size, got {values!r}")
+    return tuple(_side(f"{name}[{index}]", side) for index, side in enumerate(sides))
+
+
+def _names(name: str, values: object, choices: Sequence[str]) -> tuple[str, ...]:
+    return tuple(checks.one_of(f"{name}[{i}]", value, choices) for i, value in enumerate(_sequence(name, values)))
+
+
+def _json_target(json_path: object) -> Path | None:
+    """The JSON output's path, checked before any measurement (its folder must exist)."""
+    if json_path is None:
+        return None
+    if not isinstance(json_path, str | os.PathLike):
+        raise InputTypeError(f"json_path must be a str or os.PathLike, got {type(json_path).__name__}")
+    path = Path(json_path)
+    if path.is_dir():
+        raise IsAFolderError(f"{path}: is a folder, not a file name (json_path)")
+    if not path.parent.is_dir():
+        raise MissingPathError(f"{path}: the output folder {path.parent} does not exist (json_path)")
+    return path
+
+
+def run(
+    *,
+    sizes: Sequence[int] = (256, 1024),
+    blocks: int = 16,
+    batch: int = 1,
+    train_crop: int = 128,
+    train_batch: int = 4,
+    depths: Sequence[int] = (4, 8, 16),
+    crops: Sequence[int] = (64, 128),
+    repeat: int = 3,
+    dtype: str = "float32",
+    threads: int | None = None,
+    compile_subnets: bool = False,
+    autocast: Sequence[str] = ("bfloat16",),
+    skip: Sequence[str] = (),
+    device: str | torch.device | None = None,
+    json_path: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the benchmarks, print their tables through ``log`` and return the figures.
+
+    Every argument is checked before anything runs.
+
+    Args:
+        sizes: inference image sides (even).
+        blocks: coupling blocks of the HiNet timed for speed.
+        batch: images per inference call.
+        train_crop: training crop side (even).
+        train_batch: pairs per training step (speed and memory).
+        depths: numbers of blocks for the memory figures.
+        crops: crop sides for the memory figures (even).
+        repeat: timed calls per figure (the median is reported; training
+            steps are timed ``max(1, repeat // 2)`` times).
+        dtype: one of :data:`DTYPES`.
+        threads: ``torch.set_num_threads`` for this process (``None``:
+            torch's choice).
+        compile_subnets: ``torch.compile`` the subnets for the inference figures.
+        autocast: autocast dtypes (of :data:`AUTOCAST_DTYPES`) whose
+            round-trip error to report; empty for none.
+        skip: parts of :data:`PARTS` not to run.
+        device: where to run (default: CUDA when available, else the CPU).
+        json_path: also write the figures to this JSON file (its folder must exist).
+        log: receives each printed line.
+
+    Returns:
+        ``{"machine", "dtype", "blocks"}`` and one list of rows (dicts) per
+        part that ran: ``"inference"``, ``"training"``, ``"memory"``,
+        ``"autocast"``.
+
+    Raises:
+        invhide.errors.InputError: a bad value (named), e.g. ``repeat=0``,
+            an odd size, an unknown part or a device this machine lacks.
+        invhide.errors.InputTypeError: an argument of the wrong type.
+        invhide.errors.MissingPathError: the folder of ``json_path`` does not exist.
+    """
+    sizes = _sides("sizes", sizes)
+    blocks = checks.positive_int("blocks", blocks)
+    batch = checks.positive_int("batch", batch)
+    train_crop = _side("train_crop", train_crop)
+    train_batch = checks.positive_int("train_batch", train_batch)
+    depths = tuple(checks.positive_int(f"depths[{i}]", d) for i, d in enumerate(_sequence("depths", depths)))
+    if not depths:
+        raise InputError("depths must hold at least one number of blocks, got ()")
+    crops = _sides("crops", crops)
+    repeat = checks.positive_int("repeat", repeat)
+    checks.one_of("dtype", dtype, DTYPES)
+    if threads is not None:
+        threads = checks.positive_int("threads", threads)
+    if not isinstance(compile_subnets, bool):
+        raise InputTypeError(f"compile_subnets must be a bool, got {compile_subnets!r}")
+    autocast = _names("autocast", autocast, AUTOCAST_DTYPES)
+    skip = _names("skip", skip, PARTS)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = checks.device("device", device)
+    target = _json_target(json_path)
+    if not callable(log):
+        raise InputTypeError(f"log must be a callable taking one string, got {type(log).__name__}")
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch_dtype = getattr(torch, dtype)
+    results: dict[str, Any] = {"machine": machine(device), "dtype": dtype, "blocks": blocks}
+    log(f"machine: {results['machine']}; dtype {dtype}")
+    if "inference" not in skip:
+        results["inference"] = rows = _inference_rows(
+            sizes, blocks, batch, repeat, compile_subnets, device, torch_dtype
+        )
+        log(f"\nHiNet, {blocks} blocks, inference (batch {batch}, median of {repeat}):")
+        log(
             _table(
                 rows,
                 [
@@ -359,10 +528,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 ],
             )
         )
-    if "training" not in args.skip:
-        results["training"] = rows = _training_rows(args, device, dtype)
-        print(f"\nHiNet, {args.blocks} blocks, training step (hide + reveal + backward):")
-        print(
+    if "training" not in skip:
+        results["training"] = rows = _training_rows(blocks, train_crop, train_batch, repeat, device, torch_dtype)
+        log(f"\nHiNet, {blocks} blocks, training step (hide + reveal + backward):")
+        log(
             _table(
                 rows,
                 [
@@ -377,13 +546,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 ],
             )
         )
-    if "memory" not in args.skip:
-        results["memory"] = rows = _memory_rows(args, device, dtype)
+    if "memory" not in skip:
+        results["memory"] = rows = _memory_rows(depths, crops, train_batch, device, torch_dtype)
         where = "CUDA max_memory_allocated" if device.type == "cuda" else "peak RSS of a fresh process, VmHWM"
-        print(f"\nactivation memory of a training step, MiB ({where}, minus weights, gradients and inputs):")
+        log(f"\nactivation memory of a training step, MiB ({where}, minus weights, gradients and inputs):")
         for row in rows:
             row["ratio"] = row["memory_saving_mib"] / max(row["ordinary_mib"], 1e-9)
-        print(
+        log(
             _table(
                 rows,
                 [
@@ -396,10 +565,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 ],
             )
         )
-    if "autocast" not in args.skip and args.autocast:
-        results["autocast"] = rows = _autocast_rows(args, device)
-        print(f"\nautocast on {device.type}, {args.blocks} blocks, 128x128: reveal(hide(x), z=lost) against x")
-        print(
+    if "autocast" not in skip and autocast:
+        results["autocast"] = rows = _autocast_rows(autocast, blocks, device)
+        log(f"\nautocast on {device.type}, {blocks} blocks, 128x128: reveal(hide(x), z=lost) against x")
+        log(
             _table(
                 rows,
                 [
@@ -409,9 +578,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 ],
             )
         )
-    if args.json:
+    if target is not None:
         from invhide.io.files import atomic_write
 
-        with atomic_write(args.json, "w") as file:
+        with atomic_write(target, "w") as file:
             json.dump(results, file, indent=2)
     return results

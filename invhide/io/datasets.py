@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from invhide.errors import InputError, InputTypeError, MissingPathError, NotAFolderError
-from invhide.io.images import DEFAULT_MAX_PIXELS, ImageConversionWarning, _as_float, _read, inspect_image
+from invhide.io.images import DEFAULT_MAX_PIXELS, ImageConversionWarning, inspect_image, read_compact, to_float
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -297,7 +297,7 @@ def _upscaled(image: Tensor, short_side: int) -> Tensor:
     height, width = image.shape[-2:]
     scale = short_side / min(height, width)
     size = (max(short_side, round(height * scale)), max(short_side, round(width * scale)))
-    resized = F.interpolate(_as_float(image)[None], size=size, mode="bicubic", align_corners=False)
+    resized = F.interpolate(to_float(image)[None], size=size, mode="bicubic", align_corners=False)
     return resized[0].clamp_(0, 1)
 
 
@@ -397,7 +397,8 @@ class ImageDataset(Dataset[Tensor]):
 
     def _decode(self, index: int) -> Tensor:
         """Image ``index`` in compact form: ``(3, H, W)`` uint8, or float32 when finer or upscaled."""
-        image = _read(self.paths[index], self.max_pixels, warn=False)  # conversions were announced in __init__
+        # The conversions were announced in __init__.
+        image = read_compact(self.paths[index], max_pixels=self.max_pixels, warn=False)
         if min(image.shape[-2:]) < self.crop:
             image = _upscaled(image, self.crop)
         return image
@@ -436,7 +437,7 @@ class ImageDataset(Dataset[Tensor]):
                 image = random_flip(image, generator=generator)
         else:
             image = center_crop(image, self.crop)
-        return _as_float(image, copy=True)  # never hand out a view of the cache
+        return to_float(image, copy=True)  # never hand out a view of the cache
 
     def __repr__(self) -> str:
         folder = os.path.commonpath([str(p) for p in self.paths]) if self.paths else ""
@@ -537,7 +538,7 @@ def evaluation_pairs(
                 )
     images = []
     for path in paths:
-        images.append(_read(path, max_pixels))
+        images.append(read_compact(path, max_pixels=max_pixels))
     pairs = []
     count = len(paths)
     for i in range(count):
@@ -547,8 +548,8 @@ def evaluation_pairs(
             side = min(*images[i].shape[-2:], *images[j].shape[-2:]) // 2 * 2
             if side < 2:
                 raise InputError(f"{paths[i]} and {paths[j]}: too small for an even square crop of at least 2x2")
-        cover = _as_float(center_crop(images[i], side), copy=True)  # pairs share no memory
-        secret = _as_float(center_crop(images[j], side), copy=True)
+        cover = to_float(center_crop(images[i], side), copy=True)  # pairs share no memory
+        secret = to_float(center_crop(images[j], side), copy=True)
         pairs.append(ImagePair(cover, secret, paths[i], paths[j]))
     return pairs
 

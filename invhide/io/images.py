@@ -60,7 +60,9 @@ __all__ = [
     "ImageError",
     "ImageInfo",
     "inspect_image",
+    "read_compact",
     "read_image",
+    "to_float",
     "to_uint8",
     "write_image",
 ]
@@ -392,11 +394,27 @@ def _to_array(image: Image.Image, path: PathLike) -> np.ndarray:
     raise ImageError(f"{path}: unsupported image mode {mode!r}")
 
 
-def _read(path: PathLike, max_pixels: int | None, warn: bool = True) -> Tensor:
-    """Decode ``path`` into a ``(3, H, W)`` tensor: uint8 for 8-bit sources, float32 in ``[0, 1]`` otherwise.
+def read_compact(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, warn: bool = True) -> Tensor:
+    """Decode ``path`` as :func:`read_image` does, into the most compact exact ``(3, H, W)`` tensor.
 
-    The compact uint8 form lets callers crop before converting to float.
+    8-bit sources give uint8 levels, others float32 in ``[0, 1]``: a dataset
+    can cache the uint8 form (a quarter of the memory) and crop before
+    converting with :func:`to_float`.
+
+    Args:
+        path: the image file.
+        max_pixels: refuse larger images before decoding (``None``: no limit).
+        warn: raise an :class:`ImageConversionWarning` for a conversion (a
+            caller that announced it already passes ``False``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.png"
+        >>> write_image(torch.ones(3, 2, 2), path)
+        >>> read_compact(path).dtype, to_float(read_compact(path)).max().item()
+        (torch.uint8, 1.0)
     """
+    _check_max_pixels(max_pixels)
     with _open(path, max_pixels) as (image, file):
         note = _conversion(image, file, path)
         if note is not None and warn:
@@ -409,8 +427,8 @@ def _read(path: PathLike, max_pixels: int | None, warn: bool = True) -> Tensor:
     return torch.from_numpy(planar if planar.flags.writeable else planar.copy())
 
 
-def _as_float(image: Tensor, copy: bool = False) -> Tensor:
-    """A compact tensor from :func:`_read` (or a crop of it) as contiguous float32 in ``[0, 1]``.
+def to_float(image: Tensor, copy: bool = False) -> Tensor:
+    """A tensor from :func:`read_compact` (or a crop of it) as contiguous float32 in ``[0, 1]``.
 
     A uint8 input always gives a new tensor; a float32 one is copied only when
     it is not contiguous or ``copy`` is set (for callers that keep ``image``,
@@ -482,7 +500,7 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
         invhide.io.images.ImageError: ...x.png: image declares 12x8 = 96 pixels, more than the limit of 64 pixels ...
         >>> folder.cleanup()
     """
-    return _as_float(_read(path, max_pixels))
+    return to_float(read_compact(path, max_pixels=max_pixels))
 
 
 # --------------------------------------------------------------------------

@@ -8,14 +8,16 @@
   checkpoints.
 - :mod:`invhide.models.inference`: hiding and revealing images of any size,
   in tiles.
+- :mod:`invhide.models.registry`: the trained models shipped in the package,
+  loaded by name with their SHA-256 checked.
 
 Importing this package registers its model classes with
 :func:`invhide.io.checkpoint.register_model`, so :func:`invhide.load`
 rebuilds them from their config.
 """
 
-from invhide.models import hider, hinet, inference, official
+from invhide.models import hider, hinet, inference, official, registry
 from invhide.models.hider import InvertibleHider
 from invhide.models.hinet import HiNet
 
-__all__ = ["HiNet", "InvertibleHider", "hider", "hinet", "inference", "official"]
+__all__ = ["HiNet", "InvertibleHider", "hider", "hinet", "inference", "official", "registry"]

@@ -26,7 +26,13 @@ come:
   overlap exceeds the wavelet's reach.
 
 Everything runs under ``torch.inference_mode()`` and leaves the model's
-train/eval mode as it found it.
+train/eval mode as it found it. An empty batch (``B = 0``) is valid and
+gives an empty result.
+
+Two checks for tools that use a model they did not train:
+:func:`hides_nothing` tells a model whose stego ignores the secret (a
+freshly initialised hider is the identity), and :func:`stego_psnr` measures
+how far a stego is from its cover, to compare with :data:`LOW_STEGO_PSNR`.
 """
 
 from __future__ import annotations
@@ -39,9 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from invhide.checks import integer, non_negative_int, positive_int
 from invhide.errors import InputError, InputTypeError
 
-__all__ = ["FITS", "fit_secret", "hide", "pad_to", "reveal", "tiles"]
+__all__ = ["FITS", "LOW_STEGO_PSNR", "fit_secret", "hide", "hides_nothing", "pad_to", "reveal", "stego_psnr", "tiles"]
 
 FITS: tuple[str, ...] = ("refuse", "resize", "crop")
 
@@ -57,18 +64,32 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _check_batch(name: str, image: Tensor, channels: int, bounded: bool = True) -> None:
+def _check_batch(name: str, image: object, channels: int, bounded: bool = True) -> tuple[Tensor, bool]:
+    """``image`` as a finite float ``(B, C, H, W)`` batch (in ``[0, 1]`` if ``bounded``); was it one image?"""
     if not isinstance(image, Tensor):
         raise InputTypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
-    if image.dim() != 4 or image.shape[1] != channels:
-        raise InputError(f"{name} must have shape (B, {channels}, H, W), got {tuple(image.shape)}")
+    if image.dim() not in (3, 4) or image.shape[-3] != channels:
+        expected = f"({channels}, H, W) or (B, {channels}, H, W)"
+        raise InputError(f"{name} must have shape {expected}, got {tuple(image.shape)}")
     if not image.is_floating_point():
         raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
-    if not torch.isfinite(image).all():
-        raise InputError(f"{name} holds NaN or infinite values")
+    single = image.dim() == 3
+    batch = image.unsqueeze(0) if single else image
+    if not image.numel():
+        return batch, single
+    bad = int((~torch.isfinite(image)).sum())
+    if bad:
+        raise InputError(f"{name} holds {bad} NaN or infinite value(s); expected finite values")
     low, high = image.min().item(), image.max().item()
     if bounded and (low < 0 or high > 1):
         raise InputError(f"{name} must have values in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+    return batch, single
+
+
+def _check_tiling(tile: object, overlap: object) -> None:
+    if tile is not None:
+        positive_int("tile", tile)
+    non_negative_int("overlap", overlap)
 
 
 def pad_to(image: Tensor, min_size: int = 2) -> tuple[Tensor, tuple[int, int]]:
@@ -226,11 +247,17 @@ def hide(
         progress: show a progress bar over the windows.
 
     Returns:
-        The float stego, shaped like ``cover`` (not clamped or rounded).
+        The float stego, shaped like ``cover`` (not clamped or rounded). An
+        empty batch (``B = 0``) gives an empty stego of the cover's shape,
+        once the inputs' shapes are checked.
 
     Raises:
-        ValueError: values outside ``[0, 1]`` or NaN, mismatched sizes
-            with ``fit="refuse"``, bad tiling arguments.
+        invhide.errors.InputError: values outside ``[0, 1]`` or NaN,
+            mismatched sizes with ``fit="refuse"``, bad tiling arguments.
+        invhide.errors.InputTypeError: a non-tensor or non-float input, or a
+            cover on another device than the model.
+        invhide.errors.ModelError: the model turned the finite inputs into
+            NaN or infinite values (corrupt or diverged weights).
 
     Example:
         >>> model = invhide.InvertibleHider(num_blocks=1, subnet="conv")
@@ -243,13 +270,16 @@ def hide(
             f"this model hides {model.num_secrets} secrets per cover; hide() takes one secret (use "
             f"model.hide(cover, *secrets) for several)"
         )
-    single = cover.dim() == 3
-    cover, secret = (x.unsqueeze(0) if isinstance(x, Tensor) and x.dim() == 3 else x for x in (cover, secret))
+    _check_tiling(tile, overlap)
     channels = getattr(model, "channels", 3)
-    _check_batch("cover", cover, channels)
-    _check_batch("secret", secret, channels)
+    cover, single = _check_batch("cover", cover, channels)
+    secret, _ = _check_batch("secret", secret, channels)
     if secret.shape[0] != cover.shape[0]:
         raise InputError(f"cover and secret batches differ: {cover.shape[0]} and {secret.shape[0]}")
+    if cover.shape[0] == 0:  # an empty batch: an empty stego, once the sizes are known to fit
+        if fit == "refuse" or fit not in FITS:
+            fit_secret(secret, tuple(cover.shape[-2:]), fit)
+        return cover.new_empty(cover.shape)
     secret = fit_secret(secret, tuple(cover.shape[-2:]), fit)
     dtype = _working_dtype(model, cover.dtype)
     cover, secret, result_dtype = cover.to(dtype), secret.to(dtype), cover.dtype
@@ -286,18 +316,26 @@ def reveal(
         progress: show a progress bar over the windows.
 
     Returns:
-        The recovered secret, clamped to ``[0, 1]``, shaped like ``stego``.
+        The recovered secret, clamped to ``[0, 1]``, shaped like ``stego``
+        (``C * num_secrets`` channels). An empty batch (``B = 0``) gives an
+        empty result.
+
+    Raises:
+        invhide.errors.InputError: NaN or infinite values, a ``z`` of the
+            wrong shape, bad tiling arguments.
+        invhide.errors.InputTypeError: a non-tensor or non-float input, or a
+            stego on another device than the model.
+        invhide.errors.ModelError: the model turned the finite inputs into
+            NaN or infinite values (corrupt or diverged weights).
 
     Example:
         >>> model = invhide.InvertibleHider(num_blocks=1, subnet="conv")
         >>> tuple(reveal(model, torch.rand(3, 9, 10)).shape)
         (3, 9, 10)
     """
-    single = stego.dim() == 3
-    if single:
-        stego = stego.unsqueeze(0)
+    _check_tiling(tile, overlap)
     channels = getattr(model, "channels", 3)
-    _check_batch("stego", stego, channels, bounded=False)  # a float stego may overshoot [0, 1]
+    stego, single = _check_batch("stego", stego, channels, bounded=False)  # a float stego may overshoot [0, 1]
     result_dtype = stego.dtype
     stego = stego.to(_working_dtype(model, stego.dtype))
     padded, (height, width) = pad_to(stego, getattr(model, "min_size", 2))
@@ -305,10 +343,98 @@ def reveal(
     shape = (padded.shape[0], lost_channels, *padded.shape[-2:])
     if z is None:
         z = torch.randn(shape, generator=generator, device=stego.device, dtype=stego.dtype)
+    elif not isinstance(z, Tensor):
+        raise InputTypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
     elif tuple(z.shape) != shape:
         raise InputError(f"z must have shape {shape} (the padded stego's), got {tuple(z.shape)}")
+    elif not z.is_floating_point():
+        raise InputTypeError(f"z must be a floating-point tensor, got dtype {z.dtype}")
+    if stego.shape[0] == 0:  # an empty batch: an empty result
+        return stego.new_empty((0, lost_channels, height, width), dtype=result_dtype)
     z = z.to(stego.dtype)
     with _evaluating(model):
         (secret,) = _tiled(lambda s, n: (model.reveal(s, z=n),), padded, z, tile, overlap, _tile_step(model), progress)
     secret = secret[..., :height, :width].clamp(0, 1).to(result_dtype)
     return secret[0] if single else secret
+
+
+def hides_nothing(model: nn.Module, *, size: int = 16, seed: int = 0) -> bool:
+    """Whether ``model``'s stego ignores the secret, so that it hides nothing.
+
+    A freshly initialised hider is the identity (the last layer of every
+    subnet starts at zero), so its stego is the cover whatever the secret; a
+    model saved before training, or whose cover-branch subnets were zeroed,
+    is the same. The probe hides one seeded random cover with two different
+    seeded random secrets (``1 x C x size x size``, in the model's dtype and
+    on its device) and compares the two stegos bit for bit: a model that
+    hides anything makes them differ. It costs two small hides.
+
+    Args:
+        model: a hider (``hide(cover, *secrets) -> (stego, lost)``).
+        size: side of the probe images (raised to the wavelet's minimum and
+            made even).
+        seed: seeds the probe images.
+
+    Returns:
+        ``True`` when the two stegos are identical: refuse to use the model
+        (train it first); ``False`` otherwise.
+
+    Example:
+        >>> fresh = invhide.InvertibleHider(num_blocks=1, subnet="conv")
+        >>> hides_nothing(fresh)
+        True
+        >>> with torch.no_grad():  # one step of training would do the same
+        ...     _ = fresh.nodes.coupling_1.phi.output_layer.weight.fill_(0.01)
+        >>> hides_nothing(fresh)
+        False
+    """
+    side = max(positive_int("size", size), getattr(model, "min_size", 2))
+    side += side % 2
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    dtype = weight.dtype if weight is not None else torch.float32
+    device = weight.device if weight is not None else torch.device("cpu")
+    channels, count = getattr(model, "channels", 3), getattr(model, "num_secrets", 1)
+    generator = torch.Generator().manual_seed(integer("seed", seed))
+    probe = list(torch.rand(1 + 2 * count, 1, channels, side, side, generator=generator).to(device, dtype))
+    with _evaluating(model):
+        stego_a, _ = model.hide(probe[0], *probe[1 : 1 + count])
+        stego_b, _ = model.hide(probe[0], *probe[1 + count :])
+    return torch.equal(stego_a, stego_b)
+
+
+LOW_STEGO_PSNR = 20.0
+"""Stego PSNR (dB) below which a stego visibly differs from its cover: trained hiders reach 30 to 49 dB."""
+
+
+def stego_psnr(cover: Tensor, stego: Tensor) -> float:
+    """PSNR in dB of a stego image against its cover, as written: clamped to ``[0, 1]``.
+
+    One number for the whole batch (from the mean squared error over every
+    pixel); ``math.inf`` when the two are equal. Compare it with
+    :data:`LOW_STEGO_PSNR` to warn about a stego that shows the hiding.
+
+    Args:
+        cover: ``(B, C, H, W)`` or ``(C, H, W)`` in ``[0, 1]``.
+        stego: the same shape; values outside ``[0, 1]`` are clamped, as an
+            image file would.
+
+    Example:
+        >>> cover = torch.full((3, 8, 8), 0.5)
+        >>> round(stego_psnr(cover, cover + 0.01), 2)
+        40.0
+        >>> stego_psnr(cover, cover)
+        inf
+    """
+    for name, value in (("cover", cover), ("stego", stego)):
+        if not isinstance(value, Tensor):
+            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if not value.is_floating_point():
+            raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    if cover.shape != stego.shape or not cover.numel():
+        raise InputError(
+            f"cover and stego must have the same non-empty shape, got {tuple(cover.shape)} and {tuple(stego.shape)}"
+        )
+    mse = (stego.detach().double().clamp(0, 1) - cover.detach().double()).square().mean().item()
+    if not math.isfinite(mse):
+        raise InputError("cover or stego holds NaN or infinite values")
+    return math.inf if mse == 0 else -10 * math.log10(mse)

@@ -49,6 +49,7 @@ __all__ = [
     "idwt",
     "min_wavelet_size",
     "quantize_8bit",
+    "resolve_backend",
     "soft_clamp",
     "validate_wavelet",
 ]
@@ -262,7 +263,16 @@ def _filters(wavelet: str, dtype: torch.dtype, device: torch.device) -> tuple[Te
     return (h0.transpose(2, 3), h1.transpose(2, 3), h0, h1, g0.transpose(2, 3), g1.transpose(2, 3), g0, g1)
 
 
-def _backend(wavelet: str, backend: str) -> str:
+def resolve_backend(wavelet: str, backend: str) -> str:
+    """The DWT implementation ``backend`` means for ``wavelet``: ``"haar"`` or ``"pytorch_wavelets"``.
+
+    Raises:
+        ValueError: an unknown backend, or ``"haar"`` for another wavelet.
+
+    Example:
+        >>> resolve_backend("haar", "auto"), resolve_backend("db2", "auto")
+        ('haar', 'pytorch_wavelets')
+    """
     if backend not in ("auto", "haar", "pytorch_wavelets"):
         raise InputError(f"backend must be 'auto', 'haar' or 'pytorch_wavelets', got {backend!r}")
     if backend == "haar" and wavelet not in _HAAR_NAMES:
@@ -297,7 +307,7 @@ def dwt(x: Tensor, wavelet: str = "haar", layout: Layout = "subband", backend: B
     validate_wavelet(wavelet)
     _check_layout(layout)
     _check_image(x, wavelet)
-    if _backend(wavelet, backend) == "haar":
+    if resolve_backend(wavelet, backend) == "haar":
         return haar_dwt(x, layout)
     from invhide.nn.backends import pytorch_wavelets_lowlevel
 
@@ -331,7 +341,7 @@ def idwt(y: Tensor, wavelet: str = "haar", layout: Layout = "subband", backend: 
     validate_wavelet(wavelet)
     _check_layout(layout)
     _check_subbands(y, wavelet)
-    if _backend(wavelet, backend) == "haar":
+    if resolve_backend(wavelet, backend) == "haar":
         return haar_idwt(y, layout)
     from invhide.nn.backends import pytorch_wavelets_lowlevel
 

@@ -68,7 +68,7 @@ class _WaveletTransform(InvertibleModule):
         functional.validate_wavelet(wavelet)
         if layout not in functional.LAYOUTS:
             raise InputError(f"layout must be one of {functional.LAYOUTS}, got {layout!r}")
-        functional._backend(wavelet, backend)
+        functional.resolve_backend(wavelet, backend)
         super().__init__([dims])
         self.wavelet = wavelet
         self.layout = layout

@@ -316,7 +316,7 @@ class SubnetFactory:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.name not in _REGISTRY:
+        if not isinstance(self.name, str) or self.name not in _REGISTRY:
             raise InputError(f"unknown subnet {self.name!r}; registered subnets are {registered()}")
         object.__setattr__(self, "options", dict(self.options))
 

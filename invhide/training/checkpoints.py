@@ -9,20 +9,30 @@ place, so a crash leaves the previous checkpoints as they were.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from invhide.errors import MissingPathError, describe
 from invhide.io import checkpoint
 from invhide.io.files import atomic_write
 
-__all__ = ["LOOP_FILE", "OPTIMIZER_FILE", "latest_checkpoint", "load_training_checkpoint", "save_training_checkpoint"]
+__all__ = [
+    "LOOP_FILE",
+    "OPTIMIZER_FILE",
+    "latest_checkpoint",
+    "load_training_checkpoint",
+    "read_loop_state",
+    "save_training_checkpoint",
+]
 
 LOOP_FILE = "trainer.json"
 """The loop state of a training checkpoint (JSON)."""
@@ -87,24 +97,121 @@ def latest_checkpoint(run_dir: Path | None) -> Path | None:
     return found[-1] if found else None
 
 
+def _loop_error(file: Path, why: str) -> checkpoint.CheckpointError:
+    return checkpoint.CheckpointError(f"{file}: {why}; the checkpoint is corrupt or was edited")
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_loop_state(folder: Path) -> dict[str, Any]:
+    """The loop state (``trainer.json``) of a checkpoint folder, every field the trainer reads checked.
+
+    Returns:
+        A dict with at least ``step`` and ``rollbacks`` (non-negative
+        integers), ``lr_scale`` (a positive number), ``recent`` (a list of
+        numbers), ``config`` (an object) and ``param_groups`` (a list of
+        objects); ``world_size`` (a positive integer) and ``grad_scaler`` (an
+        object or ``null``) when present.
+
+    Raises:
+        FileNotFoundError: no ``trainer.json`` in ``folder``.
+        invhide.io.checkpoint.CheckpointError: not JSON, or a field missing
+            or of the wrong type (named, with the file).
+    """
+    file = folder / LOOP_FILE
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MissingPathError(f"{file}: no such file; {folder} is not a complete training checkpoint") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise checkpoint.CheckpointError(f"{file}: unreadable ({describe(error)})") from None
+    try:
+        loop = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _loop_error(file, "not JSON") from None
+    if not isinstance(loop, dict):
+        raise _loop_error(file, f"expected a JSON object, got a {type(loop).__name__}")
+    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "step": (_is_count, "a non-negative integer"),
+        "rollbacks": (_is_count, "a non-negative integer"),
+        "lr_scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
+        "recent": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers"),
+        "config": (lambda v: isinstance(v, dict), "an object"),
+        "param_groups": (lambda v: isinstance(v, list) and all(isinstance(g, dict) for g in v), "a list of objects"),
+    }
+    optional: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "world_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
+        "grad_scaler": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    }
+    for key, (ok, what) in checks.items():
+        if key not in loop:
+            raise _loop_error(file, f"no {key!r} entry")
+        if not ok(loop[key]):
+            raise _loop_error(file, f"{key!r} must be {what}, got {loop[key]!r:.60}")
+    for key, (ok, what) in optional.items():
+        if key in loop and not ok(loop[key]):
+            raise _loop_error(file, f"{key!r} must be {what}, got {loop[key]!r:.60}")
+    expected = folder.name.removeprefix("step_")
+    if expected.isdigit() and int(expected) != loop["step"]:
+        raise _loop_error(file, f"'step' is {loop['step']} but the folder is {folder.name}")
+    return loop
+
+
 def load_training_checkpoint(
     folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
 ) -> dict[str, Any]:
     """Load a checkpoint's model and optimizer state in place; return its loop state.
 
+    Everything is read and checked before ``model`` or ``optimizer`` is
+    touched, so a bad checkpoint leaves both as they were.
+
     Raises:
-        invhide.io.checkpoint.CheckpointError: the checkpoint does not fit this model.
+        FileNotFoundError: a file of the checkpoint is missing.
+        invhide.io.checkpoint.CheckpointError: the checkpoint does not fit
+            this model or optimizer, or a file is corrupt (named).
     """
-    tensors, _ = checkpoint.load_tensors(folder / checkpoint.MODEL_FILE, device)
+    loop = read_loop_state(folder)
+    model_file = folder / checkpoint.MODEL_FILE
+    tensors, _ = checkpoint.load_tensors(model_file, device, floating=True, finite=True)
     problems = checkpoint.state_mismatches(model.state_dict(), tensors)
     if problems:
         raise checkpoint.CheckpointError(f"{folder}: the checkpoint does not fit this model: " + "; ".join(problems))
-    model.load_state_dict(tensors)
-    loop = json.loads((folder / LOOP_FILE).read_text())
-    optimizer_tensors, _ = checkpoint.load_tensors(folder / OPTIMIZER_FILE, device)
+    optimizer_file = folder / OPTIMIZER_FILE
+    optimizer_tensors, _ = checkpoint.load_tensors(optimizer_file, device)
     state: dict[int, dict[str, Tensor]] = {}
     for key, value in optimizer_tensors.items():
-        _, index, name = key.split(".", 2)
+        parts = key.split(".", 2)
+        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
+            raise checkpoint.CheckpointError(
+                f"{optimizer_file}: unexpected tensor {key!r} (expected state.<index>.<name>); "
+                f"the checkpoint is corrupt or was edited"
+            )
+        _, index, name = parts
         state.setdefault(int(index), {})[name] = value.cpu() if name == "step" else value
-    optimizer.load_state_dict({"state": state, "param_groups": loop["param_groups"]})
+    saved_ids = [i for group in loop["param_groups"] for i in group.get("params", [])]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    by_id = dict(zip(saved_ids, params, strict=False))
+    for index, entries in state.items():
+        param = by_id.get(index)
+        for name, value in entries.items():
+            if param is not None and value.dim() > 0 and value.shape != param.shape:
+                raise checkpoint.CheckpointError(
+                    f"{optimizer_file}: state.{index}.{name} has shape {tuple(value.shape)} but its parameter "
+                    f"{tuple(param.shape)}; the checkpoint does not fit this model"
+                )
+    scratch = copy.deepcopy(optimizer.state_dict())  # restored if the saved state does not fit
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": loop["param_groups"]})
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        optimizer.load_state_dict(scratch)
+        raise checkpoint.CheckpointError(
+            f"{folder}: the optimizer state does not fit this model's optimizer ({describe(error)})"
+        ) from None
+    model.load_state_dict(tensors)
     return loop

@@ -21,10 +21,10 @@ SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
 class TrainConfig:
     """Every setting of a training run.
 
-    The optimiser defaults are the paper's and the reference code's (Adam, lr
-    10^-4.5, betas (0.5, 0.999), eps 1e-6, weight decay 1e-5, learning rate
-    halved every 50K steps); :func:`invhide.training.recipes.recipe` sets the rest of a
-    recipe (crops, steps, 8-bit rounding).
+    The optimiser defaults are the reference code's (Adam, lr 10^-4.5, betas
+    (0.5, 0.999), eps 1e-6, weight decay 1e-5; learning rate halved every 50K
+    steps); a named recipe (:func:`invhide.training.recipes.recipe`) sets every
+    setting it depends on explicitly, the paper's own Adam parameters included.
 
     Attributes:
         steps: optimizer steps in total.
@@ -32,13 +32,13 @@ class TrainConfig:
         crop: side of the square training crops (recorded with the run;
             the dataset makes the crops).
         lr: base learning rate.
-        betas: Adam betas (paper: 0.5, 0.999).
-        eps: Adam epsilon (paper: 1e-6).
-        weight_decay: Adam weight decay (paper: 1e-5).
+        betas: Adam betas (reference code: 0.5, 0.999; the paper: Adam's standard 0.9, 0.999).
+        eps: Adam epsilon (reference code: 1e-6).
+        weight_decay: Adam weight decay (reference code: 1e-5).
         schedule: ``"step"`` (multiply by ``lr_gamma`` every ``lr_step``
             steps), ``"cosine"`` (to zero at ``steps``) or ``"constant"``.
         lr_step: steps between decays of the ``"step"`` schedule.
-        lr_gamma: decay factor of the ``"step"`` schedule (paper: 0.5).
+        lr_gamma: decay factor of the ``"step"`` schedule (paper and reference code: 0.5).
         warmup_steps: linear warm-up from 0 over this many steps.
         grad_clip: clip the global gradient norm to this (``None``: no clipping).
         quantize: reveal during training from the stego rounded to 8 bits,
@@ -62,7 +62,8 @@ class TrainConfig:
         seed: seeds every random draw of the run.
         num_workers: DataLoader worker processes.
         channels_last: store the convolution weights channels-last (faster
-            on CPUs and recent GPUs; the saved weights are the same).
+            on CPUs and recent GPUs; the saved weights are the same);
+            ``False`` stores them NCHW.
         memory_saving: train without storing activations (the model's
             ``memory_saving`` switch, see :mod:`invhide.nn.graph`).
         tensorboard: also log to TensorBoard when it is installed.

@@ -7,6 +7,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from invhide import checks
+
 __all__ = ["setup"]
 
 
@@ -15,11 +17,14 @@ def setup(device: str | torch.device | None) -> tuple[int, int, torch.device]:
 
     The device defaults to the local rank's GPU when CUDA is available; the
     backend follows the device (NCCL for CUDA, gloo for the CPU).
+
+    Raises:
+        invhide.errors.InputError: a device this PyTorch build or machine lacks.
     """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = checks.device("device", device)
     if device.type == "cuda":
         if device.index is None:
             device = torch.device("cuda", local_rank)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +86,14 @@ class RunLog:
         if kind not in ("train", "val"):
             return
         path = self.folder / f"{kind}.csv"
-        fields = [k for k in record if k != "kind"]
-        new = not path.exists()
+        new = not path.exists() or path.stat().st_size == 0
+        if new:
+            fields = [k for k in record if k != "kind"]
+        else:  # a resumed run appends under the columns the file already has
+            with path.open(newline="", errors="replace") as file:
+                fields = next(csv.reader(file), [])
         with path.open("a", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=fields, extrasaction="ignore")
+            writer = csv.DictWriter(file, fieldnames=fields, extrasaction="ignore", restval="")
             if new:
                 writer.writeheader()
             writer.writerow(record)
@@ -97,33 +103,80 @@ class RunLog:
                     self._board.add_scalar(f"{kind}/{key}", value, record["step"])
 
     def truncate(self, step: int) -> None:
-        """Drop the train and val records past ``step`` (events are kept)."""
+        """Drop the train and val records past ``step`` (events are kept).
+
+        Lines that do not parse (the torn last line of a run that was killed
+        mid-write, or a hand edit) are dropped with a warning that names the
+        file and the lines.
+        """
         if self.folder is None:
             return
         jsonl = self.folder / "log.jsonl"
         if jsonl.is_file():
-            kept = []
-            for line in jsonl.read_text().splitlines():
-                record = json.loads(line)
-                if record.get("kind") == "event" or record.get("step", 0) <= step:
+            kept, bad = [], []
+            for number, line in enumerate(jsonl.read_text(errors="replace").splitlines(), start=1):
+                record = _record(line)
+                if record is None:
+                    bad.append(number)
+                elif record.get("kind") == "event" or _step(record) <= step:
                     kept.append(line)
+            _warn_dropped(jsonl, bad)
             with atomic_write(jsonl, "w") as file:
                 file.write("".join(line + "\n" for line in kept))
         for kind in ("train", "val"):
             path = self.folder / f"{kind}.csv"
             if not path.is_file():
                 continue
-            with path.open(newline="") as file:
-                rows = list(csv.DictReader(file))
-            fields = list(rows[0]) if rows else []
+            with path.open(newline="", errors="replace") as file:
+                reader = csv.DictReader(file)
+                fields = list(reader.fieldnames or [])
+                rows, bad = [], []
+                for number, row in enumerate(reader, start=2):
+                    row_step = _number(row.get("step"))
+                    if row_step is None or None in row:  # no step, or more cells than the header has
+                        bad.append(number)
+                    elif row_step <= step:
+                        rows.append(row)
+            _warn_dropped(path, bad)
             with atomic_write(path, "w") as file:
-                writer = csv.DictWriter(file, fieldnames=fields)
+                writer = csv.DictWriter(file, fieldnames=fields, restval="")
                 if fields:
                     writer.writeheader()
-                writer.writerows(row for row in rows if int(float(row["step"])) <= step)
+                writer.writerows(rows)
 
     def close(self) -> None:
         """Flush and close TensorBoard."""
         if self._board is not None:
             self._board.close()
             self._board = None
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _step(record: dict[str, Any]) -> float:
+    """A record's step; one without a readable step sorts first, so it is kept."""
+    return _number(record.get("step", 0)) or 0.0
+
+
+def _warn_dropped(path: Path, lines: list[int]) -> None:
+    if lines:
+        shown = ", ".join(map(str, lines[:5])) + (", ..." if len(lines) > 5 else "")
+        warnings.warn(
+            f"{path}: dropped {len(lines)} unreadable line(s) ({shown}): torn by a crash or edited",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -1,36 +1,71 @@
-"""Training recipes: the paper's, the reference code's, and a quick one for a laptop CPU.
+"""Training recipes, each exactly what its name says: the paper's, the reference code's, and a quick one.
 
 A :class:`Recipe` bundles a model constructor, a loss and a
-:class:`~invhide.training.trainer.TrainConfig`; :func:`recipe` returns one by name,
-with any setting overridden.
+:class:`~invhide.training.config.TrainConfig`; :func:`recipe` returns one by
+name, with any setting overridden, and :meth:`Recipe.summary` prints every
+setting of it.
 
-=================== ======================================================
-``"paper"``         HiNet (16 blocks, dense subnets), lambda_c 10,
-                    lambda_r 1, lambda_f 10, Adam lr 10^-4.5, betas
-                    (0.5, 0.999), eps 1e-6, weight decay 1e-5, 8 pairs of
-                    256x256 crops, 80K steps, lr halved every 50K steps
-                    (the reference code halves every 1000 epochs of 50
-                    steps on DIV2K).
-``"reference-code"`` as ``"paper"`` with the reference code's loss weights
-                    (guide 1, reconstruction 5, low-frequency 1) and
-                    224x224 crops.
-``"quick"``         a 4-block hider with plain convolutional subnets,
-                    trained with a higher learning rate on a cosine
-                    schedule, Adam betas (0.9, 0.999), mean-reduced
-                    losses and 64x64 crops, 1200 steps: about 7 minutes
-                    on a 2-core CPU.
-=================== ======================================================
+- ``"paper"``: HiNet trained as the paper writes it (Jing et al., ICCV 2021,
+  Sec. 4.1): 80K iterations, Adam "with standard parameters" (betas (0.9,
+  0.999), eps 1e-8, no weight decay), learning rate 10^-4.5 halved every 10K
+  iterations, 256x256 crops, lambda_c 10, lambda_r 1, lambda_f 10, and a
+  pre-training stage with lambda_f = 0 before the low-frequency wavelet loss
+  is added (:data:`PAPER_PRETRAIN_STEPS`). The paper gives no batch size that
+  invhide could find; the recipe takes the reference code's (16 images = 8
+  cover/secret pairs, ``config.py`` line 16).
+- ``"reference-code"``: HiNet trained as the reference code's ``config.py``
+  and ``train.py`` (TomTomTommi/HiNet) run: 1000 epochs of 800 // 16 = 50
+  steps on DIV2K (``config.py`` lines 6 and 16, ``datasets.py`` lines 59-66,
+  ``drop_last=True``), so 50K steps; 224x224 crops (``config.py`` line 17);
+  guide 1, reconstruction 5, low-frequency 1 (lines 10-12); summed squared
+  errors (``train.py`` lines 27-42); Adam lr 10^-4.5, betas (0.5, 0.999),
+  eps 1e-6, weight decay 1e-5 (``config.py`` lines 4-7, 18; ``train.py`` line
+  84). Its ``StepLR(optim, 1000, gamma=0.5)`` (``config.py`` lines 19-20,
+  ``train.py`` line 85) is stepped once per epoch (``train.py`` line 209): it
+  would halve the rate after 1000 epochs = 50K steps, so inside the run the
+  rate never drops. The recipe says the same: ``"step"`` every 50K steps.
+  Validation and checkpoints every 50 epochs = 2500 steps (``config.py``
+  lines 26 and 47).
+- ``"paper-png"`` and ``"reference-code-png"``: the same, except that the
+  reveal during training starts from the stego rounded to 8 bits, with a
+  straight-through gradient (``quantize=True``), so that the model learns to
+  reveal from a PNG. Neither the paper nor the reference code does this: both
+  reveal from the float stego (``train.py`` lines 117-128).
+- ``"quick"``: not HiNet; a 4-block hider with plain convolutional subnets
+  that learns in about 7 minutes on a 2-core CPU.
 
-The HiNet recipes train with the differentiable 8-bit rounding
-(``quantize=True``): a model that reaches the paper's 45 to 50 dB changes its
-cover by about one grey level, the size of the rounding error of a PNG, and
-must learn to reveal from the rounded stego. The quick recipe does not: at its
-29 to 36 dB the stego differs from the cover by several grey levels, so
-rounding costs little; on kodak24 (``benchmarks/quality.py`` with and without
-``--quantize``, 1200 steps each on photos49) training through the rounding
-narrowed the float-to-8-bit recovery gap from 0.69 to 0.21 dB but cost 2.5 dB
-of stego PSNR and 1.0 dB of 8-bit recovery. ``quantize=`` overrides either
-choice.
+Every setting that the recipes set (the rest are
+:class:`~invhide.training.config.TrainConfig`'s defaults: the explosion guard,
+logging, seeds):
+
+======================= ======================= ======================= =======================
+setting                 ``"paper"``             ``"reference-code"``    ``"quick"``
+======================= ======================= ======================= =======================
+model                   HiNet, 16 blocks        HiNet, 16 blocks        4 blocks, conv subnets
+loss weights c, r, f    10, 1, 10               1, 5, 1                 1, 5, 1
+loss reduction          sum                     sum                     mean
+weight_schedule         f = 0 until step 10K    none                    none
+steps                   80,000                  50,000                  1,200
+batch_size (pairs)      8                       8                       8
+crop                    256                     224                     64
+lr                      10^-4.5                 10^-4.5                 2e-3
+betas                   (0.9, 0.999)            (0.5, 0.999)            (0.9, 0.999)
+eps                     1e-8                    1e-6                    1e-6
+weight_decay            0                       1e-5                    1e-5
+schedule                step: x0.5 every 10K    step: x0.5 every 50K    cosine
+warmup_steps            0                       0                       20
+grad_clip               none                    none                    10
+quantize                False                   False                   False
+val_every               1,000                   2,500                   400
+checkpoint_every        1,000                   2,500                   400
+======================= ======================= ======================= =======================
+
+``"paper-png"`` and ``"reference-code-png"`` differ from ``"paper"`` and
+``"reference-code"`` only in ``quantize=True``. On the quick recipe,
+training through the rounding narrowed the float-to-8-bit recovery gap on
+kodak24 from 0.69 to 0.21 dB but cost 2.5 dB of stego PSNR and 1.0 dB of
+8-bit recovery (``benchmarks/quality.py`` with and without ``--quantize``,
+1200 steps each on photos49).
 """
 
 from __future__ import annotations
@@ -47,7 +82,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from invhide.errors import InputError
+from invhide.checks import non_negative_int
+from invhide.errors import ConfigError, InputError
 from invhide.evaluation.metrics import Evaluation, evaluate
 from invhide.io.datasets import SAMPLE_TEST, SAMPLE_TRAIN, ImageDataset, evaluation_pairs, sample_image_paths
 from invhide.io.files import atomic_write
@@ -58,9 +94,27 @@ from invhide.training.config import TrainConfig
 from invhide.training.losses import HidingLoss
 from invhide.training.trainer import Trainer, TrainResult
 
-__all__ = ["RECIPES", "Recipe", "Report", "recipe", "train_and_evaluate"]
+__all__ = ["PAPER_PRETRAIN_STEPS", "RECIPES", "Recipe", "Report", "recipe", "train_and_evaluate"]
 
-RECIPES: tuple[str, ...] = ("paper", "reference-code", "quick")
+RECIPES: tuple[str, ...] = ("paper", "paper-png", "reference-code", "reference-code-png", "quick")
+"""The names :func:`recipe` knows."""
+
+PAPER_PRETRAIN_STEPS: int = 10_000
+"""Steps of the ``"paper"`` recipes' pre-training with lambda_f = 0, before the low-frequency loss is added.
+
+The paper (Sec. 4.1) pre-trains without the low-frequency wavelet loss and
+then adds it, but does not say for how long. invhide takes 10K iterations,
+the paper's own unit of schedule: the first learning-rate period (the rate
+halves every 10K iterations), so the loss is added with the first halving,
+once hiding and revealing have been learnt, and 70K of the 80K iterations
+(seven eighths) train on the full loss that Table 2 reports. Adding the term
+cannot set off the explosion guard: with summed squared errors and the
+orthonormal Haar transform the LL band carries at most the whole
+stego-cover error (``L_freq <= L_con``), so ``lambda_f L_freq`` at most
+doubles the ``lambda_c L_con`` part of the loss, below the guard's
+``spike_factor`` of 10. Override it with ``recipe("paper", pretrain_steps=N)``
+(0: no pre-training) or any ``weight_schedule``.
+"""
 
 
 @dataclass(frozen=True)
@@ -70,67 +124,210 @@ class Recipe:
     Attributes:
         name: the recipe's name.
         build_model: returns a freshly initialised model.
-        build_loss: returns the loss.
+        build_loss: returns the loss, with the weights it has before
+            ``config.weight_schedule`` changes them.
         config: the training settings.
+        about: one line on what the recipe is and where its settings come from.
     """
 
     name: str
     build_model: Callable[[], nn.Module]
     build_loss: Callable[[], HidingLoss]
     config: TrainConfig
+    about: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """Every setting of the recipe, JSON-ready: the model's and the loss's configs and the training settings.
+
+        Builds the model once (without touching the caller's random generator) to read its config.
+
+        Example:
+            >>> described = recipe("reference-code").describe()
+            >>> described["model"]["num_blocks"], described["train"]["steps"], described["train"]["eps"]
+            (16, 50000, 1e-06)
+            >>> described["loss"]["terms"]["revealing"]["weight"]
+            5.0
+        """
+        with torch.random.fork_rng(devices=[]):
+            model = self.build_model()
+        config = getattr(model, "config", None)
+        return {
+            "name": self.name,
+            "about": self.about,
+            "model": config() if callable(config) else {"class": type(model).__name__},
+            "loss": self.build_loss().config(),
+            "train": self.config.to_dict(),
+        }
+
+    def summary(self) -> str:
+        """:meth:`describe` as lines of text, one setting a line.
+
+        Example:
+            >>> print(recipe("paper").summary())  # doctest: +ELLIPSIS
+            recipe 'paper': HiNet as the paper trains it (...)
+              model: HiNet, num_blocks=16, num_secrets=1, channels=3, clamp=2.0, growth=32
+              loss: concealing 10 (l2, sum), revealing 1 (l2, sum), low_frequency 10 (l2, sum)
+              steps: 80000
+              ...
+              eps: 1e-08
+              ...
+              weight_schedule: ((0, 'low_frequency', 0.0), (10000, 'low_frequency', 10.0))
+        """
+        described = self.describe()
+        model = dict(described["model"])
+        name = model.pop("class", "model")
+        terms = described["loss"]["terms"]
+        lines = [
+            f"recipe {self.name!r}: {self.about}" if self.about else f"recipe {self.name!r}",
+            f"  model: {name}" + "".join(f", {key}={value!r}" for key, value in model.items()),
+            "  loss: "
+            + ", ".join(
+                f"{term} {entry['weight']:g} ({entry['loss']['kind']}, {entry['loss']['reduction']})"
+                for term, entry in terms.items()
+            ),
+        ]
+        lines += [f"  {key}: {getattr(self.config, key)!r}" for key in described["train"]]
+        return "\n".join(lines)
 
 
 def _quick_model() -> InvertibleHider:
     return InvertibleHider(num_blocks=4, subnet=subnets.conv(hidden=64, depth=3), layout="hinet")
 
 
-_QUICK = dict(
+def _quick_loss() -> HidingLoss:
+    return HidingLoss.reference_code(reduction="mean")
+
+
+# The optimiser and schedule settings are written out in full, so that a change of TrainConfig's
+# defaults cannot change a recipe.
+_PAPER: dict[str, Any] = dict(  # the paper, Sec. 4.1
+    steps=80_000,
+    batch_size=8,  # not in the paper: the reference code's 16 images (config.py line 16)
+    crop=256,
+    lr=10**-4.5,
+    betas=(0.9, 0.999),  # Adam "with standard parameters": torch's defaults
+    eps=1e-8,
+    weight_decay=0.0,
+    schedule="step",
+    lr_step=10_000,
+    lr_gamma=0.5,
+    warmup_steps=0,
+    grad_clip=None,
+    quantize=False,
+)
+_REFERENCE_CODE: dict[str, Any] = dict(  # TomTomTommi/HiNet config.py and train.py
+    steps=50_000,  # epochs = 1000 (config.py line 6) of 800 // 16 = 50 batches (datasets.py lines 59-66)
+    batch_size=8,  # batch_size = 16 images (config.py line 16), halves paired (train.py lines 106-107)
+    crop=224,  # cropsize (config.py line 17)
+    lr=10**-4.5,  # log10_lr (config.py lines 4-5)
+    betas=(0.5, 0.999),  # config.py line 18
+    eps=1e-6,  # train.py line 84
+    weight_decay=1e-5,  # config.py line 7
+    schedule="step",  # StepLR(weight_step=1000 epochs, gamma=0.5) stepped once per epoch (train.py lines 85, 209)
+    lr_step=50_000,
+    lr_gamma=0.5,
+    warmup_steps=0,
+    grad_clip=None,
+    quantize=False,  # the reveal starts from the float DWT-domain stego (train.py lines 117-128)
+    val_every=2_500,  # val_freq = 50 epochs (config.py line 26)
+    checkpoint_every=2_500,  # SAVE_freq = 50 epochs (config.py line 47)
+)
+_QUICK: dict[str, Any] = dict(
     steps=1200,
     batch_size=8,
     crop=64,
     lr=2e-3,
     betas=(0.9, 0.999),
+    eps=1e-6,
+    weight_decay=1e-5,
     schedule="cosine",
+    lr_step=50_000,
+    lr_gamma=0.5,
     warmup_steps=20,
     grad_clip=10.0,
+    quantize=False,
     val_every=400,
     checkpoint_every=400,
     log_every=10,
 )
 
+_PAPER_ABOUT = "HiNet as the paper trains it (Jing et al., ICCV 2021, Sec. 4.1)"
+_REFERENCE_ABOUT = "HiNet as the reference code's config.py and train.py train it (TomTomTommi/HiNet)"
+_PNG_ABOUT = ", revealing during training from the stego rounded to 8 bits"
+# name: (model, loss, settings, pre-training steps without the low-frequency loss, description)
+_RECIPES: dict[str, tuple[Callable[[], nn.Module], Callable[[], HidingLoss], dict[str, Any], int, str]] = {
+    "paper": (HiNet, HidingLoss.paper, _PAPER, PAPER_PRETRAIN_STEPS, _PAPER_ABOUT),
+    "paper-png": (
+        HiNet,
+        HidingLoss.paper,
+        {**_PAPER, "quantize": True},
+        PAPER_PRETRAIN_STEPS,
+        _PAPER_ABOUT + _PNG_ABOUT,
+    ),
+    "reference-code": (HiNet, HidingLoss.reference_code, _REFERENCE_CODE, 0, _REFERENCE_ABOUT),
+    "reference-code-png": (
+        HiNet,
+        HidingLoss.reference_code,
+        {**_REFERENCE_CODE, "quantize": True},
+        0,
+        _REFERENCE_ABOUT + _PNG_ABOUT,
+    ),
+    "quick": (_quick_model, _quick_loss, _QUICK, 0, "a 4-block hider with conv subnets, minutes on a CPU; not HiNet"),
+}
 
-def recipe(name: str, **overrides: Any) -> Recipe:
+
+def recipe(name: str, *, pretrain_steps: int | None = None, **overrides: Any) -> Recipe:
     """The named recipe, with ``TrainConfig`` fields overridden.
 
     Args:
         name: one of :data:`RECIPES`.
-        **overrides: ``TrainConfig`` fields, e.g. ``steps=100``.
+        pretrain_steps: train this many steps without the low-frequency
+            wavelet loss (weight 0), then with the recipe's weight for it; 0
+            for no pre-training. Default: the recipe's own
+            (:data:`PAPER_PRETRAIN_STEPS` for the ``"paper"`` recipes, none
+            for the others). A shorthand for ``weight_schedule``; give one or
+            the other.
+        **overrides: ``TrainConfig`` fields, e.g. ``steps=100``,
+            ``quantize=True`` or ``weight_schedule=()``; ``None`` values are
+            ignored (the command line passes unset options so).
 
     Raises:
-        ValueError: unknown recipe or invalid setting.
+        InputError: an unknown recipe, or a setting out of bounds.
+        ConfigError: an unknown setting, a ``weight_schedule`` naming a term
+            the recipe's loss lacks, or both ``pretrain_steps`` and
+            ``weight_schedule``.
 
     Example:
         >>> r = recipe("paper", steps=10)
-        >>> r.config.steps, r.config.lr == 10**-4.5, r.build_loss().weights["concealing"]
-        (10, True, 10.0)
+        >>> r.config.steps, r.config.lr == 10**-4.5, r.config.betas, r.build_loss().weights["low_frequency"]
+        (10, True, (0.9, 0.999), 10.0)
+        >>> r.config.weight_schedule
+        ((0, 'low_frequency', 0.0), (10000, 'low_frequency', 10.0))
+        >>> recipe("paper", pretrain_steps=0).config.weight_schedule
+        ()
     """
-    if name == "paper":
-        base: dict[str, Any] = dict(steps=80_000, batch_size=8, crop=256, schedule="step", lr_step=50_000)
-        model, loss = HiNet, HidingLoss.paper
-    elif name == "reference-code":
-        base = dict(steps=80_000, batch_size=8, crop=224, schedule="step", lr_step=50_000)
-        model, loss = HiNet, HidingLoss.reference_code
-    elif name == "quick":
-        base = dict(_QUICK)
-        model, loss = _quick_model, lambda: HidingLoss.reference_code(reduction="mean")
-    else:
+    if name not in _RECIPES:
         raise InputError(f"unknown recipe {name!r}; choose one of {RECIPES}")
+    model, loss, base, pretrain, about = _RECIPES[name]
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise InputError(f"unknown training setting(s) {unknown}; TrainConfig has {sorted(fields)}")
-    settings = {"quantize": name != "quick", **base, **{k: v for k, v in overrides.items() if v is not None}}
-    return Recipe(name, model, loss, TrainConfig(**settings))
+        raise ConfigError(f"unknown training setting(s) {unknown}; TrainConfig has {sorted(fields)}")
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if pretrain_steps is not None:
+        if "weight_schedule" in overrides:
+            raise ConfigError("give pretrain_steps or weight_schedule, not both (pretrain_steps sets weight_schedule)")
+        pretrain = non_negative_int("pretrain_steps", pretrain_steps)
+    schedule: tuple[tuple[int, str, float], ...] = ()
+    if pretrain:
+        weight = loss().weights["low_frequency"]  # every shipped recipe's loss has this term
+        schedule = ((0, "low_frequency", 0.0), (pretrain, "low_frequency", weight))
+    config = TrainConfig(**{**base, "weight_schedule": schedule, **overrides})
+    terms = loss().weights
+    missing = sorted({term for _, term, _ in config.weight_schedule} - set(terms))
+    if missing:
+        raise ConfigError(f"weight_schedule names term(s) {missing} that the {name!r} loss lacks; terms: {list(terms)}")
+    return Recipe(name, model, loss, config, about)
 
 
 @dataclass

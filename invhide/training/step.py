@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from invhide.models.hider import InvertibleHider
 from invhide.nn.functional import quantize_8bit
 
 __all__ = ["HidingStep", "round_ste"]
@@ -39,7 +40,9 @@ class HidingStep(nn.Module):
 
     def forward(self, cover: Tensor, secret: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Returns ``(stego, lost, recovered)``."""
-        stego, lost = self.model.hide(cover, *secret.chunk(self.model.num_secrets, dim=1))
+        # No finiteness checks for invhide's hiders: the trainer's explosion guard rolls a non-finite step back.
+        unchecked = {"check_finite": False} if isinstance(self.model, InvertibleHider) else {}
+        stego, lost = self.model.hide(cover, *secret.chunk(self.model.num_secrets, dim=1), **unchecked)
         received = round_ste(stego) if self.quantize else stego
-        recovered = self.model.reveal(received, z=z)
+        recovered = self.model.reveal(received, z=z, **unchecked)
         return stego, lost, recovered

@@ -18,6 +18,14 @@ lacks:
 - **Atomic checkpoints.** ``checkpoints/step_XXXXXXXX/`` holds the model
   (safetensors + ``config.json``), the optimizer (safetensors) and the loop
   state (JSON), written to a temporary folder and renamed into place.
+- **Interruptions lose nothing.** While :meth:`Trainer.fit` runs in the main
+  thread, the first Ctrl-C (SIGINT) is deferred: the step under way
+  completes, a checkpoint of that last completed step is written, an
+  ``"interrupted"`` event is logged and ``KeyboardInterrupt`` is raised; a
+  second Ctrl-C interrupts at once. A ``KeyboardInterrupt`` raised inside a
+  step (from a loss term, say) also saves the last completed step, which is
+  consistent because a step only changes the model in its optimizer update.
+  ``fit(resume=True)`` then continues exactly where the run stopped.
 - **Logs.** ``log.jsonl`` (every record), ``train.csv`` and ``val.csv``, and
   TensorBoard when it is installed; a tqdm bar shows live losses and PSNRs.
 - **Differentiable 8-bit rounding** (``quantize=True``): the reveal starts
@@ -30,27 +38,37 @@ lacks:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from invhide.errors import ConfigError, InputError, InputTypeError
+from invhide.errors import ConfigError, InputError, InputTypeError, MissingPathError
 from invhide.evaluation.metrics import evaluate
 from invhide.io import checkpoint
 from invhide.training import distributed
-from invhide.training.checkpoints import latest_checkpoint, load_training_checkpoint, save_training_checkpoint
+from invhide.training.checkpoints import (
+    latest_checkpoint,
+    load_training_checkpoint,
+    read_loop_state,
+    save_training_checkpoint,
+)
 from invhide.training.config import TrainConfig
 from invhide.training.guard import ExplosionGuard
 from invhide.training.logs import RunLog
@@ -83,6 +101,62 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     validation: dict[str, float] | None = None
     model_path: Path | None = None
+
+
+class _DeferredInterrupt:
+    """While active in the main thread, the first SIGINT only sets :attr:`requests`; the second raises at once.
+
+    Installed only in the main thread (the only one Python delivers signals
+    to) and only over Python's default handler, so an application's own
+    SIGINT handler is left alone; the previous handler is restored on exit.
+    """
+
+    def __init__(self, notice: str | None) -> None:
+        self.notice = notice
+        self.requests = 0
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requests += 1
+        if self.requests > 1:
+            raise KeyboardInterrupt
+        if self.notice:
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # a stderr without a file descriptor
+                os.write(sys.stderr.fileno(), self.notice.encode())  # no locks: safe inside a signal handler
+
+    def __enter__(self) -> _DeferredInterrupt:
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which stops the run cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _check_first_image(train_data: Any, channels: int, crop: int) -> None:
+    """Refuse a data set whose first image the training step could not use (a cheap look at one image)."""
+    item = getattr(train_data, "item", None)
+    first = item(0, torch.Generator().manual_seed(0)) if item is not None else train_data[0]
+    if isinstance(first, (tuple, list)) and len(first) == 1:  # a TensorDataset row
+        raise InputTypeError(
+            f"train_data[0] is a {type(first).__name__} of one tensor; pass the images themselves "
+            f"(e.g. [x for (x,) in dataset])"
+        )
+    if not isinstance(first, Tensor):
+        raise InputTypeError(f"train_data[0] must be a (C, H, W) image tensor, got {type(first).__name__}")
+    if first.dim() != 3 or first.shape[0] != channels or not first.is_floating_point():
+        raise InputError(
+            f"train_data[0] must be a float ({channels}, {crop}, {crop}) image in [0, 1], got shape "
+            f"{tuple(first.shape)} and dtype {first.dtype}"
+        )
 
 
 def _psnr(x: Tensor, y: Tensor) -> float:
@@ -140,6 +214,7 @@ class Trainer:
             raise InputTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         if len(train_data) == 0:  # type: ignore[arg-type]
             raise InputError("train_data holds no images")
+        _check_first_image(train_data, getattr(model, "channels", 3), config.crop)
         unknown = sorted({term for _, term, _ in config.weight_schedule} - set(loss.weights))
         if unknown:
             raise ConfigError(
@@ -156,8 +231,7 @@ class Trainer:
                 f"{num_secrets} secret(s) of {channels} channel(s): pass val_pairs=None and evaluate it yourself"
             )
         self.model = model.to(self.device)
-        if config.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.model.to(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
         if config.memory_saving:
             if not hasattr(model, "memory_saving"):
                 raise InputTypeError(f"memory_saving needs an InvertibleGraph model, got {type(model).__name__}")
@@ -184,6 +258,9 @@ class Trainer:
         else:
             self._step_module = hiding
         self._losses: dict[tuple[tuple[str, float], ...], HidingLoss] = {}
+        self._interrupt: _DeferredInterrupt | None = None
+        self._stop_agreed = False
+        self._updating = False
 
     @property
     def rollbacks(self) -> int:
@@ -226,14 +303,26 @@ class Trainer:
         """Restore model, optimizer and loop state from a checkpoint folder.
 
         Raises:
-            invhide.io.checkpoint.CheckpointError: the checkpoint does not fit this model.
+            invhide.errors.MissingPathError: no such folder, or a file of the
+                checkpoint is missing.
+            invhide.io.checkpoint.CheckpointError: the checkpoint does not fit
+                this model, or a file is corrupt or was edited (named).
         """
+        shown = folder
         folder = Path(folder)
+        if not folder.is_dir():
+            raise MissingPathError(f"{os.fspath(shown)}: no such checkpoint folder")
         loop = load_training_checkpoint(folder, self.model, self.optimizer, self.device)
-        self.step = int(loop["step"])
+        self.step = loop["step"]
         self.guard.load_state(loop["rollbacks"], loop["lr_scale"], loop["recent"])
         if self._scaler is not None and loop.get("grad_scaler"):
-            self._scaler.load_state_dict(loop["grad_scaler"])
+            try:
+                self._scaler.load_state_dict(loop["grad_scaler"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:
+                raise checkpoint.CheckpointError(
+                    f"{folder / 'trainer.json'}: unusable 'grad_scaler' state ({error!r:.80}); the checkpoint is "
+                    f"corrupt or was edited"
+                ) from None
         saved = {k: v for k, v in loop["config"].items() if k not in _BOOKKEEPING}
         current = {k: v for k, v in self.config.to_dict().items() if k in saved}
         changed = {k: (saved[k], current[k]) for k in saved if json.dumps(saved[k]) != json.dumps(current[k])}
@@ -268,7 +357,26 @@ class Trainer:
             # base seed from torch's global generator.
             generator=torch.Generator().manual_seed(self.config.seed),
             persistent_workers=False,
+            worker_init_fn=_ignore_sigint if self.config.num_workers else None,
         )
+
+    def _batches(self) -> Iterator[Tensor]:
+        """The loader's batches; before each one, stop (``KeyboardInterrupt``) if a Ctrl-C was deferred."""
+        iterator = iter(self._loader())
+        while self.step < self.config.steps:
+            if self._stop_requested():
+                raise KeyboardInterrupt
+            try:
+                images = next(iterator)
+            except StopIteration:
+                return
+            yield images
+
+    def _stop_requested(self) -> bool:
+        """A deferred Ctrl-C: on this process, or (under torchrun) on any process at the last step."""
+        if self.world_size > 1:
+            return self._stop_agreed
+        return self._interrupt is not None and self._interrupt.requests > 0
 
     def _loss_at(self, step: int) -> HidingLoss:
         """The loss with the weights :attr:`TrainConfig.weight_schedule` gives step ``step``."""
@@ -308,11 +416,13 @@ class Trainer:
             total.backward()
         clip = config.grad_clip if config.grad_clip is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        health = torch.stack([total.detach(), grad_norm.detach().float()])
+        asked = float(self._interrupt is not None and self._interrupt.requests > 0)
+        health = torch.stack([total.detach(), grad_norm.detach().float(), total.new_tensor(asked)])
         if self.world_size > 1:
-            dist.all_reduce(health)
+            dist.all_reduce(health)  # every process stops after the same step when any was interrupted
             health /= self.world_size
-        loss_value, norm_value = health.tolist()
+        loss_value, norm_value, stop = health.tolist()
+        self._stop_agreed = self._stop_agreed or stop > 0
         record: dict[str, Any] = {
             "kind": "train",
             "step": self.step + 1,
@@ -327,6 +437,7 @@ class Trainer:
             if self._scaler is not None:
                 self._scaler.update()  # unscale_ was called: close the step (and lower the scale on inf)
             return record
+        self._updating = True  # an exception from here to the end leaves the model half-updated
         if self._scaler is not None:
             self._scaler.step(self.optimizer)
             self._scaler.update()
@@ -337,6 +448,7 @@ class Trainer:
             record["psnr_stego"] = _psnr(stego, cover)
             record["psnr_recovered"] = _psnr(recovered, secrets)
         self.step += 1
+        self._updating = False
         return record
 
     def _roll_back(self, record: dict[str, Any], bar: Any) -> None:
@@ -362,7 +474,9 @@ class Trainer:
             )
         if bar is not None:
             bar.write(f"{message}, learning rate x{self.guard.lr_scale:g}")
+        self._updating = True
         self.step = self.guard.restore(self.model, self.optimizer)
+        self._updating = False
         self.log.truncate(self.step)  # the steps after the snapshot will be logged again
         if bar is not None:
             bar.n = self.step
@@ -387,48 +501,129 @@ class Trainer:
     # The loop
     # ------------------------------------------------------------------
 
-    def fit(self, resume: bool = False) -> TrainResult:
+    def fit(self, resume: bool | Literal["auto"] = False) -> TrainResult:
         """Train until ``config.steps`` steps are done.
 
+        Ctrl-C stops the run cleanly: in the main thread the first one is
+        deferred until the step under way completes (a second one interrupts
+        at once, saving nothing more); then a checkpoint of the last completed
+        step is written (unless one exists), an ``"interrupted"`` event is
+        logged and ``KeyboardInterrupt`` is raised. A ``KeyboardInterrupt``
+        raised from inside a step (a loss term, a data set) is handled the
+        same way. ``fit(resume=True)`` continues the run bit for bit.
+
         Args:
-            resume: continue from the newest checkpoint in ``out_dir`` when
-                there is one.
+            resume: ``False`` starts a new run (refused when ``out_dir``
+                holds a previous one); ``True`` continues from the newest
+                checkpoint in ``out_dir`` and refuses a folder without one;
+                ``"auto"`` continues when there is a checkpoint and starts
+                afresh otherwise (dropping a previous run's train and val
+                records, which no checkpoint backs).
 
         Returns:
             A :class:`TrainResult`.
 
         Raises:
+            KeyboardInterrupt: Ctrl-C, after the checkpoint is written.
             invhide.errors.DivergenceError: ``max_rollbacks`` rollbacks in a row.
-            invhide.errors.PathExistsError: a fresh run (no checkpoint to
-                resume) whose output folder holds a previous run's logs or
-                checkpoints.
+            invhide.errors.PathExistsError: ``resume=False`` and the output
+                folder holds a previous run's logs or checkpoints.
+            invhide.errors.MissingPathError: ``resume=True`` and the output
+                folder holds no checkpoint.
+            invhide.io.checkpoint.CheckpointError: the checkpoint to resume
+                is corrupt or does not fit this model (named).
         """
         start = time.perf_counter()
         self._begin(resume)
         history: list[dict[str, Any]] = []
         validation = None
-        with self._progress_bar() as bar:
-            while self.step < self.config.steps:
-                for images in self._loader():
-                    record = self._train_step(images)
-                    if "problem" in record:
-                        self._roll_back(record, bar)
-                        history = [r for r in history if r["step"] <= self.step]
-                        break  # a fresh loader: the steps after a rollback draw new seeds
-                    self._show(bar, record)
-                    if self.step % self.config.log_every == 0 or self.step == self.config.steps:
-                        history.append({**record, "time": time.perf_counter() - start})
-                        self.log.write(history[-1])
-                    validation = self._periodic() or validation
-        model_path = self._finish()
+        notice = (
+            f"\ninvhide: interrupted: finishing the current step, then saving a checkpoint in {self.out_dir} "
+            f"(Ctrl-C again to stop at once)\n"
+            if self.progress and self.out_dir is not None
+            else None
+        )
+        with self._progress_bar() as bar, _DeferredInterrupt(notice) as interrupt:
+            self._interrupt, self._stop_agreed, self._updating = interrupt, False, False
+            try:
+                while self.step < self.config.steps:
+                    for images in self._batches():
+                        record = self._train_step(images)
+                        if "problem" in record:
+                            self._roll_back(record, bar)
+                            history = [r for r in history if r["step"] <= self.step]
+                            break  # a fresh loader: the steps after a rollback draw new seeds
+                        self._show(bar, record)
+                        if self.step % self.config.log_every == 0 or self.step == self.config.steps:
+                            history.append({**record, "time": time.perf_counter() - start})
+                            self.log.write(history[-1])
+                        validation = self._periodic() or validation
+                model_path = self._finish()
+            except KeyboardInterrupt:
+                self._save_interrupted(at_once=interrupt.requests > 1)
+                raise
+            finally:
+                self._interrupt = None
+            if interrupt.requests or self._stop_agreed:  # Ctrl-C during the last step: the run is complete
+                self._log_interrupted(model_path, f"the run was complete at step {self.step}")
+                raise KeyboardInterrupt
         validation = self._final_validation or validation
         return TrainResult(self.step, time.perf_counter() - start, self.rollbacks, history, validation, model_path)
 
-    def _begin(self, resume: bool) -> None:
+    def _save_interrupted(self, at_once: bool) -> None:
+        """After a ``KeyboardInterrupt``: checkpoint the last completed step (unless torn or asked to hurry), log it."""
+        saved: Path | None = None
+        if self._updating:
+            note = "interrupted during the optimizer update; the newest checkpoint on disk is the one to resume"
+        elif at_once:
+            note = "interrupted at once (second Ctrl-C); the newest checkpoint on disk is the one to resume"
+        elif self.out_dir is None:
+            note = f"no output folder: nothing saved; the model in memory is at step {self.step}"
+        else:
+            note = f"saved the last completed step, {self.step}"
+            saved = self.latest_checkpoint()
+            if saved is None or saved.name != f"step_{self.step:08d}":
+                saved = self.save_checkpoint()
+        self._log_interrupted(saved, note)
+        self.log.close()
+
+    def _log_interrupted(self, saved: Path | None, note: str) -> None:
+        self.log.write(
+            {
+                "kind": "event",
+                "event": "interrupted",
+                "at_step": self.step,
+                "checkpoint": str(saved) if saved is not None else None,
+                "note": note,
+            }
+        )
+
+    def _begin(self, resume: bool | str) -> None:
+        if resume not in (False, True, "auto") or not isinstance(resume, (bool, str)):
+            raise InputError(f"resume must be False, True or 'auto', got {resume!r}")
         latest = self.latest_checkpoint() if resume else None
+        if resume is True and latest is None and self.step == 0:
+            if self.out_dir is None:
+                raise InputError("resume=True needs an output folder (out_dir) holding the run to resume")
+            raise MissingPathError(
+                f"{self.out_dir}: no checkpoint to resume (no checkpoints/step_*/trainer.json); start a new run "
+                f"with resume=False, or pass resume='auto' to resume only when there is a checkpoint"
+            )
         if latest is not None:
-            self.load_checkpoint(latest)
-        elif self.step == 0 and not resume:
+            try:
+                saved_step = read_loop_state(latest)["step"]
+                if saved_step > self.config.steps:
+                    raise ConfigError(
+                        f"{latest} holds step {saved_step}, past steps={self.config.steps}: raise steps to go on "
+                        f"training, or use the model as it is"
+                    )
+                self.load_checkpoint(latest)
+            except (checkpoint.CheckpointError, MissingPathError) as error:
+                older = [p.name for p in sorted(latest.parent.glob("step_*")) if p != latest]
+                if not older:
+                    raise
+                raise type(error)(f"{error}; to resume from {older[-1]} instead, delete {latest}") from None
+        elif self.step == 0 and resume is False:
             self.log.check_fresh()
         self.log.open(self.step)
         self.guard.take_snapshot(self.step, self.model, self.optimizer)

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from helpers import images, randomize_
+from helpers import images
 
 from invhide import InvertibleHider, subnets
+from invhide.testing import randomize_
 from invhide.training import TrainConfig, Trainer
 from invhide.training.losses import HidingLoss
 

@@ -1,0 +1,614 @@
+"""Trained models that ship with invhide, loaded by name, each with the record of how it was made and measured.
+
+A registry folder holds two files for each model ``NAME``:
+
+- ``NAME.safetensors``: the weights, written by :func:`invhide.io.checkpoint.save`
+  (float32, or float16 / bfloat16 to halve the file);
+- ``NAME.json``: its :class:`ModelRecord`: the architecture config, the
+  training data, steps and wall time, the hardware, the exact command that
+  reproduces it, its measured tables, the SHA-256 of the weights file, a
+  one-line headline, and whether it is the default model.
+
+:func:`load` takes a shipped name or a path: a name has its weights checked
+against the SHA-256 of its record before anything is read from them; anything
+else is a file or folder for :func:`invhide.io.checkpoint.load`. A string is
+looked up as a name first (names are lower-case words joined by ``-`` or
+``_``, without dots or slashes), so ``"./NAME"`` means a path when a file or
+folder has a shipped model's name; a :class:`~pathlib.Path` is always a path.
+
+The folder read is, in this order: the ``folder`` argument of each function;
+``$INVHIDE_MODELS_DIR`` (:data:`MODELS_DIR_ENV`); the package's own
+``invhide/models/trained/`` (:data:`SHIPPED`). Nothing here writes into a
+folder it was not given: :func:`publish` and :func:`set_default` take the
+folder explicitly.
+
+Example:
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> hider = invhide.InvertibleHider(num_blocks=1, subnet="conv")
+    >>> fields = dict(headline="a one-block example", default=True, training={"data": "none"}, steps=1,
+    ...               wall_seconds=0.0, hardware=hardware(), command="python -c ...", tables={})
+    >>> published = publish(hider, "tiny", folder, fields)
+    >>> [(r.name, r.default) for r in available(folder)], default_name(folder)
+    ([('tiny', True)], 'tiny')
+    >>> type(load("tiny", folder=folder)).__name__
+    'InvertibleHider'
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from invhide.checks import one_of
+from invhide.errors import ConfigError, InputError, InputTypeError, MissingPathError, NotAFolderError, PathExistsError
+from invhide.io import checkpoint
+from invhide.io.checkpoint import CheckpointError
+from invhide.io.files import atomic_write
+
+__all__ = [
+    "DTYPES",
+    "MAX_RECORD_BYTES",
+    "MODELS_DIR_ENV",
+    "NAME_PATTERN",
+    "RECORD_FORMAT",
+    "SHIPPED",
+    "ModelRecord",
+    "available",
+    "default_name",
+    "file_sha256",
+    "hardware",
+    "load",
+    "models_dir",
+    "names",
+    "publish",
+    "record",
+    "set_default",
+]
+
+MODELS_DIR_ENV = "INVHIDE_MODELS_DIR"
+"""Environment variable: a registry folder read instead of the shipped one (tests, a private set of models)."""
+SHIPPED = Path(__file__).resolve().parent / "trained"
+"""The registry folder inside the package: the models that ship with invhide."""
+RECORD_FORMAT = "invhide.trained-model.v1"
+"""The ``format`` field of every record."""
+NAME_PATTERN = r"[a-z0-9]+(?:[-_][a-z0-9]+)*"
+"""What a model name looks like: lower-case letters and digits, words joined by ``-`` or ``_`` (64 at most)."""
+DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+"""Precisions the weights may be stored in; :func:`load` always returns a float32 model."""
+MAX_RECORD_BYTES = 8 << 20
+"""Largest record file read (the tables of a model fill a few kB)."""
+
+_NAME = re.compile(NAME_PATTERN)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MAX_NAME = 64
+_MAX_HEADLINE = 200
+# Fields publish computes; record_fields may not set them.
+_COMPUTED = ("format", "name", "weights", "sha256", "dtype", "architecture")
+_GIVEN = ("headline", "default", "training", "steps", "wall_seconds", "hardware", "command", "tables")
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What is known about a shipped model: how it was made and what it measures.
+
+    Every field but :attr:`path` is a field of the record's JSON file, which
+    :meth:`to_dict` returns. The mapping fields are plain JSON objects; treat
+    them as read-only.
+
+    Attributes:
+        name: the model's name (the stem of both of its files).
+        headline: one line of its measured quality and cost, shown by
+            ``invhide models``.
+        default: whether ``invhide hide``, ``reveal`` and ``eval`` use it when
+            neither ``--model`` nor ``$INVHIDE_MODEL`` is given (one per folder
+            at most).
+        weights: the weights file's name, ``NAME.safetensors``, beside the record.
+        sha256: SHA-256 of the weights file, checked by :func:`load`.
+        dtype: precision the weights are stored in (:data:`DTYPES`).
+        architecture: the model's config (``model.config()``), with its ``"class"``.
+        training: what it was trained on and how: at least ``"data"``; also,
+            for example, the validation data, the recipe and every
+            :class:`~invhide.training.config.TrainConfig` setting, and the
+            compute of each session when a run was resumed.
+        steps: optimizer steps in total.
+        wall_seconds: wall time of the training in total, in seconds.
+        hardware: where it was trained: at least ``"cpu"`` (the CPU model),
+            ``"threads"`` (torch threads) and ``"gpu"`` (its name, or
+            ``None``); :func:`hardware` describes this machine so.
+        command: the exact command that reproduces the model.
+        tables: its measured results, e.g. one
+            :meth:`~invhide.evaluation.metrics.Evaluation.to_dict` per test set.
+        path: the record file it was read from (not part of the JSON).
+    """
+
+    name: str
+    headline: str
+    default: bool
+    weights: str
+    sha256: str
+    dtype: str
+    architecture: Mapping[str, Any] = field(hash=False)
+    training: Mapping[str, Any] = field(hash=False)
+    steps: int
+    wall_seconds: float
+    hardware: Mapping[str, Any] = field(hash=False)
+    command: str
+    tables: Mapping[str, Any] = field(hash=False)
+    path: Path = field(compare=False)
+
+    @property
+    def weights_path(self) -> Path:
+        """The weights file, beside the record."""
+        return self.path.parent / self.weights
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as its JSON file holds it (a deep copy).
+
+        Example:
+            >>> import tempfile
+            >>> fields = dict(headline="h", default=False, training={"data": "d"}, steps=1, wall_seconds=1.0,
+            ...               hardware={"cpu": "c", "threads": 1, "gpu": None}, command="c", tables={})
+            >>> r = publish(invhide.InvertibleHider(num_blocks=1, subnet="conv"), "t", tempfile.mkdtemp(), fields)
+            >>> list(r.to_dict())[:4]
+            ['format', 'name', 'headline', 'default']
+        """
+        data: dict[str, Any] = {"format": RECORD_FORMAT}
+        for item in dataclasses.fields(self):
+            if item.name != "path":
+                data[item.name] = copy.deepcopy(getattr(self, item.name))
+        return data
+
+
+def _check_name(name: object, what: str = "name") -> str:
+    if not isinstance(name, str):
+        raise InputTypeError(f"{what} must be a string, got {type(name).__name__}")
+    if len(name) > _MAX_NAME or not _NAME.fullmatch(name):
+        raise InputError(
+            f"{what} must be lower-case letters and digits, words joined by '-' or '_', at most {_MAX_NAME} "
+            f"characters (e.g. 'hinet-cpu'), got {name!r}"
+        )
+    return name
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fields(data: object, where: str, error: type[InputError]) -> ModelRecord:
+    """A record from its JSON data, every field checked; ``where`` names the file (or the argument) in errors."""
+
+    def fail(why: str) -> InputError:
+        return error(f"{where}: {why}")
+
+    if not isinstance(data, dict):
+        raise fail(f"a model record must be a JSON object, got {type(data).__name__}")
+    expected = {"format", *_COMPUTED, *_GIVEN}
+    missing = sorted(expected - set(data))
+    unknown = sorted(set(data) - expected)
+    if unknown:
+        raise fail(f"unknown field(s) {unknown} in a model record; its fields are {sorted(expected)}")
+    if missing:
+        raise fail(f"missing field(s) {missing} in a model record")
+    if data["format"] != RECORD_FORMAT:
+        raise fail(f"format must be {RECORD_FORMAT!r}, got {data['format']!r}")
+    name = data["name"]
+    if not isinstance(name, str) or len(name) > _MAX_NAME or not _NAME.fullmatch(name):
+        raise fail(f"name must be lower-case words joined by '-' or '_', got {name!r}")
+    headline = data["headline"]
+    if not isinstance(headline, str) or not headline.strip() or len(headline) > _MAX_HEADLINE:
+        raise fail(f"headline must be a non-empty string of at most {_MAX_HEADLINE} characters, got {headline!r:.80}")
+    if "\n" in headline or "\r" in headline:
+        raise fail(f"headline must be one line, got {headline!r:.80}")
+    if not isinstance(data["default"], bool):
+        raise fail(f"default must be true or false, got {data['default']!r}")
+    if data["weights"] != f"{name}.safetensors":
+        raise fail(f"weights must be {name + '.safetensors'!r} (the file beside the record), got {data['weights']!r}")
+    if not isinstance(data["sha256"], str) or not _SHA256.fullmatch(data["sha256"]):
+        raise fail(f"sha256 must be 64 lower-case hexadecimal digits, got {data['sha256']!r:.80}")
+    if data["dtype"] not in DTYPES:
+        raise fail(f"dtype must be one of {list(DTYPES)}, got {data['dtype']!r}")
+    architecture = data["architecture"]
+    if not isinstance(architecture, dict) or not isinstance(architecture.get("class"), str):
+        raise fail(f"architecture must be a model config: a JSON object with a 'class' name, got {architecture!r:.80}")
+    training = data["training"]
+    if not isinstance(training, dict) or not isinstance(training.get("data"), str) or not training["data"]:
+        raise fail(f"training must be a JSON object whose 'data' names the training images, got {training!r:.80}")
+    if not _is_count(data["steps"]) or data["steps"] < 1:
+        raise fail(f"steps must be a positive integer, got {data['steps']!r}")
+    seconds = data["wall_seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
+        raise fail(f"wall_seconds must be a finite number >= 0, got {seconds!r}")
+    machine = data["hardware"]
+    if (
+        not isinstance(machine, dict)
+        or not isinstance(machine.get("cpu"), str)
+        or not _is_count(machine.get("threads"))
+        or machine["threads"] < 1
+        or "gpu" not in machine
+        or not (machine["gpu"] is None or isinstance(machine["gpu"], str))
+    ):
+        raise fail(
+            f"hardware must be a JSON object with 'cpu' (a string), 'threads' (a positive integer) and 'gpu' "
+            f"(a string or null), got {machine!r:.120}"
+        )
+    if not isinstance(data["command"], str) or not data["command"].strip():
+        raise fail(f"command must be the non-empty command line that reproduces the model, got {data['command']!r}")
+    if not isinstance(data["tables"], dict):
+        raise fail(f"tables must be a JSON object, got {type(data['tables']).__name__}")
+    values = {key: data[key] for key in (*_COMPUTED, *_GIVEN) if key != "format"}
+    values["wall_seconds"] = float(seconds)
+    return ModelRecord(**values, path=Path(where))
+
+
+def _read_record(path: Path) -> ModelRecord:
+    """The record in ``path``, validated, its name matching the file's."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise CheckpointError(f"{path}: {size} bytes, more than a model record may hold ({MAX_RECORD_BYTES})")
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise MissingPathError(f"{path}: no such model record") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"{path}: not a JSON model record ({' '.join(str(error).split())})") from None
+    record = _fields(data, str(path), CheckpointError)
+    if record.name != path.stem:
+        raise CheckpointError(f"{path}: its name {record.name!r} differs from its file name ({path.name})")
+    return record
+
+
+def models_dir(folder: str | os.PathLike[str] | None = None) -> Path:
+    """The registry folder: ``folder``, else ``$INVHIDE_MODELS_DIR``, else :data:`SHIPPED`.
+
+    Example:
+        >>> models_dir("/tmp/models")
+        PosixPath('/tmp/models')
+    """
+    if folder is not None:
+        return Path(folder)
+    override = os.environ.get(MODELS_DIR_ENV, "").strip()
+    return Path(override).expanduser() if override else SHIPPED
+
+
+def _record_paths(folder: str | os.PathLike[str] | None) -> tuple[Path, list[Path]]:
+    """The registry folder and its record files, sorted (hidden files, such as half-written ones, skipped)."""
+    where = models_dir(folder)
+    source = "" if folder is not None or where == SHIPPED else f" (${MODELS_DIR_ENV})"
+    if not where.exists():
+        if where == SHIPPED:  # an installation without the data folder: nothing ships
+            return where, []
+        raise MissingPathError(f"{where}: no such model folder{source}")
+    if not where.is_dir():
+        raise NotAFolderError(f"{where}: a file, not a model folder{source}")
+    return where, sorted(p for p in where.glob("*.json") if not p.name.startswith(".") and p.is_file())
+
+
+def available(folder: str | os.PathLike[str] | None = None) -> list[ModelRecord]:
+    """Every model in the registry folder, by name.
+
+    Args:
+        folder: the registry folder (default: :func:`models_dir`).
+
+    Returns:
+        Their records, sorted by name; empty when no model ships.
+
+    Raises:
+        invhide.io.checkpoint.CheckpointError: a record that is not valid
+            (named), or two records marked default.
+        invhide.errors.MissingPathError: ``folder`` or ``$INVHIDE_MODELS_DIR``
+            names no folder.
+    """
+    _, paths = _record_paths(folder)
+    records = [_read_record(path) for path in paths]
+    defaults = [r for r in records if r.default]
+    if len(defaults) > 1:
+        raise CheckpointError(
+            f"{defaults[0].path} and {defaults[1].path} are both marked default; a folder has at most one default "
+            f"model (set_default makes one the only one)"
+        )
+    return records
+
+
+def names(folder: str | os.PathLike[str] | None = None) -> list[str]:
+    """The names of the models in the registry folder, read from its file names (no record is parsed).
+
+    For messages and quick existence checks: a name listed here may still
+    have a record that is not valid (:func:`available` checks them all).
+
+    Returns:
+        The names, sorted; empty when the folder does not exist or holds no model.
+
+    Example:
+        >>> import tempfile
+        >>> names(tempfile.mkdtemp())
+        []
+    """
+    try:
+        _, paths = _record_paths(folder)
+    except (MissingPathError, NotAFolderError):
+        return []
+    return [path.stem for path in paths]
+
+
+def _names(folder: str | os.PathLike[str] | None) -> str:
+    """The model names of a folder for an error message."""
+    try:
+        where, paths = _record_paths(folder)
+    except (MissingPathError, NotAFolderError) as error:
+        return str(error)
+    if not paths:
+        return f"no models in {where}" + (" (none ships yet)" if where == SHIPPED else "")
+    return f"models in {where}: {', '.join(p.stem for p in paths)}"
+
+
+def record(name: str, folder: str | os.PathLike[str] | None = None) -> ModelRecord:
+    """The record of the model ``name``.
+
+    Raises:
+        invhide.errors.MissingPathError: no model of that name (the message
+            lists the available ones).
+        invhide.io.checkpoint.CheckpointError: its record is not valid (named).
+        invhide.errors.InputError: ``name`` is not a model name.
+
+    Example:
+        >>> import tempfile
+        >>> record("nothing", folder=tempfile.mkdtemp())
+        Traceback (most recent call last):
+        ...
+        invhide.errors.MissingPathError: no model named 'nothing'; no models in /tmp/...
+    """
+    _check_name(name)
+    where, _ = _record_paths(folder)
+    path = where / f"{name}.json"
+    if not path.is_file():
+        raise MissingPathError(f"no model named {name!r}; {_names(folder)}")
+    return _read_record(path)
+
+
+def default_name(folder: str | os.PathLike[str] | None = None) -> str | None:
+    """The name of the default model, or ``None`` when no model is marked default.
+
+    Raises:
+        invhide.io.checkpoint.CheckpointError: see :func:`available`.
+    """
+    return next((r.name for r in available(folder) if r.default), None)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, as 64 lower-case hexadecimal digits.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "empty"
+        >>> path.write_bytes(b"")
+        0
+        >>> file_sha256(path)[:16]
+        'e3b0c44298fc1c14'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_record(entry: ModelRecord, map_location: str | torch.device, channels_last: bool) -> nn.Module:
+    weights = entry.weights_path
+    if not weights.is_file():
+        raise MissingPathError(f"{weights}: the weights of model {entry.name!r} are missing (record {entry.path})")
+    digest = file_sha256(weights)
+    if digest != entry.sha256:
+        raise CheckpointError(
+            f"{weights}: SHA-256 {digest[:16]}... differs from the {entry.sha256[:16]}... of its record "
+            f"{entry.path}; the file is corrupt or was replaced: not loaded"
+        )
+    model = checkpoint.load(weights, map_location=map_location, channels_last=channels_last)
+    config = model.config() if callable(getattr(model, "config", None)) else None
+    if config != entry.architecture:
+        raise CheckpointError(f"{entry.path}: its architecture differs from the model config stored in {weights}")
+    return model.to(dtype=torch.float32).eval()
+
+
+def load(
+    name_or_path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    *,
+    folder: str | os.PathLike[str] | None = None,
+    channels_last: bool = True,
+) -> nn.Module:
+    """A shipped model by name, or a model file or training-run folder by path, in eval mode.
+
+    A string that is a model name (:data:`NAME_PATTERN`) with a record in the
+    registry folder loads that model: the SHA-256 of its weights file is
+    checked against its record first, and the model is returned in float32
+    whatever precision it is stored in. Anything else (a
+    :class:`~pathlib.Path`, or a string with a slash, a dot or upper-case
+    letters) goes to :func:`invhide.io.checkpoint.load` as it is.
+
+    Args:
+        name_or_path: a shipped model's name, or a ``.safetensors`` file or
+            a folder holding ``model.safetensors``.
+        map_location: device for the weights.
+        folder: the registry folder (default: :func:`models_dir`).
+        channels_last: see :func:`invhide.io.checkpoint.load`.
+
+    Returns:
+        The model, in eval mode.
+
+    Raises:
+        invhide.errors.MissingPathError: neither a shipped name nor an
+            existing path (the message lists the shipped names).
+        invhide.io.checkpoint.CheckpointError: the weights do not match the
+            SHA-256 of their record (the file is named), a record that is
+            not valid, or a file that is not an invhide model.
+
+    Example:
+        >>> import tempfile
+        >>> load("no-such-model", folder=tempfile.mkdtemp())
+        Traceback (most recent call last):
+        ...
+        invhide.errors.MissingPathError: no-such-model: not a model name ... nor a file or folder
+    """
+    if isinstance(name_or_path, str) and name_or_path in names(folder):
+        return _load_record(record(name_or_path, folder), map_location, channels_last)
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise InputTypeError(f"name_or_path must be a model name or a path, got {type(name_or_path).__name__}")
+    if not Path(name_or_path).exists():
+        raise MissingPathError(f"{os.fspath(name_or_path)}: not a model name ({_names(folder)}), nor a file or folder")
+    return checkpoint.load(name_or_path, map_location=map_location, channels_last=channels_last)
+
+
+def _write(entry: ModelRecord) -> None:
+    with atomic_write(entry.path, "w") as file:
+        file.write(json.dumps(entry.to_dict(), indent=2) + "\n")
+
+
+def set_default(name: str, folder: str | os.PathLike[str]) -> ModelRecord:
+    """Make ``name`` the only default model of ``folder``, rewriting the records whose flag changes.
+
+    Only the ``default`` field of the records changes (the weights and their
+    SHA-256 stay as they are); the others are demoted before ``name`` is
+    promoted, so the folder never has two defaults.
+
+    Returns:
+        The new default's record.
+
+    Raises:
+        invhide.errors.MissingPathError: no model ``name`` in ``folder``.
+    """
+    records = available(folder)
+    if name not in {r.name for r in records}:
+        raise MissingPathError(f"no model named {name!r}; {_names(folder)}")
+    for entry in records:
+        if entry.default and entry.name != name:
+            _write(dataclasses.replace(entry, default=False))
+    chosen = next(r for r in records if r.name == name)
+    if not chosen.default:
+        chosen = dataclasses.replace(chosen, default=True)
+        _write(chosen)
+    return chosen
+
+
+def publish(
+    model: nn.Module,
+    name: str,
+    folder: str | os.PathLike[str],
+    record_fields: Mapping[str, Any],
+    *,
+    dtype: str = "float32",
+    overwrite: bool = False,
+) -> ModelRecord:
+    """Write a model's weights and record into a registry folder, ready to ship.
+
+    The record is checked before anything is written. The weights are
+    written by :func:`invhide.io.checkpoint.save` from a copy of the model in
+    ``dtype`` (``model`` itself is not changed), then hashed, then the
+    record is written beside them, each file atomically. A model published
+    as the default becomes the only default of the folder
+    (:func:`set_default`).
+
+    Args:
+        model: a hider with a ``config()`` (any invhide model).
+        name: the model's name (:data:`NAME_PATTERN`); its files are
+            ``NAME.safetensors`` and ``NAME.json``.
+        folder: the registry folder (created if missing); the package's
+            ``invhide/models/trained/`` of a source checkout to ship it.
+        record_fields: the record's fields that describe the model:
+            ``headline``, ``default``, ``training``, ``steps``,
+            ``wall_seconds``, ``hardware``, ``command`` and ``tables`` (see
+            :class:`ModelRecord`); the others are computed.
+        dtype: precision to store the weights in (:data:`DTYPES`); float16
+            halves the file, to be measured before shipping (the loaded
+            model computes in float32 from the rounded weights).
+        overwrite: replace a model of the same name.
+
+    Returns:
+        The record as written.
+
+    Raises:
+        invhide.errors.InputError: a bad name or dtype, a field that is
+            missing, unknown, computed here or of the wrong shape, or weights
+            that do not fit ``dtype`` (beyond its range).
+        invhide.errors.PathExistsError: a model of that name exists and
+            ``overwrite`` is false.
+        TypeError: the model cannot describe itself (no config).
+    """
+    _check_name(name)
+    one_of("dtype", dtype, DTYPES)
+    if not callable(getattr(model, "config", None)):
+        raise InputTypeError(f"model must describe itself with config() (an invhide model), got {type(model).__name__}")
+    if not isinstance(record_fields, Mapping):
+        raise InputTypeError(f"record_fields must be a mapping of record fields, got {type(record_fields).__name__}")
+    computed = sorted(set(record_fields) & set(_COMPUTED))
+    if computed:
+        raise InputError(f"record_fields must not set {computed}: publish computes them")
+    folder = Path(folder)
+    weights, path = folder / f"{name}.safetensors", folder / f"{name}.json"
+    if not overwrite and (weights.exists() or path.exists()):
+        raise PathExistsError(f"{folder}: a model named {name!r} exists; pass overwrite=True to replace it")
+    data: dict[str, Any] = {
+        "format": RECORD_FORMAT,
+        "name": name,
+        **copy.deepcopy(dict(record_fields)),
+        "weights": weights.name,
+        "sha256": "0" * 64,  # replaced once the weights are written
+        "dtype": dtype,
+        "architecture": model.config(),  # type: ignore[operator]
+    }
+    try:
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"record_fields must hold JSON values only (no NaN or infinity): {error}") from None
+    _fields(data, "record_fields", ConfigError)
+    stored = copy.deepcopy(model).to(dtype=getattr(torch, dtype))
+    for key, value in stored.state_dict().items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise InputError(f"{key}: the model's weights do not fit {dtype} (values beyond its range); store float32")
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(stored, weights)
+    data["sha256"] = file_sha256(weights)
+    wanted = data["default"]
+    entry = _fields({**data, "default": False}, str(path), ConfigError)
+    _write(entry)
+    return set_default(name, folder) if wanted else entry
+
+
+def hardware(device: str | torch.device | None = None) -> dict[str, Any]:
+    """This machine as a record's ``hardware`` field: CPU model, logical CPUs, torch threads, GPU, torch version.
+
+    Args:
+        device: the training device; a CUDA device's name is recorded as the GPU.
+
+    Example:
+        >>> sorted(hardware())
+        ['cpu', 'gpu', 'logical_cpus', 'threads', 'torch']
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as file:
+            cpu = next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    device = torch.device(device) if device is not None else None
+    gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+    }
