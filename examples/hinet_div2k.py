@@ -68,7 +68,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the model, the data and z (default: 0)")
     parser.add_argument("--out", type=Path, default=Path("runs/hinet"), help="output folder (default: runs/hinet)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="save a checkpoint every N steps; 0: only at the end (default: the recipe's)",
+    )
+    resuming = parser.add_mutually_exclusive_group()
+    resuming.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    resuming.add_argument(
+        "--resume-or-start", action="store_true", help="resume when --out holds a checkpoint, else start a new run"
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error in the options too (also: INVHIDE_DEBUG=1)"
@@ -79,6 +88,7 @@ def parse_args() -> argparse.Namespace:
 def train(args: argparse.Namespace) -> None:
     # The recipe checks every setting (a TrainConfig refuses steps=0, a negative lr...).
     settings = dict(steps=args.steps, crop=args.crop, batch_size=args.batch_size, lr=args.lr, quantize=args.quantize)
+    settings["checkpoint_every"] = args.checkpoint_every
     if args.memory_saving:
         settings["memory_saving"] = True
     chosen = recipe("quick" if args.quick else args.preset, seed=args.seed, num_workers=args.workers, **settings)
@@ -89,7 +99,7 @@ def train(args: argparse.Namespace) -> None:
         val_source=args.val_dir,
         eval_size=args.eval_size,
         device=args.device,
-        resume=args.resume,
+        resume="auto" if args.resume_or_start else args.resume,
     )
     if report.evaluation is None:  # a rank other than 0 under torchrun
         return

@@ -583,26 +583,263 @@ def image_files(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "cover.png", folder / "secret.png", folder / "out"
 
 
-def hide_with(model: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
-    """``invhide hide cover.png secret.png -o out/stego.png --model <model(folder)>``."""
+Make = Callable[[Path], Any]  # builds an input in the case's folder and returns it (a path, usually)
+
+
+def hide_case(
+    *extra: str,
+    cover: Make | None = None,
+    secret: Make | None = None,
+    output: Make | None = None,
+    model: Make | None = None,
+) -> Callable[[Path], list[str]]:
+    """``invhide hide COVER SECRET -o OUTPUT --model MODEL EXTRA...``.
+
+    By default ``cover.png`` and ``secret.png`` (16x16), ``-o out/stego.png``
+    and a small model away from the identity; each ``Make`` replaces one.
+    """
 
     def argv(folder: Path) -> list[str]:
-        cover, secret, out = image_files(folder)
-        return ["hide", str(cover), str(secret), "-o", str(out / "stego.png"), "--model", str(model(folder))]
+        cover_, secret_, out = image_files(folder)
+        chosen = [
+            make(folder) if make is not None else default
+            for make, default in ((cover, cover_), (secret, secret_), (output, out / "stego.png"))
+        ]
+        found = model(folder) if model is not None else model_file(folder)
+        return ["hide", *map(str, chosen[:2]), "-o", str(chosen[2]), "--model", str(found), *extra]
 
     return argv
 
 
+def hide_with(model: Make) -> Callable[[Path], list[str]]:
+    """``invhide hide cover.png secret.png -o out/stego.png --model <model(folder)>``."""
+    return hide_case(model=model)
+
+
+def hide_into(output: Make, *extra: str) -> Callable[[Path], list[str]]:
+    """``invhide hide cover.png secret.png -o <output(folder)> --model model.safetensors EXTRA...``."""
+    return hide_case(*extra, output=output)
+
+
+def without_model_option(arrange: Callable[[Path], list[str]]) -> Callable[[Path], list[str]]:
+    """The command of ``arrange`` without its final ``--model M`` (the model then comes from the environment)."""
+
+    def argv(folder: Path) -> list[str]:
+        full = arrange(folder)
+        assert full[-2] == "--model"
+        return full[:-2]
+
+    return argv
+
+
+def reveal_with(model: Make, output: str = "out/secret.png") -> Callable[[Path], list[str]]:
+    """``invhide reveal cover.png -o <output> --model <model(folder)>`` (the cover stands for a stego)."""
+
+    def argv(folder: Path) -> list[str]:
+        cover, _, _ = image_files(folder)
+        return ["reveal", str(cover), "-o", str(folder / output), "--model", str(model(folder))]
+
+    return argv
+
+
+def photos(folder: Path, count: int = 4, size: int = 16) -> Path:
+    """A folder ``photos`` of ``count`` seeded ``size x size`` PNGs."""
+    (folder / "photos").mkdir()
+    for i in range(count):
+        write_image(images(20 + i, 3, size, size), folder / "photos" / f"{i}.png")
+    return folder / "photos"
+
+
+def made(values: tuple[str | Make, ...], folder: Path) -> list[str]:
+    return [str(value(folder)) if callable(value) else value for value in values]
+
+
+def eval_with(*extra: str | Make, model: Make = model_file) -> Callable[[Path], list[str]]:
+    """``invhide eval photos --model <model> --size 16 EXTRA...`` (callables in ``extra`` get the folder)."""
+
+    def argv(folder: Path) -> list[str]:
+        found = photos(folder)
+        return ["eval", str(found), "--model", str(model(folder)), "--size", "16", *made(extra, folder)]
+
+    return argv
+
+
+def train_with(
+    *extra: str | Make, out: Make | None = None, train_dir: Make | None = None, eval_size: int = 16
+) -> Callable[[Path], list[str]]:
+    """``invhide train --quick`` on a folder of 16x16 photos (``--train-dir`` and ``--val-dir``) into ``run``."""
+
+    def argv(folder: Path) -> list[str]:
+        found = photos(folder)
+        sources = ["--train-dir", str(train_dir(folder) if train_dir else found), "--val-dir", str(found)]
+        target = out(folder) if out is not None else folder / "run"
+        sizes = ["--eval-size", str(eval_size), "--crop", "16"]
+        return ["train", "--quick", *sources, *sizes, "--out", str(target), *made(extra, folder)]
+
+    return argv
+
+
+def small_image(name: str, size: int = 8) -> Make:
+    def make(folder: Path) -> Path:
+        write_image(images(30, 3, size, size), folder / name)
+        return folder / name
+
+    return make
+
+
+def fresh_model(folder: Path) -> Path:
+    return model_file(folder, InvertibleHider(num_blocks=1, subnet=subnets.conv(hidden=8, depth=2)))
+
+
+def two_secret_model(folder: Path) -> Path:
+    model = randomize_(InvertibleHider(num_secrets=2, num_blocks=1, subnet=subnets.conv(hidden=8, depth=2)), 0)
+    return model_file(folder, model)
+
+
+def overflowing_model(folder: Path) -> Path:
+    """Finite weights (the loader accepts them) so large that the stego overflows to infinity."""
+    model = tiny_model()
+    with torch.no_grad():
+        model.nodes.coupling_1.phi.output_layer.weight.fill_(3e38)
+    return save(model, folder / "overflow.safetensors")
+
+
+def a_file(name: str, data: bytes = b"") -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        (folder / name).write_bytes(data)
+        return folder / name
+
+    return make
+
+
+def a_folder(name: str) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        (folder / name).mkdir(exist_ok=True)
+        return folder / name
+
+    return make
+
+
+def linked(target: str, name: str, symbolic: bool) -> Callable[[Path], Path]:
+    """``name`` as a hard or symbolic link to ``target`` (inside the case's folder)."""
+
+    def make(folder: Path) -> Path:
+        link = folder / name
+        if symbolic:
+            link.symlink_to(target)
+        else:
+            link.hardlink_to(folder / target)
+        return link
+
+    return make
+
+
+def existing(name: str) -> Callable[[Path], Path]:
+    """An output file that exists already (``name`` under the case's folder)."""
+    return a_file(name, b"precious")
+
+
+def malicious_pickle(folder: Path) -> Path:
+    """A pickle whose loading would run code: it would create ``PWNED`` in the folder (the snapshot sees it)."""
+    import os
+    import pickle
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, tuple[str, ...]]:
+            return (os.system, (f"touch {folder / 'PWNED'}",))
+
+    (folder / "evil.pt").write_bytes(pickle.dumps({"net": Payload()}, protocol=2))
+    return folder / "evil.pt"
+
+
+def reference_checkpoint(folder: Path) -> Path:
+    """A reference-code checkpoint (``{"net": state_dict}``) of a two-block HiNet."""
+    from test_hinet import far_from_identity_checkpoint
+
+    _, state = far_from_identity_checkpoint(2)
+    torch.save({"net": state}, folder / "model.pt")
+    return folder / "model.pt"
+
+
+def convert(output: Callable[[Path], str | Path], source: Callable[[Path], Path] = reference_checkpoint) -> Callable:
+    return lambda folder: ["convert-official", str(source(folder)), "-o", str(output(folder))]
+
+
+def bench_into(output: Callable[[Path], str | Path]) -> Callable[[Path], list[str]]:
+    return lambda folder: ["bench", "--sizes", "16", "--blocks", "1", "--json", str(output(folder))]
+
+
+def previous_run(folder: Path) -> Path:
+    shutil.copytree(RUN["template"], folder / "old_run")
+    return folder / "old_run"
+
+
+def out_with_a_model(folder: Path) -> Path:
+    """A folder ``converted`` holding a model (``model.safetensors`` and ``config.json``), as convert-official writes."""
+    save(tiny_model(), folder / "converted")
+    return folder / "converted"
+
+
 @dataclass(frozen=True)
 class CliCase:
-    """One refused command: ``invhide <arrange(folder)>`` must exit with status 2 and one matching error line."""
+    """One refused command: ``invhide <arrange(folder)>`` must exit with status 2 and print one matching line.
+
+    ``env`` sets environment variables (given the folder); ``fresh`` runs it
+    in a new ``python -m invhide.cli`` process instead of through ``main()``.
+    """
 
     id: str
     arrange: Callable[[Path], list[str]]
     message: str
+    env: Callable[[Path], dict[str, str]] | None = None
+    fresh: bool = False
 
 
 CLI_CASES: list[CliCase] = [
+    # -- hide: outputs that are inputs or exist, models that do not hide ----------------------------------------
+    CliCase(
+        "hide-output-is-the-secret",
+        hide_into(lambda f: f / "secret.png"),
+        r"^-o \S+/secret.png: is the secret image \S+/secret.png; writing it would destroy an input",
+        fresh=True,
+    ),
+    CliCase(
+        "hide-output-is-the-cover-spelt-otherwise",
+        hide_into(lambda f: f"{f}/./out/../cover.png"),
+        r"^-o \S+/out/../cover.png: is the cover image \S+/cover.png; writing it would destroy an input",
+    ),
+    CliCase(
+        "hide-output-is-a-hard-link-to-the-cover",
+        hide_into(linked("cover.png", "hard.png", symbolic=False)),
+        r"^-o \S+/hard.png: is the cover image \S+/cover.png;",
+    ),
+    CliCase(
+        "hide-output-is-a-symlink-to-the-secret",
+        hide_into(linked("secret.png", "link.png", symbolic=True)),
+        r"^-o \S+/link.png: is the secret image \S+/secret.png;",
+    ),
+    CliCase(
+        "hide-output-exists",
+        hide_into(existing("out/stego.png")),
+        r"^-o \S+/out/stego.png: exists; pass --force to replace it, or choose another name$",
+    ),
+    CliCase(
+        "hide-with-a-fresh-model",
+        hide_with(fresh_model),
+        r"^--model \S+/model.safetensors hides nothing: its weights leave hide the identity \(a freshly "
+        r"initialised model\?\); train it first$",
+    ),
+    CliCase(
+        "hide-with-a-two-secret-model",
+        hide_with(two_secret_model),
+        r"^--model \S+ hides 2 secrets per cover; invhide hide takes a model of one secret image$",
+    ),
+    CliCase(
+        "hide-with-an-overflowing-model",
+        hide_with(overflowing_model),
+        r"^--model \S+/overflow.safetensors: the model turned finite inputs into \d+ NaN or infinite value\(s\) "
+        r"in the stego: its weights are corrupt or diverged",
+    ),
     CliCase(
         "hide-with-a-hostile-model",
         hide_with(lambda f: hostile_file(f, {"w": torch.zeros(3)}, {"class": "HiNet", "num_blocks": 10**9})),
@@ -613,19 +850,251 @@ CLI_CASES: list[CliCase] = [
         hide_with(int_weights_file),
         r"int64.safetensors: tensor nodes.coupling_1.\w+.layers.0.bias has dtype I64",
     ),
+    CliCase(
+        "hide-model-is-a-folder-without-one",
+        hide_with(a_folder("empty_run")),
+        r"^--model: \S+/empty_run: a folder without model.safetensors",
+    ),
+    CliCase(
+        "hide-model-from-env-points-nowhere",
+        without_model_option(hide_with(model_file)),
+        r"^\$INVHIDE_MODEL=\S+/nowhere.safetensors: no such file or folder$",
+        env=lambda f: {"INVHIDE_MODEL": str(f / "nowhere.safetensors")},
+    ),
+    CliCase(
+        "hide-model-from-env-is-a-pickle",
+        without_model_option(hide_with(model_file)),
+        r"^\$INVHIDE_MODEL: \S+/model.pt: a PyTorch pickle, which invhide does not load \(it could run code\); "
+        r"if it is a reference HiNet checkpoint, convert it: invhide convert-official \S+/model.pt -o "
+        r"\S+/model.safetensors$",
+        env=lambda f: {"INVHIDE_MODEL": str(reference_checkpoint(f))},
+    ),
+    CliCase(
+        "hide-cover-above-max-pixels",
+        hide_into(lambda f: f / "out" / "stego.png", "--max-pixels", "100"),
+        r"^\S+/cover.png: image declares 16x16 = 256 pixels, more than the limit of 100 pixels \(--max-pixels\); "
+        r"pass a larger --max-pixels to read it$",
+    ),
+    CliCase(
+        "hide-secret-of-another-size",
+        hide_case(secret=small_image("small.png")),
+        r"^the secret image \S+/small.png is 8x8 but the cover image \S+/cover.png is 16x16; pass --fit resize or "
+        r"--fit crop",
+    ),
+    CliCase(
+        "hide-lossy-output",
+        hide_into(lambda f: f / "out" / "stego.jpg"),
+        r"^-o \S+/stego.jpg: .jpg is lossy or reduces colours, which would destroy the hidden image; write a "
+        r"lossless .bmp, .png, .tif or .tiff file",
+    ),
+    CliCase(
+        "hide-output-in-a-missing-folder",
+        hide_into(lambda f: f / "missing" / "stego.png"),
+        r"^-o \S+/missing/stego.png: the folder \S+/missing does not exist \(create it first\)$",
+    ),
+    CliCase(
+        "hide-output-under-a-file",  # root may write anywhere: a path below a regular file is unwritable for all
+        hide_into(lambda f: f / "cover.png" / "stego.png"),
+        r"^-o \S+/cover.png/stego.png: \S+/cover.png is a file, not a folder$",
+    ),
+    CliCase(
+        "hide-cover-is-text",
+        hide_case(cover=a_file("notes.png", b"not a picture")),
+        r"^\S+/notes.png: not an image file \(Pillow does not recognise its format\)$",
+    ),
+    CliCase(
+        "hide-unicode-cover-missing",
+        hide_case(cover=lambda f: f / "çövér ü.png"),
+        r"^\S+/çövér ü.png: no such file$",
+    ),
+    CliCase(
+        "hide-tile-not-above-twice-overlap",
+        hide_into(lambda f: f / "out" / "stego.png", "--tile", "8", "--overlap", "100"),
+        r"^--tile 8 must exceed twice --overlap 100 by at least 2",
+    ),
+    # -- reveal ------------------------------------------------------------------------------------------------
+    CliCase(
+        "reveal-output-is-the-stego",
+        reveal_with(model_file, "cover.png"),
+        r"^-o \S+/cover.png: is the stego image \S+/cover.png; writing it would destroy an input",
+    ),
+    CliCase(
+        "reveal-output-is-the-model",
+        reveal_with(lambda f: model_file(f).rename(f / "weights.png"), "weights.png"),
+        r"^-o \S+/weights.png: is the model \(--model \S+/weights.png\); writing it would destroy an input",
+    ),
+    CliCase("reveal-with-a-fresh-model", reveal_with(fresh_model), r"^--model \S+ hides nothing"),
+    CliCase(
+        "reveal-with-a-two-secret-model",
+        reveal_with(two_secret_model),
+        r"^--model \S+ hides 2 secrets per cover; invhide reveal takes a model of one secret image$",
+    ),
+    # -- eval --------------------------------------------------------------------------------------------------
+    CliCase(
+        "eval-json-is-an-input-image",
+        eval_with("--json", lambda f: f / "photos" / "0.png", "--force"),
+        r"^--json \S+/photos/0.png: is the image 0.png of \S+/photos; writing it would destroy an input",
+    ),
+    CliCase(
+        "eval-json-exists",
+        eval_with("--json", existing("results.json")),
+        r"^--json \S+/results.json: exists; pass --force to replace it",
+    ),
+    CliCase(
+        "eval-json-under-a-file",
+        eval_with("--json", lambda f: f / "photos" / "0.png" / "r.json"),
+        r"^--json \S+/0.png/r.json: \S+/0.png is a file, not a folder$",
+    ),
+    CliCase(
+        "eval-size-above-the-images",
+        eval_with("--size", "64"),
+        r"^--size 64: \S+/photos/0.png is 16x16, smaller than the 64x64 crop; pass a smaller --size$",
+    ),
+    CliCase(
+        "eval-a-folder-of-one-image",
+        lambda f: ["eval", str(photos(f, count=1)), "--model", str(model_file(f))],
+        r"^\S+/photos: holds 1 image\(s\); eval pairs images, so it needs at least two",
+    ),
+    CliCase("eval-with-a-fresh-model", eval_with(model=fresh_model), r"^--model \S+ hides nothing"),
+    # -- train -------------------------------------------------------------------------------------------------
+    CliCase(
+        "train-resume-without-a-checkpoint",
+        train_with("--resume"),
+        r"^--out \S+/run: no checkpoint to resume \(no checkpoints/step_\*/trainer.json\); drop --resume to start "
+        r"a new run there, or pass --resume-or-start to resume only when there is a checkpoint$",
+        fresh=True,
+    ),
+    CliCase(
+        "train-over-a-previous-run",
+        train_with(out=previous_run),
+        r"^--out \S+/old_run: holds a previous run \(log.jsonl, checkpoints\); continue it with --resume, or "
+        r"choose another --out$",
+    ),
+    CliCase(
+        "train-out-holds-a-model",
+        train_with(out=out_with_a_model),
+        r"^--out \S+/converted: holds model.safetensors, config.json, which this run would replace; pass --force",
+    ),
+    CliCase(
+        "train-out-is-the-train-dir",
+        train_with(out=lambda f: f / "photos"),
+        r"^--out \S+/photos: is the --train-dir folder \S+/photos; choose another folder",
+    ),
+    CliCase(
+        "train-out-under-a-file",
+        train_with(out=lambda f: f / "photos" / "0.png" / "run"),
+        r"^--out \S+/0.png/run: is below \S+/0.png, which is a file, not a folder$",
+    ),
+    CliCase(
+        "train-eval-size-above-the-images",
+        train_with(eval_size=32),
+        r"^--eval-size 32: \S+/photos/0.png is 16x16, smaller than the 32x32 crop; pass a smaller --eval-size$",
+    ),
+    CliCase(
+        "train-batch-beyond-memory",
+        train_with("--batch-size", "1000000000"),
+        r"^--batch-size 1000000000 with 16x16 crops: one batch of images alone is [\d,.]+ GiB, more than this "
+        r"machine's [\d,.]+ GiB of memory",
+    ),
+    CliCase(
+        "train-dir-missing",
+        train_with(train_dir=lambda f: f / "nothing"),
+        r"^--train-dir \S+/nothing: no such folder$",
+    ),
+    # -- bench -------------------------------------------------------------------------------------------------
+    CliCase("bench-json-exists", bench_into(existing("bench.json")), r"^--json \S+/bench.json: exists; pass --force"),
+    CliCase("bench-json-is-a-folder", bench_into(a_folder("figures")), r"^--json \S+/figures: is a folder"),
+    CliCase(
+        "bench-json-in-a-missing-folder",
+        bench_into(lambda f: f / "missing" / "b.json"),
+        r"^--json \S+/missing/b.json: the folder \S+/missing does not exist",
+    ),
+    # -- convert-official --------------------------------------------------------------------------------------
+    CliCase(
+        "convert-to-a-pt-name",
+        convert(lambda f: f / "m.pt"),
+        r"^-o \S+/m.pt: a .pt name would be taken for a PyTorch pickle, which --model refuses; write "
+        r"\S+/m.safetensors or a folder$",
+    ),
+    CliCase(
+        "convert-over-its-input",
+        convert(lambda f: f / "model.safetensors", source=lambda f: model_file(f)),
+        r"^-o \S+/model.safetensors: is the checkpoint \S+/model.safetensors; writing it would destroy an input",
+    ),
+    CliCase(
+        "convert-into-a-folder-holding-a-model",
+        convert(out_with_a_model),
+        r"^-o \S+/converted/model.safetensors: exists; pass --force to replace it",
+    ),
+    CliCase(
+        "convert-a-malicious-pickle",
+        convert(lambda f: f / "converted", source=malicious_pickle),
+        r"^\S+/evil.pt: not a plain tensor checkpoint: it asks to run '\w+.system' when loaded, and invhide "
+        r"refuses to run code from a checkpoint file$",
+        fresh=True,
+    ),
+    CliCase(
+        "convert-a-text-file",
+        convert(lambda f: f / "converted", source=a_file("notes.pt", b"just some notes\n")),
+        r"^\S+/notes.pt: not a readable PyTorch checkpoint",
+    ),
+    # -- models ------------------------------------------------------------------------------------------------
+    CliCase("models-unknown-name", lambda f: ["models", "nope"], r"^no model named 'nope'; no models in \S+"),
+    CliCase("models-not-a-name", lambda f: ["models", "../etc"], r"^name must be lower-case letters and digits"),
+    CliCase(
+        "models-folder-missing",
+        lambda f: ["models"],
+        r"^\S+/missing: no such model folder \(\$INVHIDE_MODELS_DIR\)$",
+        env=lambda f: {"INVHIDE_MODELS_DIR": str(f / "missing")},
+    ),
 ]
 
 
+def cli_environment(monkeypatch: pytest.MonkeyPatch, folder: Path, case: CliCase) -> dict[str, str]:
+    """The case's environment: no model or debug setting from the caller, an empty model folder and cache."""
+    import os
+
+    (folder / ".registry").mkdir()
+    for name in ("INVHIDE_MODEL", "INVHIDE_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INVHIDE_MODELS_DIR", str(folder / ".registry"))
+    monkeypatch.setenv("INVHIDE_MODELS", str(folder / ".cache"))
+    for key, value in (case.env(folder) if case.env is not None else {}).items():
+        monkeypatch.setenv(key, value)
+    return dict(os.environ)
+
+
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
-def test_cli_refuses_bad_input(case: CliCase, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_bad_input(
+    case: CliCase, tmp_path: Path, finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import subprocess
+    import sys
+
     from invhide.cli.main import main
 
-    argv = case.arrange(tmp_path)
-    before = snapshot(tmp_path)
-    status = main(argv)
-    err = capsys.readouterr().err
+    RUN["template"] = finished_run
+    folder = tmp_path / "case"
+    folder.mkdir()
+    environment = cli_environment(monkeypatch, folder, case)
+    argv = case.arrange(folder)
+    assert argv, "the case arranged nothing"
+    before = snapshot(folder)
+    if case.fresh:
+        done = subprocess.run(
+            [sys.executable, "-m", "invhide.cli", *argv], capture_output=True, text=True, env=environment, cwd=tmp_path
+        )
+        status, err = done.returncode, done.stderr
+    else:
+        status = main(argv)
+        err = capsys.readouterr().err
     assert status == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("invhide: error: ")]
-    assert len(lines) == 1, err
-    assert_one_line(lines[0].removeprefix("invhide: error: "), case.message)
-    assert_nothing_written(tmp_path, before)
+    assert err.endswith("\n") and err.count("\n") == 1 and "Traceback" not in err, f"not one line: {err!r}"
+    assert err.startswith("invhide: error: "), err
+    assert_one_line(err.removeprefix("invhide: error: ").rstrip("\n"), case.message)
+    assert_nothing_written(folder, before)
+
+
+def test_there_are_enough_cli_cases() -> None:
+    assert len(CLI_CASES) >= 30 and len({c.id for c in CLI_CASES}) == len(CLI_CASES)
+    assert {c.id.split("-")[0] for c in CLI_CASES} >= {"hide", "reveal", "train", "eval", "bench", "convert", "models"}

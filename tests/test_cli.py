@@ -232,8 +232,9 @@ def test_grayscale_input_warns_in_one_line(files, capsys, tmp_path):
         capsys, "hide", files / "gray.png", files / "secret.png", "-o", tmp_path / "s.png", "--model", model
     )
     assert status == 0
-    warnings = [line for line in err.splitlines() if line.startswith("invhide: warning: ")]
-    assert len(warnings) == 1 and "grayscale" in warnings[0]
+    lines = err.splitlines()
+    assert all(line.startswith("invhide: warning: ") for line in lines), err  # every warning is one line
+    assert len([line for line in lines if "grayscale" in line]) == 1, err
 
 
 def test_convert_official_and_eval(files, capsys, tmp_path):
@@ -262,7 +263,7 @@ def test_convert_official_and_eval(files, capsys, tmp_path):
 
 
 def test_every_command_has_help():
-    for name in ("", "hide", "reveal", "train", "eval", "bench", "convert-official"):
+    for name in ("", "hide", "reveal", "train", "eval", "bench", "convert-official", "models"):
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"] if name else ["--help"])
         assert exit_info.value.code == 0
@@ -274,6 +275,112 @@ def test_train_presets_are_the_recipes():
         assert parser.parse_args(["train", "--preset", name]).preset == name
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--preset", "no-such-recipe"])
+
+
+def test_tif_output_is_lossless_and_accepted(files, capsys, tmp_path):
+    model = files / "model.safetensors"
+    for name in ("stego.tif", "stego.png"):
+        status, _, err = hide_files(capsys, files, tmp_path / name, model)
+        assert status == 0, err
+    assert np.array_equal(levels(tmp_path / "stego.tif"), levels(tmp_path / "stego.png"))
+    status, _, err = run(capsys, "reveal", tmp_path / "stego.tif", "-o", tmp_path / "r.tiff", "--model", model)
+    assert status == 0, err
+    assert np.array_equal(
+        levels(tmp_path / "r.tiff"), library_secret(model, tmp_path / "stego.png", 0, tmp_path / "e.png")
+    )
+
+
+def test_an_existing_output_is_replaced_only_with_force(files, capsys, tmp_path):
+    model = files / "model.safetensors"
+    (tmp_path / "s.png").write_bytes(b"precious")
+    status, _, err = hide_files(capsys, files, tmp_path / "s.png", model, "--quiet")
+    assert status == 2 and "exists; pass --force" in err and (tmp_path / "s.png").read_bytes() == b"precious"
+    status, _, err = hide_files(capsys, files, tmp_path / "s.png", model, "--quiet", "--force")
+    assert status == 0, err
+    expected = library_stego(model, files / "cover.png", files / "secret.png", tmp_path / "expected.png")
+    assert np.array_equal(levels(tmp_path / "s.png"), expected)
+    # --force never reaches an input
+    status, _, err = hide_files(capsys, files, files / "secret.png", model, "--force")
+    assert status == 2 and "is the secret image" in err
+
+
+def test_hide_warns_in_one_line_when_the_stego_shows_the_hiding(files, capsys, tmp_path):
+    """The shared model changes the cover by about 36 levels (PSNR near 15 dB); a gentle one stays invisible."""
+    status, _, err = hide_files(capsys, files, tmp_path / "loud.png", files / "model.safetensors", "--quiet")
+    assert status == 0
+    (line,) = err.splitlines()
+    assert line.startswith("invhide: warning: the stego differs visibly from the cover (PSNR 1") and "--model" in line
+    gentle = randomize_(InvertibleHider(num_blocks=2, subnet=subnets.conv(hidden=8, depth=2)), 0, gain=0.01)
+    save(gentle, tmp_path / "gentle.safetensors")
+    status, out, err = hide_files(capsys, files, tmp_path / "quiet.png", tmp_path / "gentle.safetensors")
+    psnr = float(re.search(r"cover/stego PSNR (\d+\.\d\d) dB", out).group(1))
+    assert status == 0 and err == "" and psnr > 20, (err, psnr)
+
+
+def test_convert_official_to_a_file_that_model_loads(capsys, tmp_path):
+    from test_hinet import far_from_identity_checkpoint
+
+    _, state = far_from_identity_checkpoint(2)
+    torch.save({"net": state}, tmp_path / "model.pt")
+    (tmp_path / "out").mkdir()
+    status, out, err = run(capsys, "convert-official", tmp_path / "model.pt", "-o", tmp_path / "out" / "m.safetensors")
+    assert status == 0, err
+    assert f"use it with --model {tmp_path / 'out' / 'm.safetensors'}" in out
+    write_image(images(0, 3, 16, 16), tmp_path / "c.png")
+    write_image(images(1, 3, 16, 16), tmp_path / "s.png")
+    status, _, err = run(capsys, "hide", tmp_path / "c.png", tmp_path / "s.png", "-o", tmp_path / "st.png",
+                         "--model", tmp_path / "out" / "m.safetensors")  # fmt: skip
+    assert status == 0 and "error" not in err, err
+    status, _, err = run(capsys, "convert-official", tmp_path / "model.pt", "-o", tmp_path / "out" / "m.pt")
+    assert status == 2 and "a .pt name would be taken for a PyTorch pickle" in err
+    assert sorted(os.listdir(tmp_path / "out")) == ["m.safetensors"]
+
+
+def test_invhide_models_is_a_command(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("INVHIDE_MODELS_DIR", str(tmp_path))
+    status, out, err = run(capsys, "models")
+    assert status == 0 and err == "" and out.startswith("no trained models ship with this installation yet")
+
+
+def test_train_interrupted_then_resumed_by_the_printed_command(files, capsys, monkeypatch, tmp_path):
+    """Ctrl-C before the first periodic checkpoint saves the last step; the printed command finishes the run.
+
+    The resumed run has no matplotlib: the figures are skipped with a note and the command still succeeds.
+    """
+    import shlex
+
+    from invhide.training.trainer import Trainer
+
+    step, calls = Trainer._train_step, []
+
+    def interrupted_second_step(self, images):
+        calls.append(self.step)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return step(self, images)
+
+    monkeypatch.delenv("INVHIDE_DEBUG", raising=False)
+    monkeypatch.setattr(Trainer, "_train_step", interrupted_second_step)
+    argv = ["train", "--quick", "--train-dir", files / "photos", "--val-dir", files / "photos", "--eval-size", "16",
+            "--crop", "16", "--batch-size", "2", "--steps", "2", "--checkpoint-every", "0", "--out", tmp_path / "run"]  # fmt: skip
+    status, _, err = run(capsys, *argv)
+    last = err.strip().splitlines()[-1]
+    assert status == 130, err
+    saved = tmp_path / "run" / "checkpoints" / "step_00000001"
+    assert last.startswith(f"invhide: interrupted: the checkpoint of step 1 is in {saved}; resume with: invhide train ")
+    assert json.loads((saved / "trainer.json").read_text())["config"]["checkpoint_every"] == 0  # the option took
+    command = shlex.split(last.split("resume with: ", 1)[1])
+    assert command[0] == "invhide" and command[-1] == "--resume" and command[1:-1] == [str(a) for a in argv]
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    status, out, err = run(capsys, *command[1:])
+    assert status == 0, err
+    assert 'note: no figures (figures need matplotlib: pip install "invhide[plot]")' in out.splitlines()
+    assert "cover/stego" in out and "stego rounded to 8 bits" in out
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.png")) == []
+    assert json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (tmp_path / "run" / "checkpoints" / "step_00000002").is_dir()
 
 
 # --------------------------------------------------------------------------
@@ -326,7 +433,7 @@ BAD = [
     ("train --out is a file", ["train", "--quick", "--out", "{d}/cover.png"], "is a file"),
     ("train on a missing folder", ["train", "--quick", "--train-dir", "{d}/nope", "--out", "{d}/run"], "no such"),
     ("train on a device this build lacks", ["train", "--quick", "--device", "xpu", "--out", "{d}/run"], "'xpu'"),
-    ("bench --json in a missing folder", ["bench", "--json", "{d}/no/b.json"], "does not exist (--json)"),
+    ("bench --json in a missing folder", ["bench", "--json", "{d}/no/b.json"], "--json {d}/no/b.json: the folder"),
 ]
 
 
@@ -354,7 +461,7 @@ def test_bad_input_gives_one_line_and_no_output(files, capsys, monkeypatch, name
     lines = err.strip().splitlines()
     errors = [line for line in lines if line.startswith("invhide: error: ")]
     assert len(errors) == 1 and "Traceback" not in err, err
-    assert expected in errors[0], errors[0]
+    assert expected.format(d=files) in errors[0], errors[0]
     assert leftovers(files, before) == [], "partial output left behind"
 
 
@@ -365,7 +472,8 @@ def test_no_model_given(files, capsys, monkeypatch):
 
 
 def test_a_model_with_several_secrets_is_refused_by_hide(files, capsys, tmp_path):
-    save(InvertibleHider(num_secrets=2, num_blocks=1, subnet="conv"), tmp_path / "two.safetensors")
+    model = randomize_(InvertibleHider(num_secrets=2, num_blocks=1, subnet="conv"), 0, gain=0.05)
+    save(model, tmp_path / "two.safetensors")
     status, _, err = hide_files(capsys, files, tmp_path / "s.png", tmp_path / "two.safetensors")
     assert status == 2 and "hides 2 secrets per cover" in err and not (tmp_path / "s.png").exists()
 
@@ -436,7 +544,15 @@ def test_interrupt_is_one_line_and_status_130(files, capsys, monkeypatch, tmp_pa
 
 @pytest.mark.parametrize("how", ["--debug first", "--debug after the command", "INVHIDE_DEBUG=1"])
 def test_debug_shows_the_traceback_of_a_user_error(files, capsys, monkeypatch, how):
-    argv = ["hide", files / "text.png", files / "secret.png", "-o", files / "out.png", "--model", "m"]
+    argv = [
+        "hide",
+        files / "text.png",
+        files / "secret.png",
+        "-o",
+        files / "out.png",
+        "--model",
+        files / "model.safetensors",
+    ]
     monkeypatch.delenv("INVHIDE_DEBUG", raising=False)
     if how == "--debug first":
         argv.insert(0, "--debug")
@@ -541,7 +657,9 @@ def test_example_script_has_the_options_of_invhide_train(capsys):
         main(["train", "--help"])
     train_help = capsys.readouterr().out
     assert "--train-dir" in options(done.stdout) and "--debug" in options(done.stdout)
-    assert options(done.stdout) == options(train_help)
+    assert "--checkpoint-every" in options(done.stdout) and "--resume-or-start" in options(done.stdout)
+    # --force (replace stray outputs in --out) is the command's policy on files; the example trains into a new folder
+    assert options(done.stdout) == options(train_help) - {"--force"}
     assert "invhide.cli" not in EXAMPLE.read_text(), "the example uses the public API, not the command's internals"
 
 

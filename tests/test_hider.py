@@ -1,4 +1,5 @@
 import copy
+import weakref
 
 import pytest
 import torch
@@ -299,3 +300,20 @@ class TestMemoryLayout:
         nchw = copy.deepcopy(hider).to(memory_format=torch.contiguous_format)
         assert hider.config() == nchw.config()
         assert list(hider.state_dict()) == list(nchw.state_dict())
+
+
+class TestRun:
+    @pytest.mark.parametrize("rev", [False, True], ids=["hide", "reveal"])
+    def test_a_run_lets_go_of_values_it_no_longer_needs(self, rev):
+        # FrEIA's GraphINN keeps every intermediate value until the run ends; invhide's run releases each
+        # value after its last use (faster: the allocator reuses cache-warm memory). When a coupling starts,
+        # only its own inputs (the previous coupling's two outputs) may still be alive.
+        hider = randomize_(InvertibleHider(num_blocks=4, subnet="conv"), seed=0)
+        outputs, alive = [], []
+        for coupling in (hider.nodes[f"coupling_{i}"] for i in range(1, 5)):
+            coupling.register_forward_pre_hook(lambda _, args: alive.append(sum(r() is not None for r in outputs)))
+            coupling.register_forward_hook(lambda _, args, out: outputs.extend(weakref.ref(t) for t in out[0]))
+        cover, secret = images(0, 1, 3, 16, 16), images(1, 1, 3, 16, 16)
+        with torch.no_grad():
+            hider.reveal(cover, z=secret) if rev else hider.hide(cover, secret)
+        assert alive == [0, 2, 2, 2]

@@ -1,9 +1,14 @@
 """What each ``invhide`` command does, given its parsed options.
 
-Each ``run_*`` function checks the options that name files, devices and sizes
-first (raising an :class:`~invhide.errors.InvhideError` that names the
-option), then calls the library: :mod:`invhide.models.inference` for
-``hide`` and ``reveal``, :mod:`invhide.training.recipes` for ``train``,
+Each ``run_*`` function checks everything it can before any expensive work
+(raising an :class:`~invhide.errors.InvhideError` that names the option, the
+variable or the path as the user gave it): its outputs (never one of its
+inputs, never an existing file without ``--force``,
+:mod:`invhide.cli.common`), the device, the model (found, then loaded and
+refused when it hides nothing, :mod:`invhide.cli.models`), sizes against the
+model and the images' headers. Then it calls the library:
+:mod:`invhide.models.inference` for ``hide`` and ``reveal``,
+:mod:`invhide.training.recipes` for ``train``,
 :func:`invhide.evaluation.metrics.evaluate` for ``eval``,
 :func:`invhide.evaluation.speed.run` for ``bench`` and
 :mod:`invhide.models.official` for ``convert-official``. The parser is
@@ -16,19 +21,40 @@ import argparse
 import importlib.util
 import json
 import math
+import shlex
+import sys
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from invhide.cli.common import (
+    Input,
     check_file_output,
     check_folder_output,
     check_image_output,
-    load_model,
+    folder_images,
+    read_input_image,
     resolve_device,
 )
-from invhide.errors import InputError
+from invhide.cli.models import FoundModel, blaming, find_model
+from invhide.errors import InputError, MissingPathError, PathExistsError
 
-__all__ = ["run_bench", "run_convert", "run_eval", "run_hide", "run_reveal", "run_train", "tiling"]
+__all__ = [
+    "TRAIN_OUTPUTS",
+    "run_bench",
+    "run_convert",
+    "run_eval",
+    "run_hide",
+    "run_reveal",
+    "run_train",
+    "tiling",
+]
+
+TRAIN_OUTPUTS: tuple[str, ...] = ("model.safetensors", "config.json", "results.json", "figure.png", "curves.png")
+"""Files ``invhide train`` writes at the top of ``--out`` (besides the run's logs and checkpoints)."""
+
+_PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl")
 
 
 def tiling(args: argparse.Namespace, model: Any) -> dict[str, Any]:
@@ -56,22 +82,76 @@ def _max_pixels(args: argparse.Namespace) -> int:
     return args.max_pixels or DEFAULT_MAX_PIXELS
 
 
+def _one_secret(found: FoundModel, model: Any, command: str) -> None:
+    count = getattr(model, "num_secrets", 1)
+    if count != 1:
+        raise InputError(
+            f"{found.choice.described} hides {count} secrets per cover; invhide {command} takes a model of one "
+            f"secret image"
+        )
+
+
+def _even_size(option: str, value: int, model: Any) -> None:
+    """Refuse a crop side the model's wavelet cannot take (the parser already made it even)."""
+    least = getattr(model, "min_size", 2)
+    if value < least:
+        raise InputError(f"{option} {value}: the model's wavelet needs at least {least} pixels a side")
+
+
+def _at_least(option: str, size: int, inputs: Sequence[Input], advice: str) -> None:
+    """Refuse, from the headers alone, an image smaller than the crop ``size``."""
+    from invhide.io.images import inspect_image
+
+    for _, path in inputs:
+        info = inspect_image(path)
+        if min(info.width, info.height) < size:
+            raise InputError(
+                f"{option} {size}: {path} is {info.width}x{info.height}, smaller than the {size}x{size} crop; {advice}"
+            )
+
+
+def _hide_warning(found: FoundModel, quality: float) -> None:
+    from invhide.models.inference import LOW_STEGO_PSNR
+
+    if quality < LOW_STEGO_PSNR:
+        print(
+            f"invhide: warning: the stego differs visibly from the cover (PSNR {quality:.2f} dB as saved, below "
+            f"{LOW_STEGO_PSNR:g} dB): {found.choice.described} hides poorly (undertrained or diverged?)",
+            file=sys.stderr,
+        )
+
+
 def run_hide(args: argparse.Namespace) -> None:
-    """``invhide hide COVER SECRET -o STEGO.png``: :func:`invhide.models.inference.hide`, written as an 8-bit PNG."""
-    from invhide.evaluation.metrics import psnr
-    from invhide.io.images import read_image, write_image
-    from invhide.models.inference import hide
+    """``invhide hide COVER SECRET -o STEGO.png``: :func:`invhide.models.inference.hide`, written as 8 bits a channel.
+
+    Warns (one line) when the saved stego is far from its cover (PSNR below
+    :data:`~invhide.models.inference.LOW_STEGO_PSNR`).
+    """
+    from invhide.io.images import write_image
+    from invhide.models.inference import hide, stego_psnr
     from invhide.nn.functional import quantize_8bit
 
-    check_image_output(args.output)
+    found = find_model(args.model)
+    inputs = [(f"cover image {args.cover}", args.cover), (f"secret image {args.secret}", args.secret), *found.files]
+    check_image_output(args.output, "-o", force=args.force, inputs=inputs)
     device = resolve_device(args.device)
-    cover = read_image(args.cover, max_pixels=_max_pixels(args)).to(device)
-    secret = read_image(args.secret, max_pixels=_max_pixels(args)).to(device)
-    model = load_model(args.model, device)
-    stego = hide(model, cover, secret, fit=args.fit, **tiling(args, model))
+    model = found.load(device)
+    _one_secret(found, model, "hide")
+    options = tiling(args, model)
+    cover = read_input_image(args.cover, _max_pixels(args)).to(device)
+    secret = read_input_image(args.secret, _max_pixels(args)).to(device)
+    if args.fit == "refuse" and secret.shape[-2:] != cover.shape[-2:]:
+        raise InputError(
+            f"the secret image {args.secret} is {secret.shape[-1]}x{secret.shape[-2]} but the cover image "
+            f"{args.cover} is {cover.shape[-1]}x{cover.shape[-2]}; pass --fit resize or --fit crop to adapt the "
+            f"secret to the cover"
+        )
+    with blaming(found.choice):
+        stego = hide(model, cover, secret, fit=args.fit, **options)
     write_image(stego, args.output)
+    quality = stego_psnr(cover.float(), quantize_8bit(stego).float())
+    _hide_warning(found, quality)
     if not args.quiet:
-        quality = psnr(quantize_8bit(stego)[None].float(), cover[None].float()).item()
         height, width = stego.shape[-2:]
         print(f"wrote {args.output} ({width}x{height}); cover/stego PSNR {quality:.2f} dB as saved (8-bit)")
 
@@ -80,45 +160,194 @@ def run_reveal(args: argparse.Namespace) -> None:
     """``invhide reveal STEGO -o SECRET.png``: :func:`invhide.models.inference.reveal`, ``z`` seeded by ``--seed``."""
     import torch
 
-    from invhide.io.images import read_image, write_image
+    from invhide.io.images import write_image
     from invhide.models.inference import reveal
 
-    check_image_output(args.output)
+    found = find_model(args.model)
+    inputs = [(f"stego image {args.stego}", args.stego), *found.files]
+    check_image_output(args.output, "-o", force=args.force, inputs=inputs)
     device = resolve_device(args.device)
-    stego = read_image(args.stego, max_pixels=_max_pixels(args)).to(device)
-    model = load_model(args.model, device)
+    model = found.load(device)
+    _one_secret(found, model, "reveal")
+    options = tiling(args, model)
+    stego = read_input_image(args.stego, _max_pixels(args)).to(device)
     generator = torch.Generator(device).manual_seed(args.seed)
-    secret = reveal(model, stego, generator=generator, **tiling(args, model))
+    with blaming(found.choice):
+        secret = reveal(model, stego, generator=generator, **options)
     write_image(secret, args.output)
     if not args.quiet:
         print(f"wrote {args.output} ({secret.shape[-1]}x{secret.shape[-2]})")
 
 
+# --------------------------------------------------------------------------
+# invhide train
+# --------------------------------------------------------------------------
+
+
+def _previous_run(out: Path) -> list[str]:
+    """What in ``out`` belongs to a previous training run (the trainer refuses to start over it)."""
+    return [name for name in ("log.jsonl", "checkpoints") if (out / name).exists()]
+
+
+def _resume_command(args: argparse.Namespace, flag: str) -> str:
+    """The command line that continues this run: the user's own, with ``flag`` for the resume option."""
+    argv = [a for a in getattr(args, "argv", None) or ["train", "--out", str(args.out)] if a not in _RESUME_FLAGS]
+    return shlex.join(["invhide", *argv, flag])
+
+
+_RESUME_FLAGS = ("--resume", "--resume-or-start")
+
+
+def _interrupted(args: argparse.Namespace) -> KeyboardInterrupt:
+    """The ``KeyboardInterrupt`` to re-raise after Ctrl-C: where the checkpoint is, and how to resume."""
+    from invhide.training.checkpoints import latest_checkpoint
+
+    saved = latest_checkpoint(args.out) if args.out.is_dir() else None
+    if saved is not None:
+        return KeyboardInterrupt(
+            f"the checkpoint of step {int(saved.name.removeprefix('step_'))} is in {saved}; resume with: "
+            f"{_resume_command(args, '--resume')}"
+        )
+    if _previous_run(args.out):
+        return KeyboardInterrupt(
+            f"no checkpoint was saved; start again with: {_resume_command(args, '--resume-or-start')}"
+        )
+    return KeyboardInterrupt("before training started; nothing was saved")
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent that fails to import, or a module set to None in sys.modules
+        return False
+
+
+def _check_train_folders(args: argparse.Namespace) -> list[Input]:
+    """``--train-dir`` and ``--val-dir`` (their images, as inputs), or the sample photographs without them."""
+    inputs: list[Input] = []
+    for option, folder in (("--train-dir", args.train_dir), ("--val-dir", args.val_dir)):
+        if folder is None:
+            if not _installed("skimage"):
+                raise InputError(
+                    f"no {option} given, and the sample photographs used without it ship with scikit-image, which "
+                    f'is not installed: pass {option} FOLDER or pip install "invhide[samples]"'
+                )
+            continue
+        found = folder_images(folder, option)
+        if not found:
+            raise InputError(f"{option} {folder}: holds no images ({', '.join(_image_suffixes())} files)")
+        inputs += found
+        inputs.append((f"{option} folder {folder}", folder))
+    return inputs
+
+
+def _image_suffixes() -> tuple[str, ...]:
+    from invhide.io.datasets import IMAGE_SUFFIXES
+
+    return IMAGE_SUFFIXES
+
+
+def _check_train_out(args: argparse.Namespace, inputs: list[Input]) -> None:
+    """``--out``: a folder, not an input folder; a previous run only with a resume option; no stray outputs."""
+    from invhide.training.checkpoints import latest_checkpoint
+
+    out: Path = args.out
+    check_folder_output(out, "--out", inputs=[entry for entry in inputs if entry[0].startswith("--")])
+    if args.resume and (not out.is_dir() or latest_checkpoint(out) is None):
+        raise MissingPathError(
+            f"--out {out}: no checkpoint to resume (no checkpoints/step_*/trainer.json); drop --resume to start a "
+            f"new run there, or pass --resume-or-start to resume only when there is a checkpoint"
+        )
+    if not out.is_dir() or args.resume or (args.resume_or_start and latest_checkpoint(out) is not None):
+        return
+    previous = _previous_run(out)
+    if previous and not args.resume_or_start:
+        raise PathExistsError(
+            f"--out {out}: holds a previous run ({', '.join(previous)}); continue it with --resume, or choose "
+            f"another --out"
+        )
+    stray = [name for name in TRAIN_OUTPUTS if (out / name).exists()]
+    if stray and not args.force:
+        raise PathExistsError(
+            f"--out {out}: holds {', '.join(stray)}, which this run would replace; pass --force to replace "
+            f"{'them' if len(stray) > 1 else 'it'}, or choose another --out"
+        )
+
+
+def _check_crop(option: str, side: int | None, model: Any) -> None:
+    from invhide.io.images import DEFAULT_MAX_PIXELS
+
+    if side is None:
+        return
+    _even_size(option, side, model)
+    if side * side > DEFAULT_MAX_PIXELS:
+        raise InputError(
+            f"{option} {side}: {side * side:,} pixels a crop, more than {DEFAULT_MAX_PIXELS:,} (8192x8192); pass a "
+            f"smaller {option}"
+        )
+
+
+def _check_batch_memory(batch_size: int, crop: int) -> None:
+    """Refuse a batch whose images alone (``2 * batch_size`` float32 crops) exceed this machine's memory."""
+    import os
+
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # not a POSIX system: the allocation itself will tell
+        return
+    needed = 2 * batch_size * 3 * crop * crop * 4
+    if needed > memory:
+        raise InputError(
+            f"--batch-size {batch_size} with {crop}x{crop} crops: one batch of images alone is {needed / 2**30:,.1f} "
+            f"GiB, more than this machine's {memory / 2**30:,.1f} GiB of memory; pass a smaller --batch-size or --crop"
+        )
+
+
 def run_train(args: argparse.Namespace) -> None:
-    """``invhide train``: :func:`invhide.training.recipes.recipe` and ``train_and_evaluate``, then the results."""
+    """``invhide train``: :func:`invhide.training.recipes.recipe` and ``train_and_evaluate``, then the results.
+
+    Every option is checked before the photographs are read: the recipe's
+    settings, the folders, ``--crop`` and ``--eval-size`` against the model
+    and the evaluation images' headers, ``--out`` (see
+    :func:`_check_train_out`) and the device. Ctrl-C saves the last completed
+    step (the trainer does) and ends with the command that resumes it.
+    """
+    import torch
     import torch.distributed as dist
 
+    from invhide.io.datasets import SAMPLE_TEST, sample_image_paths
     from invhide.training.recipes import recipe, train_and_evaluate
 
     overrides = dict(steps=args.steps, crop=args.crop, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    overrides["checkpoint_every"] = args.checkpoint_every
     if args.quantize is not None:
         overrides["quantize"] = args.quantize
     if args.memory_saving:
         overrides["memory_saving"] = True
     chosen = recipe("quick" if args.quick else args.preset, num_workers=args.workers, **overrides)
-    for option, folder in (("--train-dir", args.train_dir), ("--val-dir", args.val_dir)):
-        if folder is None and importlib.util.find_spec("skimage") is None:
-            raise InputError(
-                f"no {option} given, and the sample photographs used without it ship with scikit-image, which "
-                f'is not installed: pass {option} FOLDER or pip install "invhide[samples]"'
-            )
-    check_folder_output(args.out, "--out")
+    inputs = _check_train_folders(args)
+    with torch.random.fork_rng(devices=[]):
+        probe = chosen.build_model()  # only its wavelet's minimum size is read
+    _check_crop("--crop", args.crop, probe)
+    _check_batch_memory(chosen.config.batch_size, chosen.config.crop)
+    _even_size("--eval-size", args.eval_size, probe)
+    validation = folder_images(args.val_dir, "--val-dir") if args.val_dir is not None else None
+    if validation is None:
+        validation = [("sample", path) for path in sample_image_paths(SAMPLE_TEST)]
+    _at_least("--eval-size", args.eval_size, validation, "pass a smaller --eval-size")
+    _check_train_out(args, inputs)
     device = resolve_device(args.device) if args.device else None  # None: the trainer picks the local rank's GPU
+    if chosen.config.tensorboard and not _installed("tensorboard"):
+        print("note: no TensorBoard logs (pip install tensorboard); the records are in log.jsonl and the CSV files")
+    resume: bool | str = True if args.resume else "auto" if args.resume_or_start else False
     try:
         report = train_and_evaluate(
             chosen, args.out, train_source=args.train_dir, val_source=args.val_dir, eval_size=args.eval_size,
-            device=device, resume=args.resume,
+            device=device, resume=resume,
         )  # fmt: skip
+    except KeyboardInterrupt:
+        raise _interrupted(args) from None
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
@@ -129,6 +358,11 @@ def run_train(args: argparse.Namespace) -> None:
     print("\nwrote " + ", ".join(str(path) for path in report.files.values()))
 
 
+# --------------------------------------------------------------------------
+# invhide eval, convert-official, bench
+# --------------------------------------------------------------------------
+
+
 def run_eval(args: argparse.Namespace) -> None:
     """``invhide eval FOLDER``: :func:`invhide.evaluation.metrics.evaluate` on the folder's pairs."""
     import torch
@@ -136,32 +370,60 @@ def run_eval(args: argparse.Namespace) -> None:
     from invhide.evaluation.metrics import evaluate
     from invhide.io.datasets import evaluation_pairs
 
+    images = folder_images(args.folder)
+    if len(images) < 2:
+        raise InputError(
+            f"{args.folder}: holds {len(images)} image(s); eval pairs images, so it needs at least two "
+            f"({', '.join(_image_suffixes())} files)"
+        )
+    found = find_model(args.model)
     if args.json is not None:
-        check_file_output(args.json, "--json")
+        check_file_output(args.json, "--json", force=args.force, inputs=[*images, *found.files])
     device = resolve_device(args.device)
-    model = load_model(args.model, device)
+    model = found.load(device)
+    _one_secret(found, model, "eval")
+    _even_size("--size", args.size, model)
+    _at_least("--size", args.size, images, "pass a smaller --size")
     pairs = evaluation_pairs(args.folder, size=args.size)
     generator = torch.Generator(device).manual_seed(args.seed)
-    evaluation = evaluate(model, pairs, batch_size=args.batch_size, device=device, generator=generator)
-    print(evaluation.format())
+    with blaming(found.choice):
+        evaluation = evaluate(model, pairs, batch_size=args.batch_size, device=device, generator=generator)
     if args.json is not None:
         from invhide.io.files import atomic_write
 
         with atomic_write(args.json, "w") as file:
             json.dump(evaluation.to_dict(per_image=True), file, indent=2)
+    print(evaluation.format())
 
 
 def run_convert(args: argparse.Namespace) -> None:
-    """``invhide convert-official model.pt -o OUT``: import a reference checkpoint and save it as safetensors."""
+    """``invhide convert-official model.pt -o OUT``: import a reference checkpoint and save it as safetensors.
+
+    ``OUT`` is a ``.safetensors`` file (its folder must exist) or a folder
+    (created) that receives ``model.safetensors`` and ``config.json``; either
+    loads with ``--model OUT``. A ``.pt`` name is refused: ``--model`` takes
+    such a file for a PyTorch pickle.
+    """
     from invhide.io.checkpoint import save
     from invhide.models.hinet import HiNet
 
     output: Path = args.output
-    if output.suffix == ".safetensors":
-        check_file_output(output, "-o")
+    inputs = [(f"checkpoint {args.checkpoint}", args.checkpoint)]
+    if output.suffix.lower() in _PICKLE_SUFFIXES:
+        raise InputError(
+            f"-o {output}: a {output.suffix} name would be taken for a PyTorch pickle, which --model refuses; "
+            f"write {output.with_suffix('.safetensors')} or a folder"
+        )
+    if output.suffix == ".safetensors":  # as invhide.io.checkpoint.save tells a file from a folder
+        written = [output] + ([output.parent / "config.json"] if output.name == "model.safetensors" else [])
     else:
-        check_folder_output(output, "-o")
-    model = HiNet.from_official_checkpoint(args.checkpoint)
+        check_folder_output(output, "-o", inputs=inputs)
+        written = [output / "model.safetensors", output / "config.json"] if output.is_dir() else []
+    for path in written:
+        check_file_output(path, "-o", force=args.force, inputs=inputs)
+    with warnings.catch_warnings():  # torch's advice about pickle protocols is for torch's developers
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        model = HiNet.from_official_checkpoint(args.checkpoint)
     path = save(model, output)
     print(f"wrote {path} ({model.num_blocks} blocks); use it with --model {output}")
 
@@ -171,7 +433,7 @@ def run_bench(args: argparse.Namespace) -> None:
     from invhide.evaluation.speed import run
 
     if args.json is not None:
-        check_file_output(args.json, "--json")
+        check_file_output(args.json, "--json", force=args.force)
     run(
         sizes=args.sizes,
         blocks=args.blocks,

@@ -1,35 +1,53 @@
-"""Pieces the ``invhide`` commands share: the device, the model, and checks of the paths they will write.
+"""Pieces the ``invhide`` commands share: the device, reading images, and checks of the paths they will write.
 
-Each function raises an :class:`~invhide.errors.InvhideError` naming the
+Each check raises an :class:`~invhide.errors.InvhideError` naming the
 option at fault, before any work is done, so a command refuses bad input in
 one line and leaves nothing half-written.
+
+The output rules, the same for every command:
+
+- **An output is never one of the command's inputs.** Paths are compared as
+  files (``os.path.samefile``: the same device and inode), so ``-o
+  ./x/../cover.png``, a hard link or a symbolic link to an input are all
+  refused, whatever their spelling.
+- **An existing output file is refused unless** ``--force`` is given; a
+  folder is never replaced by a file.
+- **A file output goes into a folder that exists**; a folder output
+  (``train --out``, ``convert-official -o DIR``) is created when missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from invhide.errors import (
     AccessError,
-    FileFormatError,
     InputError,
+    InvhideError,
     IsAFolderError,
     MissingPathError,
     NotAFolderError,
+    PathExistsError,
 )
 
 __all__ = [
     "DEFAULT_MODEL_ENV",
     "MODELS_ENV",
+    "Input",
     "check_file_output",
     "check_folder_output",
     "check_image_output",
-    "load_model",
+    "check_not_an_input",
+    "folder_images",
     "models_folder",
+    "read_input_image",
     "resolve_device",
-    "resolve_model",
+    "same_file",
 ]
 
 MODELS_ENV = "INVHIDE_MODELS"
@@ -37,6 +55,9 @@ MODELS_ENV = "INVHIDE_MODELS"
 
 DEFAULT_MODEL_ENV = "INVHIDE_MODEL"
 """Environment variable: the model used when ``--model`` is not given."""
+
+Input = tuple[str, Path]
+"""A file a command reads, with how messages name it, e.g. ``("cover image a.png", Path("a.png"))``."""
 
 
 def resolve_device(name: str | None) -> Any:
@@ -61,94 +82,178 @@ def models_folder() -> Path:
     return Path(os.environ.get(MODELS_ENV, Path.home() / ".cache" / "invhide" / "models"))
 
 
-def resolve_model(spec: str | None) -> Path:
-    """Find a model from ``--model``: a file or run folder, or a name in ``$INVHIDE_MODELS``.
+# --------------------------------------------------------------------------
+# Inputs and outputs
+# --------------------------------------------------------------------------
 
-    Without ``--model``, ``$INVHIDE_MODEL`` is used.
 
-    Raises:
-        invhide.errors.InputError: no model given.
-        invhide.errors.MissingPathError: nothing found.
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file: the same inode when both exist, else the same resolved path.
+
+    Example:
+        >>> same_file(Path("/tmp/x/../y.png"), Path("/tmp/y.png"))
+        True
     """
-    spec = spec or os.environ.get(DEFAULT_MODEL_ENV)
-    if not spec:
-        raise InputError(
-            "no model given: pass --model PATH (a .safetensors file or a training run's folder) or set "
-            f"${DEFAULT_MODEL_ENV}; train one with `invhide train --quick --out runs/quick`"
-        )
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path
-    folder = models_folder()
-    for candidate in (folder / spec, folder / f"{spec}.safetensors"):
-        if candidate.exists():
-            return candidate
-    raise MissingPathError(f"--model {spec}: no such file or folder, and no model named {spec!r} in {folder}")
+    if os.path.lexists(a) and os.path.lexists(b):
+        with contextlib.suppress(OSError):
+            return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
-def load_model(spec: str | None, device: Any) -> Any:
-    """The model of ``--model`` (see :func:`resolve_model`) on ``device``, in eval mode.
+def check_not_an_input(output: Path, option: str, inputs: Iterable[Input]) -> None:
+    """Refuse an output that is one of the command's inputs (by file identity, not spelling).
+
+    Args:
+        output: the path the command will write.
+        option: how it was given, e.g. ``"-o"``.
+        inputs: the files the command reads, each with how to name it.
 
     Raises:
-        invhide.errors.FileFormatError: a PyTorch pickle (``.pt``), which is
-            never unpickled; or any :class:`~invhide.io.checkpoint.CheckpointError`.
+        invhide.errors.InputError: ``output`` is one of ``inputs``.
     """
-    from invhide.io.checkpoint import load
-
-    path = resolve_model(spec)
-    if path.suffix in (".pt", ".pth"):
-        raise FileFormatError(
-            f"{path}: a PyTorch pickle, which invhide does not load (it could run code); "
-            f"if it is a reference HiNet checkpoint, convert it: invhide convert-official {path} -o DIR"
-        )
-    return load(path, map_location=device)
+    for shown, path in inputs:
+        if same_file(output, path):
+            raise InputError(
+                f"{option} {output}: is the {shown}; writing it would destroy an input: choose another output name"
+            )
 
 
-def check_file_output(path: Path, option: str) -> None:
-    """A file the command will write: not a folder, in a folder that exists.
+def check_file_output(path: Path, option: str, *, force: bool = False, inputs: Iterable[Input] = ()) -> None:
+    """A file the command will write: not an input, new (or ``force``), not a folder, in a folder that exists.
+
+    Args:
+        path: the file to write.
+        option: how it was given, e.g. ``"--json"``.
+        force: an existing file may be replaced (``--force``).
+        inputs: the command's inputs, never to be written.
 
     Raises:
+        invhide.errors.InputError: ``path`` is an input, or its name is empty.
         invhide.errors.IsAFolderError: ``path`` is a folder.
+        invhide.errors.PathExistsError: ``path`` exists and ``force`` is false.
         invhide.errors.MissingPathError: its folder does not exist.
         invhide.errors.NotAFolderError: its "folder" is a file.
     """
+    check_not_an_input(path, option, inputs)
     if path.is_dir():
-        raise IsAFolderError(f"{path}: is a folder, not a file name ({option})")
-    if not path.parent.exists():
-        raise MissingPathError(f"{path}: output folder {path.parent} does not exist ({option})")
-    if not path.parent.is_dir():
-        raise NotAFolderError(f"{path}: {path.parent} is a file, not a folder ({option})")
+        raise IsAFolderError(f"{option} {path}: is a folder; give a file name")
+    parent = path.parent
+    if not parent.exists():
+        raise MissingPathError(f"{option} {path}: the folder {parent} does not exist (create it first)")
+    if not parent.is_dir():
+        raise NotAFolderError(f"{option} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise AccessError(f"{option} {path}: cannot write in {parent}: permission denied")
+    if os.path.lexists(path) and not force:
+        raise PathExistsError(f"{option} {path}: exists; pass --force to replace it, or choose another name")
 
 
-def check_image_output(path: Path, option: str = "-o") -> None:
-    """An image the command will write: a ``.png`` (lossless) file in a folder that exists.
+def check_image_output(path: Path, option: str = "-o", *, force: bool = False, inputs: Iterable[Input] = ()) -> None:
+    """An image the command will write: a lossless file (``.png``, ``.tif``, ``.tiff``, ``.bmp``), see above.
 
     Raises:
-        invhide.errors.InputError: another suffix.
+        invhide.errors.InputError: a lossy or unknown suffix, or ``path`` is an input.
         invhide.errors.PathError: see :func:`check_file_output`.
     """
-    if path.suffix.lower() != ".png":
-        raise InputError(
-            f"{path}: write the image as .png (lossless); other formats would destroy hidden data ({option})"
-        )
-    check_file_output(path, option)
+    from invhide.io.images import LOSSLESS_SUFFIXES
+
+    check_not_an_input(path, option, inputs)
+    suffix = path.suffix.lower()
+    if suffix not in LOSSLESS_SUFFIXES and not path.is_dir():
+        lossless = ", ".join(LOSSLESS_SUFFIXES[:-1]) + " or " + LOSSLESS_SUFFIXES[-1]
+        if suffix in (".jpg", ".jpeg", ".webp", ".gif", ".avif", ".heic", ".jfif", ".jp2"):
+            why = f"{suffix} is lossy or reduces colours, which would destroy the hidden image"
+        else:
+            why = f"the suffix {suffix or '(none)'!r} names no lossless image format"
+        raise InputError(f"{option} {path}: {why}; write a lossless {lossless} file (.png recommended)")
+    check_file_output(path, option, force=force)
 
 
-def check_folder_output(path: Path, option: str) -> None:
+def check_folder_output(path: Path, option: str, *, inputs: Iterable[Input] = ()) -> None:
     """A folder the command will create or write into.
 
     It may exist (as a folder) or not; the nearest existing folder above it
     must be writable, so that creating it later cannot fail for that reason.
+    Which files inside it may be replaced is the command's business.
 
     Raises:
+        invhide.errors.InputError: ``path`` is one of ``inputs`` (a folder the command reads).
         invhide.errors.NotAFolderError: ``path`` or a parent is a file.
         invhide.errors.AccessError: the nearest existing folder is not writable.
     """
+    for shown, folder in inputs:
+        if same_file(path, folder):
+            raise InputError(f"{option} {path}: is the {shown}; choose another folder for what the command writes")
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         where = "is a file" if existing == path else f"is below {existing}, which is a file"
-        raise NotAFolderError(f"{path}: {where}, not a folder ({option})")
+        raise NotAFolderError(f"{option} {path}: {where}, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise AccessError(f"{path}: cannot write in {existing}: permission denied ({option})")
+        raise AccessError(f"{option} {path}: cannot write in {existing}: permission denied")
+
+
+def folder_images(folder: Path, option: str | None = None) -> list[Input]:
+    """The images of a folder a command reads, as inputs; ``option`` (e.g. ``"--train-dir"``) prefixes errors.
+
+    Raises:
+        invhide.errors.MissingPathError: no such folder.
+        invhide.errors.NotAFolderError: a file, not a folder.
+    """
+    from invhide.io.datasets import list_images
+
+    try:
+        paths = list_images(folder)
+    except InvhideError as error:
+        if option is None:
+            raise
+        raise type(error)(f"{option} {error}") from None
+    return [(f"image {path.name} of {option + ' ' if option else ''}{folder}", path) for path in paths]
+
+
+# --------------------------------------------------------------------------
+# Reading images in the command's words
+# --------------------------------------------------------------------------
+
+_LIBRARY_LIMIT = re.compile(r"\(max_pixels\)(; pass a larger max_pixels \(or None\) to read it)?$")
+_PILLOW_LIMIT = re.compile(r"Pillow's decompression-bomb limit of ([\d,]+) pixels; raise PIL.Image.MAX_IMAGE_PIXELS.*$")
+
+
+@contextlib.contextmanager
+def _pillow_allows(pixels: int) -> Iterator[None]:
+    """Lift Pillow's decompression-bomb limit to ``pixels`` for the block, so ``--max-pixels`` is the one limit."""
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    if before is not None and pixels > before:
+        Image.MAX_IMAGE_PIXELS = pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def read_input_image(path: Path, max_pixels: int) -> Any:
+    """:func:`invhide.io.images.read_image` with ``--max-pixels``, its size limit named as that option.
+
+    Raises:
+        invhide.io.images.ImageError: as ``read_image``; a file larger than
+            ``max_pixels`` is refused before decoding, the message saying
+            ``--max-pixels`` rather than the library's argument.
+        invhide.errors.PathError: a missing or unreadable file.
+    """
+    from invhide.io.images import ImageError, read_image
+
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise ImageError(f"{path}: not a regular file (a device, pipe or socket), not an image file")
+    with _pillow_allows(max_pixels):
+        try:
+            return read_image(path, max_pixels=max_pixels)
+        except ImageError as error:
+            message = str(error)
+            words = _LIBRARY_LIMIT.sub("(--max-pixels); pass a larger --max-pixels to read it", message)
+            words = _PILLOW_LIMIT.sub(r"the limit of \1 pixels; pass a larger --max-pixels to read it", words)
+            if words == message:
+                raise
+            raise ImageError(words) from None

@@ -1,4 +1,4 @@
-"""The ``invhide`` command: hide, reveal, train, eval, bench, convert-official.
+"""The ``invhide`` command: hide, reveal, train, eval, bench, convert-official, models.
 
 Every subcommand has ``--help``. What goes wrong is reported in one of four
 ways:
@@ -10,7 +10,9 @@ ways:
   ``INVHIDE_DEBUG=1``) prints its traceback first.
 - **Out of memory**: one line with what to change (``--tile``,
   ``--batch-size``...), exit status 2.
-- **Ctrl-C**: ``invhide: interrupted``, exit status 130.
+- **Ctrl-C**: ``invhide: interrupted``, exit status 130; ``invhide train``
+  adds where the checkpoint of the last completed step was saved and the
+  command that resumes it.
 - **Anything else is a bug**, in invhide or below it: the full traceback and
   exit status 1.
 
@@ -18,6 +20,9 @@ Options that argparse itself refuses (an unknown option, ``--tile abc``)
 print the usage and exit with status 2, as argparse does. Warnings (an image
 converted from grayscale...) are printed as one ``invhide: warning: ...`` line
 each.
+
+No command writes over one of its inputs, and none replaces an existing
+output file without ``--force`` (:mod:`invhide.cli.common`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from invhide.cli import commands
+from invhide.cli import commands, models
 from invhide.errors import InvhideError, describe
 
 __all__ = ["DEBUG_ENV", "build_parser", "is_out_of_memory", "main", "run_reporting_errors"]
@@ -76,6 +81,12 @@ def _even_side(text: str) -> int:
     return value
 
 
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return Path(text)
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -91,6 +102,9 @@ def _positive_float(text: str) -> float:
 # --------------------------------------------------------------------------
 
 _DEVICE_HELP = "cpu, cuda, cuda:1, mps, ... (default: cuda when available)"
+_MODEL_HELP = "model name, file or training-run folder (default: $INVHIDE_MODEL, else the default shipped model)"
+_FORCE_HELP = "replace an existing output file (default: refuse); an input is never overwritten"
+_IMAGE_OUTPUT = "(.png; also .tif, .tiff, .bmp: lossless formats only)"
 
 
 def _add_debug(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -103,7 +117,7 @@ def _add_debug(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model file, training-run folder or name (default: $INVHIDE_MODEL)")
+    parser.add_argument("--model", help=_MODEL_HELP)
     parser.add_argument(
         "--tile", type=_positive, default=1024, help="process in tiles of this side, bounding memory (default: 1024)"
     )
@@ -111,21 +125,25 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
         "--overlap", type=_non_negative, default=64, help="context pixels around each tile (default: 64)"
     )
     parser.add_argument(
-        "--max-pixels", type=_positive, default=None, help="refuse larger images before decoding (default: 67 MP)"
+        "--max-pixels",
+        type=_positive,
+        default=None,
+        help="refuse larger images before decoding (default: 67108864, 8192x8192)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    parser.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    parser.add_argument("--quiet", action="store_true", help="no progress or summary output (warnings still show)")
     parser.add_argument("--device", help=_DEVICE_HELP)
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from invhide.training.recipes import RECIPES
 
-    parser.add_argument("--train-dir", type=Path, help="folder of training photos (default: scikit-image samples)")
-    parser.add_argument("--val-dir", type=Path, help="folder of evaluation photos (default: held-out samples)")
+    parser.add_argument("--train-dir", type=_path, help="folder of training photos (default: scikit-image samples)")
+    parser.add_argument("--val-dir", type=_path, help="folder of evaluation photos (default: held-out samples)")
     parser.add_argument("--preset", choices=RECIPES, default="paper", help="training recipe (default: paper)")
     parser.add_argument("--quick", action="store_true", help="the quick recipe: a small model trained in minutes")
     parser.add_argument("--steps", type=_positive, help="optimizer steps (default: the recipe's)")
-    parser.add_argument("--crop", type=_positive, help="training crop side (default: the recipe's)")
+    parser.add_argument("--crop", type=_even_side, help="training crop side, even (default: the recipe's)")
     parser.add_argument("--batch-size", type=_positive, help="cover/secret pairs per step (default: the recipe's)")
     parser.add_argument("--lr", type=_positive_float, help="learning rate (default: the recipe's)")
     rounding = parser.add_mutually_exclusive_group()
@@ -143,11 +161,34 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="train the reveal on the float stego (default for the other recipes)",
     )
     parser.add_argument("--memory-saving", action="store_true", help="recompute activations through the inverse")
-    parser.add_argument("--eval-size", type=_positive, default=256, help="evaluation centre-crop side (default: 256)")
+    parser.add_argument(
+        "--eval-size", type=_even_side, default=256, help="evaluation centre-crop side, even (default: 256)"
+    )
     parser.add_argument("--workers", type=_non_negative, default=0, help="data-loading processes (default: 0)")
     parser.add_argument("--seed", type=_seed, default=0, help="seeds the model, the data and z (default: 0)")
-    parser.add_argument("--out", type=Path, default=Path("runs/hinet"), help="output folder (default: runs/hinet)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    parser.add_argument("--out", type=_path, default=Path("runs/hinet"), help="output folder (default: runs/hinet)")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_non_negative,
+        help="save a checkpoint every N steps; 0: only at the end (and on Ctrl-C) (default: the recipe's)",
+    )
+    resuming = parser.add_mutually_exclusive_group()
+    resuming.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in --out; refused when --out holds none",
+    )
+    resuming.add_argument(
+        "--resume-or-start",
+        action="store_true",
+        help="continue from the newest checkpoint in --out when there is one, else start a new run there",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace model.safetensors, config.json, results.json or figures in --out that no run there wrote "
+        "(default: refuse); a previous run's logs and checkpoints are never replaced: --resume continues them",
+    )
     parser.add_argument("--device", help=_DEVICE_HELP)
 
 
@@ -179,7 +220,8 @@ def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="autocast dtypes whose invertibility error to report (default: bfloat16)",
     )
     parser.add_argument("--skip", nargs="*", default=[], choices=PARTS, help="parts to skip")
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--json", type=_path, help="also write the figures to this JSON file")
+    parser.add_argument("--force", action="store_true", help=_FORCE_HELP)
     parser.add_argument("--device", help=_DEVICE_HELP)
 
 
@@ -205,9 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         commands.run_hide,
         "try a smaller --tile (e.g. --tile 512) or --device cpu",
     )
-    hide.add_argument("cover", type=Path, help="cover image")
-    hide.add_argument("secret", type=Path, help="secret image")
-    hide.add_argument("-o", "--output", type=Path, required=True, help="stego image to write (.png)")
+    hide.add_argument("cover", type=_path, help="cover image")
+    hide.add_argument("secret", type=_path, help="secret image")
+    hide.add_argument("-o", "--output", type=_path, required=True, help=f"stego image to write {_IMAGE_OUTPUT}")
     hide.add_argument(
         "--fit",
         choices=("refuse", "resize", "crop"),
@@ -222,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         commands.run_reveal,
         "try a smaller --tile (e.g. --tile 512) or --device cpu",
     )
-    reveal.add_argument("stego", type=Path, help="stego image")
-    reveal.add_argument("-o", "--output", type=Path, required=True, help="recovered secret to write (.png)")
+    reveal.add_argument("stego", type=_path, help="stego image")
+    reveal.add_argument("-o", "--output", type=_path, required=True, help=f"recovered secret to write {_IMAGE_OUTPUT}")
     _add_image_options(reveal)
     reveal.add_argument("--seed", type=_seed, default=0, help="seeds the random z of the reveal (default: 0)")
 
@@ -241,11 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
         commands.run_eval,
         "try a smaller --batch-size or --size",
     )
-    evaluate.add_argument("folder", type=Path, help="folder of test images, paired i with (i + n/2) mod n")
-    evaluate.add_argument("--model", help="model file, training-run folder or name (default: $INVHIDE_MODEL)")
-    evaluate.add_argument("--size", type=_positive, default=256, help="centre-crop side (default: 256)")
+    evaluate.add_argument("folder", type=_path, help="folder of test images, paired i with (i + n/2) mod n")
+    evaluate.add_argument("--model", help=_MODEL_HELP)
+    evaluate.add_argument("--size", type=_even_side, default=256, help="centre-crop side, even (default: 256)")
     evaluate.add_argument("--batch-size", type=_positive, default=4, help="pairs per forward pass (default: 4)")
-    evaluate.add_argument("--json", type=Path, help="also write every metric, per image, to this JSON file")
+    evaluate.add_argument("--json", type=_path, help="also write every metric, per image, to this JSON file")
+    evaluate.add_argument("--force", action="store_true", help=_FORCE_HELP)
     evaluate.add_argument("--device", help=_DEVICE_HELP)
     evaluate.add_argument("--seed", type=_seed, default=0, help="seeds the random z of the reveal (default: 0)")
 
@@ -263,9 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
         commands.run_convert,
         "free some memory or convert on a machine with more",
     )
-    convert.add_argument("checkpoint", type=Path, help="the reference code's .pt file")
-    convert.add_argument("-o", "--output", type=Path, required=True, help="output folder or .safetensors file")
+    convert.add_argument("checkpoint", type=_path, help="the reference code's .pt file")
+    convert.add_argument(
+        "-o",
+        "--output",
+        type=_path,
+        required=True,
+        help="a .safetensors file, or a folder (created) that receives model.safetensors and config.json",
+    )
+    convert.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
+    models.add_parser(commands_)
     for sub in commands_.choices.values():  # `invhide hide --debug ...` works too
         _add_debug(sub, default=argparse.SUPPRESS)
     return parser
@@ -283,7 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["hide", "missing.png", "secret.png", "-o", "stego.png", "--model", "m"])
         2
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `invhide train` prints the command that resumes an interrupted run
     debug = args.debug or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
     return run_reporting_errors(args.run, args, debug=debug, memory_advice=args.memory_advice)
 
@@ -339,10 +392,11 @@ def run_reporting_errors(
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:
             run(args)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             if debug:
                 traceback.print_exc()
-            print("invhide: interrupted", file=sys.stderr)
+            details = " ".join(str(interrupt).split())
+            print("invhide: interrupted" + (f": {details}" if details else ""), file=sys.stderr)
             return 130
         except InvhideError as error:
             if debug:

@@ -6,10 +6,14 @@
 - :func:`choose_model` decides which model a command uses: ``--model`` when
   given, else ``$INVHIDE_MODEL``, else the default shipped model, else it
   refuses in one line that says how to get a model.
-- :func:`load_model` loads that choice, a shipped name or a path (or a name in
-  ``$INVHIDE_MODELS``), and announces on stderr, in one line, when it falls
-  back to the default model. Its errors name where the model came from:
-  ``--model``, ``$INVHIDE_MODEL`` or the default.
+- :func:`find_model` finds that choice, a shipped name or a path (or a name
+  in ``$INVHIDE_MODELS``), without loading it, so that a command can check
+  its outputs against the model's files first; :meth:`FoundModel.load` loads
+  it, refuses a model that hides nothing, and announces on stderr, in one
+  line, when it falls back to the default model. :func:`load_model` does
+  both. Their errors name where the model came from: ``--model``,
+  ``$INVHIDE_MODEL`` or the default; :func:`blaming` names it as the cause
+  of a :class:`~invhide.errors.ModelError` (NaN outputs) too.
 """
 
 from __future__ import annotations
@@ -18,15 +22,26 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from invhide.cli.common import DEFAULT_MODEL_ENV, MODELS_ENV, models_folder
-from invhide.errors import FileFormatError, InputError, InvhideError, MissingPathError, describe
+from invhide.errors import FileFormatError, InputError, InvhideError, MissingPathError, ModelError, describe
 
-__all__ = ["NO_MODEL_HINT", "ModelChoice", "add_parser", "choose_model", "load_model", "run_models"]
+__all__ = [
+    "NO_MODEL_HINT",
+    "FoundModel",
+    "ModelChoice",
+    "add_parser",
+    "blaming",
+    "choose_model",
+    "find_model",
+    "load_model",
+    "run_models",
+]
 
 NO_MODEL_HINT = "train one with `invhide train --quick --out runs/quick` and pass --model runs/quick"
 """What to do when no model is given and none ships, as the end of a message."""
@@ -105,6 +120,11 @@ def choose_model(
     )
 
 
+def _looks_like_a_path(spec: str) -> bool:
+    """Whether ``spec`` cannot be a model name: it has a folder separator, a suffix or a ``~``."""
+    return "/" in spec or os.sep in spec or "." in spec or spec.startswith("~")
+
+
 def _find(choice: ModelChoice, folder: str | os.PathLike[str] | None) -> str | Path:
     """A shipped name (as a string) or an existing path for ``choice``; raises when there is neither."""
     from invhide.models import registry
@@ -113,17 +133,141 @@ def _find(choice: ModelChoice, folder: str | os.PathLike[str] | None) -> str | P
     if spec in registry.names(folder):
         return spec
     path = Path(spec).expanduser()
-    if path.exists():
+    if os.path.lexists(path):
+        if not path.exists():
+            raise MissingPathError(f"{choice.described}: a symbolic link to nothing ({os.readlink(path)})")
+        if not path.is_file() and not path.is_dir():
+            raise FileFormatError(f"{choice.described}: not a regular file (a device, pipe or socket)")
         return path
     cache = models_folder()
-    for candidate in (cache / spec, cache / f"{spec}.safetensors"):
-        if candidate.exists():
-            return candidate
+    if not _looks_like_a_path(spec):
+        for candidate in (cache / spec, cache / f"{spec}.safetensors"):
+            if candidate.exists():
+                return candidate
+    if _looks_like_a_path(spec):
+        raise MissingPathError(f"{choice.described}: no such file or folder")
     shipped = ", ".join(registry.names(folder)) or "none yet"
     raise MissingPathError(
         f"{choice.described}: no model named {spec!r} ships with invhide (shipped: {shipped}) or is in {cache} "
         f"(${MODELS_ENV}), and no such file or folder"
     )
+
+
+_PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl")
+
+
+@dataclass(frozen=True)
+class FoundModel:
+    """A model that exists, not yet loaded: where the choice came from and what it names.
+
+    Attributes:
+        choice: the :class:`ModelChoice`.
+        source: a shipped model's name (a string), or an existing file or folder.
+        folder: the registry folder (``None``: the default one).
+    """
+
+    choice: ModelChoice
+    source: str | Path
+    folder: str | os.PathLike[str] | None = None
+
+    @property
+    def files(self) -> list[tuple[str, Path]]:
+        """The files loading reads, each with how messages name it (for the no-overwrite check).
+
+        A shipped model's weights and record, a file itself, or a run
+        folder's ``model.safetensors`` and ``config.json``.
+        """
+        from invhide.models import registry
+
+        shown = f"model ({self.choice.described})"
+        if isinstance(self.source, str):
+            entry = registry.models_dir(self.folder) / f"{self.source}"
+            return [(shown, entry.with_suffix(".safetensors")), (shown, entry.with_suffix(".json"))]
+        if self.source.is_dir():
+            return [(shown, self.source / "model.safetensors"), (shown, self.source / "config.json")]
+        return [(shown, self.source)]
+
+    def load(self, device: Any, *, stderr: TextIO | None = None) -> Any:
+        """The model on ``device``, in eval mode, refused when it hides nothing.
+
+        Raises:
+            invhide.errors.InvhideError: a PyTorch pickle, a model file that
+                is not valid (named after :attr:`choice`), or a model whose
+                stego ignores the secret
+                (:func:`invhide.models.inference.hides_nothing`, a
+                :class:`~invhide.errors.ModelError`).
+        """
+        from invhide.io.checkpoint import load as load_path
+        from invhide.models import registry
+        from invhide.models.inference import hides_nothing
+
+        choice, found = self.choice, self.source
+        try:
+            if isinstance(found, str):
+                model = registry.load(found, map_location=device, folder=self.folder)
+            elif found.suffix.lower() in _PICKLE_SUFFIXES:
+                raise FileFormatError(
+                    f"{found}: a PyTorch pickle, which invhide does not load (it could run code); if it is a "
+                    f"reference HiNet checkpoint, convert it: invhide convert-official {found} -o "
+                    f"{found.with_suffix('.safetensors')}"
+                )
+            else:
+                model = load_path(found, map_location=device)
+        except InvhideError as error:
+            raise type(error)(_naming_origin(describe(error), choice)) from error
+        with blaming(choice):  # a model whose outputs overflow fails the probe already
+            nothing = hides_nothing(model)
+        if nothing:
+            raise ModelError(
+                f"{choice.described} hides nothing: its weights leave hide the identity (a freshly initialised "
+                f"model?); train it first"
+            )
+        if choice.origin == "default":
+            headline = registry.record(choice.spec, self.folder).headline
+            print(
+                f"invhide: using the default model {choice.spec} ({headline}); choose another with --model or "
+                f"${DEFAULT_MODEL_ENV}",
+                file=stderr if stderr is not None else sys.stderr,
+            )
+        return model
+
+
+def find_model(
+    option: str | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    folder: str | os.PathLike[str] | None = None,
+) -> FoundModel:
+    """The model a command will use (:func:`choose_model`), found but not loaded.
+
+    A shipped name, else a path, else a name in ``$INVHIDE_MODELS`` (default
+    ``~/.cache/invhide/models``).
+
+    Raises:
+        invhide.errors.InputError: nothing given and no default model.
+        invhide.errors.MissingPathError: nothing found; the message starts
+            with where the model came from (``--model X``,
+            ``$INVHIDE_MODEL=X`` or ``the default model X``).
+    """
+    choice = choose_model(option, environ=environ, folder=folder)
+    return FoundModel(choice, _find(choice, folder), folder)
+
+
+@contextmanager
+def blaming(choice: ModelChoice) -> Iterator[None]:
+    """Name the model as the cause of a :class:`~invhide.errors.ModelError` raised in the block.
+
+    Example:
+        >>> with blaming(ModelChoice("m.safetensors", "--model")):
+        ...     raise ModelError("the model turned finite inputs into NaN")
+        Traceback (most recent call last):
+        ...
+        invhide.errors.ModelError: --model m.safetensors: the model turned finite inputs into NaN
+    """
+    try:
+        yield
+    except ModelError as error:
+        raise ModelError(f"{choice.described}: {describe(error)}") from error
 
 
 def load_model(
@@ -140,7 +284,8 @@ def load_model(
     SHA-256 checked); anything else is a path, or a name in
     ``$INVHIDE_MODELS`` (default ``~/.cache/invhide/models``), loaded by
     :func:`invhide.io.checkpoint.load`. Falling back to the default model is
-    announced in one line on ``stderr``.
+    announced in one line on ``stderr``. A model that hides nothing (its
+    stego ignores the secret, as a freshly initialised one does) is refused.
 
     Args:
         option: the value of ``--model`` (``None`` when not given).
@@ -152,35 +297,11 @@ def load_model(
 
     Raises:
         invhide.errors.InvhideError: nothing to load, nothing found, a PyTorch
-            pickle, or a model file that is not valid; the message starts
-            with where the model came from (``--model X``,
-            ``$INVHIDE_MODEL=X`` or ``the default model X``).
+            pickle, a model file that is not valid, or a model that hides
+            nothing; the message starts with where the model came from
+            (``--model X``, ``$INVHIDE_MODEL=X`` or ``the default model X``).
     """
-    from invhide.io.checkpoint import load as load_path
-    from invhide.models import registry
-
-    choice = choose_model(option, environ=environ, folder=folder)
-    try:
-        found = _find(choice, folder)
-        if isinstance(found, str):
-            model = registry.load(found, map_location=device, folder=folder)
-        elif found.suffix in (".pt", ".pth"):
-            raise FileFormatError(
-                f"{found}: a PyTorch pickle, which invhide does not load (it could run code); if it is a reference "
-                f"HiNet checkpoint, convert it: invhide convert-official {found} -o DIR"
-            )
-        else:
-            model = load_path(found, map_location=device)
-    except InvhideError as error:
-        raise type(error)(_naming_origin(describe(error), choice)) from error
-    if choice.origin == "default":
-        headline = registry.record(choice.spec, folder).headline
-        print(
-            f"invhide: using the default model {choice.spec} ({headline}); choose another with --model or "
-            f"${DEFAULT_MODEL_ENV}",
-            file=stderr if stderr is not None else sys.stderr,
-        )
-    return model
+    return find_model(option, environ=environ, folder=folder).load(device, stderr=stderr)
 
 
 def _naming_origin(message: str, choice: ModelChoice) -> str:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -46,6 +45,7 @@ import torch
 
 from invhide import checks
 from invhide.errors import InputError, InputTypeError, IsAFolderError, MissingPathError
+from invhide.models.registry import cpu_model
 
 __all__ = [
     "AUTOCAST_DTYPES",
@@ -70,15 +70,7 @@ AUTOCAST_DTYPES: tuple[str, ...] = ("bfloat16", "float16")
 
 def machine(device: torch.device) -> str:
     """One line describing where the numbers come from."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo") as file:
-                name = next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     return (
         f"{name}; {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, device {device}"

@@ -68,6 +68,7 @@ __all__ = [
     "SHIPPED",
     "ModelRecord",
     "available",
+    "cpu_model",
     "default_name",
     "file_sha256",
     "hardware",
@@ -587,6 +588,22 @@ def publish(
     return set_default(name, folder) if wanted else entry
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` knows).
+
+    Example:
+        >>> isinstance(cpu_model(), str)
+        True
+    """
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as file:
+            name = next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return name
+
+
 def hardware(device: str | torch.device | None = None) -> dict[str, Any]:
     """This machine as a record's ``hardware`` field: CPU model, logical CPUs, torch threads, GPU, torch version.
 
@@ -597,16 +614,10 @@ def hardware(device: str | torch.device | None = None) -> dict[str, Any]:
         >>> sorted(hardware())
         ['cpu', 'gpu', 'logical_cpus', 'threads', 'torch']
     """
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as file:
-            cpu = next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     device = torch.device(device) if device is not None else None
     gpu = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else None
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "gpu": gpu,

@@ -77,7 +77,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -361,7 +361,7 @@ def train_and_evaluate(
     val_source: PathLike | Sequence[PathLike] | None = None,
     eval_size: int | None = 256,
     device: str | torch.device | None = None,
-    resume: bool = False,
+    resume: bool | Literal["auto"] = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> Report:
@@ -377,7 +377,8 @@ def train_and_evaluate(
     :class:`~invhide.training.trainer.Trainer`), ``model.safetensors`` and
     ``config.json``, ``results.json`` (every metric, per image), and, when
     matplotlib is installed, ``figure.png`` (the paper's Fig. 3 layout) and
-    ``curves.png``.
+    ``curves.png``. Without matplotlib the figures are skipped with a one-line
+    note to ``log``: the run and its evaluation still succeed.
 
     Args:
         chosen: a :class:`Recipe`.
@@ -386,7 +387,11 @@ def train_and_evaluate(
         val_source: folder or image paths for evaluation.
         eval_size: evaluation crop side (``None``: largest even square per pair).
         device: where to train and evaluate.
-        resume: continue from the newest checkpoint in ``out_dir``.
+        resume: ``True`` continues from the newest checkpoint in ``out_dir``
+            (refused when there is none); ``"auto"`` continues when there is
+            one and starts a new run otherwise; ``False`` starts a new run
+            (refused over a previous one). See
+            :meth:`~invhide.training.trainer.Trainer.fit`.
         progress: show the training progress bar.
         log: where progress messages go.
 
@@ -435,17 +440,28 @@ def train_and_evaluate(
     with atomic_write(report.files["results"], "w") as file:
         file.write(json.dumps(evaluation.to_dict(per_image=True), indent=2) + "\n")
     try:
-        from invhide.evaluation.figures import hiding_figure, training_curves
-    except ImportError:  # pragma: no cover - matplotlib is optional
-        log('no figures: pip install "invhide[plot]"')
-        return report
+        report.files.update(_figures(model, pairs, out_dir, trainer.device, config.seed))
+    except ImportError as error:  # matplotlib is optional: the figures are extras, the run succeeded
+        log(f"note: no figures ({' '.join(str(error).split()) or type(error).__name__})")
+    return report
+
+
+def _figures(model: nn.Module, pairs: Sequence[Any], out_dir: Path, device: torch.device, seed: int) -> dict[str, Path]:
+    """``figure.png`` (the paper's Fig. 3 layout, three pairs) and ``curves.png``.
+
+    Raises:
+        ImportError: matplotlib is not installed (raised by the figures' first line, before they write anything).
+    """
+    from invhide.evaluation.figures import hiding_figure, training_curves
+
     shown = [p for p in pairs if p.cover.shape == pairs[0].cover.shape][:3]  # one size: eval_size=None varies
-    cover = torch.stack([p.cover for p in shown]).to(trainer.device)
-    secret = torch.stack([p.secret for p in shown]).to(trainer.device)
+    cover = torch.stack([p.cover for p in shown]).to(device)
+    secret = torch.stack([p.secret for p in shown]).to(device)
     with torch.inference_mode():
         stego, _ = model.hide(cover, secret)
-        recovered = model.reveal(stego, generator=torch.Generator(trainer.device).manual_seed(config.seed))
+        recovered = model.reveal(stego, generator=torch.Generator(device).manual_seed(seed))
     titles = [f"{p.names[0]} / {p.names[1]}" for p in shown]
-    report.files["figure"] = hiding_figure(cover, stego, secret, recovered, out_dir / "figure.png", titles=titles)
-    report.files["curves"] = training_curves(out_dir)
-    return report
+    return {
+        "figure": hiding_figure(cover, stego, secret, recovered, out_dir / "figure.png", titles=titles),
+        "curves": training_curves(out_dir),
+    }

@@ -77,7 +77,7 @@ class TrainingSettings:
 
 
 DEFAULT_TRAINING: dict[str, TrainingSettings] = {
-    "srm-cnn": TrainingSettings(steps=400, batch_pairs=8, crop=96, lr=2e-3),
+    "srm-cnn": TrainingSettings(steps=1000, batch_pairs=8, crop=128, lr=2e-3),
     "srnet": TrainingSettings(steps=2000, batch_pairs=8, crop=128, lr=1e-3),
 }
 """Default settings per learned detector. ``"srm-cnn"``: about 3 minutes on a

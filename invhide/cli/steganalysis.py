@@ -1,0 +1,289 @@
+"""``invhide steganalysis`` and ``invhide eval --security``: how detectable stego images are.
+
+``invhide steganalysis COVER_DIR STEGO_DIR`` pairs the images of the two
+folders by sorted name and runs the detectors of
+:mod:`invhide.evaluation.steganalysis` under its protocol (cross-validation
+by pair, bootstrap intervals), printing accuracy and AUC of each detector on
+one line. ``invhide eval --security --model M DIR`` first makes the pairs:
+each image of ``DIR`` hides another (the pairing of ``invhide eval``), both
+centre-cropped to ``--size``, and the stego image is saved as an 8-bit PNG, as
+a user would send it, in a temporary folder (or ``--pairs-dir``).
+
+Every option is checked, and every image header read, before anything
+expensive runs. The parser hooks: :func:`add_parser` registers the
+subcommand, :func:`add_security_options` adds the options to ``eval``'s
+parser, and :func:`run_security` is what ``eval`` runs when ``--security`` is
+given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from invhide.cli.common import check_file_output, check_folder_output, load_model, resolve_device
+from invhide.errors import InputError
+
+__all__ = ["add_parser", "add_security_options", "run_security", "run_steganalysis"]
+
+_MEMORY_ADVICE = "try fewer or smaller images, or --device cpu"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _folds(text: str) -> int:
+    value = _positive(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^63), got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^63), got {text!r}")
+    return value
+
+
+def _add_detector_options(parser: argparse.ArgumentParser | Any, *, json_option: bool) -> None:
+    from invhide.evaluation.steganalysis.protocol import DEFAULT_DETECTORS, DETECTORS
+
+    parser.add_argument(
+        "--detector",
+        dest="detectors",
+        nargs="+",
+        action="extend",
+        choices=DETECTORS,
+        metavar="NAME",
+        help=f"detectors to run, any of {', '.join(DETECTORS)} (default: {' '.join(DEFAULT_DETECTORS)}; srnet "
+        f"needs a GPU and many pairs)",
+    )
+    parser.add_argument("--roc", type=Path, metavar="OUT.png", help="also draw the ROC curves to this PNG (matplotlib)")
+    parser.add_argument("--folds", type=_folds, default=2, help="cross-validation folds by pair (default: 2)")
+    parser.add_argument(
+        "--bootstrap", type=_positive, default=1000, help="bootstrap resamples for the 95%% intervals (default: 1000)"
+    )
+    parser.add_argument(
+        "--train-steps", type=_positive, help="training steps of the learned detectors (default: each one's own)"
+    )
+    if json_option:
+        parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this JSON file")
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Register ``invhide steganalysis`` on the ``invhide`` command's subparsers.
+
+    Args:
+        commands: what ``parser.add_subparsers()`` returned.
+
+    Returns:
+        The subcommand's parser (its ``run`` default is :func:`run_steganalysis`).
+    """
+    summary = "how well steganalysis detectors tell stego images from their covers"
+    parser = commands.add_parser(
+        "steganalysis",
+        help=summary,
+        description=(
+            "Pair the images of COVER_DIR and STEGO_DIR by sorted name and measure, per detector, the accuracy and "
+            "AUC of telling them apart: cross-validation by pair (no image of a tested pair is trained on), with "
+            "95%% bootstrap intervals."
+        ),
+    )
+    parser.set_defaults(run=run_steganalysis, memory_advice=_MEMORY_ADVICE)
+    parser.add_argument("cover_dir", type=Path, help="folder of cover images")
+    parser.add_argument("stego_dir", type=Path, help="folder of their stego images (same count, same sizes)")
+    _add_detector_options(parser, json_option=True)
+    parser.add_argument("--seed", type=_seed, default=0, help="seeds the split, the training and the bootstrap")
+    parser.add_argument("--device", help="where the learned detectors train: cpu, cuda, ... (default: cuda if any)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def add_security_options(eval_parser: argparse.ArgumentParser) -> None:
+    """Add ``--security`` and its options to ``invhide eval``'s parser.
+
+    ``eval`` already has ``--model``, ``--size``, ``--batch-size``,
+    ``--json``, ``--seed`` and ``--device``; with ``--security``, ``--json``
+    receives the steganalysis results and ``--seed`` also seeds the detectors.
+    """
+    group = eval_parser.add_argument_group("security (with --security)")
+    group.add_argument(
+        "--security",
+        action="store_true",
+        help="instead of Table 2, hide each image in another, save the stego images as 8-bit PNGs and run the "
+        "steganalysis detectors on cover/stego pairs",
+    )
+    _add_detector_options(group, json_option=False)
+    group.add_argument(
+        "--pairs-dir", type=Path, help="keep the cover and stego PNGs in this folder (default: temporary)"
+    )
+
+
+def _check_roc(path: Path | None) -> None:
+    if path is None:
+        return
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError(f'--roc {path}: drawing ROC curves needs matplotlib: pip install "invhide[plot]"')
+    if path.suffix.lower() != ".png":
+        raise InputError(f"--roc {path}: the figure is written as PNG; name it *.png")
+    check_file_output(path, "--roc")
+
+
+def _detectors(args: argparse.Namespace) -> list[str]:
+    from invhide.evaluation.steganalysis.protocol import DEFAULT_DETECTORS
+
+    return list(dict.fromkeys(args.detectors or DEFAULT_DETECTORS))
+
+
+def _training(args: argparse.Namespace, detectors: Sequence[str]) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from invhide.evaluation.steganalysis.learned import DEFAULT_TRAINING
+
+    if args.train_steps is None:
+        return {}
+    return {
+        name: replace(DEFAULT_TRAINING[name], steps=args.train_steps) for name in detectors if name in DEFAULT_TRAINING
+    }
+
+
+def _check_common(args: argparse.Namespace, pairs: int, smallest: int, detectors: Sequence[str]) -> None:
+    from invhide.evaluation.steganalysis.learned import LEARNED_DETECTORS
+    from invhide.evaluation.steganalysis.networks import MIN_SIDE
+
+    if pairs < 2:
+        raise InputError(f"steganalysis needs at least 2 cover/stego pairs, got {pairs}")
+    if args.folds > pairs:
+        raise InputError(f"--folds {args.folds}: more folds than the {pairs} pairs")
+    learned = [name for name in detectors if name in LEARNED_DETECTORS]
+    if learned and smallest < MIN_SIDE:
+        raise InputError(
+            f"--detector {' '.join(learned)}: the learned detectors need images of at least {MIN_SIDE}x{MIN_SIDE}, "
+            f"the smallest is {smallest} pixels on a side; leave them out or use larger images"
+        )
+
+
+def _report(args: argparse.Namespace, covers: list[Any], stegos: list[Any], detectors: list[str], device: Any) -> Any:
+    from invhide.evaluation.steganalysis.protocol import evaluate_detectors
+
+    quiet = getattr(args, "quiet", False)
+    return evaluate_detectors(
+        covers,
+        stegos,
+        detectors,
+        folds=args.folds,
+        seed=args.seed,
+        resamples=args.bootstrap,
+        training=_training(args, detectors),
+        device=device,
+        progress=not quiet,
+        log=None if quiet else print,
+    )
+
+
+def _finish(args: argparse.Namespace, report: Any, json_path: Path | None) -> None:
+    print(f"{report.pairs} cover/stego pairs, {report.folds}-fold cross-validation by pair, seed {report.seed}; "
+          f"95% bootstrap intervals over pairs")  # fmt: skip
+    print(report.format())
+    if json_path is not None:
+        report.write_json(json_path)
+        print(f"wrote {json_path}")
+    if args.roc is not None:
+        report.roc_figure(args.roc)
+        print(f"wrote {args.roc}")
+
+
+def run_steganalysis(args: argparse.Namespace) -> None:
+    """``invhide steganalysis COVER_DIR STEGO_DIR``: the detectors on the folders' pairs."""
+    from invhide.evaluation.steganalysis.classic import levels
+    from invhide.io.datasets import list_images
+    from invhide.io.images import inspect_image, read_image
+
+    detectors = _detectors(args)
+    if args.json is not None:
+        check_file_output(args.json, "--json")
+    _check_roc(args.roc)
+    cover_paths, stego_paths = list_images(args.cover_dir), list_images(args.stego_dir)
+    if len(cover_paths) != len(stego_paths):
+        raise InputError(
+            f"{args.cover_dir} holds {len(cover_paths)} images but {args.stego_dir} holds {len(stego_paths)}: "
+            f"images are paired by sorted name, so the counts must be equal"
+        )
+    smallest = None
+    for cover_path, stego_path in zip(cover_paths, stego_paths, strict=True):
+        cover, stego = inspect_image(cover_path), inspect_image(stego_path)
+        if (cover.width, cover.height) != (stego.width, stego.height):
+            raise InputError(
+                f"{cover_path} is {cover.width}x{cover.height} but {stego_path}, its pair by sorted name, is "
+                f"{stego.width}x{stego.height}"
+            )
+        side = min(cover.width, cover.height)
+        smallest = side if smallest is None else min(smallest, side)
+    _check_common(args, len(cover_paths), smallest or 0, detectors)
+    device = resolve_device(args.device)
+    covers = [levels(read_image(path)) for path in cover_paths]
+    stegos = [levels(read_image(path)) for path in stego_paths]
+    _finish(args, _report(args, covers, stegos, detectors, device), args.json)
+
+
+def run_security(args: argparse.Namespace) -> None:
+    """``invhide eval --security --model M DIR``: make cover/stego PNG pairs with the model, then run the detectors."""
+    import torch
+
+    from invhide.evaluation.metrics import psnr
+    from invhide.evaluation.steganalysis.classic import levels
+    from invhide.io.datasets import evaluation_pairs, list_images
+    from invhide.io.images import read_image, write_image
+
+    detectors = _detectors(args)
+    if args.json is not None:
+        check_file_output(args.json, "--json")
+    _check_roc(args.roc)
+    if args.pairs_dir is not None:
+        check_folder_output(args.pairs_dir, "--pairs-dir")
+    _check_common(args, len(list_images(args.folder)), args.size, detectors)
+    device = resolve_device(args.device)
+    model = load_model(args.model, device)
+    pairs = evaluation_pairs(args.folder, size=args.size)
+    dtype = next(model.parameters()).dtype
+    with tempfile.TemporaryDirectory(prefix="invhide-security-") as temporary:
+        folder = Path(temporary) if args.pairs_dir is None else args.pairs_dir
+        (folder / "covers").mkdir(parents=True, exist_ok=True)
+        (folder / "stegos").mkdir(exist_ok=True)
+        covers, stegos, quality = [], [], []
+        with torch.no_grad():
+            for start in range(0, len(pairs), args.batch_size):
+                batch = pairs[start : start + args.batch_size]
+                cover = torch.stack([pair.cover for pair in batch]).to(device, dtype)
+                secret = torch.stack([pair.secret for pair in batch]).to(device, dtype)
+                stego, _ = model.hide(cover, secret)
+                for offset, pair in enumerate(batch):
+                    name = f"{start + offset:04d}_{pair.cover_path.stem}.png"
+                    write_image(pair.cover, folder / "covers" / name)
+                    write_image(stego[offset].float().cpu(), folder / "stegos" / name)
+                    saved_cover = read_image(folder / "covers" / name)
+                    saved_stego = read_image(folder / "stegos" / name)
+                    quality.append(psnr(saved_stego[None], saved_cover[None]).item())
+                    covers.append(levels(saved_cover))
+                    stegos.append(levels(saved_stego))
+        mean_psnr = sum(quality) / len(quality)
+        print(f"{len(pairs)} stego images saved as 8-bit PNG ({args.size}x{args.size}), cover/stego PSNR "
+              f"{mean_psnr:.2f} dB as saved" + (f", in {args.pairs_dir}" if args.pairs_dir is not None else ""))  # fmt: skip
+        report = _report(args, covers, stegos, detectors, device)
+    report.extra = {"model": str(args.model), "folder": str(args.folder), "size": args.size, "stego_psnr_db": mean_psnr}
+    _finish(args, report, args.json)
