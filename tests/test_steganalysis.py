@@ -104,12 +104,14 @@ def test_estimated_payload_is_the_embedded_rate(name, stegos):
 
 
 def test_estimates_are_per_channel(kodak):
+    """Embedding in the green channel only moves the green estimate; red and blue are the cover's exactly."""
     cover = kodak[0]
     stego = cover.clone()
-    stego[1] = lsb_replacement(cover[1:2], 1.0, generator=torch.Generator().manual_seed(3))[0]
+    stego[1] = lsb_replacement(cover[1:2], 0.75, generator=torch.Generator().manual_seed(3))[0]
     for estimator in ESTIMATORS.values():
-        red, green, blue = estimator(stego).tolist()
-        assert green > 0.8 and abs(red) < 0.15 and abs(blue) < 0.15, (estimator.__name__, red, green, blue)
+        before, after = estimator(cover), estimator(stego)
+        assert after[0] == before[0] and after[2] == before[2], (estimator.__name__, before, after)
+        assert after[1] - before[1] > 0.6, (estimator.__name__, before, after)
 
 
 def test_detection_rises_with_the_rate(kodak, stegos):
@@ -132,15 +134,25 @@ def test_fused_is_stegexposes_mean_of_the_four(stegos):
 
 
 def test_chi_square_attack_finds_sequential_embedding(kodak):
-    """Full embedding of the first half of each channel gives p-values near 1 over about half the prefixes."""
+    """Full embedding of the first quarter / half of each channel (Westfeld's sequential case).
+
+    The mean p-value over the prefixes is at least the embedded fraction and
+    overshoots it by at most 0.3 (the p-value stays high for a while after the
+    embedded part ends); covers stay below 0.25.
+    """
     generator = torch.Generator().manual_seed(4)
     for cover in kodak[:4]:
-        stego = cover.clone().reshape(3, -1)
-        half = stego.shape[1] // 2
-        stego[:, :half] = (stego[:, :half] & 0xFE) | torch.randint(0, 2, (3, half), generator=generator).to(torch.uint8)
-        estimate = classic.chi_square_attack(stego.reshape(cover.shape))
-        assert torch.all((estimate > 0.35) & (estimate < 0.7)), estimate
-        assert torch.all(classic.chi_square_attack(cover) < 0.3), classic.chi_square_attack(cover)
+        estimates = []
+        for fraction in (0.25, 0.5):
+            stego = cover.clone().reshape(3, -1)
+            count = int(stego.shape[1] * fraction)
+            bits = torch.randint(0, 2, (3, count), generator=generator).to(torch.uint8)
+            stego[:, :count] = (stego[:, :count] & 0xFE) | bits
+            estimate = classic.chi_square_attack(stego.reshape(cover.shape))
+            assert torch.all((estimate > fraction - 0.05) & (estimate < fraction + 0.3)), (fraction, estimate)
+            estimates.append(float(estimate.mean()))
+        assert estimates[0] < estimates[1]
+        assert torch.all(classic.chi_square_attack(cover) < 0.25), classic.chi_square_attack(cover)
 
 
 # --------------------------------------------------------------------------
@@ -196,9 +208,9 @@ def test_two_sets_of_covers_give_chance(bsd):
         assert 0.3 <= result.accuracy <= 0.7 and 0.25 <= result.auc <= 0.75, (name, result.accuracy, result.auc)
         assert result.accuracy_ci[0] <= 0.5 <= result.accuracy_ci[1], (name, result.accuracy_ci)
     generator = torch.Generator().manual_seed(6)
-    found = evaluate_detectors(first, [lsb_replacement(c, 0.25, generator=generator) for c in first], names)
+    found = evaluate_detectors(first, [lsb_replacement(c, 0.5, generator=generator) for c in first], names)
     for name, result in found.detectors.items():
-        assert result.accuracy >= 0.85 and result.auc >= 0.95, (name, result.accuracy, result.auc)
+        assert result.accuracy >= 0.9 and result.auc >= 0.95, (name, result.accuracy, result.auc)
 
 
 def test_report_layout_and_refusals(bsd):
@@ -229,10 +241,10 @@ def test_small_cnn_learns_the_direction_of_an_easy_case(bsd):
     generator = torch.Generator().manual_seed(8)
     covers = [center_crop(cover, 64) for cover in bsd[:16]]
     stegos = [lsb_replacement(cover, 1.0, generator=generator) for cover in covers]
-    settings = TrainingSettings(steps=60, batch_pairs=8, crop=48, lr=3e-3)
+    settings = TrainingSettings(steps=40, batch_pairs=8, crop=32, lr=3e-3)
     detector = LearnedDetector("srm-cnn", settings=settings, seed=0).fit(covers[:10], stegos[:10])
     held_covers, held_stegos = detector.score(covers[10:]), detector.score(stegos[10:])
-    assert np.mean(held_stegos > held_covers) >= 5 / 6, (held_covers, held_stegos)
+    assert np.all(held_stegos > held_covers), (held_covers, held_stegos)  # all 6 held-out pairs
     again = LearnedDetector("srm-cnn", settings=settings, seed=0).fit(covers[:10], stegos[:10])
     assert np.array_equal(again.score(covers[10:]), held_covers)  # seeded: the same network
 

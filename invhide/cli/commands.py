@@ -18,6 +18,7 @@ model and the images' headers. Then it calls the library:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import math
@@ -34,6 +35,8 @@ from invhide.cli.common import (
     check_folder_output,
     check_image_output,
     folder_images,
+    in_command_words,
+    output_folder,
     read_input_image,
     resolve_device,
 )
@@ -98,12 +101,30 @@ def _even_size(option: str, value: int, model: Any) -> None:
         raise InputError(f"{option} {value}: the model's wavelet needs at least {least} pixels a side")
 
 
+def _headers(inputs: Sequence[Input]) -> list[Any]:
+    """The headers of images a command will read (nothing decoded), refused in the command's words.
+
+    Raises:
+        invhide.io.images.ImageError: not an image, or larger than the
+            library's default limit (which these commands have no option to raise).
+    """
+    from invhide.io.images import ImageError, inspect_image
+
+    found = []
+    for _, path in inputs:
+        try:
+            found.append(inspect_image(path))
+        except ImageError as error:
+            worded = in_command_words(error, "downscale or crop it first")
+            if worded is error:
+                raise
+            raise worded from None
+    return found
+
+
 def _at_least(option: str, size: int, inputs: Sequence[Input], advice: str) -> None:
     """Refuse, from the headers alone, an image smaller than the crop ``size``."""
-    from invhide.io.images import inspect_image
-
-    for _, path in inputs:
-        info = inspect_image(path)
+    for (_, path), info in zip(inputs, _headers(inputs), strict=True):
         if min(info.width, info.height) < size:
             raise InputError(
                 f"{option} {size}: {path} is {info.width}x{info.height}, smaller than the {size}x{size} crop; {advice}"
@@ -248,9 +269,12 @@ def _image_suffixes() -> tuple[str, ...]:
     return IMAGE_SUFFIXES
 
 
-def _check_train_out(args: argparse.Namespace, inputs: list[Input]) -> None:
-    """``--out``: a folder, not an input folder; a previous run only with a resume option; no stray outputs."""
-    from invhide.training.checkpoints import latest_checkpoint
+def _check_train_out(args: argparse.Namespace, inputs: list[Input], steps: int) -> None:
+    """``--out``: a folder, not an input folder; a previous run only with a resume option; no stray outputs.
+
+    A run to resume must not be past ``steps`` already.
+    """
+    from invhide.training.checkpoints import latest_checkpoint, read_loop_state
 
     out: Path = args.out
     check_folder_output(out, "--out", inputs=[entry for entry in inputs if entry[0].startswith("--")])
@@ -259,7 +283,16 @@ def _check_train_out(args: argparse.Namespace, inputs: list[Input]) -> None:
             f"--out {out}: no checkpoint to resume (no checkpoints/step_*/trainer.json); drop --resume to start a "
             f"new run there, or pass --resume-or-start to resume only when there is a checkpoint"
         )
-    if not out.is_dir() or args.resume or (args.resume_or_start and latest_checkpoint(out) is not None):
+    latest = latest_checkpoint(out) if out.is_dir() else None
+    if latest is not None and (args.resume or args.resume_or_start):
+        saved = read_loop_state(latest)["step"]
+        if saved > steps:
+            raise InputError(
+                f"--out {out}: its newest checkpoint, {latest.name}, is at step {saved}, past --steps {steps}: pass "
+                f"a --steps above {saved} to train further, or use the model as it is (--model {out})"
+            )
+        return
+    if not out.is_dir():
         return
     previous = _previous_run(out)
     if previous and not args.resume_or_start:
@@ -325,8 +358,12 @@ def run_train(args: argparse.Namespace) -> None:
         overrides["quantize"] = args.quantize
     if args.memory_saving:
         overrides["memory_saving"] = True
-    chosen = recipe("quick" if args.quick else args.preset, num_workers=args.workers, **overrides)
+    if args.quick and args.preset not in (None, "quick"):
+        raise InputError(f"--quick is --preset quick: drop one of --quick and --preset {args.preset}")
+    name = "quick" if args.quick else args.preset or "paper"
+    chosen = recipe(name, num_workers=args.workers, **overrides)
     inputs = _check_train_folders(args)
+    _headers([entry for entry in inputs if not entry[0].startswith("--")])  # every training image is an image
     with torch.random.fork_rng(devices=[]):
         probe = chosen.build_model()  # only its wavelet's minimum size is read
     _check_crop("--crop", args.crop, probe)
@@ -336,18 +373,20 @@ def run_train(args: argparse.Namespace) -> None:
     if validation is None:
         validation = [("sample", path) for path in sample_image_paths(SAMPLE_TEST)]
     _at_least("--eval-size", args.eval_size, validation, "pass a smaller --eval-size")
-    _check_train_out(args, inputs)
+    _check_train_out(args, inputs, chosen.config.steps)
     device = resolve_device(args.device) if args.device else None  # None: the trainer picks the local rank's GPU
     if chosen.config.tensorboard and not _installed("tensorboard"):
         print("note: no TensorBoard logs (pip install tensorboard); the records are in log.jsonl and the CSV files")
     resume: bool | str = True if args.resume else "auto" if args.resume_or_start else False
     try:
-        report = train_and_evaluate(
-            chosen, args.out, train_source=args.train_dir, val_source=args.val_dir, eval_size=args.eval_size,
-            device=device, resume=resume,
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        raise _interrupted(args) from None
+        with output_folder(args.out, "--out"):  # removed again if nothing was written into it
+            try:
+                report = train_and_evaluate(
+                    chosen, args.out, train_source=args.train_dir, val_source=args.val_dir,
+                    eval_size=args.eval_size, device=device, resume=resume,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                raise _interrupted(args) from None
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
@@ -421,10 +460,11 @@ def run_convert(args: argparse.Namespace) -> None:
         written = [output / "model.safetensors", output / "config.json"] if output.is_dir() else []
     for path in written:
         check_file_output(path, "-o", force=args.force, inputs=inputs)
-    with warnings.catch_warnings():  # torch's advice about pickle protocols is for torch's developers
+    folder = output_folder(output, "-o") if output.suffix != ".safetensors" else contextlib.nullcontext()
+    with folder, warnings.catch_warnings():  # torch's advice about pickle protocols is for torch's developers
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
         model = HiNet.from_official_checkpoint(args.checkpoint)
-    path = save(model, output)
+        path = save(model, output)
     print(f"wrote {path} ({model.num_blocks} blocks); use it with --model {output}")
 
 

@@ -19,8 +19,10 @@ The output rules, the same for every command:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from invhide.errors import (
     MissingPathError,
     NotAFolderError,
     PathExistsError,
+    describe,
+    path_error,
 )
 
 __all__ = [
@@ -44,7 +48,10 @@ __all__ = [
     "check_image_output",
     "check_not_an_input",
     "folder_images",
+    "in_command_words",
     "models_folder",
+    "output_folder",
+    "path_kind",
     "read_input_image",
     "resolve_device",
     "same_file",
@@ -85,6 +92,62 @@ def models_folder() -> Path:
 # --------------------------------------------------------------------------
 # Inputs and outputs
 # --------------------------------------------------------------------------
+
+
+def path_kind(path: Path, option: str) -> str | None:
+    """What ``path`` is: ``"folder"``, ``"file"``, ``"other"`` (a device, pipe or socket) or ``None`` (nothing).
+
+    A path the system cannot even look up (a name too long, a loop of links)
+    is an error naming ``option``, not a missing path.
+
+    Raises:
+        invhide.errors.PathError: ``path`` cannot be looked up.
+
+    Example:
+        >>> path_kind(Path("/"), "-o"), path_kind(Path("/no/such/thing"), "-o")
+        ('folder', None)
+    """
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        if error.errno == errno.ENOENT:
+            return None
+        shown = f"{option} {path}" if option else str(path)
+        raise path_error(error, f"{shown}: cannot look it up: {error.strerror or describe(error)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        return "folder"
+    return "file" if stat.S_ISREG(info.st_mode) else "other"
+
+
+@contextlib.contextmanager
+def output_folder(path: Path, option: str) -> Iterator[None]:
+    """Create the folder ``path`` (and missing parents) for the block; if the block fails, remove those still empty.
+
+    Raises:
+        invhide.errors.PathError: the folder cannot be created (named with ``option``).
+    """
+    created = []
+    missing = path
+    while path_kind(missing, option) is None and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise path_error(
+            error, f"{option} {path}: cannot create the folder: {error.strerror or describe(error)}"
+        ) from None
+    try:
+        yield
+    except BaseException:
+        for folder in created:  # deepest first; a folder the block wrote into stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -135,12 +198,13 @@ def check_file_output(path: Path, option: str, *, force: bool = False, inputs: I
         invhide.errors.NotAFolderError: its "folder" is a file.
     """
     check_not_an_input(path, option, inputs)
-    if path.is_dir():
+    if path_kind(path, option) == "folder":
         raise IsAFolderError(f"{option} {path}: is a folder; give a file name")
     parent = path.parent
-    if not parent.exists():
+    kind = path_kind(parent, option)
+    if kind is None:
         raise MissingPathError(f"{option} {path}: the folder {parent} does not exist (create it first)")
-    if not parent.is_dir():
+    if kind != "folder":
         raise NotAFolderError(f"{option} {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise AccessError(f"{option} {path}: cannot write in {parent}: permission denied")
@@ -159,7 +223,7 @@ def check_image_output(path: Path, option: str = "-o", *, force: bool = False, i
 
     check_not_an_input(path, option, inputs)
     suffix = path.suffix.lower()
-    if suffix not in LOSSLESS_SUFFIXES and not path.is_dir():
+    if suffix not in LOSSLESS_SUFFIXES and path_kind(path, option) != "folder":
         lossless = ", ".join(LOSSLESS_SUFFIXES[:-1]) + " or " + LOSSLESS_SUFFIXES[-1]
         if suffix in (".jpg", ".jpeg", ".webp", ".gif", ".avif", ".heic", ".jfif", ".jp2"):
             why = f"{suffix} is lossy or reduces colours, which would destroy the hidden image"
@@ -185,9 +249,9 @@ def check_folder_output(path: Path, option: str, *, inputs: Iterable[Input] = ()
         if same_file(path, folder):
             raise InputError(f"{option} {path}: is the {shown}; choose another folder for what the command writes")
     existing = path
-    while not existing.exists() and existing != existing.parent:
+    while path_kind(existing, option) is None and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir():
+    if path_kind(existing, option) != "folder":
         where = "is a file" if existing == path else f"is below {existing}, which is a file"
         raise NotAFolderError(f"{option} {path}: {where}, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -204,6 +268,7 @@ def folder_images(folder: Path, option: str | None = None) -> list[Input]:
     from invhide.io.datasets import list_images
 
     try:
+        path_kind(folder, "")
         paths = list_images(folder)
     except InvhideError as error:
         if option is None:
@@ -234,6 +299,32 @@ def _pillow_allows(pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = before
 
 
+def in_command_words(error: Exception, advice: str = "pass a larger --max-pixels to read it") -> Exception:
+    """An image error whose size-limit advice speaks of the command's options, not of the library's arguments.
+
+    Args:
+        error: an error of :mod:`invhide.io.images`.
+        advice: what the user can do, e.g. ``"pass a larger --max-pixels to read it"``.
+
+    Returns:
+        ``error`` itself when it says nothing of the limit, else an
+        ``ImageError`` naming the limit as ``--max-pixels`` (or the command's
+        own limit) with ``advice``.
+
+    Example:
+        >>> from invhide.io.images import ImageError
+        >>> str(in_command_words(ImageError("a.png: ... more than the limit of 10 pixels (max_pixels)")))
+        'a.png: ... more than the limit of 10 pixels (--max-pixels); pass a larger --max-pixels to read it'
+    """
+    from invhide.io.images import ImageError
+
+    message = str(error)
+    limit = "(--max-pixels)" if "--max-pixels" in advice else "(the most this command reads)"
+    words = _LIBRARY_LIMIT.sub(f"{limit}; {advice}", message)
+    words = _PILLOW_LIMIT.sub(rf"the limit of \1 pixels; {advice}", words)
+    return error if words == message else ImageError(words)
+
+
 def read_input_image(path: Path, max_pixels: int) -> Any:
     """:func:`invhide.io.images.read_image` with ``--max-pixels``, its size limit named as that option.
 
@@ -245,15 +336,13 @@ def read_input_image(path: Path, max_pixels: int) -> Any:
     """
     from invhide.io.images import ImageError, read_image
 
-    if path.exists() and not path.is_file() and not path.is_dir():
+    if path_kind(path, "") == "other":
         raise ImageError(f"{path}: not a regular file (a device, pipe or socket), not an image file")
     with _pillow_allows(max_pixels):
         try:
             return read_image(path, max_pixels=max_pixels)
         except ImageError as error:
-            message = str(error)
-            words = _LIBRARY_LIMIT.sub("(--max-pixels); pass a larger --max-pixels to read it", message)
-            words = _PILLOW_LIMIT.sub(r"the limit of \1 pixels; pass a larger --max-pixels to read it", words)
-            if words == message:
+            worded = in_command_words(error)
+            if worded is error:
                 raise
-            raise ImageError(words) from None
+            raise worded from None

@@ -140,7 +140,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--train-dir", type=_path, help="folder of training photos (default: scikit-image samples)")
     parser.add_argument("--val-dir", type=_path, help="folder of evaluation photos (default: held-out samples)")
-    parser.add_argument("--preset", choices=RECIPES, default="paper", help="training recipe (default: paper)")
+    parser.add_argument("--preset", choices=RECIPES, help="training recipe (default: paper)")
     parser.add_argument("--quick", action="store_true", help="the quick recipe: a small model trained in minutes")
     parser.add_argument("--steps", type=_positive, help="optimizer steps (default: the recipe's)")
     parser.add_argument("--crop", type=_even_side, help="training crop side, even (default: the recipe's)")

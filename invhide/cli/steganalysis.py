@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from invhide.cli.common import check_file_output, check_folder_output, load_model, resolve_device
+from invhide.cli.common import Input, check_file_output, check_folder_output, folder_images, resolve_device
 from invhide.errors import InputError
 
 __all__ = ["add_parser", "add_security_options", "run_security", "run_steganalysis"]
@@ -109,6 +109,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("stego_dir", type=Path, help="folder of their stego images (same count, same sizes)")
     _add_detector_options(parser, json_option=True)
     parser.add_argument("--seed", type=_seed, default=0, help="seeds the split, the training and the bootstrap")
+    parser.add_argument("--force", action="store_true", help="replace existing --json and --roc files")
     parser.add_argument("--device", help="where the learned detectors train: cpu, cuda, ... (default: cuda if any)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
@@ -118,8 +119,9 @@ def add_security_options(eval_parser: argparse.ArgumentParser) -> None:
     """Add ``--security`` and its options to ``invhide eval``'s parser.
 
     ``eval`` already has ``--model``, ``--size``, ``--batch-size``,
-    ``--json``, ``--seed`` and ``--device``; with ``--security``, ``--json``
-    receives the steganalysis results and ``--seed`` also seeds the detectors.
+    ``--json``, ``--force``, ``--seed`` and ``--device``; with ``--security``,
+    ``--json`` receives the steganalysis results and ``--seed`` seeds the
+    detectors.
     """
     group = eval_parser.add_argument_group("security (with --security)")
     group.add_argument(
@@ -134,14 +136,17 @@ def add_security_options(eval_parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_roc(path: Path | None) -> None:
-    if path is None:
+def _check_outputs(args: argparse.Namespace, inputs: Sequence[Input]) -> None:
+    """``--json`` and ``--roc``: new files (or ``--force``) that are none of the inputs; matplotlib for ``--roc``."""
+    if args.json is not None:
+        check_file_output(args.json, "--json", force=args.force, inputs=inputs)
+    if args.roc is None:
         return
     if importlib.util.find_spec("matplotlib") is None:
-        raise InputError(f'--roc {path}: drawing ROC curves needs matplotlib: pip install "invhide[plot]"')
-    if path.suffix.lower() != ".png":
-        raise InputError(f"--roc {path}: the figure is written as PNG; name it *.png")
-    check_file_output(path, "--roc")
+        raise InputError(f'--roc {args.roc}: drawing ROC curves needs matplotlib: pip install "invhide[plot]"')
+    if args.roc.suffix.lower() != ".png":
+        raise InputError(f"--roc {args.roc}: the figure is written as PNG; name it *.png")
+    check_file_output(args.roc, "--roc", force=args.force, inputs=inputs)
 
 
 def _detectors(args: argparse.Namespace) -> list[str]:
@@ -211,21 +216,18 @@ def _finish(args: argparse.Namespace, report: Any, json_path: Path | None) -> No
 def run_steganalysis(args: argparse.Namespace) -> None:
     """``invhide steganalysis COVER_DIR STEGO_DIR``: the detectors on the folders' pairs."""
     from invhide.evaluation.steganalysis.classic import levels
-    from invhide.io.datasets import list_images
     from invhide.io.images import inspect_image, read_image
 
     detectors = _detectors(args)
-    if args.json is not None:
-        check_file_output(args.json, "--json")
-    _check_roc(args.roc)
-    cover_paths, stego_paths = list_images(args.cover_dir), list_images(args.stego_dir)
-    if len(cover_paths) != len(stego_paths):
+    covers_in, stegos_in = folder_images(args.cover_dir), folder_images(args.stego_dir)
+    _check_outputs(args, [*covers_in, *stegos_in])
+    if len(covers_in) != len(stegos_in):
         raise InputError(
-            f"{args.cover_dir} holds {len(cover_paths)} images but {args.stego_dir} holds {len(stego_paths)}: "
+            f"{args.cover_dir} holds {len(covers_in)} images but {args.stego_dir} holds {len(stegos_in)}: "
             f"images are paired by sorted name, so the counts must be equal"
         )
     smallest = None
-    for cover_path, stego_path in zip(cover_paths, stego_paths, strict=True):
+    for (_, cover_path), (_, stego_path) in zip(covers_in, stegos_in, strict=True):
         cover, stego = inspect_image(cover_path), inspect_image(stego_path)
         if (cover.width, cover.height) != (stego.width, stego.height):
             raise InputError(
@@ -234,31 +236,50 @@ def run_steganalysis(args: argparse.Namespace) -> None:
             )
         side = min(cover.width, cover.height)
         smallest = side if smallest is None else min(smallest, side)
-    _check_common(args, len(cover_paths), smallest or 0, detectors)
+    _check_common(args, len(covers_in), smallest or 0, detectors)
     device = resolve_device(args.device)
-    covers = [levels(read_image(path)) for path in cover_paths]
-    stegos = [levels(read_image(path)) for path in stego_paths]
+    covers = [levels(read_image(path)) for _, path in covers_in]
+    stegos = [levels(read_image(path)) for _, path in stegos_in]
     _finish(args, _report(args, covers, stegos, detectors, device), args.json)
+
+
+def _check_pairs_dir(args: argparse.Namespace) -> None:
+    """``--pairs-dir``: a folder to create or fill, not the images' folder, without earlier pairs unless ``--force``."""
+    if args.pairs_dir is None:
+        return
+    check_folder_output(args.pairs_dir, "--pairs-dir", inputs=[("folder of test images", args.folder)])
+    for sub in ("covers", "stegos"):
+        folder = args.pairs_dir / sub
+        if folder.is_dir() and any(folder.iterdir()) and not args.force:
+            raise InputError(
+                f"--pairs-dir {args.pairs_dir}: {folder} already holds files; pass --force to replace them, or "
+                f"choose another folder"
+            )
 
 
 def run_security(args: argparse.Namespace) -> None:
     """``invhide eval --security --model M DIR``: make cover/stego PNG pairs with the model, then run the detectors."""
     import torch
 
+    from invhide.cli.models import blaming, find_model
     from invhide.evaluation.metrics import psnr
     from invhide.evaluation.steganalysis.classic import levels
-    from invhide.io.datasets import evaluation_pairs, list_images
+    from invhide.io.datasets import evaluation_pairs
     from invhide.io.images import read_image, write_image
 
     detectors = _detectors(args)
-    if args.json is not None:
-        check_file_output(args.json, "--json")
-    _check_roc(args.roc)
-    if args.pairs_dir is not None:
-        check_folder_output(args.pairs_dir, "--pairs-dir")
-    _check_common(args, len(list_images(args.folder)), args.size, detectors)
+    images = folder_images(args.folder)
+    found = find_model(args.model)
+    _check_outputs(args, [*images, *found.files])
+    _check_pairs_dir(args)
+    _check_common(args, len(images), args.size, detectors)
     device = resolve_device(args.device)
-    model = load_model(args.model, device)
+    model = found.load(device)
+    if getattr(model, "num_secrets", 1) != 1:
+        raise InputError(
+            f"{found.choice.described}: hides {model.num_secrets} secrets per cover; eval --security pairs each "
+            f"image with one secret, so it needs a one-secret model"
+        )
     pairs = evaluation_pairs(args.folder, size=args.size)
     dtype = next(model.parameters()).dtype
     with tempfile.TemporaryDirectory(prefix="invhide-security-") as temporary:
@@ -266,24 +287,31 @@ def run_security(args: argparse.Namespace) -> None:
         (folder / "covers").mkdir(parents=True, exist_ok=True)
         (folder / "stegos").mkdir(exist_ok=True)
         covers, stegos, quality = [], [], []
-        with torch.no_grad():
-            for start in range(0, len(pairs), args.batch_size):
-                batch = pairs[start : start + args.batch_size]
-                cover = torch.stack([pair.cover for pair in batch]).to(device, dtype)
-                secret = torch.stack([pair.secret for pair in batch]).to(device, dtype)
+        for start in range(0, len(pairs), args.batch_size):
+            batch = pairs[start : start + args.batch_size]
+            cover = torch.stack([pair.cover for pair in batch]).to(device, dtype)
+            secret = torch.stack([pair.secret for pair in batch]).to(device, dtype)
+            with torch.no_grad(), blaming(found.choice):
                 stego, _ = model.hide(cover, secret)
-                for offset, pair in enumerate(batch):
-                    name = f"{start + offset:04d}_{pair.cover_path.stem}.png"
-                    write_image(pair.cover, folder / "covers" / name)
-                    write_image(stego[offset].float().cpu(), folder / "stegos" / name)
-                    saved_cover = read_image(folder / "covers" / name)
-                    saved_stego = read_image(folder / "stegos" / name)
-                    quality.append(psnr(saved_stego[None], saved_cover[None]).item())
-                    covers.append(levels(saved_cover))
-                    stegos.append(levels(saved_stego))
+            for offset, pair in enumerate(batch):
+                name = f"{start + offset:04d}_{pair.cover_path.stem}.png"
+                write_image(pair.cover, folder / "covers" / name)
+                write_image(stego[offset].float().cpu(), folder / "stegos" / name)
+                # What is analysed is what was saved, read back as a user would read it.
+                saved_cover = read_image(folder / "covers" / name)
+                saved_stego = read_image(folder / "stegos" / name)
+                quality.append(psnr(saved_stego[None], saved_cover[None]).item())
+                covers.append(levels(saved_cover))
+                stegos.append(levels(saved_stego))
         mean_psnr = sum(quality) / len(quality)
+        where = f", in {args.pairs_dir}" if args.pairs_dir is not None else ""
         print(f"{len(pairs)} stego images saved as 8-bit PNG ({args.size}x{args.size}), cover/stego PSNR "
-              f"{mean_psnr:.2f} dB as saved" + (f", in {args.pairs_dir}" if args.pairs_dir is not None else ""))  # fmt: skip
+              f"{mean_psnr:.2f} dB as saved{where}")  # fmt: skip
         report = _report(args, covers, stegos, detectors, device)
-    report.extra = {"model": str(args.model), "folder": str(args.folder), "size": args.size, "stego_psnr_db": mean_psnr}
+    report.extra = {
+        "model": found.choice.described,
+        "folder": str(args.folder),
+        "size": args.size,
+        "stego_psnr_db": mean_psnr,
+    }
     _finish(args, report, args.json)
