@@ -403,7 +403,12 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> None:
-    """``invhide eval FOLDER``: :func:`invhide.evaluation.metrics.evaluate` on the folder's pairs."""
+    """``invhide eval FOLDER``: Table 2 on the folder's pairs; with ``--security``, the steganalysis detectors."""
+    if getattr(args, "security", False):
+        from invhide.cli.steganalysis import run_security
+
+        run_security(args)
+        return
     import torch
 
     from invhide.evaluation.metrics import evaluate

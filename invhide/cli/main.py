@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from invhide.cli import commands, models
+from invhide.cli import commands, models, steganalysis
 from invhide.errors import InvhideError, describe
 
 __all__ = ["DEBUG_ENV", "build_parser", "is_out_of_memory", "main", "run_reporting_errors"]
@@ -291,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--force", action="store_true", help=_FORCE_HELP)
     evaluate.add_argument("--device", help=_DEVICE_HELP)
     evaluate.add_argument("--seed", type=_seed, default=0, help="seeds the random z of the reveal (default: 0)")
+    steganalysis.add_security_options(evaluate)
 
     bench = command(
         "bench",
@@ -317,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
     models.add_parser(commands_)
+    steganalysis.add_parser(commands_)
     for sub in commands_.choices.values():  # `invhide hide --debug ...` works too
         _add_debug(sub, default=argparse.SUPPRESS)
     return parser
