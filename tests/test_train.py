@@ -273,7 +273,15 @@ class Signalling(torch.nn.Module):
         return stego.sum() * 0
 
 
-def test_ctrl_c_finishes_the_step_saves_it_and_a_second_one_stops_at_once(tmp_path):
+@pytest.fixture
+def interactive_sigint():
+    """SIGINT as an interactive Python process has it (a background job, like CI under nohup, starts ignoring it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_finishes_the_step_saves_it_and_a_second_one_stops_at_once(tmp_path, interactive_sigint):
     before = signal.getsignal(signal.SIGINT)
     loss = HidingLoss.paper().with_term("ctrl_c", 0.0, Signalling(at=3))
     with pytest.raises(KeyboardInterrupt):
@@ -293,7 +301,7 @@ def test_ctrl_c_finishes_the_step_saves_it_and_a_second_one_stops_at_once(tmp_pa
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_ctrl_c_during_the_last_step_completes_the_run(tmp_path):
+def test_ctrl_c_during_the_last_step_completes_the_run(tmp_path, interactive_sigint):
     loss = HidingLoss.paper().with_term("ctrl_c", 0.0, Signalling(at=6))
     with pytest.raises(KeyboardInterrupt):
         Trainer(tiny_model(), loss, Crop(tiny_data()), config(), out_dir=tmp_path, progress=False).fit()
