@@ -112,13 +112,18 @@ def main() -> None:
         results["cover_vs_cover"] = chance.to_dict()
 
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
+    results["lsb"]["roc"] = {
+        name: {"fpr": result.fpr.tolist(), "tpr": result.tpr.tolist()} for name, result in report.detectors.items()
+    }
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
     if args.roc is not None:
+        args.roc.parent.mkdir(parents=True, exist_ok=True)
         title = f"LSB replacement at {args.rate} bpc, {report.pairs} photographs ({side}), {report.folds}-fold by pair"
         report.roc_figure(args.roc, title=title)
         print(f"wrote {args.roc}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -654,12 +654,12 @@ def made(values: tuple[str | Make, ...], folder: Path) -> list[str]:
     return [str(value(folder)) if callable(value) else value for value in values]
 
 
-def eval_with(*extra: str | Make, model: Make = model_file) -> Callable[[Path], list[str]]:
-    """``invhide eval photos --model <model> --size 16 EXTRA...`` (callables in ``extra`` get the folder)."""
+def eval_with(*extra: str | Make, model: Make = model_file, size: int = 16) -> Callable[[Path], list[str]]:
+    """``invhide eval photos --model <model> --size SIZE EXTRA...`` (callables in ``extra`` get the folder)."""
 
     def argv(folder: Path) -> list[str]:
         found = photos(folder)
-        return ["eval", str(found), "--model", str(model(folder)), "--size", "16", *made(extra, folder)]
+        return ["eval", str(found), "--model", str(model(folder)), "--size", str(size), *made(extra, folder)]
 
     return argv
 
@@ -947,7 +947,7 @@ CLI_CASES: list[CliCase] = [
     ),
     CliCase(
         "eval-size-above-the-images",
-        eval_with("--size", "64"),
+        eval_with(size=64),
         r"^--size 64: \S+/photos/0.png is 16x16, smaller than the 64x64 crop; pass a smaller --size$",
     ),
     CliCase(

@@ -41,7 +41,7 @@ from invhide.cli.common import (
     resolve_device,
 )
 from invhide.cli.models import FoundModel, blaming, find_model
-from invhide.errors import InputError, MissingPathError, PathExistsError
+from invhide.errors import ConfigError, InputError, MissingPathError, PathExistsError
 
 __all__ = [
     "TRAIN_OUTPUTS",
@@ -358,10 +358,21 @@ def run_train(args: argparse.Namespace) -> None:
         overrides["quantize"] = args.quantize
     if args.memory_saving:
         overrides["memory_saving"] = True
+    if args.quantize_from is not None:
+        overrides["quantize"], overrides["quantize_from"] = False, args.quantize_from
+    if args.amp is not None:
+        overrides["amp"] = None if args.amp == "float32" else args.amp
+    if args.ema is not None:
+        overrides["ema_decay"] = args.ema
     if args.quick and args.preset not in (None, "quick"):
         raise InputError(f"--quick is --preset quick: drop one of --quick and --preset {args.preset}")
     name = "quick" if args.quick else args.preset or "paper"
     chosen = recipe(name, num_workers=args.workers, **overrides)
+    if chosen.config.quantize_from is not None and chosen.config.quantize_from >= chosen.config.steps:
+        raise InputError(
+            f"--quantize-from {chosen.config.quantize_from}: the run has {chosen.config.steps} steps, so it would "
+            f"never round; pass a step below --steps"
+        )
     inputs = _check_train_folders(args)
     _headers([entry for entry in inputs if not entry[0].startswith("--")])  # every training image is an image
     with torch.random.fork_rng(devices=[]):
@@ -375,6 +386,13 @@ def run_train(args: argparse.Namespace) -> None:
     _at_least("--eval-size", args.eval_size, validation, "pass a smaller --eval-size")
     _check_train_out(args, inputs, chosen.config.steps)
     device = resolve_device(args.device) if args.device else None  # None: the trainer picks the local rank's GPU
+    if chosen.config.amp is not None:
+        from invhide.training.precision import resolve_amp
+
+        try:  # float16 on a CPU is refused here, before the photographs are read
+            resolve_amp(chosen.config.amp, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        except ConfigError as error:
+            raise InputError(f"--amp {args.amp}: {error}" if args.amp else str(error)) from None
     if chosen.config.tensorboard and not _installed("tensorboard"):
         print("note: no TensorBoard logs (pip install tensorboard); the records are in log.jsonl and the CSV files")
     resume: bool | str = True if args.resume else "auto" if args.resume_or_start else False

@@ -87,6 +87,16 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _decay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -159,6 +169,25 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         dest="quantize",
         action="store_false",
         help="train the reveal on the float stego (default for the other recipes)",
+    )
+    rounding.add_argument(
+        "--quantize-from",
+        type=_non_negative,
+        metavar="STEP",
+        help="train the reveal on the float stego until STEP, then on the stego rounded to 8 bits (a fine-tune)",
+    )
+    parser.add_argument(
+        "--amp",
+        choices=("float32", "bfloat16", "float16", "auto"),
+        help="precision of the hide and reveal while training: bfloat16, float16 (GPU only), auto (bfloat16 where "
+        "the device computes it natively) or float32 (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--ema",
+        type=_decay,
+        metavar="DECAY",
+        help="keep a moving average of the weights with this decay, e.g. 0.999; the average is validated and "
+        "saved (default: the recipe's)",
     )
     parser.add_argument("--memory-saving", action="store_true", help="recompute activations through the inverse")
     parser.add_argument(

@@ -101,7 +101,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         description=(
             "Pair the images of COVER_DIR and STEGO_DIR by sorted name and measure, per detector, the accuracy and "
             "AUC of telling them apart: cross-validation by pair (no image of a tested pair is trained on), with "
-            "95%% bootstrap intervals."
+            "95% bootstrap intervals."
         ),
     )
     parser.set_defaults(run=run_steganalysis, memory_advice=_MEMORY_ADVICE)

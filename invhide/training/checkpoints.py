@@ -3,7 +3,8 @@
 A checkpoint is a folder ``checkpoints/step_XXXXXXXX/`` holding the model
 (:func:`invhide.io.checkpoint.save`: safetensors plus ``config.json``), the
 optimizer state (``optimizer.safetensors``) and the loop state
-(``trainer.json``). It is written to a temporary folder and renamed into
+(``trainer.json``), and with a weight average (``ema_decay``) the averaged
+tensors (``average.safetensors``). It is written to a temporary folder and renamed into
 place, so a crash leaves the previous checkpoints as they were.
 """
 
@@ -26,6 +27,7 @@ from invhide.io import checkpoint
 from invhide.io.files import atomic_write
 
 __all__ = [
+    "AVERAGE_FILE",
     "LOOP_FILE",
     "OPTIMIZER_FILE",
     "latest_checkpoint",
@@ -38,6 +40,8 @@ LOOP_FILE = "trainer.json"
 """The loop state of a training checkpoint (JSON)."""
 OPTIMIZER_FILE = "optimizer.safetensors"
 """The optimizer tensors of a training checkpoint."""
+AVERAGE_FILE = "average.safetensors"
+"""The weight average's tensors of a training checkpoint (runs with ``ema_decay``)."""
 
 
 def save_training_checkpoint(
@@ -47,6 +51,8 @@ def save_training_checkpoint(
     optimizer: torch.optim.Optimizer,
     loop: Mapping[str, Any],
     keep: int,
+    *,
+    average: nn.Module | None = None,
 ) -> Path:
     """Write ``run_dir/checkpoints/step_XXXXXXXX/`` atomically and keep only the ``keep`` newest.
 
@@ -57,6 +63,7 @@ def save_training_checkpoint(
         optimizer: its state tensors go to safetensors, its param groups to the loop state.
         loop: JSON-ready loop state (step, rollbacks, ...).
         keep: checkpoints to keep.
+        average: the weight average's model, saved as :data:`AVERAGE_FILE`.
 
     Returns:
         The checkpoint folder.
@@ -76,6 +83,8 @@ def save_training_checkpoint(
             for name, value in entries.items()
         }
         checkpoint.save_tensors(tensors, temporary / OPTIMIZER_FILE)
+        if average is not None:
+            checkpoint.save_tensors(average.state_dict(), temporary / AVERAGE_FILE)
         with atomic_write(temporary / LOOP_FILE, "w") as file:
             json.dump({**loop, "param_groups": state["param_groups"]}, file, indent=2)
         if final.exists():
@@ -116,8 +125,9 @@ def read_loop_state(folder: Path) -> dict[str, Any]:
         A dict with at least ``step`` and ``rollbacks`` (non-negative
         integers), ``lr_scale`` (a positive number), ``recent`` (a list of
         numbers), ``config`` (an object) and ``param_groups`` (a list of
-        objects); ``world_size`` (a positive integer) and ``grad_scaler`` (an
-        object or ``null``) when present.
+        objects); ``world_size`` (a positive integer), ``grad_scaler`` (an
+        object or ``null``) and ``average_updates`` (a non-negative integer
+        or ``null``) when present.
 
     Raises:
         FileNotFoundError: no ``trainer.json`` in ``folder``.
@@ -148,6 +158,7 @@ def read_loop_state(folder: Path) -> dict[str, Any]:
     optional: dict[str, tuple[Callable[[Any], bool], str]] = {
         "world_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
         "grad_scaler": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+        "average_updates": (lambda v: v is None or _is_count(v), "a non-negative integer or null"),
     }
     for key, (ok, what) in checks.items():
         if key not in loop:
@@ -164,12 +175,18 @@ def read_loop_state(folder: Path) -> dict[str, Any]:
 
 
 def load_training_checkpoint(
-    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    *,
+    average: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Load a checkpoint's model and optimizer state in place; return its loop state.
+    """Load a checkpoint's model and optimizer state (and weight average) in place; return its loop state.
 
-    Everything is read and checked before ``model`` or ``optimizer`` is
-    touched, so a bad checkpoint leaves both as they were.
+    Everything is read and checked before ``model``, ``optimizer`` or
+    ``average`` is touched, so a bad checkpoint leaves them as they were. A
+    checkpoint without :data:`AVERAGE_FILE` leaves ``average`` as it is.
 
     Raises:
         FileNotFoundError: a file of the checkpoint is missing.
@@ -182,6 +199,13 @@ def load_training_checkpoint(
     problems = checkpoint.state_mismatches(model.state_dict(), tensors)
     if problems:
         raise checkpoint.CheckpointError(f"{folder}: the checkpoint does not fit this model: " + "; ".join(problems))
+    averaged: dict[str, Tensor] | None = None
+    average_file = folder / AVERAGE_FILE
+    if average is not None and average_file.is_file():
+        averaged, _ = checkpoint.load_tensors(average_file, device, floating=True, finite=True)
+        problems = checkpoint.state_mismatches(average.state_dict(), averaged)
+        if problems:
+            raise checkpoint.CheckpointError(f"{average_file}: does not fit this model: " + "; ".join(problems))
     optimizer_file = folder / OPTIMIZER_FILE
     optimizer_tensors, _ = checkpoint.load_tensors(optimizer_file, device)
     state: dict[int, dict[str, Tensor]] = {}
@@ -214,4 +238,6 @@ def load_training_checkpoint(
             f"{folder}: the optimizer state does not fit this model's optimizer ({describe(error)})"
         ) from None
     model.load_state_dict(tensors)
+    if average is not None and averaged is not None:
+        average.load_state_dict(averaged)
     return loop

@@ -10,6 +10,7 @@ from typing import Any
 
 from invhide.checks import non_negative_int, number, one_of, positive_int
 from invhide.errors import ConfigError
+from invhide.training.precision import AMP_CHOICES
 
 __all__ = ["SCHEDULES", "TrainConfig"]
 
@@ -43,10 +44,24 @@ class TrainConfig:
         grad_clip: clip the global gradient norm to this (``None``: no clipping).
         quantize: reveal during training from the stego rounded to 8 bits,
             with a straight-through gradient (:func:`~invhide.training.step.round_ste`).
-        amp: ``"bfloat16"`` or ``"float16"`` autocast on CUDA; ignored on CPU.
-            Reduced precision breaks the exact inverse (a bfloat16 round trip
-            of a 16-block HiNet is off by up to 0.87, ``invhide bench``), so
-            it cannot be combined with ``memory_saving``.
+        quantize_from: reveal from the rounded stego from this (0-based)
+            step on, and from the float stego before it: float training, then
+            fine-tuning through the rounding (``None``: as ``quantize`` says
+            for the whole run; ``quantize=True`` is ``quantize_from=0``).
+        amp: autocast the hide and reveal of training in reduced precision
+            (the loss, the optimizer and validation stay float32):
+            ``"bfloat16"``, ``"float16"`` (GPU only), ``"auto"`` (bfloat16
+            where the device computes it natively, see
+            :func:`~invhide.training.precision.native_bfloat16`, float32
+            elsewhere) or ``None`` (float32). Reduced precision breaks the
+            exact inverse (a bfloat16 round trip of a 16-block HiNet is off by
+            up to 0.87, ``invhide bench``), so it cannot be combined with
+            ``memory_saving``.
+        ema_decay: keep an exponential moving average of the weights with
+            this decay (:class:`~invhide.training.averaging.WeightAverage`);
+            validation, the final model and :attr:`Trainer.trained_model
+            <invhide.training.trainer.Trainer.trained_model>` use the average,
+            and checkpoints keep it. ``None``: no average.
         spike_factor: a loss above this times the median of the last
             ``spike_window`` losses counts as an explosion.
         spike_window: losses kept for the median.
@@ -87,7 +102,9 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float | None = None
     quantize: bool = False
+    quantize_from: int | None = None
     amp: str | None = None
+    ema_decay: float | None = None
     spike_factor: float = 10.0
     spike_window: int = 50
     max_rollbacks: int = 5
@@ -119,7 +136,16 @@ class TrainConfig:
         if self.grad_clip is not None:
             self.grad_clip = number("grad_clip", self.grad_clip, low=0, low_open=True)
         self.spike_factor = number("spike_factor", self.spike_factor, low=1, low_open=True)
-        one_of("amp", self.amp, (None, "bfloat16", "float16"))
+        one_of("amp", self.amp, AMP_CHOICES)
+        if self.quantize_from is not None:
+            non_negative_int("quantize_from", self.quantize_from)
+            if self.quantize:
+                raise ConfigError(
+                    f"quantize=True rounds from step 0 and quantize_from={self.quantize_from} from a later step: "
+                    f"pass one of them"
+                )
+        if self.ema_decay is not None:
+            self.ema_decay = number("ema_decay", self.ema_decay, low=0, high=1, low_open=True, high_open=True)
         if self.amp is not None and self.memory_saving:
             raise ConfigError(
                 "amp and memory_saving cannot be combined: memory saving rebuilds activations through the exact "
@@ -149,6 +175,18 @@ class TrainConfig:
             progress = (step - start) / max(1, self.steps - start) if step >= start else 0.0
             factor *= 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         return self.lr * factor
+
+    def quantize_at(self, step: int) -> bool:
+        """Whether (0-based) step ``step`` reveals from the stego rounded to 8 bits.
+
+        Example:
+            >>> config = TrainConfig(quantize_from=100)
+            >>> config.quantize_at(99), config.quantize_at(100)
+            (False, True)
+        """
+        if self.quantize_from is not None:
+            return step >= self.quantize_from
+        return self.quantize
 
     def weights_at(self, step: int, weights: Mapping[str, float]) -> dict[str, float]:
         """The loss-term weights of (0-based) step ``step``: ``weights`` with :attr:`weight_schedule` applied.

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from invhide.errors import DivergenceError
+from invhide.training.averaging import WeightAverage
 
 __all__ = ["ExplosionGuard"]
 
@@ -85,18 +86,23 @@ class ExplosionGuard:
         if self.in_a_row > self.max_rollbacks:
             raise DivergenceError(f"{message}; {self.in_a_row} rollbacks in a row, giving up")
 
-    def take_snapshot(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Remember ``step``'s model and optimizer state (in memory) as the state to roll back to."""
+    def take_snapshot(
+        self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, average: WeightAverage | None = None
+    ) -> None:
+        """Remember ``step``'s model, optimizer (and weight average) state in memory as the state to roll back to."""
         self.snapshot = {
             "step": step,
             "model": copy.deepcopy(model.state_dict()),
             "optimizer": copy.deepcopy(optimizer.state_dict()),
+            "average": average.state() if average is not None else None,
         }
 
-    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-        """Load the snapshot into ``model`` and ``optimizer``; return its step."""
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, average: WeightAverage | None = None) -> int:
+        """Load the snapshot into ``model``, ``optimizer`` (and ``average``); return its step."""
         model.load_state_dict(self.snapshot["model"])
         optimizer.load_state_dict(self.snapshot["optimizer"])
+        if average is not None and self.snapshot.get("average") is not None:
+            average.load_state(self.snapshot["average"])
         return int(self.snapshot["step"])
 
     def state(self) -> dict[str, Any]:

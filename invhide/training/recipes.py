@@ -421,13 +421,17 @@ def train_and_evaluate(
         device=device,
         progress=progress,
     )
+    log(
+        f"precision: {trainer.precision} (amp={config.amp!r})"
+        + (f"; weight average, decay {config.ema_decay:g}" if config.ema_decay is not None else "")
+    )
     training = trainer.fit(resume=resume)
     log(
         f"trained {training.steps} steps in {training.seconds:.0f} s "
         f"({training.steps / max(training.seconds, 1e-9):.2f} steps/s), {training.rollbacks} rollback(s)"
     )
 
-    model.eval()
+    model = trainer.trained_model.eval()  # the weight average when the run keeps one
     if trainer.rank != 0:  # under torchrun, rank 0 evaluates and writes the files
         return Report(model, training, None, 0.0)
     start = time.perf_counter()

@@ -31,8 +31,17 @@ lacks:
 - **Differentiable 8-bit rounding** (``quantize=True``): the reveal starts
   from the stego rounded to 8 bits, with a straight-through gradient, so the
   model learns to reveal from a PNG.
-- **Mixed precision** on CUDA (``amp="bfloat16"`` or ``"float16"``),
-  gradient clipping, and multi-GPU / multi-node training through PyTorch's
+- **Fine-tuning through the rounding** (``quantize_from=N``): float
+  training, then from step ``N`` on the reveal learns from the 8-bit stego.
+- **A moving average of the weights** (``ema_decay``): validation and the
+  final model use the average (:attr:`Trainer.trained_model`); checkpoints
+  and rollback snapshots keep it, so a resumed run averages as an
+  uninterrupted one.
+- **Mixed precision** (``amp="bfloat16"``, ``"float16"`` on a GPU, or
+  ``"auto"``: bfloat16 where the device runs it natively, see
+  :mod:`invhide.training.precision`): the hide and reveal of training run
+  under autocast; the loss, the optimizer and validation stay float32.
+- Gradient clipping, and multi-GPU / multi-node training through PyTorch's
   ``DistributedDataParallel`` when launched with ``torchrun``.
 """
 
@@ -63,7 +72,9 @@ from invhide.errors import ConfigError, InputError, InputTypeError, MissingPathE
 from invhide.evaluation.metrics import evaluate
 from invhide.io import checkpoint
 from invhide.training import distributed
+from invhide.training.averaging import WeightAverage
 from invhide.training.checkpoints import (
+    AVERAGE_FILE,
     latest_checkpoint,
     load_training_checkpoint,
     read_loop_state,
@@ -73,6 +84,7 @@ from invhide.training.config import TrainConfig
 from invhide.training.guard import ExplosionGuard
 from invhide.training.logs import RunLog
 from invhide.training.losses import HidingLoss
+from invhide.training.precision import resolve_amp
 from invhide.training.sampling import StepBatches, mix_seed
 from invhide.training.step import HidingStep
 
@@ -249,9 +261,11 @@ class Trainer:
             config.spike_factor, config.spike_window, config.max_rollbacks, config.rollback_lr_factor
         )
         self.log = RunLog(self.out_dir if self.rank == 0 else None, tensorboard=config.tensorboard)
-        self._amp = config.amp if self.device.type == "cuda" else None
-        self._scaler = torch.amp.GradScaler("cuda") if self._amp == "float16" else None
-        hiding = HidingStep(self.model, config.quantize)
+        self._amp = resolve_amp(config.amp, self.device)
+        self._scaler = torch.amp.GradScaler("cuda") if self._amp == torch.float16 else None
+        self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay is not None else None
+        hiding = HidingStep(self.model, config.quantize_at(0))
+        self._hiding = hiding
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self._step_module: nn.Module = nn.parallel.DistributedDataParallel(hiding, device_ids=ids)
@@ -261,6 +275,16 @@ class Trainer:
         self._interrupt: _DeferredInterrupt | None = None
         self._stop_agreed = False
         self._updating = False
+
+    @property
+    def trained_model(self) -> nn.Module:
+        """The model training makes: the weight average with ``ema_decay``, else :attr:`model` itself."""
+        return self.average.module if self.average is not None else self.model
+
+    @property
+    def precision(self) -> str:
+        """The dtype the hide and reveal of training run in (``"float32"`` without autocast)."""
+        return str(self._amp or torch.float32).removeprefix("torch.")
 
     @property
     def rollbacks(self) -> int:
@@ -290,9 +314,16 @@ class Trainer:
             "world_size": self.world_size,
             "config": self.config.to_dict(),
             "grad_scaler": self._scaler.state_dict() if self._scaler is not None else None,
+            "average_updates": self.average.updates if self.average is not None else None,
         }
         return save_training_checkpoint(
-            self.out_dir, self.step, self.model, self.optimizer, loop, self.config.keep_checkpoints
+            self.out_dir,
+            self.step,
+            self.model,
+            self.optimizer,
+            loop,
+            self.config.keep_checkpoints,
+            average=self.average.module if self.average is not None else None,
         )
 
     def latest_checkpoint(self) -> Path | None:
@@ -312,8 +343,14 @@ class Trainer:
         folder = Path(folder)
         if not folder.is_dir():
             raise MissingPathError(f"{os.fspath(shown)}: no such checkpoint folder")
-        loop = load_training_checkpoint(folder, self.model, self.optimizer, self.device)
+        average = self.average.module if self.average is not None else None
+        loop = load_training_checkpoint(folder, self.model, self.optimizer, self.device, average=average)
         self.step = loop["step"]
+        if self.average is not None:
+            if (folder / AVERAGE_FILE).is_file():
+                self.average.updates = int(loop.get("average_updates") or 0)
+            else:  # the run had no average: start one from the resumed weights
+                self.average.reset(self.model)
         self.guard.load_state(loop["rollbacks"], loop["lr_scale"], loop["recent"])
         if self._scaler is not None and loop.get("grad_scaler"):
             try:
@@ -404,9 +441,14 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        with torch.autocast(self.device.type, dtype=getattr(torch, self._amp or "float32"), enabled=bool(self._amp)):
+        self._hiding.quantize = config.quantize_at(self.step)
+        if self._amp is not None:
+            with torch.autocast(self.device.type, dtype=self._amp):
+                stego, lost, recovered = self._step_module(cover, secrets, z)
+            stego, lost, recovered = stego.float(), lost.float(), recovered.float()
+        else:
             stego, lost, recovered = self._step_module(cover, secrets, z)
-            out = self._loss_at(self.step)(cover=cover, secret=secrets, stego=stego, recovered=recovered, lost=lost)
+        out = self._loss_at(self.step)(cover=cover, secret=secrets, stego=stego, recovered=recovered, lost=lost)
         total = out.total.float()
         self.optimizer.zero_grad(set_to_none=True)
         if self._scaler is not None:
@@ -443,6 +485,8 @@ class Trainer:
             self._scaler.update()
         else:
             self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.model)
         self.guard.accept(loss_value)
         with torch.no_grad():
             record["psnr_stego"] = _psnr(stego, cover)
@@ -475,7 +519,7 @@ class Trainer:
         if bar is not None:
             bar.write(f"{message}, learning rate x{self.guard.lr_scale:g}")
         self._updating = True
-        self.step = self.guard.restore(self.model, self.optimizer)
+        self.step = self.guard.restore(self.model, self.optimizer, self.average)
         self._updating = False
         self.log.truncate(self.step)  # the steps after the snapshot will be logged again
         if bar is not None:
@@ -483,11 +527,14 @@ class Trainer:
             bar.refresh()
 
     def validate(self) -> dict[str, float] | None:
-        """Evaluate on ``val_pairs`` (float and 8-bit stego); ``None`` without pairs or off rank 0."""
+        """Evaluate :attr:`trained_model` on ``val_pairs`` (float and 8-bit stego).
+
+        Returns ``None`` without pairs or off rank 0.
+        """
         if not self.val_pairs or self.rank != 0:
             return None
         generator = torch.Generator(self.device).manual_seed(self.config.seed)
-        result = evaluate(self.model, self.val_pairs, device=self.device, generator=generator)
+        result = evaluate(self.trained_model, self.val_pairs, device=self.device, generator=generator)
         record: dict[str, Any] = {"kind": "val", "step": self.step}
         for stego in result.stego_settings:
             tag = "float" if stego == "float" else "8bit"
@@ -626,7 +673,7 @@ class Trainer:
         elif self.step == 0 and resume is False:
             self.log.check_fresh()
         self.log.open(self.step)
-        self.guard.take_snapshot(self.step, self.model, self.optimizer)
+        self.guard.take_snapshot(self.step, self.model, self.optimizer, self.average)
         self._final_validation: dict[str, float] | None = None
 
     @contextmanager
@@ -657,7 +704,7 @@ class Trainer:
         config, step = self.config, self.step
         at_checkpoint = bool(config.checkpoint_every) and step % config.checkpoint_every == 0
         if step % config.snapshot_every == 0 or at_checkpoint:
-            self.guard.take_snapshot(step, self.model, self.optimizer)
+            self.guard.take_snapshot(step, self.model, self.optimizer, self.average)
         validation = None
         if config.val_every and step % config.val_every == 0 and step < config.steps:
             validation = self.validate()
@@ -671,6 +718,6 @@ class Trainer:
         if self.step == self.config.steps:
             self._final_validation = self.validate()
             if self.save_checkpoint() is not None and self.out_dir is not None:
-                model_path = checkpoint.save(self.model, self.out_dir)
+                model_path = checkpoint.save(self.trained_model, self.out_dir)
         self.log.close()
         return model_path

@@ -80,9 +80,11 @@ DEFAULT_TRAINING: dict[str, TrainingSettings] = {
     "srm-cnn": TrainingSettings(steps=1000, batch_pairs=8, crop=128, lr=2e-3),
     "srnet": TrainingSettings(steps=2000, batch_pairs=8, crop=128, lr=1e-3),
 }
-"""Default settings per learned detector. ``"srm-cnn"``: about 3 minutes on a
-2-core CPU. ``"srnet"``: far below the paper's 400K steps (hours on a CPU even
-so); SRNet needs a GPU and many pairs to learn its residuals."""
+"""Default settings per learned detector. ``"srm-cnn"``: about 2 minutes on a
+quiet 2-core CPU for 80 pairs (``benchmarks/lsb_detection.py`` measured 135 s
+a fold). ``"srnet"``: far below the paper's hundreds of thousands of steps
+(hours on a CPU even so); SRNet needs a GPU and many pairs to learn its
+residuals."""
 
 
 def build_network(name: str, channels: int = 3, *, generator: torch.Generator | None = None) -> nn.Module:

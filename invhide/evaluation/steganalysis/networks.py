@@ -195,8 +195,8 @@ class SRNet(nn.Module):
     one of type 4 (512 filters, global average pooling), then a fully
     connected layer. All convolutions are 3x3 with stride 1 but the
     shortcuts. No layer is fixed: the network learns its own residuals, and
-    needs many pairs and steps to do it (the paper trains for 400K steps on
-    GPUs).
+    needs many pairs and steps to do it (the paper trains it for hundreds of
+    thousands of steps on a GPU).
 
     Args:
         channels: input channels (3 for RGB; the paper's grayscale is 1).

@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""The paper's Table 4 direction at a small budget: what the wavelet domain and L_freq do to detectability.
+
+Three hiders are trained with the same budget (``--steps`` optimizer steps of
+the quick recipe: 4 coupling blocks with convolutional subnets, 64x64 crops
+of ../shared/data/photos49, batch 8, its learning-rate schedule and loss):
+
+- ``pixel``: no wavelet transform (:class:`~invhide.evaluation.steganalysis.ablation.PixelDomainHider`,
+  an invertible space-to-depth with the same channel count), no L_freq;
+- ``dwt``: the wavelet transform, no L_freq (weight 0);
+- ``dwt+freq``: the wavelet transform and L_freq (the recipe's weight, or
+  ``--freq-weight``).
+
+Each hides image ``(i + n/2) mod n`` in image ``i`` of kodak24 and cbsd68
+(centre crops of ``--size``); the stego images are rounded to 8 bits, as a PNG
+stores them. The script prints the PSNRs (cover/stego as saved, and the
+secret revealed from the 8-bit stego), the detection accuracy and AUC of the
+learned detector (``srm-cnn``, 2-fold by pair, 95% bootstrap intervals) and
+of StegExpose's fused score, and, as the paper's Fig. 5, the learned
+detector's accuracy on fixed held-out pairs against the number of pairs it
+was trained on::
+
+    python benchmarks/security.py                                   # the real budget: hours on a CPU, use a GPU
+    python benchmarks/security.py --device cuda --json runs/security.json --figure docs/figures/detection-vs-pairs.png
+    python benchmarks/security.py --steps 20 --detector-steps 20 --curve 4 8 --size 64   # a smoke run, minutes
+
+It prints what it measured; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from _shared import data_folder
+
+from invhide.evaluation.metrics import psnr
+from invhide.evaluation.speed import machine
+from invhide.evaluation.steganalysis import PixelDomainHider, evaluate_detectors
+from invhide.evaluation.steganalysis.learned import DEFAULT_TRAINING, LearnedDetector
+from invhide.evaluation.steganalysis.protocol import fold_of_pairs, pyplot
+from invhide.evaluation.steganalysis.statistics import accuracy, auc
+from invhide.io.datasets import ImageDataset, evaluation_pairs, list_images
+from invhide.models.hider import InvertibleHider
+from invhide.nn import subnets
+from invhide.nn.functional import quantize_8bit
+from invhide.training.recipes import recipe
+from invhide.training.trainer import Trainer
+
+HIDERS = ("pixel", "dwt", "dwt+freq")
+
+
+def build(kind: str, seed: int) -> torch.nn.Module:
+    """The quick recipe's architecture, in the pixel or the wavelet domain, seeded."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if kind == "pixel":
+            return PixelDomainHider(num_blocks=4, subnet=subnets.conv(hidden=64, depth=3))
+        return InvertibleHider(num_blocks=4, subnet=subnets.conv(hidden=64, depth=3), layout="hinet")
+
+
+@torch.no_grad()
+def stego_pairs(model: torch.nn.Module, pairs: list, device: torch.device, seed: int) -> dict:
+    """8-bit covers and stego images as uint8 levels, and the PSNRs of the saved stego and of the secret from it."""
+    model.eval()
+    generator = torch.Generator(device).manual_seed(seed)
+    covers, stegos, stego_psnr, secret_psnr = [], [], [], []
+    for start in range(0, len(pairs), 8):
+        batch = pairs[start : start + 8]
+        cover = torch.stack([p.cover for p in batch]).to(device)
+        secret = torch.stack([p.secret for p in batch]).to(device)
+        stego = quantize_8bit(model.hide(cover, secret)[0])
+        recovered = model.reveal(stego, generator=generator).clamp(0, 1)
+        stego_psnr += psnr(stego, cover).tolist()
+        secret_psnr += psnr(quantize_8bit(recovered), secret).tolist()
+        covers += [torch.round(c * 255).to(torch.uint8).cpu() for c in cover]
+        stegos += [torch.round(s * 255).to(torch.uint8).cpu() for s in stego]
+    return {
+        "covers": covers,
+        "stegos": stegos,
+        "stego_psnr": float(np.mean(stego_psnr)),
+        "secret_psnr": float(np.mean(secret_psnr)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1200, help="training steps of each hider (default: 1200)")
+    parser.add_argument("--freq-weight", type=float, help="L_freq weight of dwt+freq (default: the recipe's)")
+    parser.add_argument("--size", type=int, default=256, help="test centre-crop side (default: 256)")
+    parser.add_argument("--detectors", nargs="+", default=["srm-cnn", "fused"], help="(default: srm-cnn fused)")
+    parser.add_argument("--detector-steps", type=int, help="training steps of the learned detectors")
+    parser.add_argument(
+        "--curve", type=int, nargs="*", default=[8, 16, 32, 46], help="training pairs of the Fig. 5 curve"
+    )
+    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
+    parser.add_argument("--figure", type=Path, help="write the Fig. 5 curve to this PNG")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    start = time.perf_counter()
+
+    chosen = recipe("quick", steps=args.steps, seed=args.seed, val_every=0, checkpoint_every=0, tensorboard=False)
+    train_data = ImageDataset(data_folder("photos49"), crop=chosen.config.crop, cache=True)
+    test_paths = list_images(data_folder("kodak24")) + list_images(data_folder("cbsd68"))
+    pairs = evaluation_pairs(test_paths, size=args.size)
+    settings = dict(DEFAULT_TRAINING)
+    if args.detector_steps:
+        settings = {name: replace(value, steps=args.detector_steps) for name, value in settings.items()}
+    print(f"machine: {machine(device)}")
+    print(
+        f"hiders: the quick recipe, {args.steps} steps each ({chosen.config.batch_size} pairs of "
+        f"{chosen.config.crop}x{chosen.config.crop} crops of photos49); test: {len(pairs)} pairs of kodak24 and "
+        f"cbsd68, {args.size}x{args.size}; detector steps: "
+        + ", ".join(f"{name} {value.steps}" for name, value in settings.items())
+    )
+
+    results: dict[str, dict] = {}
+    made: dict[str, dict] = {}
+    for kind in HIDERS:
+        loss = chosen.build_loss()
+        if kind != "dwt+freq":
+            loss = loss.with_weights({"low_frequency": 0.0})
+        elif args.freq_weight is not None:
+            loss = loss.with_weights({"low_frequency": args.freq_weight})
+        model = build(kind, args.seed)
+        trainer = Trainer(model, loss, train_data, chosen.config, device=device, progress=False)
+        trained = trainer.fit()
+        made[kind] = stego_pairs(trainer.model, pairs, device, args.seed)
+        print(
+            f"\n{kind}: trained {trained.steps} steps in {trained.seconds:.0f} s (loss weights {loss.weights}); "
+            f"cover/stego {made[kind]['stego_psnr']:.2f} dB, secret {made[kind]['secret_psnr']:.2f} dB (8-bit)"
+        )
+        report = evaluate_detectors(
+            made[kind]["covers"], made[kind]["stegos"], args.detectors, seed=args.seed,
+            resamples=args.bootstrap, training=settings, device=device,
+        )  # fmt: skip
+        print(report.format())
+        results[kind] = {
+            "training_seconds": trained.seconds,
+            "loss_weights": loss.weights,
+            "stego_psnr_db": made[kind]["stego_psnr"],
+            "secret_psnr_db": made[kind]["secret_psnr"],
+            "detection": report.to_dict(),
+        }
+
+    print("\nTable 4 direction (detection: 2-fold by pair; 95% bootstrap intervals):")
+    header = "".join(f"{name + ' accuracy':>22}" for name in args.detectors)
+    print(f"{'hider':<10}{'stego dB':>10}{'secret dB':>11}{header}")
+    for kind, row in results.items():
+        cells = ""
+        for name in args.detectors:
+            entry = row["detection"]["detectors"][name]
+            lo, hi = entry["accuracy_ci"]
+            cells += f"{entry['accuracy']:>8.1%} [{lo:.0%}, {hi:.0%}]".rjust(22)
+        print(f"{kind:<10}{row['stego_psnr_db']:>10.2f}{row['secret_psnr_db']:>11.2f}{cells}")
+
+    if args.curve:
+        count = len(pairs)
+        fold = fold_of_pairs(count, 2, args.seed)
+        test, pool = np.nonzero(fold == 0)[0], np.nonzero(fold == 1)[0]
+        sizes = sorted({min(size, pool.size) for size in args.curve})
+        print(f"\nsrm-cnn accuracy on {test.size} held-out pairs against the number of training pairs (Fig. 5):")
+        print(f"{'hider':<10}" + "".join(f"{size:>10}" for size in sizes))
+        curve = {}
+        for kind in HIDERS:
+            covers, stegos = made[kind]["covers"], made[kind]["stegos"]
+            row = []
+            for size in sizes:
+                chosen_pairs = pool[:size]
+                detector = LearnedDetector("srm-cnn", settings=settings["srm-cnn"], seed=args.seed, device=device)
+                detector.fit([covers[i] for i in chosen_pairs], [stegos[i] for i in chosen_pairs])
+                scores = np.r_[detector.score([covers[i] for i in test]), detector.score([stegos[i] for i in test])]
+                labels = np.r_[np.zeros(test.size), np.ones(test.size)]
+                row.append({"pairs": size, "accuracy": accuracy(labels, scores, 0.0), "auc": auc(labels, scores)})
+            curve[kind] = row
+            print(f"{kind:<10}" + "".join(f"{point['accuracy']:>10.1%}" for point in row))
+        results["curve"] = {"test_pairs": int(test.size), "points": curve}
+        if args.figure is not None:
+            plt = pyplot()
+            figure, axes = plt.subplots(figsize=(5.2, 3.8))
+            for kind, row in curve.items():
+                axes.plot([p["pairs"] for p in row], [p["accuracy"] for p in row], marker="o", label=kind)
+            axes.axhline(0.5, color="0.6", linestyle="--", linewidth=1, label="chance")
+            axes.set(xlabel="training pairs of the detector", ylabel=f"srm-cnn accuracy ({test.size} pairs)")
+            axes.set_ylim(0.4, 1.02)
+            axes.legend(fontsize=8)
+            axes.grid(alpha=0.3)
+            figure.savefig(args.figure, dpi=120, bbox_inches="tight")
+            print(f"wrote {args.figure}")
+
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

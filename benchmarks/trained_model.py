@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Measure a trained run and publish it as a shipped model, with its record, figures and tables.
+
+Takes a training run's folder (what ``invhide train --out RUN`` writes) and:
+
+1. loads its final model (``RUN/model.safetensors``);
+2. measures the paper's Table 2 on kodak24, cbsd68 and mcmaster from
+   ``../shared/data`` (image i hides image (i + n/2) mod n), at 256x256 centre
+   crops and at full size (the largest even square that fits both images of
+   a pair), RGB and Y, PSNR / SSIM / MAE / RMSE, for the float stego and the
+   stego rounded to 8 bits (a PNG);
+3. measures what storing the weights in float16 changes, on kodak24 at 256
+   (the largest difference of stego and recovery, and the PSNRs), and stores
+   float16 only when no mean PSNR moves by 0.01 dB or more;
+4. times hide and reveal on this CPU (images/s at 256x256 and 512x512,
+   batch 1, median of 5);
+5. writes the Fig. 3-style figure (3 kodak24 pairs, residuals x10) and the
+   training curves into ``docs/figures/``;
+6. publishes it into ``invhide/models/trained/`` (:func:`invhide.models.registry.publish`)
+   with the record: architecture, training data and settings, the sessions
+   of compute read from the run's logs, hardware, the command, the tables;
+7. prints the Markdown tables for the Trained models page and the README.
+
+Usage::
+
+    python benchmarks/trained_model.py RUN --name NAME --default \\
+        --command "invhide train ..." [--dry-run]
+
+``--dry-run`` measures and prints without publishing or writing figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from _shared import data_folder
+
+from invhide.evaluation.metrics import Evaluation, evaluate
+from invhide.evaluation.speed import time_call
+from invhide.io import checkpoint
+from invhide.io.datasets import evaluation_pairs
+from invhide.models import registry
+from invhide.training.checkpoints import latest_checkpoint, read_loop_state
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_SETS = ("kodak24", "cbsd68", "mcmaster")
+SIZES: tuple[int | None, ...] = (256, None)
+
+
+def size_name(size: int | None) -> str:
+    return f"{size}" if size is not None else "full"
+
+
+def measure(model: torch.nn.Module, pairs: list[Any]) -> Evaluation:
+    generator = torch.Generator().manual_seed(0)
+    return evaluate(model, pairs, generator=generator, batch_size=1 if pairs and pairs[0].cover.shape[-1] > 256 else 4)
+
+
+def table_markdown(evaluations: dict[str, Evaluation], stego: str) -> str:
+    """The paper's Table 2 layout, one row per test set and channel, for one stego setting."""
+    lines = [
+        "| test set | size | channel | stego PSNR | stego SSIM | stego MAE | stego RMSE "
+        "| secret PSNR | secret SSIM | secret MAE | secret RMSE |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key, evaluation in evaluations.items():
+        data, size = key.split("@")
+        for channel in ("rgb", "y"):
+            cells = []
+            for row in ("cover/stego", "secret/recovery"):
+                for metric in ("psnr", "ssim", "mae", "rmse"):
+                    value = evaluation.mean(row, metric, channel, stego)
+                    cells.append(f"{value:.4f}" if metric == "ssim" else f"{value:.2f}")
+            lines.append(
+                f"| {data} ({evaluation.num_pairs} pairs) | {size} | {channel.upper()} | " + " | ".join(cells) + " |"
+            )
+    return "\n".join(lines)
+
+
+def speeds(model: torch.nn.Module) -> dict[str, Any]:
+    out: dict[str, Any] = {"threads": torch.get_num_threads(), "batch": 1, "repeat": 5}
+    device = torch.device("cpu")
+    for side in (256, 512):
+        generator = torch.Generator().manual_seed(side)
+        cover, secret = torch.rand(2, 1, 3, side, side, generator=generator)
+        with torch.inference_mode():
+            stego, _ = model.hide(cover, secret)
+            hide = time_call(lambda c=cover, s=secret: model.hide(c, s), device, repeat=5)
+            reveal = time_call(lambda s=stego: model.reveal(s, generator=torch.Generator().manual_seed(0)), device, 5)
+        out[f"{side}"] = {"hide_images_per_s": 1 / hide, "reveal_images_per_s": 1 / reveal,
+                          "hide_s": hide, "reveal_s": reveal}  # fmt: skip
+    return out
+
+
+def sessions(run: Path) -> tuple[list[dict[str, Any]], int, float]:
+    """The run's training sessions from ``log.jsonl``: (sessions, steps, training seconds in total).
+
+    A session is a stretch of train records whose ``time`` grows; a resumed
+    run starts its clock again at 0.
+    """
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    found: list[dict[str, Any]] = []
+    last_time = None
+    for record in records:
+        if record.get("kind") != "train":
+            continue
+        if last_time is None or record["time"] < last_time:
+            found.append({"first_step": record["step"], "last_step": record["step"], "seconds": record["time"]})
+        found[-1]["last_step"], found[-1]["seconds"] = record["step"], record["time"]
+        last_time = record["time"]
+    steps = found[-1]["last_step"] if found else 0
+    return found, steps, sum(s["seconds"] for s in found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="the training run's folder")
+    parser.add_argument("--name", required=True, help="the shipped model's name")
+    parser.add_argument("--default", action="store_true", help="make it the default model")
+    parser.add_argument("--command", required=True, help="the exact command that reproduced the run")
+    parser.add_argument("--recipe", help="the recipe's name, for the record")
+    parser.add_argument("--dry-run", action="store_true", help="measure and print; publish nothing")
+    parser.add_argument("--json", type=Path, help="also write every measured figure here")
+    args = parser.parse_args()
+
+    model = checkpoint.load(args.run / "model.safetensors").eval()
+    latest = latest_checkpoint(args.run)
+    config = read_loop_state(latest)["config"] if latest is not None else {}
+    run_sessions, steps, seconds = sessions(args.run)
+    print(f"model: {json.dumps(model.config())}, {sum(p.numel() for p in model.parameters()):,} parameters")
+    print(f"training: {steps} steps, {seconds:.0f} s in {len(run_sessions)} session(s)")
+
+    start = time.perf_counter()
+    evaluations: dict[str, Evaluation] = {}
+    for name in TEST_SETS:
+        folder = data_folder(name)
+        for size in SIZES:
+            pairs = evaluation_pairs(folder, size=size)
+            evaluations[f"{name}@{size_name(size)}"] = measure(model, pairs)
+            e = evaluations[f"{name}@{size_name(size)}"]
+            print(
+                f"{name} {size_name(size)}: stego {e.mean('cover/stego', 'psnr'):.2f} / "
+                f"{e.mean('cover/stego', 'psnr', stego='8-bit'):.2f} dB (float / 8-bit), secret "
+                f"{e.mean('secret/recovery', 'psnr'):.2f} / {e.mean('secret/recovery', 'psnr', stego='8-bit'):.2f} dB",
+                flush=True,
+            )
+    print(f"evaluation: {time.perf_counter() - start:.0f} s")
+
+    # float16 storage: what it changes on kodak24 at 256
+    half = copy.deepcopy(model).to(torch.float16).to(torch.float32)
+    pairs = evaluation_pairs(data_folder("kodak24"), size=256)
+    half_eval = measure(half, pairs)
+    full_eval = evaluations["kodak24@256"]
+    shifts = {
+        f"{row} {stego}": half_eval.mean(row, "psnr", "rgb", stego) - full_eval.mean(row, "psnr", "rgb", stego)
+        for row in ("cover/stego", "secret/recovery")
+        for stego in ("float", "8-bit")
+    }
+    cover, secret = torch.stack([p.cover for p in pairs[:4]]), torch.stack([p.secret for p in pairs[:4]])
+    with torch.inference_mode():
+        s32, _ = model.hide(cover, secret)
+        s16, _ = half.hide(cover, secret)
+        r32 = model.reveal(s32, generator=torch.Generator().manual_seed(0))
+        r16 = half.reveal(s16, generator=torch.Generator().manual_seed(0))
+    float16 = {
+        "psnr_shift_db": shifts,
+        "max_abs_stego": (s32 - s16).abs().max().item(),
+        "max_abs_recovered": (r32 - r16).abs().max().item(),
+    }
+    dtype = "float16" if all(abs(v) < 0.01 for v in shifts.values()) else "float32"
+    print(f"float16 storage: {json.dumps(float16)} -> store {dtype}")
+
+    speed = speeds(model)
+    print(
+        f"speed (batch 1, {speed['threads']} threads): {json.dumps({k: v for k, v in speed.items() if k[0].isdigit()})}"
+    )
+
+    k = evaluations["kodak24@256"]
+    headline = (
+        f"kodak24 256x256, 8-bit PNG stego: {k.mean('cover/stego', 'psnr', stego='8-bit'):.2f} dB stego, "
+        f"{k.mean('secret/recovery', 'psnr', stego='8-bit'):.2f} dB secret; {steps} steps, "
+        f"{seconds / 60:.0f} min on {registry.cpu_model()} ({torch.get_num_threads()} threads)"
+    )
+    print(f"headline: {headline}")
+    tables = {key: e.to_dict(per_image=False) for key, e in evaluations.items()}
+    fields = {
+        "headline": headline,
+        "default": args.default,
+        "training": {
+            "data": "../shared/data/photos49 (49 photographs)",
+            "validation": "../shared/data/kodak24 (24 pairs, 256x256)",
+            "recipe": args.recipe,
+            "config": config,
+            "sessions": run_sessions,
+        },
+        "steps": steps,
+        "wall_seconds": seconds,
+        "hardware": registry.hardware("cpu"),
+        "command": args.command,
+        "tables": {**tables, "float16_storage": float16, "speed": speed},
+    }
+    for stego in ("8-bit", "float"):
+        print(f"\n### {'8-bit PNG stego' if stego == '8-bit' else 'float stego'}\n")
+        print(table_markdown(evaluations, stego))
+    if args.json is not None:
+        args.json.write_text(json.dumps(fields, indent=2) + "\n")
+    if args.dry_run:
+        return
+
+    from invhide.evaluation.figures import hiding_figure, training_curves
+
+    figures = ROOT / "docs" / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    shown = pairs[:3]
+    cover, secret = torch.stack([p.cover for p in shown]), torch.stack([p.secret for p in shown])
+    with torch.inference_mode():
+        stego, _ = model.hide(cover, secret)
+        png = torch.round(stego.clamp(0, 1) * 255) / 255
+        recovered = model.reveal(png, generator=torch.Generator().manual_seed(0))
+    titles = [f"{p.names[0]} / {p.names[1]} (8-bit stego)" for p in shown]
+    print("wrote", hiding_figure(cover, png, secret, recovered, figures / f"{args.name}-figure.png", titles=titles))
+    print("wrote", training_curves(args.run, figures / f"{args.name}-curves.png"))
+    published = registry.publish(model, args.name, ROOT / "invhide" / "models" / "trained", fields, dtype=dtype,
+                                 overwrite=True)  # fmt: skip
+    print(f"published {published.name} ({published.dtype}, sha256 {published.sha256[:12]}...) -> {published.path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
