@@ -27,20 +27,21 @@ so a machine that got busier shows as a run that took longer than its budget
 with three other jobs on the 2-core machine, the quick recipe's step took
 3.5 s with torch's 2 threads and 1.3 s with one.
 
-Two configurations need what the Trainer lacks today; this script supplies
-it around the Trainer, without changing it:
+Two configurations use the Trainer's options for more learning per second:
 
-- ``ema``: an exponential moving average of the weights, updated after every
-  optimizer step that the explosion guard accepts (a post-step hook of the
-  Trainer's optimizer), with the usual warm-up ``decay_n = min(decay, (1 +
-  n) / (10 + n))``; the average is what is measured and saved. A rollback
-  restores the raw weights but not the average.
-- ``bf16``: bfloat16 autocast on the CPU (the Trainer's ``amp`` is CUDA-only):
-  the model's ``hide`` and ``reveal`` run under ``torch.autocast("cpu",
-  torch.bfloat16)`` while training; the loss, the optimizer and the
-  evaluation stay float32. It runs only where the CPU has ``avx512_bf16`` or
-  ``amx_bf16`` and torch's oneDNN supports bfloat16 (otherwise the row says
-  why it was skipped).
+- ``ema``: ``TrainConfig(ema_decay=0.999)``, an exponential moving average
+  of the weights (:class:`invhide.training.averaging.WeightAverage`, with
+  the warm-up ``decay_n = min(decay, (1 + n) / (10 + n))``); the average is
+  what is measured and saved, and the raw weights are measured too.
+- ``bf16``: ``TrainConfig(amp="bfloat16")``, bfloat16 autocast of the hide
+  and reveal of training (the loss, the optimizer and the evaluation stay
+  float32). It runs only where the CPU computes bfloat16 natively
+  (:func:`invhide.training.precision.native_bfloat16`; otherwise the row
+  says why it was skipped).
+
+(The 10-minute rows of 2026-12-01 were measured before these options were
+in the Trainer, by wrappers in this script with the same formulas; the
+wrapper's average was not rolled back with the weights.)
 
 Resumable per configuration: ``OUT/<budget>min/<config>/result.json`` (every
 figure, the settings, the machine, the loss curve) and ``model.safetensors``
@@ -53,7 +54,6 @@ budget is printed at the end and written to ``OUT/<budget>min/summary.json``
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import shlex
@@ -66,14 +66,14 @@ from typing import Any
 
 import torch
 from _shared import data_folder
-from torch import Tensor, nn
+from torch import nn
 
 from invhide.evaluation.metrics import Evaluation, evaluate
 from invhide.evaluation.speed import machine
 from invhide.io import checkpoint
 from invhide.io.datasets import ImageDataset, ImagePair, evaluation_pairs
 from invhide.io.files import atomic_write
-from invhide.models.hider import InvertibleHider
+from invhide.training.precision import native_bfloat16
 from invhide.training.recipes import Recipe, recipe
 from invhide.training.trainer import Trainer
 
@@ -102,10 +102,11 @@ class Config:
             ``None`` for the recipe's own model.
         settings: :class:`~invhide.training.config.TrainConfig` overrides
             (``steps`` is set from the budget).
-        ema: decay of an exponential moving average of the weights, which
-            is then what is measured; ``None`` for none.
+        ema: decay of an exponential moving average of the weights
+            (``TrainConfig.ema_decay``), which is then what is measured;
+            ``None`` for none.
         precision: ``"float32"``, or ``"bfloat16"`` for autocast in the
-            model's hide and reveal while training.
+            model's hide and reveal while training (``TrainConfig.amp``).
     """
 
     name: str
@@ -161,73 +162,6 @@ BASE_SETTINGS = dict(val_every=0, checkpoint_every=0, tensorboard=False, num_wor
 
 
 # --------------------------------------------------------------------------
-# What the Trainer lacks: bfloat16 autocast on the CPU, an average of the weights
-# --------------------------------------------------------------------------
-
-
-def cpu_bfloat16() -> tuple[bool, str]:
-    """Whether bfloat16 autocast is worth measuring on this CPU, and why (not)."""
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as file:
-            line = next((line for line in file if line.startswith("flags")), "")
-        flags = set(line.split(":", 1)[-1].split())
-    except OSError:
-        return False, "no /proc/cpuinfo to read the CPU's flags from"
-    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
-    if not native:
-        return False, "the CPU has neither avx512_bf16 nor amx_bf16: bfloat16 would be emulated"
-    if not torch.backends.mkldnn.is_available():
-        return False, "this torch build has no oneDNN"
-    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    if supported is not None and not supported():
-        return False, "torch's oneDNN reports no bfloat16 support"
-    return True, f"CPU flags {' '.join(native)}, torch oneDNN bfloat16"
-
-
-class AutocastHider(nn.Module):
-    """A hider whose hide and reveal run under autocast while training (stands in for the Trainer's CPU ``amp``).
-
-    The Trainer sees the wrapper; the measured and saved model is :attr:`model`.
-    """
-
-    def __init__(self, model: InvertibleHider, dtype: torch.dtype, device_type: str) -> None:
-        super().__init__()
-        self.model = model
-        self.dtype = dtype
-        self.device_type = device_type
-        self.num_secrets = model.num_secrets
-        self.channels = model.channels
-
-    def hide(self, cover: Tensor, *secrets: Tensor) -> tuple[Tensor, Tensor]:
-        with torch.autocast(self.device_type, dtype=self.dtype, enabled=self.training):
-            return self.model.hide(cover, *secrets, check_finite=False)
-
-    def reveal(self, stego: Tensor, z: Tensor | None = None) -> Tensor:
-        with torch.autocast(self.device_type, dtype=self.dtype, enabled=self.training):
-            return self.model.reveal(stego, z=z, check_finite=False)
-
-    def config(self) -> dict[str, Any]:
-        return self.model.config()
-
-
-class WeightAverage:
-    """An exponential moving average of a model's parameters, with the usual warm-up of the decay."""
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, current in zip(self.module.parameters(), model.parameters(), strict=True):
-            average.lerp_(current.detach(), 1 - decay)
-
-
-# --------------------------------------------------------------------------
 # One configuration
 # --------------------------------------------------------------------------
 
@@ -250,6 +184,7 @@ class Setup:
 
 
 def _recipe(config: Config, steps: int, **extra: Any) -> Recipe:
+    extra = {**extra, "ema_decay": config.ema, "amp": config.precision}
     chosen = recipe(config.recipe, **{**BASE_SETTINGS, **config.settings, **extra, "steps": steps})
     if chosen.config.warmup_steps >= steps:  # a calibration run, or a budget of a few steps
         chosen = recipe(config.recipe, **{**BASE_SETTINGS, **config.settings, **extra, "steps": steps,
@@ -257,16 +192,13 @@ def _recipe(config: Config, steps: int, **extra: Any) -> Recipe:
     return chosen
 
 
-def _build(config: Config, chosen: Recipe, setup: Setup) -> tuple[Trainer, nn.Module, WeightAverage | None]:
-    """A Trainer for ``config``; the model to measure; the weight average (or ``None``)."""
+def _build(config: Config, chosen: Recipe, setup: Setup) -> Trainer:
+    """A Trainer for ``config``; its :attr:`~invhide.training.trainer.Trainer.trained_model` is what is measured."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(setup.seed)
         model = checkpoint.model_from_config(config.model) if config.model is not None else chosen.build_model()
-    trained: nn.Module = model
-    if config.precision != "float32":
-        trained = AutocastHider(model, getattr(torch, config.precision), setup.device.type)
-    trainer = Trainer(
-        trained,
+    return Trainer(
+        model,
         chosen.build_loss(),
         setup.dataset(chosen.config.crop),
         chosen.config,
@@ -275,18 +207,13 @@ def _build(config: Config, chosen: Recipe, setup: Setup) -> tuple[Trainer, nn.Mo
         device=setup.device,
         progress=setup.progress,
     )
-    average = None
-    if config.ema is not None:
-        average = WeightAverage(model, config.ema)
-        trainer.optimizer.register_step_post_hook(lambda optimizer, args, kwargs: average.update(model))
-    return trainer, model, average
 
 
 def calibrate(config: Config, setup: Setup, seconds: float) -> dict[str, float]:
     """Steps per second of ``config`` on this machine now, from a throwaway run of about ``seconds``."""
 
     def timed(steps: int) -> tuple[float, int]:
-        trainer, _, _ = _build(config, _recipe(config, steps, log_every=1), setup)
+        trainer = _build(config, _recipe(config, steps, log_every=1), setup)
         history = trainer.fit().history
         times = [record["time"] for record in history]
         skip = 2  # the first steps warm the allocator and oneDNN's kernel cache: timed from the end of step 2
@@ -327,9 +254,9 @@ def run_config(config: Config, setup: Setup, budget: float, calibration_seconds:
         f"{steps} steps for {budget:.0f} s",
         flush=True,
     )
-    trainer, model, average = _build(config, chosen, setup)
+    trainer = _build(config, chosen, setup)
     trained = trainer.fit()
-    measured = average.module if average is not None else model
+    model, measured = trainer.model, trainer.trained_model
     evaluation, eval_seconds = measure(measured, setup)
     result: dict[str, Any] = {
         "name": config.name,
@@ -354,7 +281,7 @@ def run_config(config: Config, setup: Setup, budget: float, calibration_seconds:
         },
         "history": trained.history,
     }
-    if average is not None:  # what the average adds: the raw weights measured the same way
+    if measured is not model:  # what the average adds: the raw weights measured the same way
         result["kodak24_raw_weights"] = psnr_table(measure(model, setup)[0])
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint.save(measured, folder / "model.safetensors")
@@ -440,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     setup = Setup(device, args.seed, data_folder("photos49"), evaluation_pairs(data_folder("kodak24"), size=256))
     setup.progress = args.progress
     here = machine(device)
-    bf16_ok, bf16_why = cpu_bfloat16() if device.type == "cpu" else (torch.cuda.is_bf16_supported(), "CUDA")
+    bf16_ok, bf16_why = native_bfloat16(device)
     print(f"machine: {here}\nbfloat16: {'yes' if bf16_ok else 'no'} ({bf16_why})")
     print(f"budget: {budget:.0f} s of training per configuration; calibration {calibration:.0f} s", flush=True)
 

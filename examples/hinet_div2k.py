@@ -63,6 +63,15 @@ def parse_args() -> argparse.Namespace:
     rounding.add_argument(
         "--no-quantize", dest="quantize", action="store_false", help="train on the float stego (default: the others)"
     )
+    rounding.add_argument(
+        "--quantize-from", type=int, metavar="STEP", help="train on the float stego until STEP, then on the 8-bit one"
+    )
+    parser.add_argument(
+        "--amp",
+        choices=("float32", "bfloat16", "float16", "auto"),
+        help="precision of hide and reveal while training; auto: bfloat16 where native (default: the recipe's)",
+    )
+    parser.add_argument("--ema", type=float, metavar="DECAY", help="keep a moving average of the weights (e.g. 0.999)")
     parser.add_argument("--memory-saving", action="store_true", help="recompute activations through the inverse")
     parser.add_argument("--eval-size", type=int, default=256, help="evaluation centre-crop side (default: 256)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0)")
@@ -91,6 +100,10 @@ def train(args: argparse.Namespace) -> None:
     settings["checkpoint_every"] = args.checkpoint_every
     if args.memory_saving:
         settings["memory_saving"] = True
+    if args.quantize_from is not None:
+        settings["quantize"], settings["quantize_from"] = False, args.quantize_from
+    settings["amp"] = args.amp
+    settings["ema_decay"] = args.ema
     chosen = recipe("quick" if args.quick else args.preset, seed=args.seed, num_workers=args.workers, **settings)
     report = train_and_evaluate(
         chosen,

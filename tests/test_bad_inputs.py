@@ -997,6 +997,16 @@ CLI_CASES: list[CliCase] = [
         r"machine's [\d,.]+ GiB of memory",
     ),
     CliCase(
+        "train-quantize-from-past-the-steps",
+        train_with("--steps", "10", "--quantize-from", "10"),
+        r"^--quantize-from 10: the run has 10 steps, so it would never round; pass a step below --steps$",
+    ),
+    CliCase(
+        "train-float16-on-a-cpu",
+        train_with("--amp", "float16", "--device", "cpu"),
+        r'^--amp float16: amp="float16" needs a GPU; on a CPU use amp="bfloat16" or "auto"$',
+    ),
+    CliCase(
         "train-dir-missing",
         train_with(train_dir=lambda f: f / "nothing"),
         r"^--train-dir \S+/nothing: no such folder$",

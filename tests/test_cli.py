@@ -277,6 +277,40 @@ def test_train_presets_are_the_recipes():
         parser.parse_args(["train", "--preset", "no-such-recipe"])
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ema", "1"], "argument --ema: expected a number in (0, 1), got '1'"),
+        (["--ema", "nan"], "argument --ema: expected a number in (0, 1), got 'nan'"),
+        (["--quantize", "--quantize-from", "5"], "argument --quantize-from: not allowed with argument --quantize"),
+        (["--amp", "int8"], "argument --amp: invalid choice: 'int8'"),
+    ],
+)
+def test_train_precision_average_and_rounding_options_are_checked(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["train", *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_train_options_reach_the_trainer_settings(files, capsys, tmp_path, monkeypatch):
+    import invhide.training.recipes as recipes
+
+    seen = {}
+
+    def capture(chosen, *args, **kwargs):
+        seen["config"] = chosen.config
+        raise KeyboardInterrupt  # stop before any training; the command reports it and exits 130
+
+    monkeypatch.setattr(recipes, "train_and_evaluate", capture)
+    argv = ["train", "--preset", "cpu", "--train-dir", files / "photos", "--val-dir", files / "photos",
+            "--eval-size", "16", "--crop", "16", "--steps", "20", "--out", tmp_path / "run"]  # fmt: skip
+    run(capsys, *argv, "--amp", "float32", "--ema", "0.99", "--quantize-from", "7")
+    config = seen["config"]
+    assert (config.amp, config.ema_decay, config.quantize_from, config.quantize) == ("float32", 0.99, 7, False)
+    run(capsys, *argv, "--amp", "bfloat16")
+    assert (seen["config"].amp, seen["config"].ema_decay, seen["config"].quantize_from) == ("bfloat16", None, 17)
+
+
 def test_tif_output_is_lossless_and_accepted(files, capsys, tmp_path):
     model = files / "model.safetensors"
     for name in ("stego.tif", "stego.png"):
@@ -465,8 +499,9 @@ def test_bad_input_gives_one_line_and_no_output(files, capsys, monkeypatch, name
     assert leftovers(files, before) == [], "partial output left behind"
 
 
-def test_no_model_given(files, capsys, monkeypatch):
+def test_no_model_given(files, capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("INVHIDE_MODEL", raising=False)
+    monkeypatch.setenv("INVHIDE_MODELS_DIR", str(tmp_path))  # a registry without a default model
     status, _, err = run(capsys, "hide", files / "cover.png", files / "secret.png", "-o", files / "out.png")
     assert status == 2 and "no model given" in err
 

@@ -121,8 +121,21 @@ def test_quick_recipe_is_unchanged():
     assert loss.weights == REFERENCE_WEIGHTS and {t.reduction for t in loss.terms.values()} == {"mean"}
 
 
+def test_cpu_recipe_fine_tunes_through_the_rounding_over_its_last_steps():
+    chosen = recipe("cpu")
+    assert chosen.config.amp == "auto" and not chosen.config.quantize
+    assert chosen.config.steps == 21_500 and chosen.config.quantize_from == int(0.85 * chosen.config.steps)
+    assert chosen.build_model().num_blocks == 8
+    assert chosen.build_loss().weights == REFERENCE_WEIGHTS
+    # The fine-tune follows --steps; an explicit rounding setting replaces it.
+    assert recipe("cpu", steps=1000).config.quantize_from == 850
+    assert recipe("cpu", quantize_from=10).config.quantize_from == 10
+    assert recipe("cpu", quantize=True).config.quantize_from is None
+    assert not recipe("cpu", quantize=False).config.quantize_at(10**9)
+
+
 def test_recipes_lists_every_name_and_each_describes_every_setting():
-    assert RECIPES == ("paper", "paper-png", "reference-code", "reference-code-png", "quick")
+    assert RECIPES == ("paper", "paper-png", "reference-code", "reference-code-png", "quick", "cpu")
     fields = [f.name for f in dataclasses.fields(TrainConfig)]
     for name in RECIPES:
         chosen = recipe(name)

@@ -405,7 +405,7 @@ def test_learning_rate_schedules():
         ({"lr": -1.0}, "lr must be a finite number > 0"),
         ({"schedule": "linear"}, "schedule must be one of"),
         ({"grad_clip": 0.0}, "grad_clip must be a finite number > 0"),
-        ({"amp": "int8"}, "amp must be one of \\(None, .bfloat16., .float16., .auto.\\)"),
+        ({"amp": "int8"}, "amp must be one of \\(None, .float32., .bfloat16., .float16., .auto.\\)"),
         ({"spike_factor": 1.0}, "spike_factor must be a finite number > 1"),
         ({"amp": "bfloat16", "memory_saving": True}, "amp and memory_saving cannot be combined"),
         ({"betas": (0.9, 1.5)}, "betas\\[1\\] must be a finite number in \\[0, 1\\)"),

@@ -108,7 +108,7 @@ def test_a_rollback_restores_the_average_too():
 
 
 def test_amp_resolves_per_device():
-    assert resolve_amp(None, "cpu") is None
+    assert resolve_amp(None, "cpu") is None and resolve_amp("float32", "cpu") is None
     assert resolve_amp("bfloat16", "cpu") is torch.bfloat16
     native, why = native_bfloat16("cpu")
     assert resolve_amp("auto", "cpu") is (torch.bfloat16 if native else None), why

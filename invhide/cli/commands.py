@@ -361,7 +361,7 @@ def run_train(args: argparse.Namespace) -> None:
     if args.quantize_from is not None:
         overrides["quantize"], overrides["quantize_from"] = False, args.quantize_from
     if args.amp is not None:
-        overrides["amp"] = None if args.amp == "float32" else args.amp
+        overrides["amp"] = args.amp
     if args.ema is not None:
         overrides["ema_decay"] = args.ema
     if args.quick and args.preset not in (None, "quick"):

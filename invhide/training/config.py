@@ -53,7 +53,7 @@ class TrainConfig:
             ``"bfloat16"``, ``"float16"`` (GPU only), ``"auto"`` (bfloat16
             where the device computes it natively, see
             :func:`~invhide.training.precision.native_bfloat16`, float32
-            elsewhere) or ``None`` (float32). Reduced precision breaks the
+            elsewhere), or ``None`` or ``"float32"`` (no autocast). Reduced precision breaks the
             exact inverse (a bfloat16 round trip of a 16-block HiNet is off by
             up to 0.87, ``invhide bench``), so it cannot be combined with
             ``memory_saving``.

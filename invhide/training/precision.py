@@ -4,8 +4,8 @@ Autocast in bfloat16 speeds a CPU up only where the CPU computes bfloat16
 itself (AVX-512-BF16 or AMX-BF16) and torch's oneDNN uses it; elsewhere it is
 emulated and slower than float32. :func:`native_bfloat16` says which, and
 why; :func:`resolve_amp` turns :attr:`TrainConfig.amp
-<invhide.training.config.TrainConfig.amp>` (``None``, ``"bfloat16"``,
-``"float16"`` or ``"auto"``) into the dtype a :class:`~invhide.training.trainer.Trainer`
+<invhide.training.config.TrainConfig.amp>` (``None`` or ``"float32"``,
+``"bfloat16"``, ``"float16"`` or ``"auto"``) into the dtype a :class:`~invhide.training.trainer.Trainer`
 autocasts to on a device, or ``None`` for float32.
 """
 
@@ -19,7 +19,7 @@ from invhide.errors import ConfigError
 
 __all__ = ["AMP_CHOICES", "cpu_flags", "native_bfloat16", "resolve_amp"]
 
-AMP_CHOICES: tuple[str | None, ...] = (None, "bfloat16", "float16", "auto")
+AMP_CHOICES: tuple[str | None, ...] = (None, "float32", "bfloat16", "float16", "auto")
 """The values of :attr:`TrainConfig.amp <invhide.training.config.TrainConfig.amp>`."""
 
 
@@ -61,7 +61,7 @@ def native_bfloat16(device: str | torch.device = "cpu") -> tuple[bool, str]:
 
 
 def resolve_amp(amp: str | None, device: str | torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``amp`` on ``device``; ``None`` for float32.
+    """The autocast dtype of ``amp`` on ``device``; ``None`` for float32 (``amp`` ``None`` or ``"float32"``).
 
     ``"auto"`` is bfloat16 where :func:`native_bfloat16` says the device runs
     it natively, float32 elsewhere.
@@ -75,7 +75,7 @@ def resolve_amp(amp: str | None, device: str | torch.device) -> torch.dtype | No
         (True, torch.bfloat16)
     """
     device = torch.device(device)
-    if amp is None:
+    if amp is None or amp == "float32":
         return None
     if amp == "auto":
         return torch.bfloat16 if native_bfloat16(device)[0] else None

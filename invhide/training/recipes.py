@@ -33,6 +33,15 @@ setting of it.
   reveal from the float stego (``train.py`` lines 117-128).
 - ``"quick"``: not HiNet; a 4-block hider with plain convolutional subnets
   that learns in about 7 minutes on a 2-core CPU.
+- ``"cpu"``: not HiNet; the recipe of the default shipped model, picked by
+  the learning-speed study (``benchmarks/learning.py``, see the Results
+  page): the quick recipe's loss and optimiser with 8 coupling blocks
+  instead of 4 (at 10 minutes, 8 blocks beat 4 on kodak24 although they take
+  half as many steps), bfloat16 autocast where the CPU computes it natively
+  (``amp="auto"``), 21,500 steps (about 90 minutes on a 2-core AMD EPYC with
+  AVX-512-BF16), and the last 15% of the steps revealing from the 8-bit
+  stego (``quantize_from``, :data:`CPU_FINETUNE_FROM`), so that the model
+  reveals from a PNG.
 
 Every setting that the recipes set (the rest are
 :class:`~invhide.training.config.TrainConfig`'s defaults: the explosion guard,
@@ -60,6 +69,11 @@ val_every               1,000                   2,500                   400
 checkpoint_every        1,000                   2,500                   400
 ======================= ======================= ======================= =======================
 
+``"cpu"`` differs from ``"quick"`` in its model (:data:`CPU_BLOCKS` blocks),
+``steps`` 21,500, ``warmup_steps`` 200, ``amp`` ``"auto"``, ``quantize_from``
+85% of the steps, ``val_every`` 2,000, ``checkpoint_every`` 500 and
+``log_every`` 20.
+
 ``"paper-png"`` and ``"reference-code-png"`` differ from ``"paper"`` and
 ``"reference-code"`` only in ``quantize=True``. On the quick recipe,
 training through the rounding narrowed the float-to-8-bit recovery gap on
@@ -72,6 +86,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -94,10 +109,25 @@ from invhide.training.config import TrainConfig
 from invhide.training.losses import HidingLoss
 from invhide.training.trainer import Trainer, TrainResult
 
-__all__ = ["PAPER_PRETRAIN_STEPS", "RECIPES", "Recipe", "Report", "recipe", "train_and_evaluate"]
+__all__ = [
+    "CPU_BLOCKS",
+    "CPU_FINETUNE_FROM",
+    "PAPER_PRETRAIN_STEPS",
+    "RECIPES",
+    "Recipe",
+    "Report",
+    "recipe",
+    "train_and_evaluate",
+]
 
-RECIPES: tuple[str, ...] = ("paper", "paper-png", "reference-code", "reference-code-png", "quick")
+RECIPES: tuple[str, ...] = ("paper", "paper-png", "reference-code", "reference-code-png", "quick", "cpu")
 """The names :func:`recipe` knows."""
+
+CPU_BLOCKS: int = 8
+"""Coupling blocks of the ``"cpu"`` recipe's model (``benchmarks/learning.py``: 8 beat 4 at 10 minutes)."""
+
+CPU_FINETUNE_FROM: float = 0.85
+"""The ``"cpu"`` recipe reveals from the 8-bit stego over the last 15% of its steps (``quantize_from``)."""
 
 PAPER_PRETRAIN_STEPS: int = 10_000
 """Steps of the ``"paper"`` recipes' pre-training with lambda_f = 0, before the low-frequency loss is added.
@@ -198,6 +228,10 @@ def _quick_loss() -> HidingLoss:
     return HidingLoss.reference_code(reduction="mean")
 
 
+def _cpu_model() -> InvertibleHider:
+    return InvertibleHider(num_blocks=CPU_BLOCKS, subnet=subnets.conv(hidden=64, depth=3), layout="hinet")
+
+
 # The optimiser and schedule settings are written out in full, so that a change of TrainConfig's
 # defaults cannot change a recipe.
 _PAPER: dict[str, Any] = dict(  # the paper, Sec. 4.1
@@ -251,6 +285,16 @@ _QUICK: dict[str, Any] = dict(
     log_every=10,
 )
 
+_CPU: dict[str, Any] = dict(
+    _QUICK,
+    steps=21_500,
+    warmup_steps=200,
+    amp="auto",
+    val_every=2000,
+    checkpoint_every=500,
+    log_every=20,
+)
+
 _PAPER_ABOUT = "HiNet as the paper trains it (Jing et al., ICCV 2021, Sec. 4.1)"
 _REFERENCE_ABOUT = "HiNet as the reference code's config.py and train.py train it (TomTomTommi/HiNet)"
 _PNG_ABOUT = ", revealing during training from the stego rounded to 8 bits"
@@ -273,7 +317,19 @@ _RECIPES: dict[str, tuple[Callable[[], nn.Module], Callable[[], HidingLoss], dic
         _REFERENCE_ABOUT + _PNG_ABOUT,
     ),
     "quick": (_quick_model, _quick_loss, _QUICK, 0, "a 4-block hider with conv subnets, minutes on a CPU; not HiNet"),
+    "cpu": (
+        _cpu_model,
+        _quick_loss,
+        _CPU,
+        0,
+        "the default shipped model's: 8 conv blocks, bfloat16 where the CPU has it, float training then an 8-bit "
+        "fine-tune; about 90 minutes on a 2-core CPU; not HiNet",
+    ),
 }
+
+# Recipes that fine-tune through the 8-bit rounding over the last part of the run: the fraction of the
+# steps from which on the reveal learns from the rounded stego (quantize_from), whatever steps= says.
+_FINETUNE_FROM: dict[str, float] = {"cpu": CPU_FINETUNE_FROM}
 
 
 def recipe(name: str, *, pretrain_steps: int | None = None, **overrides: Any) -> Recipe:
@@ -322,7 +378,10 @@ def recipe(name: str, *, pretrain_steps: int | None = None, **overrides: Any) ->
     if pretrain:
         weight = loss().weights["low_frequency"]  # every shipped recipe's loss has this term
         schedule = ((0, "low_frequency", 0.0), (pretrain, "low_frequency", weight))
-    config = TrainConfig(**{**base, "weight_schedule": schedule, **overrides})
+    settings = {**base, "weight_schedule": schedule, **overrides}
+    if name in _FINETUNE_FROM and "quantize" not in overrides and "quantize_from" not in overrides:
+        settings["quantize_from"] = math.floor(_FINETUNE_FROM[name] * settings["steps"])
+    config = TrainConfig(**settings)
     terms = loss().weights
     missing = sorted({term for _, term, _ in config.weight_schedule} - set(terms))
     if missing:

@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""The default model as a user meets it: ``invhide hide`` and ``invhide reveal`` with no ``--model``, one process each.
+
+For each kodak24 pair (image i hides image (i + 12) mod 24), both images
+are centre-cropped to ``--size`` and saved as PNG; then, each in its own
+process, ``invhide hide cover.png secret.png -o stego.png`` (the stego is
+an 8-bit PNG) and ``invhide reveal stego.png -o recovered.png``, both
+without ``--model``, so the default shipped model is used. The script
+prints the line each command announces the model with, then the RGB PSNR
+of every stego PNG against its cover and of every recovered PNG against
+its secret, and their means::
+
+    python benchmarks/default_model_cli.py                       # the invhide on PATH
+    python benchmarks/default_model_cli.py --invhide /tmp/venv/bin/invhide --size 512
+
+Run it with the ``invhide`` of a fresh ``pip install .`` to check what a
+new user gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _shared import data_folder
+from PIL import Image
+
+
+def centre_crop(path: Path, size: int) -> Image.Image:
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    if min(width, height) < size:
+        sys.exit(f"{path}: {width}x{height} is smaller than --size {size}")
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def psnr(a: Path | Image.Image, b: Path | Image.Image) -> float:
+    x = np.asarray(Image.open(a).convert("RGB") if isinstance(a, Path) else a, dtype=np.float64)
+    y = np.asarray(Image.open(b).convert("RGB") if isinstance(b, Path) else b, dtype=np.float64)
+    mse = np.mean((x - y) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--invhide", default="invhide", help="the invhide command to run (default: the one on PATH)")
+    parser.add_argument("--size", type=int, default=512, help="centre-crop side (default: 512)")
+    parser.add_argument("--data", default="kodak24", help="image set in ../shared/data (default: kodak24)")
+    parser.add_argument("--keep", type=Path, help="keep the images in this folder (default: a temporary one)")
+    args = parser.parse_args()
+    command = shutil.which(args.invhide) or args.invhide
+    paths = sorted(p for p in data_folder(args.data).iterdir() if p.suffix.lower() == ".png")
+    n = len(paths)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="invhide-default-"))
+    work.mkdir(parents=True, exist_ok=True)
+    stego_db, secret_db, announced = [], [], set()
+    start = time.perf_counter()
+    for i, path in enumerate(paths):
+        secret_path = paths[(i + n // 2) % n]
+        pair = work / f"{i:02d}"
+        pair.mkdir(exist_ok=True)
+        cover, secret = pair / "cover.png", pair / "secret.png"
+        centre_crop(path, args.size).save(cover)
+        centre_crop(secret_path, args.size).save(secret)
+        stego, recovered = pair / "stego.png", pair / "recovered.png"
+        hidden = run([command, "hide", str(cover), str(secret), "-o", str(stego), "--force"])
+        revealed = run([command, "reveal", str(stego), "-o", str(recovered), "--force"])
+        announced |= {line for line in (hidden.stderr + revealed.stderr).splitlines() if "model" in line}
+        stego_db.append(psnr(cover, stego))
+        secret_db.append(psnr(secret, recovered))
+        print(
+            f"{path.name} hides {secret_path.name}: stego {stego_db[-1]:.2f} dB, recovered {secret_db[-1]:.2f} dB "
+            f"({hidden.stdout.strip().splitlines()[-1] if hidden.stdout.strip() else ''})",
+            flush=True,
+        )
+    print("\n".join(sorted(announced)))
+    print(
+        f"\n{n} pairs of {args.data} at {args.size}x{args.size}, 8-bit PNG stego, RGB: mean stego PSNR "
+        f"{np.mean(stego_db):.2f} dB, mean recovered PSNR {np.mean(secret_db):.2f} dB "
+        f"({time.perf_counter() - start:.0f} s, {command})"
+    )
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
