@@ -184,9 +184,10 @@ def main() -> None:
 
     k = evaluations["kodak24@256"]
     headline = (
-        f"kodak24 256x256, 8-bit PNG stego: {k.mean('cover/stego', 'psnr', stego='8-bit'):.2f} dB stego, "
-        f"{k.mean('secret/recovery', 'psnr', stego='8-bit'):.2f} dB secret; {steps} steps, "
-        f"{seconds / 60:.0f} min on {registry.cpu_model()} ({torch.get_num_threads()} threads)"
+        f"kodak24 8-bit: {k.mean('cover/stego', 'psnr', stego='8-bit'):.2f} dB stego, "
+        f"{k.mean('secret/recovery', 'psnr', stego='8-bit'):.2f} dB secret (RGB, 256x256); "
+        f"{getattr(model, 'num_blocks', '?')} blocks, {steps} steps, {seconds / 60:.0f} min on a "
+        f"{torch.get_num_threads()}-thread CPU"
     )
     print(f"headline: {headline}")
     tables = {key: e.to_dict(per_image=False) for key, e in evaluations.items()}
