@@ -20,7 +20,6 @@ new user gets.
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,9 @@ import numpy as np
 from _shared import data_folder
 from PIL import Image
 
+from invhide.evaluation import metrics
+from invhide.io.images import read_image
+
 
 def centre_crop(path: Path, size: int) -> Image.Image:
     image = Image.open(path).convert("RGB")
@@ -42,11 +44,9 @@ def centre_crop(path: Path, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
-def psnr(a: Path | Image.Image, b: Path | Image.Image) -> float:
-    x = np.asarray(Image.open(a).convert("RGB") if isinstance(a, Path) else a, dtype=np.float64)
-    y = np.asarray(Image.open(b).convert("RGB") if isinstance(b, Path) else b, dtype=np.float64)
-    mse = np.mean((x - y) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+def psnr(a: Path, b: Path) -> float:
+    """RGB PSNR of two image files, as invhide measures it (:func:`invhide.evaluation.metrics.psnr`)."""
+    return metrics.psnr(read_image(a)[None], read_image(b)[None]).item()
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess[str]:
