@@ -3,7 +3,9 @@
 
 Takes a training run's folder (what ``invhide train --out RUN`` writes) and:
 
-1. loads its final model (``RUN/model.safetensors``);
+1. loads its final model (``RUN/model.safetensors``), or with
+   ``--before-rounding`` the float model of the step before its 8-bit
+   fine-tune (``RUN/before-rounding/``);
 2. measures the paper's Table 2 on kodak24, cbsd68 and mcmaster from
    ``../shared/data`` (image i hides image (i + n/2) mod n), at 256x256 centre
    crops and at full size (the largest even square that fits both images of
@@ -24,7 +26,7 @@ Takes a training run's folder (what ``invhide train --out RUN`` writes) and:
 Usage::
 
     python benchmarks/trained_model.py RUN --name NAME --default \\
-        --command "invhide train ..." [--dry-run]
+        --command "invhide train ..." [--before-rounding] [--dry-run]
 
 ``--dry-run`` measures and prints without publishing or writing figures.
 """
@@ -48,6 +50,7 @@ from invhide.io import checkpoint
 from invhide.io.datasets import evaluation_pairs
 from invhide.models import registry
 from invhide.training.checkpoints import latest_checkpoint, read_loop_state
+from invhide.training.trainer import BEFORE_ROUNDING
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SETS = ("kodak24", "cbsd68", "mcmaster")
@@ -99,17 +102,18 @@ def speeds(model: torch.nn.Module) -> dict[str, Any]:
     return out
 
 
-def sessions(run: Path) -> tuple[list[dict[str, Any]], int, float]:
+def sessions(run: Path, up_to: int | None = None) -> tuple[list[dict[str, Any]], int, float]:
     """The run's training sessions from ``log.jsonl``: (sessions, steps, training seconds in total).
 
     A session is a stretch of train records whose ``time`` grows; a resumed
-    run starts its clock again at 0.
+    run starts its clock again at 0. ``up_to`` counts only the records up to
+    that step (a model taken from the middle of the run).
     """
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     found: list[dict[str, Any]] = []
     last_time = None
     for record in records:
-        if record.get("kind") != "train":
+        if record.get("kind") != "train" or (up_to is not None and record["step"] > up_to):
             continue
         if last_time is None or record["time"] < last_time:
             found.append({"first_step": record["step"], "last_step": record["step"], "seconds": record["time"]})
@@ -128,12 +132,28 @@ def main() -> None:
     parser.add_argument("--recipe", help="the recipe's name, for the record")
     parser.add_argument("--dry-run", action="store_true", help="measure and print; publish nothing")
     parser.add_argument("--json", type=Path, help="also write every measured figure here")
+    parser.add_argument(
+        "--before-rounding",
+        action="store_true",
+        help="take the run's float model of the step before its 8-bit fine-tune (RUN/before-rounding/) instead of its "
+        "final model; steps and time are counted up to that step",
+    )
     args = parser.parse_args()
 
-    model = checkpoint.load(args.run / "model.safetensors").eval()
     latest = latest_checkpoint(args.run)
-    config = read_loop_state(latest)["config"] if latest is not None else {}
-    run_sessions, steps, seconds = sessions(args.run)
+    loop = read_loop_state(latest) if latest is not None else {}
+    config = loop.get("config", {})
+    if args.before_rounding:
+        if not config.get("quantize_from"):
+            parser.error(f"{args.run}: the run has no quantize_from, so no model before the rounding")
+        model = checkpoint.load(args.run / BEFORE_ROUNDING / "model.safetensors").eval()
+        run_sessions, steps, seconds = sessions(args.run, up_to=config["quantize_from"])
+    else:
+        model = checkpoint.load(args.run / "model.safetensors").eval()
+        run_sessions, steps, seconds = sessions(args.run)
+    guard = {"rollbacks": loop.get("rollbacks"), "skipped_updates": loop.get("skipped"),
+             "final_lr_scale": loop.get("lr_scale")}  # fmt: skip
+    print(f"guard (whole run): {json.dumps(guard)}")
     print(f"model: {json.dumps(model.config())}, {sum(p.numel() for p in model.parameters()):,} parameters")
     print(f"training: {steps} steps, {seconds:.0f} s in {len(run_sessions)} session(s)")
 
@@ -200,6 +220,10 @@ def main() -> None:
             "recipe": args.recipe,
             "config": config,
             "sessions": run_sessions,
+            "model": "before-rounding: the float model of the step before the 8-bit fine-tune"
+            if args.before_rounding
+            else "final",
+            "guard": guard,
         },
         "steps": steps,
         "wall_seconds": seconds,

@@ -124,14 +124,22 @@ def test_quick_recipe_is_unchanged():
 def test_cpu_recipe_fine_tunes_through_the_rounding_over_its_last_steps():
     chosen = recipe("cpu")
     assert chosen.config.amp == "auto" and not chosen.config.quantize
-    assert chosen.config.steps == 21_500 and chosen.config.quantize_from == int(0.85 * chosen.config.steps)
+    assert chosen.config.steps == 15_000 and chosen.config.quantize_from == int(0.85 * chosen.config.steps)
     assert chosen.build_model().num_blocks == 8
-    assert chosen.build_loss().weights == REFERENCE_WEIGHTS
+    weights = chosen.build_loss().weights
+    assert weights == REFERENCE_WEIGHTS
+    # The fine-tune raises the concealing weight from its first step on.
+    start = chosen.config.quantize_from
+    assert chosen.config.weights_at(start - 1, weights) == weights
+    assert chosen.config.weights_at(start, weights) == {**weights, "concealing": 4.0}
     # The fine-tune follows --steps; an explicit rounding setting replaces it.
     assert recipe("cpu", steps=1000).config.quantize_from == 850
-    assert recipe("cpu", quantize_from=10).config.quantize_from == 10
+    assert recipe("cpu", steps=1000).config.weight_schedule == ((850, "concealing", 4.0),)
+    assert recipe("cpu", quantize_from=10).config.weight_schedule == ((10, "concealing", 4.0),)
     assert recipe("cpu", quantize=True).config.quantize_from is None
+    assert recipe("cpu", quantize=False).config.weight_schedule == ()
     assert not recipe("cpu", quantize=False).config.quantize_at(10**9)
+    assert recipe("cpu", weight_schedule=()).config.weight_schedule == ()
 
 
 def test_recipes_lists_every_name_and_each_describes_every_setting():

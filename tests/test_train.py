@@ -17,6 +17,7 @@ from invhide.io.images import write_image
 from invhide.testing import randomize_
 from invhide.training import TrainConfig, Trainer
 from invhide.training.losses import HidingLoss
+from invhide.training.guard import NON_FINITE, SPIKE, ExplosionGuard
 from invhide.training.step import HidingStep, round_ste
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,9 +118,8 @@ def test_explosion_is_rolled_back_and_training_goes_on(tmp_path, value, problem)
     bomb = Injected(at=[9], value=value)
     loss = HidingLoss.paper(reduction="mean").with_term("bomb", 1.0, bomb)
     model = tiny_model()
-    trainer = Trainer(
-        model, loss, Crop(tiny_data()), config(steps=12, spike_window=10), out_dir=tmp_path, progress=False
-    )
+    settings = config(steps=12, spike_window=10, spike_patience=1, lr_recovery_steps=0)
+    trainer = Trainer(model, loss, Crop(tiny_data()), settings, out_dir=tmp_path, progress=False)
     result = trainer.fit()
     assert result.steps == 12 and result.rollbacks == 1
     events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -135,6 +135,70 @@ def test_explosion_is_rolled_back_and_training_goes_on(tmp_path, value, problem)
     assert [r["step"] for r in result.history] == list(range(1, 13))
     assert math.isclose(train_rows[-1]["lr"], 1e-3 * 0.5 * 0.5**2)  # schedule x rollback factor
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_lone_spike_skips_its_update_and_nothing_else(tmp_path):
+    # 8 steps whose last one spikes end where 7 clean steps end: the spike's update is dropped.
+    loss = HidingLoss.paper(reduction="mean").with_term("bomb", 1.0, Injected(at=[8], value=1e9))
+    spiked = Trainer(tiny_model(), loss, Crop(tiny_data()), config(steps=8, spike_window=10), out_dir=tmp_path,
+                     progress=False)  # fmt: skip
+    result = spiked.fit()
+    clean = Trainer(tiny_model(), HidingLoss.paper(reduction="mean"), Crop(tiny_data()), config(steps=7),
+                    progress=False)  # fmt: skip
+    clean.fit()
+    want, got = params(clean.model), params(spiked.model)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    assert (result.steps, result.rollbacks, result.skipped, spiked.lr_scale) == (8, 0, 1, 1.0)
+    events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    skipped = [e for e in events if e.get("event") == "skipped"]
+    assert len(skipped) == 1 and skipped[0]["at_step"] == 8 and skipped[0]["loss"] > 1e8
+    assert 0 < skipped[0]["median"] < 1e3
+    assert [e["step"] for e in events if e["kind"] == "train"] == list(range(1, 9))
+
+
+def test_spikes_in_a_row_roll_back():
+    loss = HidingLoss.paper(reduction="mean").with_term("bomb", 1.0, Injected(at=[7, 8, 9], value=1e9))
+    trainer = Trainer(tiny_model(), loss, Crop(tiny_data()), config(steps=12, spike_window=10, spike_patience=3),
+                      progress=False)  # fmt: skip
+    result = trainer.fit()
+    # calls 7 and 8 are skipped, the third in a row rolls back (to the snapshot of step 8) and halves the rate
+    assert (result.steps, result.skipped, result.rollbacks, trainer.lr_scale) == (12, 2, 1, 0.5)
+
+
+def test_a_learning_rate_cut_recovers_after_healthy_steps():
+    loss = HidingLoss.paper(reduction="mean").with_term("bomb", 1.0, Injected(at=[3], value=float("nan")))
+    settings = config(steps=10, schedule="constant", lr_recovery_steps=4)
+    trainer = Trainer(tiny_model(), loss, Crop(tiny_data()), settings, progress=False)
+    lrs = [r["lr"] for r in trainer.fit().history]
+    assert trainer.rollbacks == 1 and trainer.lr_scale == 1.0
+    # steps 1-2 at the rate, rolled back to step 2; steps 3-6 at half of it; then back to the full rate
+    assert lrs == [1e-3] * 2 + [5e-4] * 4 + [1e-3] * 4
+
+
+def test_the_guard_alone():
+    guard = ExplosionGuard(spike_factor=10, spike_window=10, max_rollbacks=2, lr_factor=0.5, spike_patience=2,
+                           lr_recovery_steps=2)  # fmt: skip
+    for _ in range(5):
+        guard.accept(1.0)
+    assert guard.problem(11.0, 1.0) == SPIKE and guard.problem(9.0, 1.0) is None
+    assert not guard.should_roll_back(SPIKE)
+    guard.skip()
+    assert guard.should_roll_back(SPIKE) and guard.should_roll_back(NON_FINITE)
+    guard.reject("x")
+    guard.reject("x")
+    assert guard.lr_scale == 0.25
+    with pytest.raises(DivergenceError, match="3 rollbacks in a row"):
+        guard.reject("x")
+    state = guard.state()
+    copy = ExplosionGuard(10, 10, 2, 0.5, spike_patience=2, lr_recovery_steps=2)
+    copy.load_state(**state)
+    assert copy.state() == state
+    for _ in range(4):
+        copy.accept(1.0)
+    assert copy.lr_scale == 0.5  # one cut undone per 2 healthy steps: 0.125 -> 0.25 -> 0.5
+    old = ExplosionGuard(10, 10, 2, 0.5)
+    old.load_state(1, 0.5, [1.0])  # a checkpoint from before skipping and recovery
+    assert old.state()["skipped"] == 0 and old.lr_scale == 0.5
 
 
 def test_endless_explosions_give_up():

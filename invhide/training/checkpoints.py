@@ -126,8 +126,9 @@ def read_loop_state(folder: Path) -> dict[str, Any]:
         integers), ``lr_scale`` (a positive number), ``recent`` (a list of
         numbers), ``config`` (an object) and ``param_groups`` (a list of
         objects); ``world_size`` (a positive integer), ``grad_scaler`` (an
-        object or ``null``) and ``average_updates`` (a non-negative integer
-        or ``null``) when present.
+        object or ``null``), ``average_updates`` (a non-negative integer
+        or ``null``) and the guard's ``skipped``, ``spikes_in_a_row`` and
+        ``healthy_since_cut`` (non-negative integers) when present.
 
     Raises:
         FileNotFoundError: no ``trainer.json`` in ``folder``.
@@ -159,6 +160,9 @@ def read_loop_state(folder: Path) -> dict[str, Any]:
         "world_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
         "grad_scaler": (lambda v: v is None or isinstance(v, dict), "an object or null"),
         "average_updates": (lambda v: v is None or _is_count(v), "a non-negative integer or null"),
+        "skipped": (_is_count, "a non-negative integer"),
+        "spikes_in_a_row": (_is_count, "a non-negative integer"),
+        "healthy_since_cut": (_is_count, "a non-negative integer"),
     }
     for key, (ok, what) in checks.items():
         if key not in loop:

@@ -63,10 +63,17 @@ class TrainConfig:
             <invhide.training.trainer.Trainer.trained_model>` use the average,
             and checkpoints keep it. ``None``: no average.
         spike_factor: a loss above this times the median of the last
-            ``spike_window`` losses counts as an explosion.
+            ``spike_window`` healthy losses is a spike: its update is
+            skipped (:class:`~invhide.training.guard.ExplosionGuard`).
         spike_window: losses kept for the median.
+        spike_patience: spikes in a row that count as an explosion and roll
+            back (1: every spike rolls back). A non-finite loss or gradient
+            always rolls back.
         max_rollbacks: rollbacks in a row before :class:`~invhide.errors.DivergenceError`.
         rollback_lr_factor: learning-rate factor applied at each rollback.
+        lr_recovery_steps: healthy steps after which one rollback's
+            learning-rate cut is undone, until the rate is back to the
+            schedule's (0: cuts last for the rest of the run).
         snapshot_every: steps between in-memory snapshots of a good state.
         log_every: steps between log records.
         val_every: steps between validations (0: only at the end).
@@ -107,8 +114,10 @@ class TrainConfig:
     ema_decay: float | None = None
     spike_factor: float = 10.0
     spike_window: int = 50
+    spike_patience: int = 3
     max_rollbacks: int = 5
     rollback_lr_factor: float = 0.5
+    lr_recovery_steps: int = 1000
     snapshot_every: int = 50
     log_every: int = 10
     val_every: int = 1000
@@ -122,10 +131,27 @@ class TrainConfig:
     weight_schedule: tuple[tuple[int, str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "crop", "lr_step", "spike_window", "snapshot_every", "log_every"):
+        for name in (
+            "steps",
+            "batch_size",
+            "crop",
+            "lr_step",
+            "spike_window",
+            "spike_patience",
+            "snapshot_every",
+            "log_every",
+        ):
             positive_int(name, getattr(self, name))
         positive_int("keep_checkpoints", self.keep_checkpoints)
-        for name in ("warmup_steps", "val_every", "checkpoint_every", "max_rollbacks", "num_workers", "seed"):
+        for name in (
+            "warmup_steps",
+            "val_every",
+            "checkpoint_every",
+            "max_rollbacks",
+            "lr_recovery_steps",
+            "num_workers",
+            "seed",
+        ):
             non_negative_int(name, getattr(self, name))
         self.lr = number("lr", self.lr, low=0, low_open=True)
         one_of("schedule", self.schedule, SCHEDULES)

@@ -10,11 +10,13 @@ lacks:
   from a checkpoint therefore continues exactly as if it had not stopped (on
   the same machine and device; CUDA kernels are deterministic only with
   ``torch.use_deterministic_algorithms(True)``).
-- **A loss-explosion guard.** A non-finite loss or gradient, or a loss above
-  ``spike_factor`` times the median of the recent ones, rolls the model and
-  optimizer back to the last good snapshot, multiplies the learning rate by
-  ``rollback_lr_factor`` and goes on (logged). Too many rollbacks in a row
-  raise :class:`~invhide.errors.DivergenceError`.
+- **A loss-explosion guard.** A loss above ``spike_factor`` times the median
+  of the recent ones skips its update (a hard batch, logged as a
+  ``"skipped"`` event); a non-finite loss or gradient, or ``spike_patience``
+  spikes in a row, rolls the model and optimizer back to the last good
+  snapshot, multiplies the learning rate by ``rollback_lr_factor`` and goes
+  on (logged); each ``lr_recovery_steps`` healthy steps undo one such cut.
+  Too many rollbacks in a row raise :class:`~invhide.errors.DivergenceError`.
 - **Atomic checkpoints.** ``checkpoints/step_XXXXXXXX/`` holds the model
   (safetensors + ``config.json``), the optimizer (safetensors) and the loop
   state (JSON), written to a temporary folder and renamed into place.
@@ -32,7 +34,8 @@ lacks:
   from the stego rounded to 8 bits, with a straight-through gradient, so the
   model learns to reveal from a PNG.
 - **Fine-tuning through the rounding** (``quantize_from=N``): float
-  training, then from step ``N`` on the reveal learns from the 8-bit stego.
+  training, then from step ``N`` on the reveal learns from the 8-bit stego;
+  the model of step ``N`` is kept in ``before-rounding/`` (:data:`BEFORE_ROUNDING`).
 - **A moving average of the weights** (``ema_decay``): validation and the
   final model use the average (:attr:`Trainer.trained_model`); checkpoints
   and rollback snapshots keep it, so a resumed run averages as an
@@ -88,7 +91,11 @@ from invhide.training.precision import resolve_amp
 from invhide.training.sampling import StepBatches, mix_seed
 from invhide.training.step import HidingStep
 
-__all__ = ["TrainResult", "Trainer"]
+__all__ = ["BEFORE_ROUNDING", "TrainResult", "Trainer"]
+
+BEFORE_ROUNDING = "before-rounding"
+"""The folder of a run's output (``model.safetensors`` + ``config.json``) that keeps the float model of the
+last step before ``quantize_from``, so that the fine-tune through the rounding can be judged against it."""
 
 # Settings that may change between a run and its resumption without changing what it computes.
 _BOOKKEEPING = ("val_every", "checkpoint_every", "log_every", "keep_checkpoints", "tensorboard", "num_workers")
@@ -105,6 +112,7 @@ class TrainResult:
         history: the logged training records of this call.
         validation: the last validation record, if any.
         model_path: the final model file, when an output folder was given.
+        skipped: updates skipped for a loss spike in the whole run.
     """
 
     steps: int
@@ -113,6 +121,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     validation: dict[str, float] | None = None
     model_path: Path | None = None
+    skipped: int = 0
 
 
 class _DeferredInterrupt:
@@ -258,7 +267,12 @@ class Trainer:
         )
         self.step = 0
         self.guard = ExplosionGuard(
-            config.spike_factor, config.spike_window, config.max_rollbacks, config.rollback_lr_factor
+            config.spike_factor,
+            config.spike_window,
+            config.max_rollbacks,
+            config.rollback_lr_factor,
+            spike_patience=config.spike_patience,
+            lr_recovery_steps=config.lr_recovery_steps,
         )
         self.log = RunLog(self.out_dir if self.rank == 0 else None, tensorboard=config.tensorboard)
         self._amp = resolve_amp(config.amp, self.device)
@@ -292,8 +306,13 @@ class Trainer:
         return self.guard.rollbacks
 
     @property
+    def skipped(self) -> int:
+        """Updates skipped for a loss spike in the whole run."""
+        return self.guard.skipped
+
+    @property
     def lr_scale(self) -> float:
-        """The product of the rollbacks' learning-rate factors."""
+        """The learning-rate factor left by rollbacks (1 once every cut is recovered)."""
         return self.guard.lr_scale
 
     # ------------------------------------------------------------------
@@ -351,7 +370,14 @@ class Trainer:
                 self.average.updates = int(loop.get("average_updates") or 0)
             else:  # the run had no average: start one from the resumed weights
                 self.average.reset(self.model)
-        self.guard.load_state(loop["rollbacks"], loop["lr_scale"], loop["recent"])
+        self.guard.load_state(
+            loop["rollbacks"],
+            loop["lr_scale"],
+            loop["recent"],
+            skipped=loop.get("skipped", 0),
+            spikes_in_a_row=loop.get("spikes_in_a_row", 0),
+            healthy_since_cut=loop.get("healthy_since_cut", 0),
+        )
         if self._scaler is not None and loop.get("grad_scaler"):
             try:
                 self._scaler.load_state_dict(loop["grad_scaler"])
@@ -474,20 +500,36 @@ class Trainer:
             "grad_norm": norm_value,
         }
         problem = self.guard.problem(loss_value, norm_value, scaled_gradients=self._scaler is not None)
-        if problem is not None:
+        if problem is not None and self.guard.should_roll_back(problem):
             record["problem"] = problem
             if self._scaler is not None:
                 self._scaler.update()  # unscale_ was called: close the step (and lower the scale on inf)
             return record
         self._updating = True  # an exception from here to the end leaves the model half-updated
-        if self._scaler is not None:
+        if problem is not None:  # a lone spike: drop this batch's update, keep the model as it is
+            record["skipped"] = problem
+            self.log.write(
+                {
+                    "kind": "event",
+                    "event": "skipped",
+                    "at_step": self.step + 1,
+                    "problem": problem,
+                    "loss": loss_value,
+                    "median": self.guard.median(),
+                }
+            )
+            self.guard.skip()
+            if self._scaler is not None:
+                self._scaler.update()
+        elif self._scaler is not None:
             self._scaler.step(self.optimizer)
             self._scaler.update()
         else:
             self.optimizer.step()
-        if self.average is not None:
-            self.average.update(self.model)
-        self.guard.accept(loss_value)
+        if problem is None:
+            if self.average is not None:
+                self.average.update(self.model)
+            self.guard.accept(loss_value)
         with torch.no_grad():
             record["psnr_stego"] = _psnr(stego, cover)
             record["psnr_recovered"] = _psnr(recovered, secrets)
@@ -615,7 +657,9 @@ class Trainer:
                 self._log_interrupted(model_path, f"the run was complete at step {self.step}")
                 raise KeyboardInterrupt
         validation = self._final_validation or validation
-        return TrainResult(self.step, time.perf_counter() - start, self.rollbacks, history, validation, model_path)
+        return TrainResult(
+            self.step, time.perf_counter() - start, self.rollbacks, history, validation, model_path, self.skipped
+        )
 
     def _save_interrupted(self, at_once: bool) -> None:
         """After a ``KeyboardInterrupt``: checkpoint the last completed step (unless torn or asked to hurry), log it."""
@@ -710,6 +754,8 @@ class Trainer:
             validation = self.validate()
         if at_checkpoint:
             self.save_checkpoint()
+        if config.quantize_from and step == config.quantize_from and self.out_dir is not None and self.rank == 0:
+            checkpoint.save(self.trained_model, self.out_dir / BEFORE_ROUNDING)
         return validation
 
     def _finish(self) -> Path | None:
