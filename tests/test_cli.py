@@ -284,6 +284,8 @@ def test_train_presets_are_the_recipes():
         (["--ema", "nan"], "argument --ema: expected a number in (0, 1), got 'nan'"),
         (["--quantize", "--quantize-from", "5"], "argument --quantize-from: not allowed with argument --quantize"),
         (["--amp", "int8"], "argument --amp: invalid choice: 'int8'"),
+        (["--workers", "100000"], "argument --workers: expected an integer in [0, "),
+        (["--workers", "-1"], "argument --workers: expected an integer in [0, "),
     ],
 )
 def test_train_precision_average_and_rounding_options_are_checked(argv, message, capsys):

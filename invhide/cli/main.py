@@ -28,6 +28,7 @@ output file without ``--force`` (:mod:`invhide.cli.common`).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
@@ -87,24 +88,29 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-def _decay(text: str) -> float:
+def _real(text: str, what: str, ok: Callable[[float], bool]) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def _decay(text: str) -> float:
+    return _real(text, "a number in (0, 1)", lambda v: 0 < v < 1)
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+    return _real(text, "a positive finite number", lambda v: 0 < v < math.inf)
+
+
+_MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))
+
+
+def _workers(text: str) -> int:
+    return _integer(text, 0, f"an integer in [0, {_MAX_WORKERS}] (data-loading processes)", _MAX_WORKERS + 1)
 
 
 # --------------------------------------------------------------------------
@@ -193,7 +199,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--eval-size", type=_even_side, default=256, help="evaluation centre-crop side, even (default: 256)"
     )
-    parser.add_argument("--workers", type=_non_negative, default=0, help="data-loading processes (default: 0)")
+    parser.add_argument("--workers", type=_workers, default=0, help="data-loading processes (default: 0)")
     parser.add_argument("--seed", type=_seed, default=0, help="seeds the model, the data and z (default: 0)")
     parser.add_argument("--out", type=_path, default=Path("runs/hinet"), help="output folder (default: runs/hinet)")
     parser.add_argument(

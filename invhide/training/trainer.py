@@ -468,12 +468,12 @@ class Trainer:
             group["lr"] = lr
         self.model.train()
         self._hiding.quantize = config.quantize_at(self.step)
-        if self._amp is not None:
-            with torch.autocast(self.device.type, dtype=self._amp):
-                stego, lost, recovered = self._step_module(cover, secrets, z)
-            stego, lost, recovered = stego.float(), lost.float(), recovered.float()
-        else:
-            stego, lost, recovered = self._step_module(cover, secrets, z)
+        precision = (
+            torch.autocast(self.device.type, dtype=self._amp) if self._amp is not None else contextlib.nullcontext()
+        )
+        with precision:
+            outputs = self._step_module(cover, secrets, z)
+        stego, lost, recovered = (t.float() for t in outputs)  # the loss is float32 (a no-op without amp)
         out = self._loss_at(self.step)(cover=cover, secret=secrets, stego=stego, recovered=recovered, lost=lost)
         total = out.total.float()
         self.optimizer.zero_grad(set_to_none=True)
