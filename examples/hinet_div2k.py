@@ -35,6 +35,8 @@ traceback too.
 """
 
 import argparse
+import copy
+import dataclasses
 import os
 import sys
 import traceback
@@ -42,6 +44,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+import invhide
 from invhide.errors import InvhideError, describe
 from invhide.training.recipes import RECIPES, recipe, train_and_evaluate
 
@@ -72,6 +75,7 @@ def parse_args() -> argparse.Namespace:
         help="precision of hide and reveal while training; auto: bfloat16 where native (default: the recipe's)",
     )
     parser.add_argument("--ema", type=float, metavar="DECAY", help="keep a moving average of the weights (e.g. 0.999)")
+    parser.add_argument("--init", metavar="MODEL", help="start from this trained model's weights (a fine-tune)")
     parser.add_argument("--memory-saving", action="store_true", help="recompute activations through the inverse")
     parser.add_argument("--eval-size", type=int, default=256, help="evaluation centre-crop side (default: 256)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0)")
@@ -105,6 +109,9 @@ def train(args: argparse.Namespace) -> None:
     settings["amp"] = args.amp
     settings["ema_decay"] = args.ema
     chosen = recipe("quick" if args.quick else args.preset, seed=args.seed, num_workers=args.workers, **settings)
+    if args.init is not None:  # fine-tune a trained model: its architecture replaces the recipe's
+        trained = invhide.load(args.init)
+        chosen = dataclasses.replace(chosen, build_model=lambda: copy.deepcopy(trained))
     report = train_and_evaluate(
         chosen,
         args.out,

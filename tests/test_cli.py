@@ -313,6 +313,30 @@ def test_train_options_reach_the_trainer_settings(files, capsys, tmp_path, monke
     assert (seen["config"].amp, seen["config"].ema_decay, seen["config"].quantize_from) == ("bfloat16", None, 17)
 
 
+def test_train_init_starts_from_the_given_model(files, capsys, tmp_path, monkeypatch):
+    import invhide.training.recipes as recipes
+
+    seen = {}
+
+    def capture(chosen, *args, **kwargs):
+        seen["model"] = chosen.build_model()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipes, "train_and_evaluate", capture)
+    given = files / "model.safetensors"  # a 2-block model: its architecture replaces the quick recipe's 4 blocks
+    argv = ["train", "--quick", "--train-dir", files / "photos", "--val-dir", files / "photos", "--eval-size", "16",
+            "--crop", "16", "--steps", "2", "--out", tmp_path / "run"]  # fmt: skip
+    run(capsys, *argv, "--init", given)
+    want = invhide.load(given).state_dict()
+    got = seen["model"].state_dict()
+    assert seen["model"].config() == invhide.load(given).config() and want.keys() == got.keys()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    status, _, err = run(capsys, *argv, "--init", tmp_path / "missing.safetensors")
+    assert status == 2 and err.startswith("invhide: error: --init ") and err.count("\n") == 1
+    assert "missing.safetensors: not a model name" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_tif_output_is_lossless_and_accepted(files, capsys, tmp_path):
     model = files / "model.safetensors"
     for name in ("stego.tif", "stego.png"):

@@ -41,7 +41,7 @@ from invhide.cli.common import (
     resolve_device,
 )
 from invhide.cli.models import FoundModel, blaming, find_model
-from invhide.errors import ConfigError, InputError, MissingPathError, PathExistsError
+from invhide.errors import ConfigError, InputError, InvhideError, MissingPathError, PathExistsError, describe
 
 __all__ = [
     "TRAIN_OUTPUTS",
@@ -337,6 +337,22 @@ def _check_batch_memory(batch_size: int, crop: int) -> None:
         )
 
 
+def _initialised(chosen: Any, spec: str) -> Any:
+    """The recipe with its model replaced by ``--init``'s trained one (loaded now, so a bad one fails first)."""
+    import copy
+    import dataclasses
+
+    from invhide.models import registry
+
+    try:
+        trained = registry.load(spec)
+    except (InvhideError, OSError) as error:
+        raise InputError(f"--init {spec}: {describe(error)}") from None
+    return dataclasses.replace(
+        chosen, build_model=lambda: copy.deepcopy(trained), about=f"{chosen.about}; starting from {spec}"
+    )
+
+
 def run_train(args: argparse.Namespace) -> None:
     """``invhide train``: :func:`invhide.training.recipes.recipe` and ``train_and_evaluate``, then the results.
 
@@ -368,6 +384,8 @@ def run_train(args: argparse.Namespace) -> None:
         raise InputError(f"--quick is --preset quick: drop one of --quick and --preset {args.preset}")
     name = "quick" if args.quick else args.preset or "paper"
     chosen = recipe(name, num_workers=args.workers, **overrides)
+    if args.init is not None:
+        chosen = _initialised(chosen, args.init)
     if chosen.config.quantize_from is not None and chosen.config.quantize_from >= chosen.config.steps:
         raise InputError(
             f"--quantize-from {chosen.config.quantize_from}: the run has {chosen.config.steps} steps, so it would "

@@ -195,6 +195,12 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep a moving average of the weights with this decay, e.g. 0.999; the average is validated and "
         "saved (default: the recipe's)",
     )
+    parser.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this model's weights instead of a fresh model (a fine-tune): a shipped model's name, a "
+        "model file or a run folder; its architecture replaces the recipe's",
+    )
     parser.add_argument("--memory-saving", action="store_true", help="recompute activations through the inverse")
     parser.add_argument(
         "--eval-size", type=_even_side, default=256, help="evaluation centre-crop side, even (default: 256)"

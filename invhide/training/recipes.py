@@ -38,7 +38,7 @@ setting of it.
   page): the quick recipe's loss and optimiser with 8 coupling blocks
   instead of 4 (at 10 minutes, 8 blocks beat 4 on kodak24 although they take
   half as many steps), bfloat16 autocast where the CPU computes it natively
-  (``amp="auto"``), 15,000 steps (about 75 minutes on a 2-core AMD EPYC with
+  (``amp="auto"``), 12,000 steps (about 75 minutes on a 2-core 2.6 GHz AMD EPYC with
   AVX-512-BF16), and the last 15% of the steps revealing from the 8-bit
   stego (``quantize_from``, :data:`CPU_FINETUNE_FROM`), so that the model
   reveals from a PNG, with the concealing weight raised to
@@ -74,7 +74,7 @@ checkpoint_every        1,000                   2,500                   400
 ======================= ======================= ======================= =======================
 
 ``"cpu"`` differs from ``"quick"`` in its model (:data:`CPU_BLOCKS` blocks),
-``steps`` 15,000, ``warmup_steps`` 200, ``amp`` ``"auto"``, ``quantize_from``
+``steps`` 12,000, ``warmup_steps`` 200, ``amp`` ``"auto"``, ``quantize_from``
 85% of the steps, ``weight_schedule`` concealing 4 from ``quantize_from`` on,
 ``val_every`` 2,000, ``checkpoint_every`` 500 and ``log_every`` 20.
 
@@ -296,7 +296,7 @@ _QUICK: dict[str, Any] = dict(
 
 _CPU: dict[str, Any] = dict(
     _QUICK,
-    steps=15_000,
+    steps=12_000,
     warmup_steps=200,
     amp="auto",
     val_every=2000,
