@@ -26,7 +26,7 @@ Takes a training run's folder (what ``invhide train --out RUN`` writes) and:
 Usage::
 
     python benchmarks/trained_model.py RUN --name NAME --default \\
-        --command "invhide train ..." [--before-rounding] [--dry-run]
+        --command "invhide train ..." [--base NAME] [--before-rounding] [--dry-run]
 
 ``--dry-run`` measures and prints without publishing or writing figures.
 """
@@ -138,6 +138,11 @@ def main() -> None:
         help="take the run's float model of the step before its 8-bit fine-tune (RUN/before-rounding/) instead of its "
         "final model; steps and time are counted up to that step",
     )
+    parser.add_argument(
+        "--base",
+        help="the shipped model the run fine-tuned (invhide train --init NAME's weights): its record's steps, time "
+        "and command are added to this one's",
+    )
     args = parser.parse_args()
 
     latest = latest_checkpoint(args.run)
@@ -154,6 +159,12 @@ def main() -> None:
     guard = {"rollbacks": loop.get("rollbacks"), "skipped_updates": loop.get("skipped"),
              "final_lr_scale": loop.get("lr_scale")}  # fmt: skip
     print(f"guard (whole run): {json.dumps(guard)}")
+    base = None
+    if args.base is not None:
+        parent = registry.record(args.base)
+        base = {"name": parent.name, "steps": parent.steps, "wall_seconds": parent.wall_seconds,
+                "command": parent.command, "sessions": parent.training.get("sessions")}  # fmt: skip
+        print(f"base: {parent.name}, {parent.steps} steps, {parent.wall_seconds:.0f} s")
     print(f"model: {json.dumps(model.config())}, {sum(p.numel() for p in model.parameters()):,} parameters")
     print(f"training: {steps} steps, {seconds:.0f} s in {len(run_sessions)} session(s)")
 
@@ -202,12 +213,16 @@ def main() -> None:
         f"speed (batch 1, {speed['threads']} threads): {json.dumps({k: v for k, v in speed.items() if k[0].isdigit()})}"
     )
 
+    run_steps, run_seconds = steps, seconds
+    if base is not None:
+        steps, seconds = steps + base["steps"], seconds + base["wall_seconds"]
     k = evaluations["kodak24@256"]
     headline = (
         f"kodak24 8-bit: {k.mean('cover/stego', 'psnr', stego='8-bit'):.2f} dB stego, "
         f"{k.mean('secret/recovery', 'psnr', stego='8-bit'):.2f} dB secret (RGB, 256x256); "
-        f"{getattr(model, 'num_blocks', '?')} blocks, {steps} steps, {seconds / 60:.0f} min on a "
-        f"{torch.get_num_threads()}-thread CPU"
+        f"{getattr(model, 'num_blocks', '?')} blocks, {steps} steps"
+        + (f" ({base['steps']} of {base['name']} + {run_steps} fine-tuning)" if base is not None else "")
+        + f", {seconds / 60:.0f} min on a {torch.get_num_threads()}-thread CPU"
     )
     print(f"headline: {headline}")
     tables = {key: e.to_dict(per_image=False) for key, e in evaluations.items()}
@@ -224,11 +239,13 @@ def main() -> None:
             if args.before_rounding
             else "final",
             "guard": guard,
+            "base": base,
+            "this_run": {"steps": run_steps, "wall_seconds": run_seconds},
         },
         "steps": steps,
         "wall_seconds": seconds,
         "hardware": registry.hardware("cpu"),
-        "command": args.command,
+        "command": args.command if base is None else f"{base['command']} && {args.command}",
         "tables": {**tables, "float16_storage": float16, "speed": speed},
     }
     for stego in ("8-bit", "float"):

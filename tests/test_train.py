@@ -16,8 +16,8 @@ from invhide.io.datasets import ImageDataset
 from invhide.io.images import write_image
 from invhide.testing import randomize_
 from invhide.training import TrainConfig, Trainer
-from invhide.training.losses import HidingLoss
 from invhide.training.guard import NON_FINITE, SPIKE, ExplosionGuard
+from invhide.training.losses import HidingLoss
 from invhide.training.step import HidingStep, round_ste
 
 ROOT = Path(__file__).resolve().parents[1]

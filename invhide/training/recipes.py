@@ -393,7 +393,11 @@ def recipe(name: str, *, pretrain_steps: int | None = None, **overrides: Any) ->
     settings = {**base, "weight_schedule": schedule, **overrides}
     if name in _FINETUNE_FROM and "quantize" not in overrides and "quantize_from" not in overrides:
         settings["quantize_from"] = math.floor(_FINETUNE_FROM[name] * settings["steps"])
-    if name in _FINETUNE_CONCEALING and settings.get("quantize_from") is not None and "weight_schedule" not in overrides:
+    if (
+        name in _FINETUNE_CONCEALING
+        and settings.get("quantize_from") is not None
+        and "weight_schedule" not in overrides
+    ):
         entry = (settings["quantize_from"], "concealing", _FINETUNE_CONCEALING[name])
         settings["weight_schedule"] = (*settings["weight_schedule"], entry)
     config = TrainConfig(**settings)
