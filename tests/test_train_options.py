@@ -13,6 +13,7 @@ from invhide.training.averaging import WeightAverage
 from invhide.training.checkpoints import AVERAGE_FILE
 from invhide.training.losses import HidingLoss
 from invhide.training.precision import native_bfloat16, resolve_amp
+from invhide.training.trainer import BEFORE_ROUNDING
 
 # ----------------------------------------------------------------------
 # Weight average
@@ -180,3 +181,20 @@ def test_quantize_and_quantize_from_together_are_refused():
         TrainConfig(quantize=True, quantize_from=10)
     with pytest.raises(ValueError, match="quantize_from must be a non-negative integer"):
         TrainConfig(quantize_from=-1)
+
+
+def test_the_float_model_before_the_rounding_fine_tune_is_kept(tmp_path):
+    data = Crop(tiny_data())
+    tuned = Trainer(tiny_model(), HidingLoss.paper(), data, config(steps=4, quantize_from=2), out_dir=tmp_path / "a",
+                    progress=False)  # fmt: skip
+    tuned.fit()
+    float_only = Trainer(tiny_model(), HidingLoss.paper(), data, config(steps=2), progress=False)
+    float_only.fit()
+    kept = checkpoint.load(tmp_path / "a" / BEFORE_ROUNDING)  # model.safetensors + config.json
+    want, got = params(float_only.model), params(kept)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    final = params(checkpoint.load(tmp_path / "a" / "model.safetensors"))
+    assert any(not torch.equal(final[k], got[k]) for k in got)  # the fine-tune went on from it
+    plain = tmp_path / "b"
+    Trainer(tiny_model(), HidingLoss.paper(), data, config(steps=2), out_dir=plain, progress=False).fit()
+    assert not (plain / BEFORE_ROUNDING).exists()
