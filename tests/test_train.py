@@ -165,6 +165,18 @@ def test_spikes_in_a_row_roll_back():
     assert (result.steps, result.skipped, result.rollbacks, trainer.lr_scale) == (12, 2, 1, 0.5)
 
 
+def test_a_snapshot_that_fails_again_at_once_gives_way_to_the_one_before(tmp_path):
+    # The state of step 8 fails at once after being restored (as a slowly degraded model does): back to step 6.
+    loss = HidingLoss.paper(reduction="mean").with_term("bomb", 1.0, Injected(at=[9, 10], value=float("nan")))
+    settings = config(steps=12, snapshot_every=2, lr_recovery_steps=0)
+    trainer = Trainer(tiny_model(), loss, Crop(tiny_data()), settings, out_dir=tmp_path, progress=False)
+    result = trainer.fit()
+    events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [(e["at_step"], e["back_to_step"]) for e in events if e.get("event") == "rollback"] == [(9, 8), (9, 6)]
+    assert (result.steps, result.rollbacks, trainer.lr_scale) == (12, 2, 0.25)
+    assert [e["step"] for e in events if e["kind"] == "train"] == list(range(1, 13))
+
+
 def test_a_learning_rate_cut_recovers_after_healthy_steps():
     loss = HidingLoss.paper(reduction="mean").with_term("bomb", 1.0, Injected(at=[3], value=float("nan")))
     settings = config(steps=10, schedule="constant", lr_recovery_steps=4)

@@ -34,9 +34,12 @@ class ExplosionGuard:
     the ``spike_patience``-th spike in a row, is an explosion: the trainer
     restores the snapshot and the learning rate is multiplied by
     ``lr_factor``. The cut is undone, one factor at a time, after each
-    ``lr_recovery_steps`` healthy steps (0: cuts are permanent). More than
-    ``max_rollbacks`` rollbacks in a row raise
-    :class:`~invhide.errors.DivergenceError`.
+    ``lr_recovery_steps`` healthy steps (0: cuts are permanent). The guard
+    keeps the two newest snapshots: a model can degrade slowly, below the
+    spike threshold, so that the newest snapshot is already bad; when the
+    state restored from it fails again before a single healthy step, the
+    next rollback goes to the older one. More than ``max_rollbacks``
+    rollbacks in a row raise :class:`~invhide.errors.DivergenceError`.
 
     Args:
         spike_factor: how far above the median a loss counts as a spike.
@@ -79,7 +82,7 @@ class ExplosionGuard:
         self.in_a_row = 0
         self.spikes_in_a_row = 0
         self.healthy_since_cut = 0
-        self.snapshot: dict[str, Any] = {}
+        self.snapshots: deque[dict[str, Any]] = deque(maxlen=2)
 
     def problem(self, loss: float, grad_norm: float, scaled_gradients: bool = False) -> str | None:
         """Why the step is unhealthy, or ``None``.
@@ -148,20 +151,40 @@ class ExplosionGuard:
         self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, average: WeightAverage | None = None
     ) -> None:
         """Remember ``step``'s model, optimizer (and weight average) state in memory as the state to roll back to."""
-        self.snapshot = {
+        snapshot = {
             "step": step,
             "model": copy.deepcopy(model.state_dict()),
             "optimizer": copy.deepcopy(optimizer.state_dict()),
             "average": average.state() if average is not None else None,
         }
+        if self.snapshots and self.snapshots[-1]["step"] == step:
+            self.snapshots[-1] = snapshot  # the same step again (a rollback's target, or resume): keep one
+        else:
+            self.snapshots.append(snapshot)
+
+    @property
+    def snapshot(self) -> dict[str, Any]:
+        """The newest snapshot (empty before the first)."""
+        return self.snapshots[-1] if self.snapshots else {}
+
+    def target(self) -> dict[str, Any]:
+        """The snapshot the next rollback restores: the newest, or the older one when the state restored
+        from the newest failed again before a healthy step."""
+        if self.in_a_row >= 1 and len(self.snapshots) > 1:
+            return self.snapshots[-2]
+        return self.snapshot
 
     def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, average: WeightAverage | None = None) -> int:
-        """Load the snapshot into ``model``, ``optimizer`` (and ``average``); return its step."""
-        model.load_state_dict(self.snapshot["model"])
-        optimizer.load_state_dict(self.snapshot["optimizer"])
-        if average is not None and self.snapshot.get("average") is not None:
-            average.load_state(self.snapshot["average"])
-        return int(self.snapshot["step"])
+        """Load :meth:`target`'s snapshot (as it was before :meth:`reject`) into ``model``, ``optimizer``
+        (and ``average``), dropping the newest when it failed twice; return its step."""
+        if self.in_a_row >= 2 and len(self.snapshots) > 1:
+            self.snapshots.pop()
+        snapshot = self.snapshot
+        model.load_state_dict(snapshot["model"])
+        optimizer.load_state_dict(snapshot["optimizer"])
+        if average is not None and snapshot.get("average") is not None:
+            average.load_state(snapshot["average"])
+        return int(snapshot["step"])
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint keeps of the guard (JSON-ready)."""

@@ -539,7 +539,7 @@ class Trainer:
 
     def _roll_back(self, record: dict[str, Any], bar: Any) -> None:
         """Log the unhealthy step, restore the snapshot and lower the learning rate (or give up)."""
-        back_to = self.guard.snapshot["step"]
+        back_to = self.guard.target()["step"]
         message = (
             f"step {record['step']}: {record['problem']} (loss {record['loss']:.4g}); rolled back to step {back_to}"
         )
