@@ -26,7 +26,8 @@ Takes a training run's folder (what ``invhide train --out RUN`` writes) and:
 Usage::
 
     python benchmarks/trained_model.py RUN --name NAME --default \\
-        --command "invhide train ..." [--base NAME] [--before-rounding] [--dry-run]
+        --command "invhide train ..." [--base NAME] [--before-rounding] \\
+        [--security-json FILE --security-command "invhide eval --security ..."] [--dry-run]
 
 ``--dry-run`` measures and prints without publishing or writing figures.
 """
@@ -140,10 +141,19 @@ def main() -> None:
     )
     parser.add_argument(
         "--base",
-        help="the shipped model the run fine-tuned (invhide train --init NAME's weights): its record's steps, time "
-        "and command are added to this one's",
+        help="the model the run fine-tuned (invhide train --init): a shipped model's name or its record's JSON "
+        "file; the record's steps, time and command are added to this one's",
     )
+    parser.add_argument(
+        "--security-json",
+        type=Path,
+        help="the --json output of `invhide eval --security --model NAME DIR` for this model: stored in the record "
+        "as tables.security, with the command given by --security-command",
+    )
+    parser.add_argument("--security-command", help="the command that wrote --security-json")
     args = parser.parse_args()
+    if (args.security_json is None) != (args.security_command is None):
+        parser.error("--security-json and --security-command go together")
 
     latest = latest_checkpoint(args.run)
     loop = read_loop_state(latest) if latest is not None else {}
@@ -161,10 +171,13 @@ def main() -> None:
     print(f"guard (whole run): {json.dumps(guard)}")
     base = None
     if args.base is not None:
-        parent = registry.record(args.base)
-        base = {"name": parent.name, "steps": parent.steps, "wall_seconds": parent.wall_seconds,
-                "command": parent.command, "sessions": parent.training.get("sessions")}  # fmt: skip
-        print(f"base: {parent.name}, {parent.steps} steps, {parent.wall_seconds:.0f} s")
+        if Path(args.base).is_file():  # the record of a model that no longer ships
+            parent = json.loads(Path(args.base).read_text())
+        else:
+            parent = registry.record(args.base).to_dict()
+        base = {key: parent[key] for key in ("name", "steps", "wall_seconds", "command")}
+        base["sessions"] = parent["training"].get("sessions")
+        print(f"base: {base['name']}, {base['steps']} steps, {base['wall_seconds']:.0f} s")
     print(f"model: {json.dumps(model.config())}, {sum(p.numel() for p in model.parameters()):,} parameters")
     print(f"training: {steps} steps, {seconds:.0f} s in {len(run_sessions)} session(s)")
 
@@ -213,6 +226,11 @@ def main() -> None:
         f"speed (batch 1, {speed['threads']} threads): {json.dumps({k: v for k, v in speed.items() if k[0].isdigit()})}"
     )
 
+    security = {}
+    if args.security_json is not None:
+        found = json.loads(args.security_json.read_text())
+        security = {"security": {"command": args.security_command, **found}}
+        print(f"security: {json.dumps({k: v for k, v in found.items() if k != 'per_image'})[:400]}")
     run_steps, run_seconds = steps, seconds
     if base is not None:
         steps, seconds = steps + base["steps"], seconds + base["wall_seconds"]
@@ -246,7 +264,7 @@ def main() -> None:
         "wall_seconds": seconds,
         "hardware": registry.hardware("cpu"),
         "command": args.command if base is None else f"{base['command']} && {args.command}",
-        "tables": {**tables, "float16_storage": float16, "speed": speed},
+        "tables": {**tables, "float16_storage": float16, "speed": speed, **security},
     }
     for stego in ("8-bit", "float"):
         print(f"\n### {'8-bit PNG stego' if stego == '8-bit' else 'float stego'}\n")

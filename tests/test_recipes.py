@@ -124,7 +124,7 @@ def test_quick_recipe_is_unchanged():
 def test_cpu_recipe_fine_tunes_through_the_rounding_over_its_last_steps():
     chosen = recipe("cpu")
     assert chosen.config.amp == "auto" and not chosen.config.quantize
-    assert chosen.config.steps == 12_000 and chosen.config.quantize_from == int(0.85 * chosen.config.steps)
+    assert chosen.config.steps == 21_500 and chosen.config.quantize_from == int(0.85 * chosen.config.steps)
     assert chosen.build_model().num_blocks == 8
     weights = chosen.build_loss().weights
     assert weights == REFERENCE_WEIGHTS
