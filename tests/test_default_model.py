@@ -58,7 +58,7 @@ def test_hide_and_reveal_use_the_default_model_with_no_model_given(tmp_path, cap
     assert f"invhide: using the default model {DEFAULT} (" in capsys.readouterr().err
     stego, recovered = read_image(tmp_path / "s.png"), read_image(tmp_path / "r.png")
     stego_db, secret_db = psnr(stego, cover), psnr(recovered, secret)
-    assert stego_db > 27 and secret_db > 30, (stego_db, secret_db)  # measured: 29.9 and 35.6 dB
+    assert stego_db > 31 and secret_db > 33, (stego_db, secret_db)  # measured: 33.1 and 35.7 dB
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:

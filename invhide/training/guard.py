@@ -52,7 +52,7 @@ class ExplosionGuard:
             learning-rate cut is undone (0: never).
 
     Example:
-        >>> guard = ExplosionGuard(spike_factor=10, spike_window=10, max_rollbacks=1, lr_factor=0.5)
+        >>> guard = ExplosionGuard(spike_factor=10, spike_window=10, max_rollbacks=1, lr_factor=0.5, spike_patience=3)
         >>> for loss in [1.0, 1.1, 0.9, 1.0, 1.2]:
         ...     guard.accept(loss)
         >>> guard.problem(50.0, 1.0), guard.problem(float("nan"), 1.0), guard.problem(1.0, 1.0)
