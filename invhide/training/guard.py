@@ -111,7 +111,8 @@ class ExplosionGuard:
     def should_roll_back(self, problem: str) -> bool:
         """Whether the unhealthy step of ``problem`` needs a rollback, or only skipping its update.
 
-        Asking counts a spike: the ``spike_patience``-th in a row answers ``True``.
+        A non-finite step always does; a spike does when it would be the
+        ``spike_patience``-th in a row (asking counts nothing: :meth:`skip` does).
         """
         if problem != SPIKE:
             return True

@@ -344,12 +344,11 @@ _RECIPES: dict[str, tuple[Callable[[], nn.Module], Callable[[], HidingLoss], dic
     ),
 }
 
-# Recipes that fine-tune through the 8-bit rounding over the last part of the run: the fraction of the
-# steps from which on the reveal learns from the rounded stego (quantize_from), whatever steps= says.
-_FINETUNE_FROM: dict[str, float] = {"cpu": CPU_FINETUNE_FROM}
-# ... and the concealing weight of that fine-tune (the reveal's error from the PNG is about 3x its float error,
-# which, at the float phase's weights, pulls the stego away from the cover).
-_FINETUNE_CONCEALING: dict[str, float] = {"cpu": CPU_FINETUNE_CONCEALING}
+# Recipes that fine-tune through the 8-bit rounding over the last part of the run: (the fraction of the
+# steps from which on the reveal learns from the rounded stego (quantize_from), whatever steps= says; the
+# concealing weight of that fine-tune, from whichever quantize_from on: the reveal's error from the PNG is
+# about 3x its float error, which, at the float phase's weights, pulls the stego away from the cover).
+_FINETUNE: dict[str, tuple[float, float]] = {"cpu": (CPU_FINETUNE_FROM, CPU_FINETUNE_CONCEALING)}
 
 
 def recipe(name: str, *, pretrain_steps: int | None = None, **overrides: Any) -> Recipe:
@@ -399,15 +398,13 @@ def recipe(name: str, *, pretrain_steps: int | None = None, **overrides: Any) ->
         weight = loss().weights["low_frequency"]  # every shipped recipe's loss has this term
         schedule = ((0, "low_frequency", 0.0), (pretrain, "low_frequency", weight))
     settings = {**base, "weight_schedule": schedule, **overrides}
-    if name in _FINETUNE_FROM and "quantize" not in overrides and "quantize_from" not in overrides:
-        settings["quantize_from"] = math.floor(_FINETUNE_FROM[name] * settings["steps"])
-    if (
-        name in _FINETUNE_CONCEALING
-        and settings.get("quantize_from") is not None
-        and "weight_schedule" not in overrides
-    ):
-        entry = (settings["quantize_from"], "concealing", _FINETUNE_CONCEALING[name])
-        settings["weight_schedule"] = (*settings["weight_schedule"], entry)
+    if name in _FINETUNE:
+        fraction, concealing = _FINETUNE[name]
+        if "quantize" not in overrides and "quantize_from" not in overrides:
+            settings["quantize_from"] = math.floor(fraction * settings["steps"])
+        if settings.get("quantize_from") is not None and "weight_schedule" not in overrides:
+            entry = (settings["quantize_from"], "concealing", concealing)
+            settings["weight_schedule"] = (*settings["weight_schedule"], entry)
     config = TrainConfig(**settings)
     terms = loss().weights
     missing = sorted({term for _, term, _ in config.weight_schedule} - set(terms))

@@ -500,33 +500,20 @@ class Trainer:
             "grad_norm": norm_value,
         }
         problem = self.guard.problem(loss_value, norm_value, scaled_gradients=self._scaler is not None)
-        if problem is not None and self.guard.should_roll_back(problem):
-            record["problem"] = problem
+        if problem is not None:
             if self._scaler is not None:
                 self._scaler.update()  # unscale_ was called: close the step (and lower the scale on inf)
-            return record
-        self._updating = True  # an exception from here to the end leaves the model half-updated
-        if problem is not None:  # a lone spike: drop this batch's update, keep the model as it is
-            record["skipped"] = problem
-            self.log.write(
-                {
-                    "kind": "event",
-                    "event": "skipped",
-                    "at_step": self.step + 1,
-                    "problem": problem,
-                    "loss": loss_value,
-                    "median": self.guard.median(),
-                }
-            )
-            self.guard.skip()
-            if self._scaler is not None:
-                self._scaler.update()
-        elif self._scaler is not None:
-            self._scaler.step(self.optimizer)
-            self._scaler.update()
+            if self.guard.should_roll_back(problem):
+                record["problem"] = problem
+                return record
+            self._skip(record, problem, loss_value)  # a lone spike: drop this batch's update, keep the model
         else:
-            self.optimizer.step()
-        if problem is None:
+            self._updating = True  # an exception from here to the end leaves the model half-updated
+            if self._scaler is not None:
+                self._scaler.step(self.optimizer)
+                self._scaler.update()
+            else:
+                self.optimizer.step()
             if self.average is not None:
                 self.average.update(self.model)
             self.guard.accept(loss_value)
@@ -536,6 +523,13 @@ class Trainer:
         self.step += 1
         self._updating = False
         return record
+
+    def _skip(self, record: dict[str, Any], problem: str, loss: float) -> None:
+        """Log a step whose update is dropped for a lone loss spike, and count it."""
+        record["skipped"] = problem
+        event = {"kind": "event", "event": "skipped", "at_step": self.step + 1, "problem": problem, "loss": loss}
+        self.log.write({**event, "median": self.guard.median()})
+        self.guard.skip()
 
     def _roll_back(self, record: dict[str, Any], bar: Any) -> None:
         """Log the unhealthy step, restore the snapshot and lower the learning rate (or give up)."""
