@@ -35,8 +35,6 @@ traceback too.
 """
 
 import argparse
-import copy
-import dataclasses
 import os
 import sys
 import traceback
@@ -110,8 +108,7 @@ def train(args: argparse.Namespace) -> None:
     settings["ema_decay"] = args.ema
     chosen = recipe("quick" if args.quick else args.preset, seed=args.seed, num_workers=args.workers, **settings)
     if args.init is not None:  # fine-tune a trained model: its architecture replaces the recipe's
-        trained = invhide.load(args.init)
-        chosen = dataclasses.replace(chosen, build_model=lambda: copy.deepcopy(trained))
+        chosen = chosen.starting_from(invhide.load(args.init), args.init)
     report = train_and_evaluate(
         chosen,
         args.out,

@@ -7,8 +7,9 @@ import pytest
 import torch
 from helpers import images
 
-from invhide import HiNet
+from invhide import HiNet, InvertibleHider
 from invhide.errors import ConfigError, InputError
+from invhide.nn import subnets
 from invhide.io.images import write_image
 from invhide.training.config import TrainConfig
 from invhide.training.losses import HidingLoss
@@ -184,6 +185,29 @@ def test_overrides():
         recipe("fast")
     with pytest.raises(ConfigError, match="unknown training setting\\(s\\) \\['stepz'\\]"):
         recipe("quick", stepz=3)
+
+
+def test_starting_from_fine_tunes_a_copy_with_the_recipes_loss_and_settings():
+    base = InvertibleHider(num_blocks=2, subnet=subnets.conv(hidden=8, depth=1))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # trained-looking weights: a fresh hider is the identity
+        for parameter in base.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    chosen = recipe("quick", steps=2, batch_size=2, crop=16, log_every=1, val_every=0, checkpoint_every=0,
+                    tensorboard=False).starting_from(base, "base-model")  # fmt: skip
+    assert chosen.about == recipe("quick").about + "; starting from base-model"
+    assert chosen.config == recipe("quick", steps=2, batch_size=2, crop=16, log_every=1, val_every=0,
+                                   checkpoint_every=0, tensorboard=False).config  # fmt: skip
+    assert chosen.build_loss().config() == recipe("quick").build_loss().config()
+    model = chosen.build_model()
+    assert model is not base and model.config() == base.config()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())  # starts from the base's weights
+    Trainer(model, chosen.build_loss(), [images(i, 3, 16, 16) for i in range(4)], chosen.config, progress=False).fit()
+    assert any(not torch.equal(model.state_dict()[k], v) for k, v in before.items())  # the copy was trained
+    assert all(torch.equal(base.state_dict()[k], v) for k, v in before.items())  # the base was not
+    assert chosen.build_model() is not model  # each call a fresh copy
+    assert recipe("quick").starting_from(base).about.endswith("starting from InvertibleHider")
 
 
 def test_the_trainer_adds_the_low_frequency_loss_after_the_pre_training():

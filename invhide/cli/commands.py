@@ -339,18 +339,13 @@ def _check_batch_memory(batch_size: int, crop: int) -> None:
 
 def _initialised(chosen: Any, spec: str) -> Any:
     """The recipe with its model replaced by ``--init``'s trained one (loaded now, so a bad one fails first)."""
-    import copy
-    import dataclasses
-
     from invhide.models import registry
 
     try:
         trained = registry.load(spec)
     except (InvhideError, OSError) as error:
         raise InputError(f"--init {spec}: {describe(error)}") from None
-    return dataclasses.replace(
-        chosen, build_model=lambda: copy.deepcopy(trained), about=f"{chosen.about}; starting from {spec}"
-    )
+    return chosen.starting_from(trained, spec)
 
 
 def run_train(args: argparse.Namespace) -> None:

@@ -96,6 +96,7 @@ kodak24 from 0.69 to 0.21 dB but cost 2.5 dB of stego PSNR and 1.0 dB of
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -205,6 +206,32 @@ class Recipe:
             "loss": self.build_loss().config(),
             "train": self.config.to_dict(),
         }
+
+    def starting_from(self, model: nn.Module, label: str | None = None) -> Recipe:
+        """This recipe with ``model``'s architecture and weights in place of its own: a fine-tune.
+
+        Every :meth:`build_model` call returns a fresh deep copy of ``model``,
+        so the trainer's updates never reach the caller's module; the loss and
+        the training settings stay the recipe's.
+
+        Args:
+            model: the trained model to start from (for example
+                :func:`invhide.load`'s).
+            label: what :attr:`about` names as the starting point (default:
+                the model's class).
+
+        Example:
+            >>> base = InvertibleHider(num_blocks=2, subnet="conv")
+            >>> tuned = recipe("quick").starting_from(base, "a 2-block model")
+            >>> tuned.build_model().config()["num_blocks"], tuned.build_model() is base
+            (2, False)
+            >>> tuned.about.endswith("starting from a 2-block model")
+            True
+        """
+        label = type(model).__name__ if label is None else label
+        return dataclasses.replace(
+            self, build_model=lambda: copy.deepcopy(model), about=f"{self.about}; starting from {label}"
+        )
 
     def summary(self) -> str:
         """:meth:`describe` as lines of text, one setting a line.
