@@ -123,7 +123,7 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
         raise MissingPathError(f"{run_dir / 'train.csv'}: no training log to plot")
     val = _read_csv(run_dir / "val.csv")
     plt = _pyplot()
-    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 5))
     steps = [r["step"] for r in train]
     loss_axis.plot(steps, [r["loss"] for r in train], label="total", color="black", linewidth=1)
     for name in ("concealing", "revealing", "low_frequency"):
@@ -132,9 +132,9 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
     loss_axis.set_yscale("log")
     loss_axis.set_xlabel("step")
     loss_axis.set_title("training loss (unweighted terms)")
-    loss_axis.legend(fontsize=8)
-    psnr_axis.plot(steps, [r["psnr_stego"] for r in train], label="stego vs cover (train batch)", linewidth=0.8)
-    psnr_axis.plot(steps, [r["psnr_recovered"] for r in train], label="recovery vs secret (train batch)", linewidth=0.8)
+    loss_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: no data hidden
+    for key, label in (("psnr_stego", "stego vs cover (train batch)"), ("psnr_recovered", "recovery vs secret (train batch)")):
+        psnr_axis.plot(steps, [r[key] for r in train], label=label, linewidth=0.8, alpha=0.6)
     for key, label in (
         ("psnr_stego_float", "stego vs cover (validation)"),
         ("psnr_recovered_float", "recovery vs secret (validation, float stego)"),
@@ -147,7 +147,7 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
     psnr_axis.set_ylabel("PSNR (dB, RGB)")
     psnr_axis.set_title("PSNR")
     psnr_axis.grid(alpha=0.3)
-    psnr_axis.legend(fontsize=8)
+    psnr_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     figure.tight_layout()
     try:
         return _save(figure, path if path is not None else run_dir / "curves.png")
