@@ -48,7 +48,9 @@ figure, the settings, the machine, the loss curve) and ``model.safetensors``
 (the measured weights) are written when a configuration finishes, and a
 configuration whose ``result.json`` exists is not run again. The table of the
 budget is printed at the end and written to ``OUT/<budget>min/summary.json``
-(and to ``--json``).
+(and to ``--json``); ``--markdown`` prints it as the results page's table
+too. Run again with the same ``--out``, the finished rows are only read, so
+``--markdown`` on a finished study trains nothing.
 """
 
 from __future__ import annotations
@@ -266,6 +268,7 @@ def run_config(config: Config, setup: Setup, budget: float, calibration_seconds:
         "train_seconds": trained.seconds,
         "steps_per_s": trained.steps / trained.seconds,
         "rollbacks": trained.rollbacks,
+        "skipped_updates": trained.skipped,
         "calibration": rate,
         "kodak24": psnr_table(evaluation),
         "evaluation": evaluation.to_dict(per_image=False),
@@ -317,6 +320,26 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The results as the docs' Markdown table (results page), with what each row changes."""
+    lines = [
+        "| configuration | what changes against the quick recipe | steps | steps/s | train s | stego float "
+        "| secret float | stego 8-bit | secret 8-bit | rollbacks |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    about = {c.name: c.about for c in CONFIGS}
+    for r in results:
+        if "skipped" in r:
+            lines.append(f"| `{r['name']}` | {about.get(r['name'], '')} | not run: {r['skipped']} |" + " |" * 7)
+            continue
+        psnr = [r["kodak24"][stego][which] for stego in ("float", "8-bit") for which in ("stego", "recovered")]
+        lines.append(
+            f"| `{r['name']}` | {r.get('about', about.get(r['name'], ''))} | {r['steps']} | {r['steps_per_s']:.2f} "
+            f"| {r['train_seconds']:.0f} | " + " | ".join(f"{value:.2f}" for value in psnr) + f" | {r['rollbacks']} |"
+        )
+    return "\n".join(lines)
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -349,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the models, the data and z (default: 0)")
     parser.add_argument("--progress", action="store_true", help="show the Trainer's progress bar")
     parser.add_argument("--list", action="store_true", help="print the configurations and exit")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as the results page's Markdown")
     args = parser.parse_args(argv)
 
     if args.list:
@@ -395,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nkodak24, 24 pairs, 256x256 centre crops, RGB PSNR (dB); {args.budget_minutes:g} min of training each")
     print(f"machine: {here}")
     print(table(results))
+    if args.markdown:
+        print("\n" + markdown(results))
     summary = [{k: v for k, v in r.items() if k not in ("history", "evaluation")} for r in results]
     folder.mkdir(parents=True, exist_ok=True)
     for path in (folder / "summary.json", args.json):
