@@ -9,8 +9,8 @@ from helpers import images
 
 from invhide import HiNet, InvertibleHider
 from invhide.errors import ConfigError, InputError
-from invhide.nn import subnets
 from invhide.io.images import write_image
+from invhide.nn import subnets
 from invhide.training.config import TrainConfig
 from invhide.training.losses import HidingLoss
 from invhide.training.recipes import PAPER_PRETRAIN_STEPS, RECIPES, recipe, train_and_evaluate

@@ -133,7 +133,10 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
     loss_axis.set_xlabel("step")
     loss_axis.set_title("training loss (unweighted terms)")
     loss_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: no data hidden
-    for key, label in (("psnr_stego", "stego vs cover (train batch)"), ("psnr_recovered", "recovery vs secret (train batch)")):
+    for key, label in (
+        ("psnr_stego", "stego vs cover (train batch)"),
+        ("psnr_recovered", "recovery vs secret (train batch)"),
+    ):
         psnr_axis.plot(steps, [r[key] for r in train], label=label, linewidth=0.8, alpha=0.6)
     for key, label in (
         ("psnr_stego_float", "stego vs cover (validation)"),
