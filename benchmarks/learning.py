@@ -321,22 +321,17 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    """The results as the docs' Markdown table (results page), with what each row changes."""
-    lines = [
-        "| configuration | what changes against the quick recipe | steps | steps/s | train s | stego float "
-        "| secret float | stego 8-bit | secret 8-bit | rollbacks |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    """The results as the docs' Markdown table (results page): :data:`COLUMNS`, with what each row changes."""
+    header = ["configuration", "what changes against the quick recipe", *(name for name, *_ in COLUMNS[1:])]
+    lines = ["| " + " | ".join(header) + " |", "| --- | --- |" + " ---: |" * (len(COLUMNS) - 1)]
     about = {c.name: c.about for c in CONFIGS}
     for r in results:
+        cells = [f"`{r['name']}`", r.get("about", about.get(r["name"], ""))]
         if "skipped" in r:
-            lines.append(f"| `{r['name']}` | {about.get(r['name'], '')} | not run: {r['skipped']} |" + " |" * 7)
-            continue
-        psnr = [r["kodak24"][stego][which] for stego in ("float", "8-bit") for which in ("stego", "recovered")]
-        lines.append(
-            f"| `{r['name']}` | {r.get('about', about.get(r['name'], ''))} | {r['steps']} | {r['steps_per_s']:.2f} "
-            f"| {r['train_seconds']:.0f} | " + " | ".join(f"{value:.2f}" for value in psnr) + f" | {r['rollbacks']} |"
-        )
+            cells += [f"not run: {r['skipped']}"] + [""] * (len(COLUMNS) - 2)
+        else:
+            cells += [f"{cell(r):{fmt[1:]}}" for _, _, fmt, cell in COLUMNS[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -194,11 +194,10 @@ def test_starting_from_fine_tunes_a_copy_with_the_recipes_loss_and_settings():
         for parameter in base.parameters():
             parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
     before = {k: v.clone() for k, v in base.state_dict().items()}
-    chosen = recipe("quick", steps=2, batch_size=2, crop=16, log_every=1, val_every=0, checkpoint_every=0,
-                    tensorboard=False).starting_from(base, "base-model")  # fmt: skip
+    settings = dict(steps=2, batch_size=2, crop=16, log_every=1, val_every=0, checkpoint_every=0, tensorboard=False)
+    chosen = recipe("quick", **settings).starting_from(base, "base-model")
     assert chosen.about == recipe("quick").about + "; starting from base-model"
-    assert chosen.config == recipe("quick", steps=2, batch_size=2, crop=16, log_every=1, val_every=0,
-                                   checkpoint_every=0, tensorboard=False).config  # fmt: skip
+    assert chosen.config == recipe("quick", **settings).config
     assert chosen.build_loss().config() == recipe("quick").build_loss().config()
     model = chosen.build_model()
     assert model is not base and model.config() == base.config()
