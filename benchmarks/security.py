@@ -24,6 +24,14 @@ was trained on::
     python benchmarks/security.py --device cuda --json runs/security.json --figure docs/figures/detection-vs-pairs.png
     python benchmarks/security.py --steps 20 --detector-steps 20 --curve 4 8 --size 64   # a smoke run, minutes
 
+With ``--out DIR`` the run is resumable: each hider's figures and 8-bit stego
+pairs (``DIR/<hider>.json``, ``DIR/<hider>.npz``) and each point of the curve
+(``DIR/curve-<pairs>-<hider>.json``) are written as soon as they are measured,
+and a rerun with the same settings reads them instead of training again (a
+rerun with other settings stops, naming the difference). The curve is measured
+size by size, every hider at one size before the next, so a run cut short
+leaves a complete curve over the smaller sizes.
+
 It prints what it measured; it asserts nothing.
 """
 
@@ -46,6 +54,7 @@ from invhide.evaluation.steganalysis.learned import DEFAULT_TRAINING, LearnedDet
 from invhide.evaluation.steganalysis.protocol import fold_of_pairs, pyplot
 from invhide.evaluation.steganalysis.statistics import accuracy, auc
 from invhide.io.datasets import ImageDataset, evaluation_pairs, list_images
+from invhide.io.files import atomic_write
 from invhide.models.hider import InvertibleHider
 from invhide.nn import subnets
 from invhide.nn.functional import quantize_8bit
@@ -88,6 +97,50 @@ def stego_pairs(model: torch.nn.Module, pairs: list, device: torch.device, seed:
     }
 
 
+class Store:
+    """Figures already measured, under ``--out``: read back on a rerun with the same settings, written as made."""
+
+    def __init__(self, folder: Path | None, settings: dict) -> None:
+        self.folder = folder
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        recorded = folder / "settings.json"
+        if recorded.exists():
+            before = json.loads(recorded.read_text())
+            changed = sorted(key for key in before.keys() | settings.keys() if before.get(key) != settings.get(key))
+            if changed:
+                raise SystemExit(
+                    f"{folder}: its figures were measured with other settings ({', '.join(changed)}: "
+                    f"{[before.get(key) for key in changed]} there, {[settings.get(key) for key in changed]} now); "
+                    "use another --out or the same settings"
+                )
+        else:
+            with atomic_write(recorded, "w") as file:
+                file.write(json.dumps(settings, indent=2) + "\n")
+
+    def get(self, name: str) -> dict | None:
+        if self.folder is None or not (self.folder / f"{name}.json").exists():
+            return None
+        return json.loads((self.folder / f"{name}.json").read_text())
+
+    def put(self, name: str, figures: dict) -> None:
+        if self.folder is not None:
+            with atomic_write(self.folder / f"{name}.json", "w") as file:
+                file.write(json.dumps(figures, indent=2) + "\n")
+
+    def get_pairs(self, name: str) -> dict | None:
+        if self.folder is None or not (self.folder / f"{name}.npz").exists():
+            return None
+        with np.load(self.folder / f"{name}.npz") as arrays:
+            return {key: [torch.from_numpy(image) for image in arrays[key]] for key in ("covers", "stegos")}
+
+    def put_pairs(self, name: str, made: dict) -> None:
+        if self.folder is not None:
+            with atomic_write(self.folder / f"{name}.npz") as file:
+                np.savez(file, **{key: torch.stack(made[key]).numpy() for key in ("covers", "stegos")})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1200, help="training steps of each hider (default: 1200)")
@@ -103,6 +156,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     parser.add_argument("--figure", type=Path, help="write the Fig. 5 curve to this PNG")
+    parser.add_argument("--out", type=Path, help="keep each figure here as it is measured, and resume from it")
     args = parser.parse_args()
     device = torch.device(args.device)
     start = time.perf_counter()
@@ -124,7 +178,17 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     made: dict[str, dict] = {}
+    store = Store(
+        args.out,
+        {key: getattr(args, key) for key in ("steps", "freq_weight", "size", "detectors", "detector_steps", "seed")}
+        | {"bootstrap": args.bootstrap, "device_type": device.type},
+    )
     for kind in HIDERS:
+        done, pairs_done = store.get(kind), store.get_pairs(kind)
+        if done is not None and pairs_done is not None:
+            results[kind], made[kind] = done, pairs_done
+            print(f"\n{kind}: read from {args.out} (trained {done['steps']} steps in {done['training_seconds']:.0f} s)")
+            continue
         loss = chosen.build_loss()
         if kind != "dwt+freq":
             loss = loss.with_weights({"low_frequency": 0.0})
@@ -144,12 +208,15 @@ def main() -> None:
         )  # fmt: skip
         print(report.format())
         results[kind] = {
+            "steps": trained.steps,
             "training_seconds": trained.seconds,
             "loss_weights": loss.weights,
             "stego_psnr_db": made[kind]["stego_psnr"],
             "secret_psnr_db": made[kind]["secret_psnr"],
             "detection": report.to_dict(),
         }
+        store.put_pairs(kind, made[kind])
+        store.put(kind, results[kind])
 
     print("\nTable 4 direction (detection: 2-fold by pair; 95% bootstrap intervals):")
     header = "".join(f"{name + ' accuracy':>22}" for name in args.detectors)
@@ -168,19 +235,31 @@ def main() -> None:
         test, pool = np.nonzero(fold == 0)[0], np.nonzero(fold == 1)[0]
         sizes = sorted({min(size, pool.size) for size in args.curve})
         print(f"\nsrm-cnn accuracy on {test.size} held-out pairs against the number of training pairs (Fig. 5):")
+        curve: dict[str, list] = {kind: [] for kind in HIDERS}
+        labels = np.r_[np.zeros(test.size), np.ones(test.size)]
+        for size in sizes:
+            for kind in HIDERS:
+                point = store.get(f"curve-{size}-{kind}")
+                if point is None:
+                    covers, stegos = made[kind]["covers"], made[kind]["stegos"]
+                    chosen_pairs = pool[:size]
+                    detector = LearnedDetector("srm-cnn", settings=settings["srm-cnn"], seed=args.seed, device=device)
+                    began = time.perf_counter()
+                    detector.fit([covers[i] for i in chosen_pairs], [stegos[i] for i in chosen_pairs])
+                    trained_in = time.perf_counter() - began
+                    scores = np.r_[detector.score([covers[i] for i in test]), detector.score([stegos[i] for i in test])]
+                    point = {
+                        "pairs": size,
+                        "accuracy": float(accuracy(labels, scores, 0.0)),
+                        "auc": float(auc(labels, scores)),
+                        "training_seconds": trained_in,
+                    }
+                    store.put(f"curve-{size}-{kind}", point)
+                curve[kind].append(point)
+                figures = f"accuracy {point['accuracy']:6.1%}  AUC {point['auc']:.3f}"
+                print(f"  {size:>3} training pairs, {kind:<9} {figures}")
         print(f"{'hider':<10}" + "".join(f"{size:>10}" for size in sizes))
-        curve = {}
-        for kind in HIDERS:
-            covers, stegos = made[kind]["covers"], made[kind]["stegos"]
-            row = []
-            for size in sizes:
-                chosen_pairs = pool[:size]
-                detector = LearnedDetector("srm-cnn", settings=settings["srm-cnn"], seed=args.seed, device=device)
-                detector.fit([covers[i] for i in chosen_pairs], [stegos[i] for i in chosen_pairs])
-                scores = np.r_[detector.score([covers[i] for i in test]), detector.score([stegos[i] for i in test])]
-                labels = np.r_[np.zeros(test.size), np.ones(test.size)]
-                row.append({"pairs": size, "accuracy": accuracy(labels, scores, 0.0), "auc": auc(labels, scores)})
-            curve[kind] = row
+        for kind, row in curve.items():
             print(f"{kind:<10}" + "".join(f"{point['accuracy']:>10.1%}" for point in row))
         results["curve"] = {"test_pairs": int(test.size), "points": curve}
         if args.figure is not None:
