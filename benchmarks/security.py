@@ -105,19 +105,17 @@ class Store:
         if folder is None:
             return
         folder.mkdir(parents=True, exist_ok=True)
-        recorded = folder / "settings.json"
-        if recorded.exists():
-            before = json.loads(recorded.read_text())
-            changed = sorted(key for key in before.keys() | settings.keys() if before.get(key) != settings.get(key))
-            if changed:
-                raise SystemExit(
-                    f"{folder}: its figures were measured with other settings ({', '.join(changed)}: "
-                    f"{[before.get(key) for key in changed]} there, {[settings.get(key) for key in changed]} now); "
-                    "use another --out or the same settings"
-                )
-        else:
-            with atomic_write(recorded, "w") as file:
-                file.write(json.dumps(settings, indent=2) + "\n")
+        before = self.get("settings")
+        if before is None:
+            self.put("settings", settings)
+            return
+        changed = sorted(key for key in before.keys() | settings.keys() if before.get(key) != settings.get(key))
+        if changed:
+            raise SystemExit(
+                f"{folder}: its figures were measured with other settings ({', '.join(changed)}: "
+                f"{[before.get(key) for key in changed]} there, {[settings.get(key) for key in changed]} now); "
+                "use another --out or the same settings"
+            )
 
     def get(self, name: str) -> dict | None:
         if self.folder is None or not (self.folder / f"{name}.json").exists():
@@ -180,8 +178,11 @@ def main() -> None:
     made: dict[str, dict] = {}
     store = Store(
         args.out,
-        {key: getattr(args, key) for key in ("steps", "freq_weight", "size", "detectors", "detector_steps", "seed")}
-        | {"bootstrap": args.bootstrap, "device_type": device.type},
+        {
+            key: getattr(args, key)
+            for key in ("steps", "freq_weight", "size", "detectors", "detector_steps", "seed", "bootstrap")
+        }
+        | {"device_type": device.type},
     )
     for kind in HIDERS:
         done, pairs_done = store.get(kind), store.get_pairs(kind)
