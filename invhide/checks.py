@@ -70,7 +70,7 @@ def integer(name: str, value: object, *, low: int | None = None, high: int | Non
         elif high is not None:
             what = f"an integer <= {high}"
     if not _is_int(value) or (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]
-        raise InputError(f"{name} must be {what}, got {value!r}")
+        raise InputError(argument=name, problem=f"must be {what}, got {value!r}")
     return int(value)  # type: ignore[arg-type]
 
 
@@ -136,7 +136,7 @@ def number(
             bounds = f" {'<' if high_open else '<='} {high:g}"
         else:
             bounds = ""
-        raise InputError(f"{name} must be a finite number{bounds}, got {value!r}")
+        raise InputError(argument=name, problem=f"must be a finite number{bounds}, got {value!r}")
     return float(value)  # type: ignore[arg-type]
 
 
@@ -152,7 +152,7 @@ def one_of(name: str, value: object, choices: Collection[T]) -> T:
     except TypeError:  # an unhashable value against a set
         found = False
     if not found:
-        raise InputError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+        raise InputError(argument=name, problem=f"must be one of {tuple(choices)}, got {value!r}")
     return value  # type: ignore[return-value]
 
 
@@ -169,43 +169,62 @@ def tensor(name: str, value: object, *, dims: int | None = None, floating: bool 
         invhide.errors.InputTypeError: x must be a floating-point tensor, got dtype torch.int64
     """
     if not isinstance(value, Tensor):
-        raise InputTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        raise InputTypeError(argument=name, problem=f"must be a torch.Tensor, got {type(value).__name__}")
     if dims is not None and value.dim() != dims:
-        raise InputError(f"{name} must have {dims} dimensions, got shape {tuple(value.shape)}")
+        raise InputError(argument=name, problem=f"must have {dims} dimensions, got shape {tuple(value.shape)}")
     if floating and not value.is_floating_point():
-        raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+        raise InputTypeError(argument=name, problem=f"must be a floating-point tensor, got dtype {value.dtype}")
     return value
 
 
-def image_batch(name: str, value: object, *, channels: int | None = None, finite: bool = False) -> Tensor:
+def image_batch(
+    name: str,
+    value: object,
+    *,
+    channels: int | None = None,
+    even: bool = False,
+    min_size: int = 1,
+    finite: bool = False,
+) -> Tensor:
     """``value`` if it is a float ``(B, C, H, W)`` tensor (``C == channels`` when given).
 
     Args:
         name: the argument's name.
         value: what was given.
         channels: the required ``C`` (``None``: any).
-        finite: also refuse NaN and infinite values (costs one pass over the data).
+        even: also require an even height and width.
+        min_size: the smallest height and width allowed.
+        finite: also refuse NaN and infinite values (one pass over the data,
+            and on an accelerator one wait for it: off unless asked for).
 
     Example:
         >>> import torch
-        >>> image_batch("cover", torch.zeros(1, 3, 8, 8), channels=3).shape
+        >>> image_batch("cover", torch.zeros(1, 3, 8, 8), channels=3, even=True).shape
         torch.Size([1, 3, 8, 8])
         >>> image_batch("cover", torch.zeros(3, 8, 8))
         Traceback (most recent call last):
         ...
         invhide.errors.InputError: cover must have shape (B, C, H, W), got shape (3, 8, 8)
+        >>> image_batch("cover", torch.zeros(1, 3, 7, 8), even=True, min_size=2)
+        Traceback (most recent call last):
+        ...
+        invhide.errors.InputError: cover must have an even height and width of at least 2, got 7x8
     """
     if not isinstance(value, Tensor):
-        raise InputTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        raise InputTypeError(argument=name, problem=f"must be a torch.Tensor, got {type(value).__name__}")
     shape = "(B, C, H, W)" if channels is None else f"(B, {channels}, H, W)"
     if value.dim() != 4 or (channels is not None and value.shape[1] != channels):
-        raise InputError(f"{name} must have shape {shape}, got shape {tuple(value.shape)}")
+        raise InputError(argument=name, problem=f"must have shape {shape}, got shape {tuple(value.shape)}")
     if not value.is_floating_point():
-        raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+        raise InputTypeError(argument=name, problem=f"must be a floating-point tensor, got dtype {value.dtype}")
+    h, w = value.shape[-2:]
+    if (even and (h % 2 or w % 2)) or h < min_size or w < min_size:
+        what = "an even height and width" if even else "a height and width"
+        raise InputError(argument=name, problem=f"must have {what} of at least {min_size}, got {h}x{w}")
     if finite and value.numel():
         bad = int((~value.isfinite()).sum())
         if bad:
-            raise InputError(f"{name} holds {bad} NaN or infinite value(s); expected finite values")
+            raise InputError(argument=name, problem=f"holds {bad} NaN or infinite value(s); expected finite values")
     return value
 
 

@@ -62,7 +62,48 @@ __all__ = [
 
 
 class InvhideError(Exception):
-    """Base class of every error caused by the user's input; ``str(error)`` is one line naming that input."""
+    """Base class of every error caused by the user's input; ``str(error)`` is one line naming that input.
+
+    An error about one named input carries its parts as attributes, so that a
+    caller who names the input differently (the command line's ``--size`` for
+    the library's ``size``) rewords it with :meth:`renamed` instead of parsing
+    the message.
+
+    Args:
+        message: the whole message; built from the parts when not given.
+        argument: the name of the input at fault, as the raiser knows it.
+        problem: what is wrong with it, without its name
+            (``"must be a positive integer, got 0"``).
+        advice: what to do about it, in the raiser's words, or ``None``.
+
+    Example:
+        >>> error = InputError(argument="size", problem="must be even, got 5", advice="pass size=None")
+        >>> str(error), str(error.renamed("--size", advice="drop --size"))
+        ('size must be even, got 5; pass size=None', '--size must be even, got 5; drop --size')
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        argument: str | None = None,
+        problem: str | None = None,
+        advice: str | None = None,
+    ) -> None:
+        if message is None:
+            message = f"{argument} {problem}" + (f"; {advice}" if advice else "")
+        super().__init__(message)
+        self.argument = argument
+        self.problem = problem
+        self.advice = advice
+
+    def renamed(self, argument: str, *, advice: str | None = None) -> InvhideError:
+        """The same error naming its input ``argument``, with ``advice`` (default: none); itself without parts."""
+        if self.argument is None or self.problem is None:
+            return self
+        error = type(self)(argument=argument, problem=self.problem, advice=advice)
+        error.__cause__ = self.__cause__
+        return error
 
 
 class InputError(InvhideError, ValueError):
