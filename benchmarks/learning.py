@@ -23,9 +23,7 @@ of the budget, 5 to 60 s), the steps after the first two are timed, and
 the run gets ``budget x steps/s`` steps. Calibration and evaluation are not
 counted in the budget; the table shows the steps/s the run itself achieved,
 so a machine that got busier shows as a run that took longer than its budget
-(column ``train s``). On a CPU that other jobs share, pass ``--threads 1``:
-with three other jobs on the 2-core machine, the quick recipe's step took
-3.5 s with torch's 2 threads and 1.3 s with one.
+(column ``train s``). On a CPU that other jobs share, pass ``--threads 1``.
 
 Two configurations use the Trainer's options for more learning per second:
 
@@ -38,10 +36,6 @@ Two configurations use the Trainer's options for more learning per second:
   float32). It runs only where the CPU computes bfloat16 natively
   (:func:`invhide.training.precision.native_bfloat16`; otherwise the row
   says why it was skipped).
-
-(The 10-minute rows of 2026-12-01 were measured before these options were
-in the Trainer, by wrappers in this script with the same formulas; the
-wrapper's average was not rolled back with the weights.)
 
 Resumable per configuration: ``OUT/<budget>min/<config>/result.json`` (every
 figure, the settings, the machine, the loss curve) and ``model.safetensors``
@@ -345,21 +339,15 @@ def _positive(text: str) -> float:
     return value
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget-minutes", type=_positive, default=10.0, help="training time per configuration")
     parser.add_argument(
         "--configs", nargs="+", metavar="NAME", help=f"rows to run (default: all): {', '.join(CONFIG_NAMES)}"
     )
-    parser.add_argument(
-        "--out", type=Path, default=Path("runs/learning"), help="output folder (default: runs/learning)"
-    )
+    parser.add_argument("--out", type=Path, default=Path("runs/learning"), help="output folder (runs/learning)")
     parser.add_argument("--json", type=Path, help="also write the table's results to this JSON file")
-    parser.add_argument(
-        "--calibration-seconds",
-        type=_positive,
-        help="calibration per configuration (default: 5%% of the budget, 5 to 60 s)",
-    )
+    parser.add_argument("--calibration-seconds", type=_positive, help="calibration (5%% of the budget, 5-60 s)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     parser.add_argument(
         "--threads", type=int, help="torch threads (default: torch's choice; 1 on a CPU other jobs share)"
@@ -368,8 +356,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--progress", action="store_true", help="show the Trainer's progress bar")
     parser.add_argument("--list", action="store_true", help="print the configurations and exit")
     parser.add_argument("--markdown", action="store_true", help="also print the table as the results page's Markdown")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def run_all(
+    chosen: list[Config], setup: Setup, budget: float, calibration: float, folder: Path, here: str
+) -> list[dict[str, Any]]:
+    """Each row read back when its ``result.json`` exists, skipped for ``bf16`` without native bfloat16, else run."""
+    bf16_ok, bf16_why = native_bfloat16(setup.device)
+    results = []
+    for config in chosen:
+        target = folder / config.name / "result.json"
+        if target.exists():
+            result = json.loads(target.read_text())
+            note = "" if result.get("machine") == here else f" (measured on another machine: {result.get('machine')})"
+            print(f"[{config.name}] done before: {target}{note}", flush=True)
+        elif config.precision == "bfloat16" and not bf16_ok:
+            result = {"name": config.name, "skipped": bf16_why}
+            print(f"[{config.name}] skipped: {bf16_why}", flush=True)
+        else:
+            result = run_config(config, setup, budget, calibration, folder / config.name)
+            result.update(machine=here, command=shlex.join([sys.executable, *sys.argv]), bfloat16=bf16_why)
+            with atomic_write(target, "w") as file:
+                file.write(json.dumps(result, indent=2) + "\n")
+            print(f"[{config.name}] {table([result]).splitlines()[1]}", flush=True)
+        results.append(result)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.list:
         for config in CONFIGS:
             print(f"{config.name:<15}{config.about}")
@@ -383,34 +400,14 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    setup = Setup(device, args.seed, data_folder("photos49"), evaluation_pairs(data_folder("kodak24"), size=256))
-    setup.progress = args.progress
+    pairs = evaluation_pairs(data_folder("kodak24"), size=256)
+    setup = Setup(device, args.seed, data_folder("photos49"), pairs, progress=args.progress)
     here = machine(device)
     bf16_ok, bf16_why = native_bfloat16(device)
     print(f"machine: {here}\nbfloat16: {'yes' if bf16_ok else 'no'} ({bf16_why})")
     print(f"budget: {budget:.0f} s of training per configuration; calibration {calibration:.0f} s", flush=True)
-
     folder = args.out / f"{args.budget_minutes:g}min"
-    results = []
-    for config in chosen:
-        target = folder / config.name / "result.json"
-        if target.exists():
-            result = json.loads(target.read_text())
-            note = "" if result.get("machine") == here else f" (measured on another machine: {result.get('machine')})"
-            print(f"[{config.name}] done before: {target}{note}", flush=True)
-            results.append(result)
-            continue
-        if config.precision == "bfloat16" and not bf16_ok:
-            results.append({"name": config.name, "skipped": bf16_why})
-            print(f"[{config.name}] skipped: {bf16_why}", flush=True)
-            continue
-        result = run_config(config, setup, budget, calibration, folder / config.name)
-        result.update(machine=here, command=shlex.join([sys.executable, *sys.argv]), bfloat16=bf16_why)
-        with atomic_write(target, "w") as file:
-            file.write(json.dumps(result, indent=2) + "\n")
-        print(f"[{config.name}] {table([result]).splitlines()[1]}", flush=True)
-        results.append(result)
-
+    results = run_all(chosen, setup, budget, calibration, folder, here)
     print(f"\nkodak24, 24 pairs, 256x256 centre crops, RGB PSNR (dB); {args.budget_minutes:g} min of training each")
     print(f"machine: {here}")
     print(table(results))

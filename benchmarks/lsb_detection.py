@@ -11,7 +11,7 @@ against other covers (the pool shuffled and cut in two halves), which must
 give chance. It prints accuracy, AUC and the time per image of each detector,
 and the accuracy on each image set::
 
-    python benchmarks/lsb_detection.py                       # about 10 minutes on a quiet 2-core CPU
+    python benchmarks/lsb_detection.py                       # every set, every default detector
     python benchmarks/lsb_detection.py --roc docs/figures/lsb-roc.png --json runs/lsb.json
     python benchmarks/lsb_detection.py --sets kodak24 --crop 256 --detectors spa fused
 
@@ -53,6 +53,36 @@ def per_set(report: SecurityReport, tags: list[str]) -> dict[str, dict[str, floa
     return table
 
 
+def load_covers(sets: list[str], crop: int) -> tuple[list[torch.Tensor], list[str]]:
+    """The photographs of ``sets`` as 8-bit levels (centre crops of ``crop``, 0: whole), and each one's set."""
+    covers, tags = [], []
+    for name in sets:
+        for path in list_images(data_folder(name)):
+            image = read_image(path)
+            if crop:
+                if min(image.shape[-2:]) < crop:
+                    continue
+                image = center_crop(image, crop)
+            covers.append(levels(image))
+            tags.append(name)
+    return covers, tags
+
+
+def lsb_run(args: argparse.Namespace, covers: list, tags: list[str], common: dict) -> tuple[SecurityReport, dict]:
+    """Covers against their LSB stego images: the report, printed with its accuracy per image set."""
+    generator = torch.Generator().manual_seed(args.seed)
+    stegos = [lsb_replacement(cover, args.rate, generator=generator) for cover in covers]
+    report = evaluate_detectors(covers, stegos, args.detectors, log=print, **common)
+    print(f"\ncovers against their stego images ({report.pairs} pairs, {report.folds}-fold by pair):")
+    print(report.format())
+    table = per_set(report, tags)
+    print("\naccuracy per image set:")
+    print(f"{'':<14}" + "".join(f"{name:>10}" for name in dict.fromkeys(tags)))
+    for name, row in table.items():
+        print(f"{name:<14}" + "".join(f"{value:>10.1%}" for value in row.values()))
+    return report, table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=list(SETS), help=f"image sets (default: {' '.join(SETS)})")
@@ -68,20 +98,8 @@ def main() -> None:
     parser.add_argument("--roc", type=Path, help="write the ROC curves of the LSB run to this PNG")
     parser.add_argument("--json", type=Path, help="write both reports to this JSON file")
     args = parser.parse_args()
-
     start = time.perf_counter()
-    covers, tags = [], []
-    for name in args.sets:
-        for path in list_images(data_folder(name)):
-            image = read_image(path)
-            if args.crop:
-                if min(image.shape[-2:]) < args.crop:
-                    continue
-                image = center_crop(image, args.crop)
-            covers.append(levels(image))
-            tags.append(name)
-    generator = torch.Generator().manual_seed(args.seed)
-    stegos = [lsb_replacement(cover, args.rate, generator=generator) for cover in covers]
+    covers, tags = load_covers(args.sets, args.crop)
     training = None
     if args.cnn_steps:
         training = {name: replace(settings, steps=args.cnn_steps) for name, settings in DEFAULT_TRAINING.items()}
@@ -91,18 +109,10 @@ def main() -> None:
     print(f"{len(covers)} photographs ({counts}), {side}; LSB replacement at {args.rate} bits per channel\n")
 
     common = dict(folds=args.folds, seed=args.seed, resamples=args.bootstrap, training=training, device=args.device)
-    report = evaluate_detectors(covers, stegos, args.detectors, log=print, **common)
-    print(f"\ncovers against their stego images ({report.pairs} pairs, {report.folds}-fold by pair):")
-    print(report.format())
-    table = per_set(report, tags)
-    print("\naccuracy per image set:")
-    print(f"{'':<14}" + "".join(f"{name:>10}" for name in dict.fromkeys(tags)))
-    for name, row in table.items():
-        print(f"{name:<14}" + "".join(f"{value:>10.1%}" for value in row.values()))
+    report, table = lsb_run(args, covers, tags, common)
     results = {"lsb": report.to_dict(), "lsb_per_set": table}
     results["lsb"]["rate"] = args.rate
-
-    if not args.no_chance:
+    if not args.no_chance:  # covers against other covers: the pool shuffled and cut in two halves
         order = np.random.default_rng(args.seed).permutation(len(covers))
         half = len(covers) // 2
         first, second = [covers[i] for i in order[:half]], [covers[i] for i in order[half : 2 * half]]

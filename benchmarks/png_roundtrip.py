@@ -14,7 +14,6 @@ same z (seed 0)::
 from __future__ import annotations
 
 import argparse
-import math
 import subprocess
 import sys
 import tempfile
@@ -24,13 +23,15 @@ import torch
 from _shared import data_folder
 
 import invhide
+from invhide.evaluation.metrics import psnr
 from invhide.io.datasets import evaluation_pairs
 from invhide.io.images import read_image, write_image
 from invhide.nn.functional import quantize_8bit
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    return 10 * math.log10(1 / (x.double() - y.double()).square().mean().item())
+def image_psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+    """RGB PSNR in dB of two ``(3, H, W)`` images (:func:`invhide.evaluation.metrics.psnr`)."""
+    return psnr(x[None], y[None]).item()
 
 
 def main() -> None:
@@ -54,18 +55,19 @@ def main() -> None:
             write_image(pair.secret, folder / "secret.png")
             cover, secret = read_image(folder / "cover.png"), read_image(folder / "secret.png")
             subprocess.run([*command, "hide", folder / "cover.png", folder / "secret.png", "-o", folder / "stego.png",
-                            "--model", args.model, "--device", "cpu", "--quiet"], check=True)  # fmt: skip
-            subprocess.run([*command, "reveal", folder / "stego.png", "-o", folder / "recovered.png", "--model",
-                            args.model, "--seed", "0", "--device", "cpu", "--quiet"], check=True)  # fmt: skip
+                            "--model", args.model, "--device", "cpu", "--quiet", "--force"], check=True)  # fmt: skip
+            subprocess.run([*command, "reveal", folder / "stego.png", "-o", folder / "recovered.png",
+                            "--model", args.model, "--seed", "0", "--device", "cpu", "--quiet", "--force"],
+                           check=True)  # fmt: skip
             stego_png, recovered_png = read_image(folder / "stego.png"), read_image(folder / "recovered.png")
             with torch.inference_mode():
                 stego, _ = model.hide(cover[None], secret[None])
                 z = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
                 # written to a PNG, the recovered secret is rounded to 8 bits too: compare like with like
                 recovered = quantize_8bit(model.reveal(stego, z=z).clamp(0, 1)[0])
-            from_float, from_png = psnr(recovered, secret), psnr(recovered_png, secret)
+            from_float, from_png = image_psnr(recovered, secret), image_psnr(recovered_png, secret)
             gaps.append(from_float - from_png)
-            print(f"{pair.names[0]:<12}{pair.names[1]:<12}{psnr(stego_png, cover):>17.2f}{from_float:>19.2f}"
+            print(f"{pair.names[0]:<12}{pair.names[1]:<12}{image_psnr(stego_png, cover):>17.2f}{from_float:>19.2f}"
                   f"{from_png:>17.2f}{gaps[-1]:>7.2f}")  # fmt: skip
     print(
         f"mean gap (float stego minus PNG stego): {sum(gaps) / len(gaps):.2f} dB "

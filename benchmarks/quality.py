@@ -7,7 +7,7 @@ protocol of ../shared/data/README.md (image i hides image (i + 12) mod 24,
 both centre-cropped to 256x256), and prints PSNR and SSIM of both pairs on RGB
 and Y, for the float stego and the stego rounded to 8 bits, plus steps/s::
 
-    python benchmarks/quality.py                      # the quick recipe, about 8 minutes on 2 CPU cores
+    python benchmarks/quality.py                      # the quick recipe (timings: docs/results.md)
     python benchmarks/quality.py --recipe paper --steps 2000 --device cuda
 
 It writes its run (model, logs, results.json, figures) under ``--out``.
@@ -19,6 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
 from _shared import data_folder
 
 from invhide.evaluation.speed import machine
@@ -52,8 +53,6 @@ def main() -> None:
         eval_size=args.eval_size,
         device=args.device,
     )
-    import torch
-
     evaluation = report.evaluation
     if evaluation is None:  # a rank other than 0 under torchrun
         return

@@ -20,7 +20,7 @@ of StegExpose's fused score, and, as the paper's Fig. 5, the learned
 detector's accuracy on fixed held-out pairs against the number of pairs it
 was trained on::
 
-    python benchmarks/security.py          # the default budget: about 2 hours on a 2-core CPU (the Security page's run)
+    python benchmarks/security.py          # the default budget (the Security page's run)
     python benchmarks/security.py --device cuda --json runs/security.json --figure docs/figures/detection-vs-pairs.png
     python benchmarks/security.py --steps 20 --detector-steps 20 --curve 4 8 --size 64   # a smoke run, minutes
 
@@ -47,11 +47,12 @@ import numpy as np
 import torch
 from _shared import data_folder
 
+from invhide.evaluation.figures import pyplot, save_figure
 from invhide.evaluation.metrics import psnr
 from invhide.evaluation.speed import machine
 from invhide.evaluation.steganalysis import PixelDomainHider, evaluate_detectors
-from invhide.evaluation.steganalysis.learned import DEFAULT_TRAINING, LearnedDetector
-from invhide.evaluation.steganalysis.protocol import fold_of_pairs, pyplot
+from invhide.evaluation.steganalysis.learned import DEFAULT_TRAINING, LearnedDetector, TrainingSettings
+from invhide.evaluation.steganalysis.protocol import fold_of_pairs
 from invhide.evaluation.steganalysis.statistics import accuracy, auc
 from invhide.io.datasets import ImageDataset, evaluation_pairs, list_images
 from invhide.io.files import atomic_write
@@ -139,6 +140,104 @@ class Store:
                 np.savez(file, **{key: torch.stack(made[key]).numpy() for key in ("covers", "stegos")})
 
 
+def hider_figures(kind: str, args: argparse.Namespace, setup: dict, store: Store) -> tuple[dict, dict]:
+    """Train one hider, make its 8-bit pairs and run the detectors on them (or read all that from ``store``)."""
+    done, pairs_done = store.get(kind), store.get_pairs(kind)
+    if done is not None and pairs_done is not None:
+        print(f"\n{kind}: read from {args.out} (trained {done['steps']} steps in {done['training_seconds']:.0f} s)")
+        return done, pairs_done
+    chosen, device = setup["recipe"], setup["device"]
+    loss = chosen.build_loss()
+    if kind != "dwt+freq":
+        loss = loss.with_weights({"low_frequency": 0.0})
+    elif args.freq_weight is not None:
+        loss = loss.with_weights({"low_frequency": args.freq_weight})
+    trainer = Trainer(build(kind, args.seed), loss, setup["train_data"], chosen.config, device=device, progress=False)
+    trained = trainer.fit()
+    made = stego_pairs(trainer.model, setup["pairs"], device, args.seed)
+    print(
+        f"\n{kind}: trained {trained.steps} steps in {trained.seconds:.0f} s (loss weights {loss.weights}); "
+        f"cover/stego {made['stego_psnr']:.2f} dB, secret {made['secret_psnr']:.2f} dB (8-bit)"
+    )
+    report = evaluate_detectors(
+        made["covers"], made["stegos"], args.detectors, seed=args.seed,
+        resamples=args.bootstrap, training=setup["settings"], device=device,
+    )  # fmt: skip
+    print(report.format())
+    result = {"steps": trained.steps, "training_seconds": trained.seconds, "loss_weights": loss.weights,
+              "stego_psnr_db": made["stego_psnr"], "secret_psnr_db": made["secret_psnr"],
+              "detection": report.to_dict()}  # fmt: skip
+    store.put_pairs(kind, made)
+    store.put(kind, result)
+    return result, made
+
+
+def print_table(results: dict[str, dict], detectors: list[str]) -> None:
+    print("\nTable 4 direction (detection: 2-fold by pair; 95% bootstrap intervals):")
+    header = "".join(f"{name + ' accuracy':>22}" for name in detectors)
+    print(f"{'hider':<10}{'stego dB':>10}{'secret dB':>11}{header}")
+    for kind, row in results.items():
+        cells = ""
+        for name in detectors:
+            entry = row["detection"]["detectors"][name]
+            lo, hi = entry["accuracy_ci"]
+            cells += f"{entry['accuracy']:>8.1%} [{lo:.0%}, {hi:.0%}]".rjust(22)
+        print(f"{kind:<10}{row['stego_psnr_db']:>10.2f}{row['secret_psnr_db']:>11.2f}{cells}")
+
+
+def curve_point(
+    made: dict, train: np.ndarray, test: np.ndarray, settings: TrainingSettings, seed: int, device: torch.device
+) -> dict:
+    """``srm-cnn`` trained on the pairs ``train``: its accuracy and AUC on the pairs ``test``."""
+    covers, stegos = made["covers"], made["stegos"]
+    detector = LearnedDetector("srm-cnn", settings=settings, seed=seed, device=device)
+    began = time.perf_counter()
+    detector.fit([covers[i] for i in train], [stegos[i] for i in train])
+    trained_in = time.perf_counter() - began
+    scores = np.r_[detector.score([covers[i] for i in test]), detector.score([stegos[i] for i in test])]
+    labels = np.r_[np.zeros(test.size), np.ones(test.size)]
+    return {"pairs": train.size, "accuracy": float(accuracy(labels, scores, 0.0)), "auc": float(auc(labels, scores)),
+            "training_seconds": trained_in}  # fmt: skip
+
+
+def detection_curve(args: argparse.Namespace, setup: dict, made: dict[str, dict], store: Store) -> dict:
+    """The Fig. 5 curve: ``srm-cnn`` accuracy on fixed held-out pairs against its number of training pairs."""
+    fold = fold_of_pairs(len(setup["pairs"]), 2, args.seed)
+    test, pool = np.nonzero(fold == 0)[0], np.nonzero(fold == 1)[0]
+    sizes = sorted({min(size, pool.size) for size in args.curve})
+    print(f"\nsrm-cnn accuracy on {test.size} held-out pairs against the number of training pairs (Fig. 5):")
+    curve: dict[str, list] = {kind: [] for kind in HIDERS}
+    for size in sizes:
+        for kind in HIDERS:
+            point = store.get(f"curve-{size}-{kind}")
+            if point is None:
+                settings = setup["settings"]["srm-cnn"]
+                point = curve_point(made[kind], pool[:size], test, settings, args.seed, setup["device"])
+                store.put(f"curve-{size}-{kind}", point)
+            curve[kind].append(point)
+            figures = f"accuracy {point['accuracy']:6.1%}  AUC {point['auc']:.3f}"
+            print(f"  {size:>3} training pairs, {kind:<9} {figures}")
+    print(f"{'hider':<10}" + "".join(f"{size:>10}" for size in sizes))
+    for kind, row in curve.items():
+        print(f"{kind:<10}" + "".join(f"{point['accuracy']:>10.1%}" for point in row))
+    if args.figure is not None:
+        draw_curve(curve, test.size, args.figure)
+    return {"test_pairs": int(test.size), "points": curve}
+
+
+def draw_curve(curve: dict[str, list], test_pairs: int, path: Path) -> None:
+    figure, axes = pyplot().subplots(figsize=(5.2, 3.8))
+    for kind, row in curve.items():
+        axes.plot([p["pairs"] for p in row], [p["accuracy"] for p in row], marker="o", label=kind)
+    axes.axhline(0.5, color="0.6", linestyle="--", linewidth=1, label="chance")
+    axes.set(xlabel="training pairs of the detector", ylabel=f"srm-cnn accuracy ({test_pairs} pairs)")
+    axes.set_ylim(0.4, 1.02)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    save_figure(figure, path, dpi=120)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1200, help="training steps of each hider (default: 1200)")
@@ -158,124 +257,34 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     start = time.perf_counter()
-
     chosen = recipe("quick", steps=args.steps, seed=args.seed, val_every=0, checkpoint_every=0, tensorboard=False)
-    train_data = ImageDataset(data_folder("photos49"), crop=chosen.config.crop, cache=True)
     test_paths = list_images(data_folder("kodak24")) + list_images(data_folder("cbsd68"))
-    pairs = evaluation_pairs(test_paths, size=args.size)
     settings = dict(DEFAULT_TRAINING)
     if args.detector_steps:
         settings = {name: replace(value, steps=args.detector_steps) for name, value in settings.items()}
+    setup = {
+        "recipe": chosen,
+        "device": device,
+        "train_data": ImageDataset(data_folder("photos49"), crop=chosen.config.crop, cache=True),
+        "pairs": evaluation_pairs(test_paths, size=args.size),
+        "settings": settings,
+    }
     print(f"machine: {machine(device)}")
     print(
         f"hiders: the quick recipe, {args.steps} steps each ({chosen.config.batch_size} pairs of "
-        f"{chosen.config.crop}x{chosen.config.crop} crops of photos49); test: {len(pairs)} pairs of kodak24 and "
-        f"cbsd68, {args.size}x{args.size}; detector steps: "
+        f"{chosen.config.crop}x{chosen.config.crop} crops of photos49); test: {len(setup['pairs'])} pairs of kodak24 "
+        f"and cbsd68, {args.size}x{args.size}; detector steps: "
         + ", ".join(f"{name} {value.steps}" for name, value in settings.items())
     )
-
+    options = ("steps", "freq_weight", "size", "detectors", "detector_steps", "seed", "bootstrap")
+    store = Store(args.out, {key: getattr(args, key) for key in options} | {"device_type": device.type})
     results: dict[str, dict] = {}
     made: dict[str, dict] = {}
-    store = Store(
-        args.out,
-        {
-            key: getattr(args, key)
-            for key in ("steps", "freq_weight", "size", "detectors", "detector_steps", "seed", "bootstrap")
-        }
-        | {"device_type": device.type},
-    )
     for kind in HIDERS:
-        done, pairs_done = store.get(kind), store.get_pairs(kind)
-        if done is not None and pairs_done is not None:
-            results[kind], made[kind] = done, pairs_done
-            print(f"\n{kind}: read from {args.out} (trained {done['steps']} steps in {done['training_seconds']:.0f} s)")
-            continue
-        loss = chosen.build_loss()
-        if kind != "dwt+freq":
-            loss = loss.with_weights({"low_frequency": 0.0})
-        elif args.freq_weight is not None:
-            loss = loss.with_weights({"low_frequency": args.freq_weight})
-        model = build(kind, args.seed)
-        trainer = Trainer(model, loss, train_data, chosen.config, device=device, progress=False)
-        trained = trainer.fit()
-        made[kind] = stego_pairs(trainer.model, pairs, device, args.seed)
-        print(
-            f"\n{kind}: trained {trained.steps} steps in {trained.seconds:.0f} s (loss weights {loss.weights}); "
-            f"cover/stego {made[kind]['stego_psnr']:.2f} dB, secret {made[kind]['secret_psnr']:.2f} dB (8-bit)"
-        )
-        report = evaluate_detectors(
-            made[kind]["covers"], made[kind]["stegos"], args.detectors, seed=args.seed,
-            resamples=args.bootstrap, training=settings, device=device,
-        )  # fmt: skip
-        print(report.format())
-        results[kind] = {
-            "steps": trained.steps,
-            "training_seconds": trained.seconds,
-            "loss_weights": loss.weights,
-            "stego_psnr_db": made[kind]["stego_psnr"],
-            "secret_psnr_db": made[kind]["secret_psnr"],
-            "detection": report.to_dict(),
-        }
-        store.put_pairs(kind, made[kind])
-        store.put(kind, results[kind])
-
-    print("\nTable 4 direction (detection: 2-fold by pair; 95% bootstrap intervals):")
-    header = "".join(f"{name + ' accuracy':>22}" for name in args.detectors)
-    print(f"{'hider':<10}{'stego dB':>10}{'secret dB':>11}{header}")
-    for kind, row in results.items():
-        cells = ""
-        for name in args.detectors:
-            entry = row["detection"]["detectors"][name]
-            lo, hi = entry["accuracy_ci"]
-            cells += f"{entry['accuracy']:>8.1%} [{lo:.0%}, {hi:.0%}]".rjust(22)
-        print(f"{kind:<10}{row['stego_psnr_db']:>10.2f}{row['secret_psnr_db']:>11.2f}{cells}")
-
+        results[kind], made[kind] = hider_figures(kind, args, setup, store)
+    print_table(results, args.detectors)
     if args.curve:
-        count = len(pairs)
-        fold = fold_of_pairs(count, 2, args.seed)
-        test, pool = np.nonzero(fold == 0)[0], np.nonzero(fold == 1)[0]
-        sizes = sorted({min(size, pool.size) for size in args.curve})
-        print(f"\nsrm-cnn accuracy on {test.size} held-out pairs against the number of training pairs (Fig. 5):")
-        curve: dict[str, list] = {kind: [] for kind in HIDERS}
-        labels = np.r_[np.zeros(test.size), np.ones(test.size)]
-        for size in sizes:
-            for kind in HIDERS:
-                point = store.get(f"curve-{size}-{kind}")
-                if point is None:
-                    covers, stegos = made[kind]["covers"], made[kind]["stegos"]
-                    chosen_pairs = pool[:size]
-                    detector = LearnedDetector("srm-cnn", settings=settings["srm-cnn"], seed=args.seed, device=device)
-                    began = time.perf_counter()
-                    detector.fit([covers[i] for i in chosen_pairs], [stegos[i] for i in chosen_pairs])
-                    trained_in = time.perf_counter() - began
-                    scores = np.r_[detector.score([covers[i] for i in test]), detector.score([stegos[i] for i in test])]
-                    point = {
-                        "pairs": size,
-                        "accuracy": float(accuracy(labels, scores, 0.0)),
-                        "auc": float(auc(labels, scores)),
-                        "training_seconds": trained_in,
-                    }
-                    store.put(f"curve-{size}-{kind}", point)
-                curve[kind].append(point)
-                figures = f"accuracy {point['accuracy']:6.1%}  AUC {point['auc']:.3f}"
-                print(f"  {size:>3} training pairs, {kind:<9} {figures}")
-        print(f"{'hider':<10}" + "".join(f"{size:>10}" for size in sizes))
-        for kind, row in curve.items():
-            print(f"{kind:<10}" + "".join(f"{point['accuracy']:>10.1%}" for point in row))
-        results["curve"] = {"test_pairs": int(test.size), "points": curve}
-        if args.figure is not None:
-            plt = pyplot()
-            figure, axes = plt.subplots(figsize=(5.2, 3.8))
-            for kind, row in curve.items():
-                axes.plot([p["pairs"] for p in row], [p["accuracy"] for p in row], marker="o", label=kind)
-            axes.axhline(0.5, color="0.6", linestyle="--", linewidth=1, label="chance")
-            axes.set(xlabel="training pairs of the detector", ylabel=f"srm-cnn accuracy ({test.size} pairs)")
-            axes.set_ylim(0.4, 1.02)
-            axes.legend(fontsize=8)
-            axes.grid(alpha=0.3)
-            figure.savefig(args.figure, dpi=120, bbox_inches="tight")
-            print(f"wrote {args.figure}")
-
+        results["curve"] = detection_curve(args, setup, made, store)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -18,7 +18,7 @@ Takes a training run's folder (what ``invhide train --out RUN`` writes) and:
    batch 1, median of 5);
 5. writes the Fig. 3-style figure (3 kodak24 pairs, residuals x10) and the
    training curves into ``docs/figures/``;
-6. publishes it into ``invhide/models/trained/`` (:func:`invhide.models.registry.publish`)
+6. publishes it into ``invhide/models/trained/`` (:func:`invhide.models.zoo.publish`)
    with the record: architecture, training data and settings, the sessions
    of compute read from the run's logs, hardware, the command, the tables;
 7. prints the Markdown tables for the Trained models page and the README.
@@ -49,7 +49,7 @@ from invhide.evaluation.metrics import Evaluation, evaluate
 from invhide.evaluation.speed import time_call
 from invhide.io import checkpoint
 from invhide.io.datasets import evaluation_pairs
-from invhide.models import registry
+from invhide.models import zoo
 from invhide.training.checkpoints import latest_checkpoint, read_loop_state
 from invhide.training.trainer import BEFORE_ROUNDING
 
@@ -124,7 +124,7 @@ def sessions(run: Path, up_to: int | None = None) -> tuple[list[dict[str, Any]],
     return found, steps, sum(s["seconds"] for s in found)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="the training run's folder")
     parser.add_argument("--name", required=True, help="the shipped model's name")
@@ -154,41 +154,51 @@ def main() -> None:
     args = parser.parse_args()
     if (args.security_json is None) != (args.security_command is None):
         parser.error("--security-json and --security-command go together")
+    if args.before_rounding and not run_config(args.run).get("quantize_from"):
+        parser.error(f"{args.run}: the run has no quantize_from, so no model before the rounding")
+    return args
 
-    latest = latest_checkpoint(args.run)
-    loop = read_loop_state(latest) if latest is not None else {}
-    config = loop.get("config", {})
+
+def loop_state(run: Path) -> dict[str, Any]:
+    """The loop state of the run's last checkpoint (settings, guard), or nothing when it kept no checkpoint."""
+    latest = latest_checkpoint(run)
+    return read_loop_state(latest) if latest is not None else {}
+
+
+def run_config(run: Path) -> dict[str, Any]:
+    return loop_state(run).get("config", {})
+
+
+def load_run(args: argparse.Namespace) -> tuple[torch.nn.Module, list[dict[str, Any]], int, float]:
+    """The run's model, sessions, steps and training seconds (up to the rounding with ``--before-rounding``)."""
     if args.before_rounding:
-        if not config.get("quantize_from"):
-            parser.error(f"{args.run}: the run has no quantize_from, so no model before the rounding")
         model = checkpoint.load(args.run / BEFORE_ROUNDING / "model.safetensors").eval()
-        run_sessions, steps, seconds = sessions(args.run, up_to=config["quantize_from"])
-    else:
-        model = checkpoint.load(args.run / "model.safetensors").eval()
-        run_sessions, steps, seconds = sessions(args.run)
-    guard = {"rollbacks": loop.get("rollbacks"), "skipped_updates": loop.get("skipped"),
-             "final_lr_scale": loop.get("lr_scale")}  # fmt: skip
-    print(f"guard (whole run): {json.dumps(guard)}")
-    base = None
-    if args.base is not None:
-        if Path(args.base).is_file():  # the record of a model that no longer ships
-            parent = json.loads(Path(args.base).read_text())
-        else:
-            parent = registry.record(args.base).to_dict()
-        base = {key: parent[key] for key in ("name", "steps", "wall_seconds", "command")}
-        base["sessions"] = parent["training"].get("sessions")
-        print(f"base: {base['name']}, {base['steps']} steps, {base['wall_seconds']:.0f} s")
-    print(f"model: {json.dumps(model.config())}, {sum(p.numel() for p in model.parameters()):,} parameters")
-    print(f"training: {steps} steps, {seconds:.0f} s in {len(run_sessions)} session(s)")
+        return (model, *sessions(args.run, up_to=run_config(args.run)["quantize_from"]))
+    return (checkpoint.load(args.run / "model.safetensors").eval(), *sessions(args.run))
 
+
+def read_base(name_or_record: str | None) -> dict[str, Any] | None:
+    """Name, steps, time, command and sessions of the model the run fine-tuned (``--base``)."""
+    if name_or_record is None:
+        return None
+    if Path(name_or_record).is_file():  # the record of a model that no longer ships
+        parent = json.loads(Path(name_or_record).read_text())
+    else:
+        parent = zoo.record(name_or_record).to_dict()
+    base = {key: parent[key] for key in ("name", "steps", "wall_seconds", "command")}
+    base["sessions"] = parent["training"].get("sessions")
+    print(f"base: {base['name']}, {base['steps']} steps, {base['wall_seconds']:.0f} s")
+    return base
+
+
+def evaluate_all(model: torch.nn.Module) -> dict[str, Evaluation]:
+    """The paper's Table 2 on every test set and size, printed as it goes."""
     start = time.perf_counter()
     evaluations: dict[str, Evaluation] = {}
     for name in TEST_SETS:
         folder = data_folder(name)
         for size in SIZES:
-            pairs = evaluation_pairs(folder, size=size)
-            evaluations[f"{name}@{size_name(size)}"] = measure(model, pairs)
-            e = evaluations[f"{name}@{size_name(size)}"]
+            e = evaluations[f"{name}@{size_name(size)}"] = measure(model, evaluation_pairs(folder, size=size))
             print(
                 f"{name} {size_name(size)}: stego {e.mean('cover/stego', 'psnr'):.2f} / "
                 f"{e.mean('cover/stego', 'psnr', stego='8-bit'):.2f} dB (float / 8-bit), secret "
@@ -196,12 +206,14 @@ def main() -> None:
                 flush=True,
             )
     print(f"evaluation: {time.perf_counter() - start:.0f} s")
+    return evaluations
 
-    # float16 storage: what it changes on kodak24 at 256
+
+def float16_storage(model: torch.nn.Module, full_eval: Evaluation) -> tuple[dict[str, Any], str]:
+    """What float16 weights change on kodak24 at 256, and the dtype to store (float16 only if no PSNR moves 0.01 dB)."""
     half = copy.deepcopy(model).to(torch.float16).to(torch.float32)
     pairs = evaluation_pairs(data_folder("kodak24"), size=256)
     half_eval = measure(half, pairs)
-    full_eval = evaluations["kodak24@256"]
     shifts = {
         f"{row} {stego}": half_eval.mean(row, "psnr", "rgb", stego) - full_eval.mean(row, "psnr", "rgb", stego)
         for row in ("cover/stego", "secret/recovery")
@@ -220,52 +232,107 @@ def main() -> None:
     }
     dtype = "float16" if all(abs(v) < 0.01 for v in shifts.values()) else "float32"
     print(f"float16 storage: {json.dumps(float16)} -> store {dtype}")
+    return float16, dtype
 
-    speed = speeds(model)
-    print(
-        f"speed (batch 1, {speed['threads']} threads): {json.dumps({k: v for k, v in speed.items() if k[0].isdigit()})}"
-    )
 
-    security = {}
-    if args.security_json is not None:
-        found = json.loads(args.security_json.read_text())
-        security = {"security": {"command": args.security_command, **found}}
-        print(f"security: {json.dumps({k: v for k, v in found.items() if k != 'per_image'})[:400]}")
-    run_steps, run_seconds = steps, seconds
-    if base is not None:
-        steps, seconds = steps + base["steps"], seconds + base["wall_seconds"]
-    k = evaluations["kodak24@256"]
-    headline = (
+def headline(
+    model: torch.nn.Module, k: Evaluation, steps: int, seconds: float, base: dict | None, run_steps: int
+) -> str:
+    """The record's one line: kodak24 8-bit PSNRs at 256, blocks, steps and training time."""
+    return (
         f"kodak24 8-bit: {k.mean('cover/stego', 'psnr', stego='8-bit'):.2f} dB stego, "
         f"{k.mean('secret/recovery', 'psnr', stego='8-bit'):.2f} dB secret (RGB, 256x256); "
         f"{getattr(model, 'num_blocks', '?')} blocks, {steps} steps"
         + (f" ({base['steps']} of {base['name']} + {run_steps} fine-tuning)" if base is not None else "")
         + f", {seconds / 60:.0f} min on a {torch.get_num_threads()}-thread CPU"
     )
-    print(f"headline: {headline}")
-    tables = {key: e.to_dict(per_image=False) for key, e in evaluations.items()}
-    fields = {
-        "headline": headline,
+
+
+def security_tables(args: argparse.Namespace) -> dict[str, Any]:
+    if args.security_json is None:
+        return {}
+    found = json.loads(args.security_json.read_text())
+    print(f"security: {json.dumps({k: v for k, v in found.items() if k != 'per_image'})[:400]}")
+    return {"security": {"command": args.security_command, **found}}
+
+
+def write_figures(model: torch.nn.Module, run: Path, name: str) -> None:
+    """The Fig. 3-style figure of three kodak24 pairs and the training curves, into ``docs/figures/``."""
+    from invhide.evaluation.figures import hiding_figure, training_curves  # matplotlib: only when publishing
+
+    figures = ROOT / "docs" / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    shown = evaluation_pairs(data_folder("kodak24"), size=256)[:3]
+    cover, secret = torch.stack([p.cover for p in shown]), torch.stack([p.secret for p in shown])
+    with torch.inference_mode():
+        stego, _ = model.hide(cover, secret)
+        png = torch.round(stego.clamp(0, 1) * 255) / 255
+        recovered = model.reveal(png, generator=torch.Generator().manual_seed(0))
+    titles = [f"{p.names[0]} / {p.names[1]} (8-bit stego)" for p in shown]
+    print("wrote", hiding_figure(cover, png, secret, recovered, figures / f"{name}-figure.png", titles=titles))
+    print("wrote", training_curves(run, figures / f"{name}-curves.png"))
+
+
+def guard_of(loop: dict[str, Any]) -> dict[str, Any]:
+    """What the explosion guard did in the whole run, from its loop state."""
+    return {"rollbacks": loop.get("rollbacks"), "skipped_updates": loop.get("skipped"),
+            "final_lr_scale": loop.get("lr_scale")}  # fmt: skip
+
+
+def record_fields(
+    args: argparse.Namespace,
+    model: torch.nn.Module,
+    run: tuple[list[dict[str, Any]], int, float],
+    base: dict[str, Any] | None,
+    tables: dict[str, Any],
+) -> dict[str, Any]:
+    """The fields of the model's record (:func:`invhide.models.zoo.publish`); steps and time include the base's."""
+    run_sessions, run_steps, run_seconds = run
+    steps = run_steps + (base["steps"] if base is not None else 0)
+    seconds = run_seconds + (base["wall_seconds"] if base is not None else 0.0)
+    line = headline(model, tables["kodak24@256"], steps, seconds, base, run_steps)
+    print(f"headline: {line}")
+    loop = loop_state(args.run)
+    chosen = (
+        "before-rounding: the float model of the step before the 8-bit fine-tune" if args.before_rounding else "final"
+    )
+    training = {
+        "data": "../shared/data/photos49 (49 photographs)",
+        "validation": "../shared/data/kodak24 (24 pairs, 256x256)",
+        "recipe": args.recipe,
+        "config": loop.get("config", {}),
+        "sessions": run_sessions,
+        "model": chosen,
+        "guard": guard_of(loop),
+        "base": base,
+        "this_run": {"steps": run_steps, "wall_seconds": run_seconds},
+    }
+    return {
+        "headline": line,
         "default": args.default,
-        "training": {
-            "data": "../shared/data/photos49 (49 photographs)",
-            "validation": "../shared/data/kodak24 (24 pairs, 256x256)",
-            "recipe": args.recipe,
-            "config": config,
-            "sessions": run_sessions,
-            "model": "before-rounding: the float model of the step before the 8-bit fine-tune"
-            if args.before_rounding
-            else "final",
-            "guard": guard,
-            "base": base,
-            "this_run": {"steps": run_steps, "wall_seconds": run_seconds},
-        },
+        "training": training,
         "steps": steps,
         "wall_seconds": seconds,
-        "hardware": registry.hardware("cpu"),
+        "hardware": zoo.hardware("cpu"),
         "command": args.command if base is None else f"{base['command']} && {args.command}",
-        "tables": {**tables, "float16_storage": float16, "speed": speed, **security},
+        "tables": {key: e.to_dict(per_image=False) if isinstance(e, Evaluation) else e for key, e in tables.items()},
     }
+
+
+def main() -> None:
+    args = parse_args()
+    model, *run = load_run(args)
+    print(f"guard (whole run): {json.dumps(guard_of(loop_state(args.run)))}")
+    base = read_base(args.base)
+    print(f"model: {json.dumps(model.config())}, {sum(p.numel() for p in model.parameters()):,} parameters")
+    print(f"training: {run[1]} steps, {run[2]:.0f} s in {len(run[0])} session(s)")
+    evaluations = evaluate_all(model)
+    float16, dtype = float16_storage(model, evaluations["kodak24@256"])
+    speed = speeds(model)
+    timings = {k: v for k, v in speed.items() if k[0].isdigit()}
+    print(f"speed (batch 1, {speed['threads']} threads): {json.dumps(timings)}")
+    tables = {**evaluations, "float16_storage": float16, "speed": speed, **security_tables(args)}
+    fields = record_fields(args, model, (run[0], run[1], run[2]), base, tables)
     for stego in ("8-bit", "float"):
         print(f"\n### {'8-bit PNG stego' if stego == '8-bit' else 'float stego'}\n")
         print(table_markdown(evaluations, stego))
@@ -273,22 +340,9 @@ def main() -> None:
         args.json.write_text(json.dumps(fields, indent=2) + "\n")
     if args.dry_run:
         return
-
-    from invhide.evaluation.figures import hiding_figure, training_curves
-
-    figures = ROOT / "docs" / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    shown = pairs[:3]
-    cover, secret = torch.stack([p.cover for p in shown]), torch.stack([p.secret for p in shown])
-    with torch.inference_mode():
-        stego, _ = model.hide(cover, secret)
-        png = torch.round(stego.clamp(0, 1) * 255) / 255
-        recovered = model.reveal(png, generator=torch.Generator().manual_seed(0))
-    titles = [f"{p.names[0]} / {p.names[1]} (8-bit stego)" for p in shown]
-    print("wrote", hiding_figure(cover, png, secret, recovered, figures / f"{args.name}-figure.png", titles=titles))
-    print("wrote", training_curves(args.run, figures / f"{args.name}-curves.png"))
-    published = registry.publish(model, args.name, ROOT / "invhide" / "models" / "trained", fields, dtype=dtype,
-                                 overwrite=True)  # fmt: skip
+    write_figures(model, args.run, args.name)
+    published = zoo.publish(model, args.name, ROOT / "invhide" / "models" / "trained", fields, dtype=dtype,
+                            overwrite=True)  # fmt: skip
     print(f"published {published.name} ({published.dtype}, sha256 {published.sha256[:12]}...) -> {published.path}")
 
 

@@ -4,7 +4,7 @@
 The reference code (TomTomTommi/HiNet) saves ``torch.save({'net': state_dict,
 'opt': ...})`` with keys ``module.model.inv{i}.{f,r,y}.conv{j}.{weight,bias}``
 (``f``, ``r`` and ``y`` are the paper's phi, rho and eta).
-``invhide.HiNet.from_official_checkpoint`` reads such a file with
+``invhide.models.official.load_official`` reads such a file with
 ``torch.load(weights_only=True)``, which runs no code, drops the ``tmp_var``
 keys as the reference ``load()`` does, infers the number of blocks from the
 tensors, and returns a ``HiNet`` whose hide and reveal match the reference
@@ -37,7 +37,7 @@ import torch
 
 import invhide
 from invhide.errors import InvhideError, describe
-from invhide.models.official import to_official_state_dict
+from invhide.models.official import load_official, to_official_state_dict
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,7 +76,7 @@ def convert(args: argparse.Namespace) -> None:
             print(f"wrote a stand-in reference checkpoint with {args.blocks} blocks: {path.name}")
 
         # 1. Import: keys renamed (f -> phi, r -> rho, y -> eta), shapes checked, eval mode.
-        model = invhide.HiNet.from_official_checkpoint(path)
+        model = load_official(path)
         print(f"imported {model.num_blocks} blocks, {sum(p.numel() for p in model.parameters()):,} parameters")
 
     with torch.inference_mode():

@@ -11,34 +11,32 @@ documentation):
 3. :mod:`invhide.io`: image files, atomic writes, safetensors model files,
    image folders as data.
 4. :mod:`invhide.models`: :class:`InvertibleHider`, :class:`HiNet`, the
-   reference checkpoints, inference on images of any size.
+   reference checkpoints, the model zoo (the shipped trained models),
+   inference on images of any size.
 5. :mod:`invhide.evaluation`: metrics, the paper's Table 2, figures, speed.
 6. :mod:`invhide.training`: losses, the trainer, recipes.
 7. :mod:`invhide.cli`: the ``invhide`` command (not imported here).
 
 :mod:`invhide.testing` holds invertibility assertions for people writing
-their own modules.
+their own modules. Every other module is reached through its layer
+(``invhide.nn.subnets``, ``invhide.io.checkpoint``...).
+
+:func:`load` takes a shipped model's name or the path of a model file or
+training run; :func:`save` writes a model file.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> path = invhide.save(invhide.HiNet(num_blocks=1), pathlib.Path(tempfile.mkdtemp()) / "m.safetensors")
+    >>> type(invhide.load(path)).__name__
+    'HiNet'
 """
 
 from invhide import checks, errors, evaluation, io, models, nn, training
 from invhide.errors import InvhideError
-from invhide.evaluation import metrics
-from invhide.io import checkpoint
-from invhide.io import datasets as data
 from invhide.io.checkpoint import save
 from invhide.models import HiNet, InvertibleHider
-from invhide.models.registry import load
-from invhide.nn import (
-    AffineCoupling,
-    HidingCoupling,
-    InvertibleGraph,
-    WaveletDownsampling,
-    WaveletUpsampling,
-    functional,
-    modules,
-    subnets,
-)
-from invhide.training import losses
+from invhide.models.zoo import load
+from invhide.nn import AffineCoupling, HidingCoupling, InvertibleGraph, WaveletDownsampling, WaveletUpsampling
 
 __all__ = [
     "AffineCoupling",
@@ -50,21 +48,14 @@ __all__ = [
     "WaveletDownsampling",
     "WaveletUpsampling",
     "__version__",
-    "checkpoint",
     "checks",
-    "data",
     "errors",
     "evaluation",
-    "functional",
     "io",
     "load",
-    "losses",
-    "metrics",
     "models",
-    "modules",
     "nn",
     "save",
-    "subnets",
     "training",
 ]
 

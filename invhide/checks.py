@@ -224,7 +224,10 @@ def image_batch(
     if finite and value.numel():
         bad = int((~value.isfinite()).sum())
         if bad:
-            raise InputError(argument=name, problem=f"holds {bad} NaN or infinite value(s); expected finite values")
+            raise InputError(
+                argument=name,
+                problem=f"holds {bad} NaN or infinite value(s) among {value.numel()}; expected finite values",
+            )
     return value
 
 

@@ -10,7 +10,24 @@ output that broke one and by how much, so they drop into ``pytest`` (or
 ships.
 
 - :func:`assert_invertible`: round trip, log-det cancellation, finiteness,
-  shapes, no in-place change; returns an :class:`InvertibilityReport`.
+  shapes, no in-place change; returns an :class:`InvertibilityReport`. It
+  runs ``module(inputs, jac=True)`` and ``module(outputs, rev=True,
+  jac=True)`` without gradients and asserts, in this order:
+
+  1. neither direction changes its input tensors in place;
+  2. every output is a finite tensor with the inputs' batch size, and, for
+     a single FrEIA ``InvertibleModule``, of the shape its ``output_dims``
+     announces;
+  3. the forward outputs do not depend on ``jac`` (``jac=False`` gives the
+     same tensors, up to ``atol``);
+  4. the reverse returns one tensor per input, each of its input's shape,
+     within ``atol`` of it (maximum absolute difference);
+  5. with ``check_log_det``: both log-dets are finite per-sample tensors of
+     shape ``(B,)`` on the inputs' dtype and device, and
+     ``|log_det_forward + log_det_reverse| <= rtol * (1 + max |log_det_forward|)``.
+
+  Default ``(atol, rtol)`` by the inputs' dtype: float64 ``(1e-10, 1e-10)``,
+  float32 ``(1e-4, 1e-5)``, float16 ``(1e-2, 1e-2)``, bfloat16 ``(1e-1, 1e-2)``.
 - :func:`assert_log_det_matches_jacobian`: the log-det against the
   brute-force autograd Jacobian (tiny inputs only).
 - :func:`randomize_`: move the weights away from the identity
@@ -43,18 +60,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from FrEIA.framework import GraphINN
 from FrEIA.modules import InvertibleModule
 from torch import Tensor, nn
 
-from invhide.checks import integer, number
+from invhide.checks import integer, number, tensor
 from invhide.errors import InputError, InputTypeError
 
 __all__ = ["InvertibilityReport", "assert_invertible", "assert_log_det_matches_jacobian", "randomize_"]
 
-# Default tolerances by dtype: (atol for the round trip, rtol for the log-det sum).
-_TOLERANCES = {
+_TOLERANCES = {  # (atol, rtol) by dtype, as the module's docstring lists them
     torch.float64: (1e-10, 1e-10),
     torch.float32: (1e-4, 1e-5),
     torch.float16: (1e-2, 1e-2),
@@ -96,11 +113,10 @@ def randomize_(module: nn.Module, seed: int, gain: float = 0.1) -> nn.Module:
     proves nothing. Each parameter is drawn from
     ``N(0, (gain / sqrt(fan_in))^2)`` with a generator seeded by ``seed``
     (``fan_in`` is the number of elements of one output slice, 1 for biases),
-    so every block really transforms its input and every failure replays.
-    With ``gain=0.1`` a 16-block HiNet changes its cover by about 0.8 at
-    most: far from the identity, still well conditioned. Buffers and frozen
-    parameters (``requires_grad=False``, such as the permutation matrices
-    FrEIA's ``PermuteRandom`` keeps as parameters) are left alone.
+    so every block really transforms its input and every failure replays;
+    the default ``gain`` moves a deep HiNet far from the identity and keeps it
+    well conditioned. Buffers and frozen parameters (``requires_grad=False``,
+    such as FrEIA's ``PermuteRandom`` permutation matrices) are left alone.
 
     Args:
         module: any ``nn.Module``; its parameters are overwritten.
@@ -124,7 +140,7 @@ def randomize_(module: nn.Module, seed: int, gain: float = 0.1) -> nn.Module:
         False
     """
     if not isinstance(module, nn.Module):
-        raise InputTypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+        raise InputTypeError(argument="module", problem=f"must be a torch.nn.Module, got {type(module).__name__}")
     seed = integer("seed", seed)
     gain = number("gain", gain, low=0, low_open=True)
     generator = torch.Generator().manual_seed(seed)
@@ -147,54 +163,27 @@ def assert_invertible(
     check_log_det: bool = True,
     conditions: Sequence[Tensor] | None = None,
 ) -> InvertibilityReport:
-    """Assert that ``module`` is invertible on ``inputs`` and keeps FrEIA's contract.
+    """Assert that ``module`` is invertible on ``inputs``: the five checks of :mod:`invhide.testing`, in order.
 
-    Runs ``module(inputs, jac=True)`` and ``module(outputs, rev=True,
-    jac=True)`` without gradients and asserts, in this order:
-
-    1. neither direction changes its input tensors in place;
-    2. every output is a finite tensor with the inputs' batch size, and, for
-       a single FrEIA ``InvertibleModule``, of the shape its
-       ``output_dims`` announces;
-    3. the forward outputs do not depend on ``jac`` (``jac=False`` gives the
-       same tensors, up to ``atol``);
-    4. the reverse returns one tensor per input, each of its input's shape,
-       within ``atol`` of it (maximum absolute difference);
-    5. with ``check_log_det``: both log-dets are finite per-sample tensors of
-       shape ``(B,)`` on the inputs' dtype and device, and
-       ``|log_det_forward + log_det_reverse| <= rtol * (1 + max |log_det_forward|)``.
-
-    The module's mode is not changed: call ``module.eval()`` first if it has
-    dropout or batch normalisation.
+    The module's mode is not changed: call ``module.eval()`` first if it has dropout or batch normalisation.
 
     Args:
-        module: a FrEIA ``InvertibleModule``, ``GraphINN``,
-            :class:`~invhide.nn.graph.InvertibleGraph` or
-            :class:`~invhide.models.hider.InvertibleHider`: anything called
-            as ``module(xs, rev=..., jac=...) -> (outputs, log_det)``.
-        inputs: the tensors the module's forward direction takes, each
-            ``(B, ...)`` with the same ``B`` (a single tensor is taken as a
-            list of one). For a hider: ``[cover, secret]`` with the secrets
-            concatenated along channels.
-        atol: largest allowed absolute round-trip error; default by the
-            inputs' dtype: ``1e-10`` for float64, ``1e-4`` for float32,
-            ``1e-2`` for float16, ``1e-1`` for bfloat16.
-        rtol: largest allowed log-det sum, relative to
-            ``1 + max |log_det_forward|``; default ``1e-10`` for float64,
-            ``1e-5`` for float32, ``1e-2`` for float16 and bfloat16.
-        check_log_det: also check the log-dets (step 5). FrEIA's own
-            volume-preserving modules return a Python ``0.``: pass ``False``
-            for those, or better return ``torch.zeros(B)``.
+        module: anything called as ``module(xs, rev=..., jac=...) -> (outputs, log_det)``.
+        inputs: the tensors the module's forward direction takes, each ``(B, ...)`` with the same ``B`` (a
+            single tensor is a list of one); for a hider ``[cover, secret]``, secrets concatenated along channels.
+        atol: largest allowed absolute round-trip error (default by dtype).
+        rtol: largest allowed log-det sum, relative to ``1 + max |log_det_forward|`` (default by dtype).
+        check_log_det: also check the log-dets (check 5). FrEIA's own volume-preserving modules return a
+            Python ``0.``: pass ``False`` for those, or better return ``torch.zeros(B)``.
         conditions: condition tensors for a conditional module, passed as
             ``c=`` in both directions (default: none, and no ``c`` argument).
 
     Returns:
-        The errors measured, for further assertions (e.g. that a
-        volume-preserving module's log-det is exactly 0).
+        The errors measured, for further assertions.
 
     Raises:
-        AssertionError: the module broke one of the promises above; the
-            message says which input or output, and by how much.
+        AssertionError: the module broke a promise; the message says which
+            input or output, and by how much.
         InputTypeError: ``inputs`` holds something other than tensors.
         InputError: ``inputs`` is empty, or the tensors' batch sizes differ.
 
@@ -204,10 +193,7 @@ def assert_invertible(
         >>> report = assert_invertible(down, [torch.rand(2, 3, 8, 8, dtype=torch.float64)])
         >>> report.output_shapes, report.log_det_error
         ((torch.Size([2, 12, 4, 4]),), 0.0)
-
-        A module whose reverse is not its inverse fails, naming the input:
-
-        >>> class Leaky(WaveletDownsampling):
+        >>> class Leaky(WaveletDownsampling):  # a reverse that is not the inverse fails, naming the input
         ...     def forward(self, x, c=None, rev=False, jac=True):
         ...         y, log_det = super().forward(x, rev=rev, jac=jac)
         ...         return ([y[0] * 1.01] if rev else y), log_det
@@ -217,26 +203,43 @@ def assert_invertible(
         AssertionError: round trip: inputs[0] (shape (2, 3, 8, 8)) comes back off by up to 1.000e-02 (atol 1.0e-04), ...
     """
     inputs = _tensors("inputs", inputs)
-    batch = inputs[0].shape[0]
     default_atol, default_rtol = _TOLERANCES.get(inputs[0].dtype, _TOLERANCES[torch.float32])
     atol = default_atol if atol is None else number("atol", atol, low=0)
     rtol = default_rtol if rtol is None else number("rtol", rtol, low=0)
-    extra: dict[str, Any] = {} if conditions is None else {"c": list(_tensors("conditions", conditions))}
-
-    before = [x.clone() for x in inputs]
+    extra = _conditions(conditions)
     with torch.no_grad():
-        outputs, log_det = _call(module, inputs, rev=False, jac=True, extra=extra)
-        _assert_unchanged("forward", inputs, before)
-        _assert_outputs("forward", outputs, batch)
-        _assert_output_dims(module, inputs, outputs)
-        without_jac, _ = _call(module, inputs, rev=False, jac=False, extra=extra)
-        _assert_close("forward with jac=False", "forward output", without_jac, outputs, atol)
+        outputs, log_det = _checked_forward(module, inputs, atol, extra)
+        back, log_det_back = _checked_call("reverse", module, outputs, inputs[0].shape[0], extra)
+    errors = _round_trip_errors(inputs, back, atol)
+    log_det_error = _log_det_error(log_det, log_det_back, inputs[0], rtol) if check_log_det else None
+    shapes = tuple(y.shape for y in outputs)
+    return InvertibilityReport(errors, log_det_error, log_det if check_log_det else None, shapes)
 
-        forward_outputs = [y.clone() for y in outputs]
-        back, log_det_back = _call(module, outputs, rev=True, jac=True, extra=extra)
-        _assert_unchanged("reverse", outputs, forward_outputs)
-        _assert_outputs("reverse", back, batch)
 
+def _checked_forward(
+    module: nn.Module, inputs: list[Tensor], atol: float, extra: dict[str, Any]
+) -> tuple[list[Tensor], Any]:
+    """The forward outputs and log-det, after checks 1 to 3."""
+    outputs, log_det = _checked_call("forward", module, inputs, inputs[0].shape[0], extra)
+    _assert_output_dims(module, inputs, outputs)
+    without_jac, _ = _call(module, inputs, rev=False, jac=False, extra=extra)
+    _assert_close("forward with jac=False", "forward output", without_jac, outputs, atol)
+    return outputs, log_det
+
+
+def _checked_call(
+    direction: str, module: nn.Module, xs: list[Tensor], batch: int, extra: dict[str, Any]
+) -> tuple[list[Tensor], Any]:
+    """One direction's outputs and log-det, its inputs unchanged and its outputs finite with ``batch`` samples."""
+    before = [x.clone() for x in xs]
+    outputs, log_det = _call(module, xs, rev=direction == "reverse", jac=True, extra=extra)
+    _assert_unchanged(direction, xs, before)
+    _assert_outputs(direction, outputs, batch)
+    return outputs, log_det
+
+
+def _round_trip_errors(inputs: list[Tensor], back: list[Tensor], atol: float) -> tuple[float, ...]:
+    """The largest ``|back[i] - inputs[i]|`` for each input, after check 4."""
     if len(back) != len(inputs):
         raise AssertionError(f"reverse returned {len(back)} tensor(s) for {len(inputs)} input(s)")
     errors = []
@@ -253,27 +256,23 @@ def assert_invertible(
                 f"(atol {atol:.1e}), at index {where}"
             )
         errors.append(error)
+    return tuple(errors)
 
-    log_det_error = None
-    if check_log_det:
-        _assert_log_det("forward", log_det, inputs[0])
-        _assert_log_det("reverse", log_det_back, inputs[0])
-        total = (log_det + log_det_back).abs()
-        log_det_error = total.max().item()
-        bound = rtol * (1 + log_det.abs().max().item())
-        if log_det_error > bound:
-            sample = int(total.argmax())
-            raise AssertionError(
-                f"log-dets do not cancel: forward + reverse = {log_det_error:.3e} for sample {sample} "
-                f"(forward {log_det[sample].item():.6g}, reverse {log_det_back[sample].item():.6g}; "
-                f"bound {bound:.1e} = rtol {rtol:.1e} * (1 + max |forward|))"
-            )
-    return InvertibilityReport(
-        round_trip_errors=tuple(errors),
-        log_det_error=log_det_error,
-        log_det=log_det if check_log_det else None,
-        output_shapes=tuple(y.shape for y in outputs),
-    )
+
+def _log_det_error(log_det: object, log_det_back: object, like: Tensor, rtol: float) -> float:
+    """The largest ``|log_det + log_det_back|`` over the batch, after check 5."""
+    forward, reverse = _assert_log_det("forward", log_det, like), _assert_log_det("reverse", log_det_back, like)
+    total = (forward + reverse).abs()
+    error = total.max().item()
+    bound = rtol * (1 + forward.abs().max().item())
+    if error > bound:
+        sample = int(total.argmax())
+        raise AssertionError(
+            f"log-dets do not cancel: forward + reverse = {error:.3e} for sample {sample} "
+            f"(forward {forward[sample].item():.6g}, reverse {reverse[sample].item():.6g}; "
+            f"bound {bound:.1e} = rtol {rtol:.1e} * (1 + max |forward|))"
+        )
+    return error
 
 
 def assert_log_det_matches_jacobian(
@@ -285,13 +284,12 @@ def assert_log_det_matches_jacobian(
 ) -> Tensor:
     """Assert that the module's forward log-det is ``log |det J|`` of its full Jacobian.
 
-    The Jacobian of one sample's flattened inputs to its flattened outputs
-    is built with autograd, one sample at a time, and its log-absolute
-    determinant compared with the log-det the module returns. The Jacobian
-    has ``D x D`` entries for ``D`` numbers per sample, so keep the inputs
-    tiny (``D`` in the hundreds) and the module in float64
-    (``module.double()``) for a tight ``atol``. Samples must not influence
-    each other (no batch statistics).
+    The Jacobian of one sample's flattened inputs to its flattened outputs is
+    built with autograd, one sample at a time, and its log-absolute
+    determinant compared with the log-det the module returns. It has ``D x D``
+    entries for ``D`` numbers per sample: keep the inputs tiny (``D`` in the
+    hundreds) and the module in float64 for a tight ``atol``. Samples must not
+    influence each other (no batch statistics).
 
     Args:
         module: as for :func:`assert_invertible`.
@@ -319,30 +317,12 @@ def assert_log_det_matches_jacobian(
     """
     inputs = _tensors("inputs", inputs)
     atol = number("atol", atol, low=0)
-    extra: dict[str, Any] = {} if conditions is None else {"c": list(_tensors("conditions", conditions))}
+    extra = _conditions(conditions)
     with torch.no_grad():
         _, log_det = _call(module, inputs, rev=False, jac=True, extra=extra)
-    _assert_log_det("forward", log_det, inputs[0])
-
-    sizes = [x[0].numel() for x in inputs]
-    shapes = [x.shape[1:] for x in inputs]
-    expected = []
-    for b in range(inputs[0].shape[0]):
-        sample_extra = {"c": [c[b : b + 1] for c in extra["c"]]} if extra else {}
-
-        def flat_forward(v: Tensor, b_extra: dict[str, Any] = sample_extra) -> Tensor:
-            parts = [p.reshape(1, *s) for p, s in zip(v.split(sizes), shapes, strict=True)]
-            outputs, _ = _call(module, parts, rev=False, jac=False, extra=b_extra)
-            return torch.cat([y.reshape(-1) for y in outputs])
-
-        flat = torch.cat([x[b].reshape(-1) for x in inputs])
-        jacobian = torch.autograd.functional.jacobian(flat_forward, flat)
-        if jacobian.shape[0] != jacobian.shape[1]:
-            raise AssertionError(
-                f"the module maps {jacobian.shape[1]} numbers per sample to {jacobian.shape[0]}: not a bijection"
-            )
-        expected.append(torch.linalg.slogdet(jacobian).logabsdet)
-    brute_force = torch.stack(expected).to(log_det.dtype)
+    log_det = _assert_log_det("forward", log_det, inputs[0])
+    samples = [_jacobian_log_det(module, [x[b : b + 1] for x in inputs], extra, b) for b in range(len(log_det))]
+    brute_force = torch.stack(samples).to(log_det.dtype)
     difference = (log_det - brute_force).abs()
     if difference.max().item() > atol:
         sample = int(difference.argmax())
@@ -354,17 +334,38 @@ def assert_log_det_matches_jacobian(
     return brute_force
 
 
+def _jacobian_log_det(module: nn.Module, sample: list[Tensor], extra: dict[str, Any], b: int) -> Tensor:
+    """``log |det J|`` of the module's forward at one sample (the ``b``-th of each input and condition)."""
+    sample_extra = {"c": [c[b : b + 1] for c in extra["c"]]} if extra else {}
+    sizes, shapes = [x.numel() for x in sample], [x.shape for x in sample]
+
+    def flat_forward(v: Tensor) -> Tensor:
+        parts = [p.reshape(s) for p, s in zip(v.split(sizes), shapes, strict=True)]
+        outputs, _ = _call(module, parts, rev=False, jac=False, extra=sample_extra)
+        return torch.cat([y.reshape(-1) for y in outputs])
+
+    jacobian = torch.autograd.functional.jacobian(flat_forward, torch.cat([x.reshape(-1) for x in sample]))
+    if jacobian.shape[0] != jacobian.shape[1]:
+        raise AssertionError(
+            f"the module maps {jacobian.shape[1]} numbers per sample to {jacobian.shape[0]}: not a bijection"
+        )
+    return torch.linalg.slogdet(jacobian).logabsdet
+
+
+def _conditions(conditions: Sequence[Tensor] | None) -> dict[str, Any]:
+    """The keyword arguments that pass ``conditions`` (checked) as ``c=``, or none."""
+    return {} if conditions is None else {"c": list(_tensors("conditions", conditions))}
+
+
 def _tensors(name: str, value: Tensor | Sequence[Tensor]) -> list[Tensor]:
     """``value`` as a non-empty list of tensors with one batch size."""
     tensors = [value] if isinstance(value, Tensor) else value
     if isinstance(tensors, (str, bytes)) or not isinstance(tensors, Sequence):
         raise InputTypeError(f"{name} must be a tensor or a sequence of tensors, got {type(value).__name__}")
-    tensors = list(tensors)
+    tensors = [tensor(f"{name}[{i}]", x, floating=False) for i, x in enumerate(tensors)]
     if not tensors:
         raise InputError(f"{name} must hold at least one tensor, got an empty {type(value).__name__}")
     for i, x in enumerate(tensors):
-        if not isinstance(x, Tensor):
-            raise InputTypeError(f"{name}[{i}] must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() == 0:
             raise InputError(f"{name}[{i}] must have a batch dimension, got a 0-dimensional tensor")
     batches = [x.shape[0] for x in tensors]
@@ -391,12 +392,7 @@ def _max_difference(a: Tensor, b: Tensor) -> tuple[float, tuple[int, ...]]:
     """The largest ``|a - b|`` (``inf`` where either is not finite) and the index where it is."""
     difference = (a.double() - b.double()).abs().nan_to_num(nan=math.inf).reshape(-1)
     flat = int(difference.argmax())
-    largest = difference[flat].item()
-    where = []
-    for size in reversed(a.shape):
-        flat, index = divmod(flat, size)
-        where.append(index)
-    return largest, tuple(reversed(where))
+    return difference[flat].item(), tuple(int(i) for i in np.unravel_index(flat, tuple(a.shape)))
 
 
 def _assert_unchanged(direction: str, tensors: list[Tensor], before: list[Tensor]) -> None:
@@ -441,7 +437,8 @@ def _assert_close(what: str, name: str, actual: list[Tensor], expected: list[Ten
             raise AssertionError(f"{what}: {name} {i} differs by up to {error:.3e} (atol {atol:.1e}), at index {where}")
 
 
-def _assert_log_det(direction: str, log_det: object, like: Tensor) -> None:
+def _assert_log_det(direction: str, log_det: object, like: Tensor) -> Tensor:
+    """``log_det`` if it is a finite ``(B,)`` tensor of ``like``'s dtype and device (check 5)."""
     batch = like.shape[0]
     if not isinstance(log_det, Tensor):
         raise AssertionError(
@@ -460,3 +457,4 @@ def _assert_log_det(direction: str, log_det: object, like: Tensor) -> None:
     bad = int((~torch.isfinite(log_det)).sum())
     if bad:
         raise AssertionError(f"{direction} log-det has {bad} non-finite value(s): {log_det.tolist()}")
+    return log_det

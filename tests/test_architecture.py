@@ -9,6 +9,9 @@ The rules of docs/architecture.md:
   layer but cli, is exempt, and only cli may use it (``invhide.__version__``);
 - no module uses another invhide module's private name (one starting with an
   underscore), by import or as an attribute, nor imports a private module;
+- no module uses a private name of another package (``torch._C``, FrEIA's
+  ``GraphINN._check_output`` reached through ``self``): those change without
+  notice between releases;
 - argparse is imported only under ``invhide/cli/``;
 - the architecture page lists every module.
 """
@@ -168,6 +171,61 @@ def test_no_private_names_of_other_modules(source):
     assert not violations, "\n".join(violations)
 
 
+def own_private_names() -> set[str]:
+    """Every private name invhide defines: functions, classes, variables and attributes it assigns."""
+    names = set()
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+    return {name for name in names if is_private(name)}
+
+
+def foreign_private_uses(source: str, own: set[str]) -> list[str]:
+    """Private names of other packages that ``source`` imports, reaches through an import, or inherits and calls."""
+    tree = ast.parse(MODULES[source].read_text())
+    found, bound = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] != "invhide":
+                    if any(is_private(p) for p in alias.name.split(".")):
+                        found.append(f"{node.lineno}: import {alias.name}")
+                    bound[alias.asname or alias.name.split(".")[0]] = alias.name
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] != "invhide":
+            for alias in node.names:
+                if any(is_private(p) for p in [*(node.module or "").split("."), alias.name]):
+                    found.append(f"{node.lineno}: from {node.module} import {alias.name}")
+                bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not is_private(node.attr):
+            continue
+        root = node.value
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if isinstance(root, ast.Name) and root.id in bound:
+            found.append(f"{node.lineno}: {bound[root.id]}...{node.attr}")
+        elif node.attr not in own and (
+            (isinstance(root, ast.Name) and root.id in ("self", "cls"))
+            or (isinstance(root, ast.Call) and isinstance(root.func, ast.Name) and root.func.id == "super")
+        ):
+            found.append(f"{node.lineno}: {node.attr}, inherited from another package")
+    return found
+
+
+OWN_PRIVATE = own_private_names()
+
+
+@pytest.mark.parametrize("source", sorted(MODULES))
+def test_no_private_names_of_other_packages(source):
+    found = foreign_private_uses(source, OWN_PRIVATE)
+    assert not found, f"{MODULES[source].relative_to(ROOT)} uses private names of other packages: {found}"
+
+
 @pytest.mark.parametrize("source", sorted(MODULES))
 def test_argparse_only_in_the_cli(source):
     if part(source) == "cli":
@@ -228,6 +286,28 @@ class TestTheChecksThemselves:
             test_imports_run_down_the_layers("invhide.nn.fake")
         with pytest.raises(AssertionError, match=r"functional\._backend \(a private name of another module\)"):
             test_no_private_names_of_other_modules("invhide.nn.fake")
+
+    def test_finds_private_names_of_other_packages(self, tmp_path, monkeypatch):
+        self.check(
+            tmp_path,
+            monkeypatch,
+            "invhide.nn.fake",
+            "import torch\n"
+            "import argparse as ap\n"
+            "from FrEIA.framework import GraphINN\n"
+            "from torch.nn.modules.conv import _ConvNd\n"
+            "class G(GraphINN):\n"
+            "    def _mine(self):\n"
+            "        return self._check_output, super()._private, self._mine, torch._C, ap._SubParsersAction\n",
+        )
+        found = foreign_private_uses("invhide.nn.fake", {"_mine"})
+        assert sorted(found) == [
+            "4: from torch.nn.modules.conv import _ConvNd",
+            "7: _check_output, inherited from another package",
+            "7: _private, inherited from another package",
+            "7: argparse..._SubParsersAction",
+            "7: torch..._C",
+        ]
 
     def test_finds_argparse_and_the_root(self, tmp_path, monkeypatch):
         self.check(tmp_path, monkeypatch, "invhide.io.fake", "import argparse\nfrom invhide import HiNet\n")

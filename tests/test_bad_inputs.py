@@ -32,7 +32,7 @@ import pytest
 import torch
 from helpers import images
 
-from invhide import InvertibleHider, subnets
+from invhide import InvertibleHider
 from invhide.errors import (
     InputError,
     InputTypeError,
@@ -41,9 +41,11 @@ from invhide.errors import (
     MissingPathError,
     ModelError,
 )
+from invhide.evaluation.metrics import psnr
 from invhide.io.checkpoint import CheckpointError, load, save, save_tensors
 from invhide.io.images import write_image
 from invhide.models import inference
+from invhide.nn import subnets
 from invhide.testing import randomize_
 from invhide.training import TrainConfig, Trainer
 from invhide.training.losses import HidingLoss
@@ -267,28 +269,28 @@ API_CASES: list[ApiCase] = [
     ApiCase(
         "hide-nan-cover",
         lambda folder: (tiny_model(), with_value(pair()[0], float("nan")), pair()[1]),
-        lambda args: args[0].hide(args[1], args[2]),
+        lambda args: args[0].hide(args[1], args[2], check_finite=True),
         InputError,
         r"^cover holds 1 NaN or infinite value\(s\) among 768",
     ),
     ApiCase(
         "hide-infinite-secret",
         lambda folder: (tiny_model(), pair()[0], with_value(pair()[1], float("inf"))),
-        lambda args: args[0].hide(args[1], args[2]),
+        lambda args: args[0].hide(args[1], args[2], check_finite=True),
         InputError,
         r"^secret holds 1 NaN or infinite value\(s\)",
     ),
     ApiCase(
         "reveal-nan-stego",
         lambda folder: (tiny_model(), with_value(pair()[0], float("nan"))),
-        lambda args: args[0].reveal(args[1]),
+        lambda args: args[0].reveal(args[1], check_finite=True),
         InputError,
         r"^stego holds 1 NaN or infinite value\(s\)",
     ),
     ApiCase(
         "reveal-infinite-z",
         lambda folder: (tiny_model(), pair()[0], with_value(pair()[1], float("-inf"))),
-        lambda args: args[0].reveal(args[1], z=args[2]),
+        lambda args: args[0].reveal(args[1], z=args[2], check_finite=True),
         InputError,
         r"^z holds 1 NaN or infinite value\(s\)",
     ),
@@ -309,7 +311,7 @@ API_CASES: list[ApiCase] = [
     ApiCase(
         "hide-with-diverged-weights",
         lambda folder: (diverged(tiny_model()), *pair()),
-        lambda args: args[0].hide(args[1], args[2]),
+        lambda args: args[0].hide(args[1], args[2], check_finite=True),
         ModelError,
         r"^the model turned finite inputs into \d+ NaN or infinite value\(s\) in the stego: its weights are "
         r"corrupt or diverged",
@@ -317,7 +319,7 @@ API_CASES: list[ApiCase] = [
     ApiCase(
         "reveal-with-diverged-weights",
         lambda folder: (diverged(tiny_model(), "eta"), pair()[0]),
-        lambda args: args[0].reveal(args[1], generator=torch.Generator().manual_seed(0)),
+        lambda args: args[0].reveal(args[1], generator=torch.Generator().manual_seed(0), check_finite=True),
         ModelError,
         r"^the model turned finite inputs into \d+ NaN or infinite value\(s\) in the recovered secret",
     ),
@@ -559,8 +561,8 @@ def test_a_model_that_hides_nothing_is_told() -> None:
     assert not inference.hides_nothing(tiny_model())
     cover, secret = pair()
     stego = inference.hide(tiny_model(), cover, secret)
-    assert inference.stego_psnr(cover, stego) > 0
-    assert inference.stego_psnr(cover, inference.hide(fresh, cover, secret)) > 100  # the identity, up to rounding
+    assert psnr(cover, stego).item() > 0
+    assert psnr(cover, inference.hide(fresh, cover, secret)).item() > 100  # the identity, up to rounding
 
 
 def test_a_model_file_that_would_hide_nothing_is_told(tmp_path: Path) -> None:
@@ -667,14 +669,14 @@ def eval_with(*extra: str | Make, model: Make = model_file, size: int = 16) -> C
 def train_with(
     *extra: str | Make, out: Make | None = None, train_dir: Make | None = None, eval_size: int = 16
 ) -> Callable[[Path], list[str]]:
-    """``invhide train --quick`` on a folder of 16x16 photos (``--train-dir`` and ``--val-dir``) into ``run``."""
+    """``invhide train --recipe quick`` on a folder of 16x16 photos (``--train-dir`` and ``--val-dir``) into ``run``."""
 
     def argv(folder: Path) -> list[str]:
         found = photos(folder)
         sources = ["--train-dir", str(train_dir(folder) if train_dir else found), "--val-dir", str(found)]
         target = out(folder) if out is not None else folder / "run"
         sizes = ["--eval-size", str(eval_size), "--crop", "16"]
-        return ["train", "--quick", *sources, *sizes, "--out", str(target), *made(extra, folder)]
+        return ["train", "--recipe", "quick", *sources, *sizes, "--out", str(target), *made(extra, folder)]
 
     return argv
 
@@ -1049,26 +1051,29 @@ CLI_CASES: list[CliCase] = [
         r"^\S+/notes.pt: not a readable PyTorch checkpoint",
     ),
     # -- models ------------------------------------------------------------------------------------------------
-    CliCase("models-unknown-name", lambda f: ["models", "nope"], r"^no model named 'nope'; no models in \S+"),
+    CliCase(
+        "models-unknown-name",
+        lambda f: ["models", "nope"],
+        r"^no model named 'nope'; \$INVHIDE_MODELS_DIR=\S+ holds no models$",
+    ),
     CliCase("models-not-a-name", lambda f: ["models", "../etc"], r"^name must be lower-case letters and digits"),
     CliCase(
         "models-folder-missing",
         lambda f: ["models"],
-        r"^\S+/missing: no such model folder \(\$INVHIDE_MODELS_DIR\)$",
+        r"^\$INVHIDE_MODELS_DIR=\S+/missing: no such model folder$",
         env=lambda f: {"INVHIDE_MODELS_DIR": str(f / "missing")},
     ),
 ]
 
 
 def cli_environment(monkeypatch: pytest.MonkeyPatch, folder: Path, case: CliCase) -> dict[str, str]:
-    """The case's environment: no model or debug setting from the caller, an empty model folder and cache."""
+    """The case's environment: no model or debug setting from the caller, an empty model folder."""
     import os
 
     (folder / ".registry").mkdir()
     for name in ("INVHIDE_MODEL", "INVHIDE_DEBUG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INVHIDE_MODELS_DIR", str(folder / ".registry"))
-    monkeypatch.setenv("INVHIDE_MODELS", str(folder / ".cache"))
     for key, value in (case.env(folder) if case.env is not None else {}).items():
         monkeypatch.setenv(key, value)
     return dict(os.environ)

@@ -9,7 +9,7 @@ import torch
 from helpers import images
 
 import invhide
-from invhide import HiNet, InvertibleHider, subnets
+from invhide import HiNet, InvertibleHider
 from invhide.io.checkpoint import (
     MAX_TENSORS,
     CheckpointError,
@@ -21,6 +21,7 @@ from invhide.io.checkpoint import (
     save_tensors,
 )
 from invhide.io.files import atomic_write
+from invhide.nn import subnets
 from invhide.testing import randomize_
 
 
@@ -341,3 +342,10 @@ def test_training_checkpoint_weights_must_be_floats(tmp_path):
     save_tensors({"w": torch.tensor([1.0, float("inf")])}, tmp_path / "f.safetensors")
     with pytest.raises(CheckpointError, match="tensor w holds NaN or infinite values"):
         load_tensors(tmp_path / "f.safetensors", finite=True)
+
+
+def test_no_tensors_round_trip(tmp_path):
+    # An optimizer that has not stepped yet has no state: its file must still be readable (a run stopped in its
+    # first step resumes from it).
+    save_tensors({}, tmp_path / "empty.safetensors")
+    assert load_tensors(tmp_path / "empty.safetensors") == ({}, {})

@@ -8,7 +8,8 @@ import torch
 from helpers import images, shared
 from PIL import Image
 
-from invhide import data
+from invhide.errors import InputError, InputTypeError
+from invhide.io import datasets as data
 from invhide.io.datasets import (
     SAMPLE_NAMES,
     SAMPLE_TEST,
@@ -122,6 +123,14 @@ class TestCrops:
             center_crop(torch.zeros(3, 8, 8), size)
         with pytest.raises(ValueError, match="crop"):
             random_crop(torch.zeros(3, 8, 8), size)
+
+    def test_not_an_image(self):
+        with pytest.raises(InputTypeError, match="^image must be a torch.Tensor, got list$"):
+            random_flip([[0.0]])
+        with pytest.raises(InputError, match=r"^image must have shape \(\.\.\., H, W\), got shape \(4,\)$"):
+            center_crop(torch.zeros(4), 2)
+        with pytest.raises(InputTypeError, match="^batch must be a torch.Tensor, got ndarray$"):
+            split_pairs(np.zeros((2, 3, 4, 4)))
 
     def test_random_crop_reproducible_and_covers_every_offset(self):
         image = torch.arange(6 * 7).reshape(1, 6, 7)

@@ -16,9 +16,9 @@ from invhide.cli.main import main
 from invhide.evaluation.metrics import evaluate
 from invhide.io.datasets import evaluation_pairs
 from invhide.io.images import read_image, write_image
-from invhide.models import registry
+from invhide.models import zoo
 
-DEFAULT = registry.default_name(registry.SHIPPED)
+DEFAULT = zoo.default_name(zoo.SHIPPED)
 pytestmark = pytest.mark.skipif(DEFAULT is None, reason="no default model ships in invhide/models/trained")
 
 # Margins below the record's kodak24 figures: the test measures 6 of the 24 pairs at 128x128, not all at 256.
@@ -27,11 +27,11 @@ MARGIN_DB = 1.5
 
 @pytest.fixture(scope="module")
 def model():
-    return registry.load(DEFAULT, folder=registry.SHIPPED)
+    return zoo.load(DEFAULT, folder=zoo.SHIPPED)
 
 
 def test_the_record_says_what_the_weights_measure(model):
-    record = registry.record(DEFAULT, registry.SHIPPED)
+    record = zoo.record(DEFAULT, zoo.SHIPPED)
     table = record.tables["kodak24@256"]["results"]["8-bit"]
     claimed_stego = table["cover/stego"]["rgb"]["psnr"]["mean"]
     claimed_secret = table["secret/recovery"]["rgb"]["psnr"]["mean"]

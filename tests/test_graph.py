@@ -96,3 +96,34 @@ def test_module_errors_are_not_wrapped():
     (z,), _ = graph([torch.zeros(1, 3, 8, 8)])
     assert z.shape == (1, 12, 4, 4)
     assert json.dumps(list(graph.state_dict())) == "[]"
+
+
+def test_inputs_are_checked_once_at_the_edge():
+    x = InputNode(4, 8, 8, name="x")
+    block = Node(x, AffineCoupling, {"subnet": "conv"}, name="block")
+    graph = InvertibleGraph([x, block, OutputNode(block, name="z")])
+    with pytest.raises(ValueError, match="got 2 inputs, but expected 1"):
+        graph([torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8)])
+    with pytest.raises(ValueError, match="x must have shape \\(B, 4, ...\\)"):
+        graph([torch.zeros(1, 5, 8, 8)])
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        graph([torch.zeros(1, 4, 8, 8, dtype=torch.int64)])
+    with pytest.raises(ValueError, match="x must have 4 dimensions"):
+        graph([torch.zeros(4, 8, 8)])
+
+
+def test_the_run_follows_the_listed_order():
+    hider = InvertibleHider(num_blocks=2, subnet="conv")
+    names = [node.name for node in hider.node_list]
+    assert names == [
+        "cover",
+        "secret",
+        "cover_dwt",
+        "secret_dwt",
+        "coupling_1",
+        "coupling_2",
+        "stego_idwt",
+        "lost_idwt",
+        "stego",
+        "lost",
+    ]

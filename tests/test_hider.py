@@ -7,8 +7,9 @@ from helpers import WAVELETS, images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invhide import HiNet, InvertibleHider, functional, subnets
+from invhide import HiNet, InvertibleHider
 from invhide.models.hinet import reference_init_
+from invhide.nn import functional, subnets
 from invhide.testing import assert_invertible, randomize_
 
 TINY = subnets.conv(hidden=8, depth=2)
@@ -146,7 +147,7 @@ class TestErrors:
             (
                 lambda h, x: h.hide(x[:, :2], x),
                 ValueError,
-                "cover must have shape \\(B, 3, H, W\\), got \\(1, 2, 8, 8\\)",
+                "cover must have shape \\(B, 3, H, W\\), got shape \\(1, 2, 8, 8\\)",
             ),
             (lambda h, x: h.hide(x, x[:, :, :6]), ValueError, "secret must match the cover's batch and size"),
             (lambda h, x: h.hide(x, x.double()), ValueError, "secret must be on the cover's device and dtype"),

@@ -16,7 +16,7 @@ from torch import nn
 from invhide import HiNet
 from invhide.errors import FileFormatError, IsAFolderError, MissingPathError
 from invhide.models.hinet import reference_init_
-from invhide.models.official import from_official_state_dict, to_official_state_dict
+from invhide.models.official import from_official_state_dict, load_official, to_official_state_dict
 
 
 def far_from_identity_checkpoint(num_blocks, seed=0):
@@ -107,7 +107,7 @@ class TestOfficialCheckpoint:
         reference, state = far_from_identity_checkpoint(num_blocks)
         path = tmp_path / "model.pt"
         torch.save({"opt": {"state": {}, "param_groups": []}, "net": state}, path)
-        model = HiNet.from_official_checkpoint(path)
+        model = load_official(path)
         assert model.num_blocks == num_blocks and not model.training
         assert model.nodes.coupling_1.phi.conv1.weight.dtype == torch.float64  # the checkpoint's dtype
 
@@ -145,7 +145,7 @@ class TestOfficialCheckpoint:
             path,
             _use_new_zipfile_serialization=not legacy_format,
         )
-        model = HiNet.from_official_checkpoint(path)
+        model = load_official(path)
         assert all(torch.equal(from_official_state_dict(state)[k], v) for k, v in model.state_dict().items())
 
         outputs, expected = reveal_like_the_reference(model, reference)
@@ -153,12 +153,12 @@ class TestOfficialCheckpoint:
             assert (outputs[name] - expected[name]).abs().max() < 1e-10, name
         # Without the tmp_var keys: the same model.
         torch.save({"net": state}, tmp_path / "clean.pt")
-        clean, _ = reveal_like_the_reference(HiNet.from_official_checkpoint(tmp_path / "clean.pt"), reference)
+        clean, _ = reveal_like_the_reference(load_official(tmp_path / "clean.pt"), reference)
         assert all(torch.equal(clean[name], outputs[name]) for name in outputs)
         # A key without tmp_var that is not a parameter is still refused (the reference's strict load would fail).
         torch.save({"net": {**state, "module.model.inv1.f.tmp": torch.zeros(1)}}, tmp_path / "extra.pt")
         with pytest.raises(FileFormatError, match="not reference HiNet parameters.*inv1.f.tmp'"):
-            HiNet.from_official_checkpoint(tmp_path / "extra.pt")
+            load_official(tmp_path / "extra.pt")
 
     @pytest.mark.parametrize("legacy_format", [False, True], ids=["zip", "legacy"])
     def test_reads_cuda_tensors_without_cuda(self, tmp_path, monkeypatch, legacy_format):
@@ -172,7 +172,7 @@ class TestOfficialCheckpoint:
         if not torch.cuda.is_available():
             with pytest.raises(RuntimeError, match="CUDA"):  # what a plain torch.load does with it here
                 torch.load(path, weights_only=True)
-        model = HiNet.from_official_checkpoint(path)
+        model = load_official(path)
         assert model.nodes.coupling_1.phi.conv1.weight.device.type == "cpu"
         outputs, expected = reveal_like_the_reference(model, reference)
         assert (outputs["stego"] - expected["stego"]).abs().max() < 1e-10
@@ -180,7 +180,7 @@ class TestOfficialCheckpoint:
     def test_accepts_bare_and_prefixless_state_dicts(self, tmp_path):
         _, state = far_from_identity_checkpoint(1)
         torch.save({k.removeprefix("module.model."): v for k, v in state.items()}, tmp_path / "bare.pt")
-        model = HiNet.from_official_checkpoint(tmp_path / "bare.pt")
+        model = load_official(tmp_path / "bare.pt")
         assert model.num_blocks == 1
 
     def test_takes_the_widest_dtype_of_mixed_tensors(self, tmp_path):
@@ -188,7 +188,7 @@ class TestOfficialCheckpoint:
         mixed = {key: value.float() for key, value in state.items()}
         mixed["module.model.inv1.y.conv5.bias"] = state["module.model.inv1.y.conv5.bias"]  # one float64 tensor
         torch.save({"net": mixed}, tmp_path / "mixed.pt")
-        model = HiNet.from_official_checkpoint(tmp_path / "mixed.pt")
+        model = load_official(tmp_path / "mixed.pt")
         assert {p.dtype for p in model.parameters()} == {torch.float64}
         assert torch.equal(model.nodes.coupling_1.phi.conv1.weight, mixed["module.model.inv1.f.conv1.weight"].double())
 
@@ -202,23 +202,23 @@ class TestOfficialCheckpoint:
 
     def test_missing_paths_and_files_that_are_not_checkpoints(self, tmp_path):
         with pytest.raises(MissingPathError, match="missing.pt: no such checkpoint file"):
-            HiNet.from_official_checkpoint(tmp_path / "missing.pt")
+            load_official(tmp_path / "missing.pt")
         with pytest.raises(IsAFolderError, match="a folder, not a reference HiNet checkpoint file"):
-            HiNet.from_official_checkpoint(tmp_path)
+            load_official(tmp_path)
         (tmp_path / "text.pt").write_text("not a checkpoint")
         with pytest.raises(FileFormatError, match="text.pt: not a readable PyTorch checkpoint") as caught:
-            HiNet.from_official_checkpoint(tmp_path / "text.pt")
+            load_official(tmp_path / "text.pt")
         assert "weights_only" not in str(caught.value)
         (tmp_path / "empty.pt").write_bytes(b"")
         with pytest.raises(FileFormatError, match="empty.pt: an empty file, not a PyTorch checkpoint"):
-            HiNet.from_official_checkpoint(tmp_path / "empty.pt")
+            load_official(tmp_path / "empty.pt")
         torch.save(far_from_identity_checkpoint(1)[1], tmp_path / "whole.pt")
         (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:5000])  # truncated
         with pytest.raises(FileFormatError, match="cut.pt: not a readable PyTorch checkpoint"):
-            HiNet.from_official_checkpoint(tmp_path / "cut.pt")
+            load_official(tmp_path / "cut.pt")
         torch.save([1, 2, 3], tmp_path / "list.pt")
         with pytest.raises(FileFormatError, match="list.pt: expected a dict with a 'net' state dict.*got list"):
-            HiNet.from_official_checkpoint(tmp_path / "list.pt")
+            load_official(tmp_path / "list.pt")
 
     def test_checkpoints_that_do_not_hold_a_reference_hinet(self, tmp_path):
         _, state = far_from_identity_checkpoint(2)
@@ -226,7 +226,7 @@ class TestOfficialCheckpoint:
         def refused(name, net, match):
             torch.save({"net": net, "opt": {}}, tmp_path / f"{name}.pt")
             with pytest.raises(FileFormatError, match=f"{name}.pt: .*{match}"):
-                HiNet.from_official_checkpoint(tmp_path / f"{name}.pt")
+                load_official(tmp_path / f"{name}.pt")
 
         refused(
             "extra",
@@ -273,7 +273,7 @@ class TestOfficialCheckpoint:
         path = tmp_path / "evil.pt"
         torch.save({"net": Payload()}, path, _use_new_zipfile_serialization=not legacy_format)
         with pytest.raises(FileFormatError, match="evil.pt: not a plain tensor checkpoint") as caught:
-            HiNet.from_official_checkpoint(path)
+            load_official(path)
         message = str(caught.value)
         assert "'posix.mkdir'" in message or "'os.mkdir'" in message  # names what it wanted to run
         assert "refuses to run code" in message and "weights_only" not in message

@@ -1,22 +1,14 @@
-import math
-
 import pytest
 import torch
 from helpers import images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invhide import HiNet, InvertibleHider, subnets
-from invhide.models.inference import (
-    LOW_STEGO_PSNR,
-    fit_secret,
-    hide,
-    hides_nothing,
-    pad_to,
-    reveal,
-    stego_psnr,
-    tiles,
-)
+from invhide import HiNet, InvertibleHider
+from invhide.errors import InputTypeError
+from invhide.evaluation.metrics import psnr
+from invhide.models.inference import LOW_STEGO_PSNR, fit_secret, hide, hides_nothing, pad_to, reveal, tiles
+from invhide.nn import subnets
 from invhide.testing import randomize_
 
 
@@ -93,7 +85,7 @@ def test_fit_secret():
     [
         (torch.full((3, 8, 8), float("nan")), "cover holds 192 NaN or infinite value"),
         (torch.full((3, 8, 8), 1.5), "values in \\[0, 1\\]"),
-        (torch.zeros(4, 8, 8), "cover must have shape \\(3, H, W\\) or \\(B, 3, H, W\\), got \\(4, 8, 8\\)"),
+        (torch.zeros(4, 8, 8), "cover must have shape \\(B, 3, H, W\\), got shape \\(4, 8, 8\\)"),
     ],
 )
 def test_bad_images(cover, message):
@@ -136,15 +128,18 @@ def test_hides_nothing_tells_the_identity_from_a_trained_model(num_secrets):
     assert hides_nothing(moved.double()) and moved.training  # any dtype; the mode is left as it was
 
 
-def test_stego_psnr():
+def test_low_stego_psnr_tells_a_stego_that_shows_the_hiding():
     cover = images(0, 2, 3, 16, 16)
-    assert stego_psnr(cover, cover) == math.inf
-    noisy = cover + 0.1 * (images(1, 2, 3, 16, 16) - 0.5)
-    mse = (noisy.clamp(0, 1) - cover).double().square().mean().item()
-    assert stego_psnr(cover, noisy) == pytest.approx(-10 * math.log10(mse))
-    assert stego_psnr(cover, cover + 2) == pytest.approx(stego_psnr(cover, torch.ones_like(cover)))  # clamped
-    assert stego_psnr(cover, 1 - cover) < LOW_STEGO_PSNR < stego_psnr(cover, cover + 0.01)
-    with pytest.raises(ValueError, match=r"same non-empty shape, got \(2, 3, 16, 16\) and \(3, 16, 16\)"):
-        stego_psnr(cover, cover[0])
-    with pytest.raises(TypeError, match="stego must be a torch.Tensor, got list"):
-        stego_psnr(cover, [0.5])
+    assert (psnr(cover, 1 - cover) < LOW_STEGO_PSNR).all() and (psnr(cover, cover + 0.01) > LOW_STEGO_PSNR).all()
+
+
+def test_reveal_checks_what_the_model_never_sees():
+    hider, stego = model(), images(0, 3, 9, 10)
+    with pytest.raises(InputTypeError, match="^generator must be a torch.Generator, got int$"):
+        reveal(hider, stego, generator=42)
+    with pytest.raises(
+        ValueError, match=r"^z must have shape \(1, 3, 10, 10\) \(the padded stego's\), got \(1, 3, 9, 10\)$"
+    ):
+        reveal(hider, stego, z=torch.zeros(1, 3, 9, 10))
+    with pytest.raises(ValueError, match="^tile and overlap must be non-negative multiples of 2, got 5 and 0$"):
+        reveal(hider, images(0, 3, 16, 16), tile=5, overlap=0)

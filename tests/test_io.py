@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps
 
 import invhide.io.images
-from invhide.io.images import ImageConversionWarning, ImageError, inspect_image, read_image, to_uint8, write_image
+from invhide.io.images import (
+    ImageConversionWarning,
+    ImageError,
+    ImageTooLargeError,
+    inspect_image,
+    read_image,
+    to_uint8,
+    write_image,
+)
 from invhide.nn.functional import quantize_8bit
 
 
@@ -441,12 +449,38 @@ class TestBadInput:
         # 10^10 pixels is beyond Pillow's own hard limit: its DecompressionBombError is rephrased
         path = _huge(tmp_path)
         declared = r"bomb.png: image declares 100000x100000 = 10,000,000,000 pixels, more than "
-        with pytest.raises(ImageError, match=declared + "Pillow's decompression-bomb limit of .*MAX_IMAGE_PIXELS"):
+        with pytest.raises(
+            ImageTooLargeError, match=declared + "Pillow's decompression-bomb limit of .*MAX_IMAGE_PIXELS"
+        ):
             read_image(path, max_pixels=None)
-        with pytest.raises(ImageError, match=declared + r"the limit of 5 pixels \(max_pixels\)$"):
+        with pytest.raises(ImageTooLargeError, match=declared + r"the limit of 5 pixels \(max_pixels\); pass a larger"):
             read_image(path, max_pixels=5)
-        with pytest.raises(ImageError, match=declared + "Pillow's"):
+        with pytest.raises(ImageTooLargeError, match=declared + "Pillow's") as caught:
             read_image(path, max_pixels=10**11)  # our limit allows it; Pillow's global one does not
+        error = caught.value
+        assert (error.path, error.pixels, error.limit) == (path, 10**10, 2 * Image.MAX_IMAGE_PIXELS)
+        assert error.argument is None and error.__cause__ is None
+
+    def test_too_large_error_carries_its_parts(self, tmp_path):
+        path = tiny_png(tmp_path)
+        with pytest.raises(ImageTooLargeError) as caught:
+            inspect_image(path, max_pixels=15)
+        error = caught.value
+        assert isinstance(error, ImageError) and isinstance(error, ValueError)
+        assert (error.path, error.size, error.pixels, error.limit, error.argument) == (
+            path,
+            (4, 4),
+            16,
+            15,
+            "max_pixels",
+        )
+        assert str(error) == f"{path}: {error.problem} (max_pixels); {error.advice}"
+        renamed = error.renamed("--max-pixels", advice="pass a larger --max-pixels to read it")
+        assert type(renamed) is ImageTooLargeError and (renamed.path, renamed.limit) == (path, 15)
+        assert str(renamed) == (
+            f"{path}: image declares 4x4 = 16 pixels, more than the limit of 15 pixels (--max-pixels); "
+            "pass a larger --max-pixels to read it"
+        )
 
     def test_pillow_bomb_warning_is_not_leaked(self, tmp_path):
         # 10^8 pixels: above Pillow's warning threshold, below its error threshold
@@ -503,7 +537,7 @@ class TestWrite:
         x = torch.rand(3, 4, 4)
         x[1, 2, 3] = value
         path = tmp_path / "x.png"
-        with pytest.raises(ValueError, match=r"x.png: image contains 1 NaN or infinite value"):
+        with pytest.raises(ValueError, match=r"x.png: image holds 1 NaN or infinite value"):
             write_image(x, path)
         assert leftovers(tmp_path) == []
 

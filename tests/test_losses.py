@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from invhide import functional
+from invhide.nn import functional
 from invhide.training.losses import (
     ConcealingLoss,
     HidingLoss,
@@ -181,15 +181,15 @@ class TestLowFrequencyWaveletLoss:
 
 
 class TestHidingLoss:
-    def test_presets_weights(self):
+    def test_named_losses_weights(self):
         assert HidingLoss.paper().weights == {"concealing": 10.0, "revealing": 1.0, "low_frequency": 10.0}
         assert HidingLoss.reference_code().weights == {"concealing": 1.0, "revealing": 5.0, "low_frequency": 1.0}
 
     @pytest.mark.parametrize("reduction", ["sum", "mean"])
-    @pytest.mark.parametrize(("preset", "weights"), [("paper", (10, 1, 10)), ("reference_code", (1, 5, 1))])
-    def test_preset_totals(self, preset, weights, reduction):
+    @pytest.mark.parametrize(("named", "weights"), [("paper", (10, 1, 10)), ("reference_code", (1, 5, 1))])
+    def test_named_loss_totals(self, named, weights, reduction):
         tensors = batch(9)
-        out = getattr(HidingLoss, preset)(reduction=reduction)(**tensors)
+        out = getattr(HidingLoss, named)(reduction=reduction)(**tensors)
         concealing = distance(tensors["stego"], tensors["cover"], "l2", reduction)
         revealing = distance(tensors["recovered"], tensors["secret"], "l2", reduction)
         low = distance(haar_ll(tensors["stego"]), haar_ll(tensors["cover"]), "l2", reduction)
@@ -201,7 +201,7 @@ class TestHidingLoss:
         expected = weights[0] * concealing + weights[1] * revealing + weights[2] * low
         torch.testing.assert_close(out.total, expected)
 
-    def test_preset_terms_are_l2(self):
+    def test_named_loss_terms_are_l2(self):
         for module in HidingLoss.paper(reduction="mean").terms.values():
             assert (module.kind, module.reduction) == ("l2", "mean")
         assert HidingLoss.paper().terms["low_frequency"].wavelet == "haar"
@@ -277,7 +277,7 @@ class TestHidingLoss:
 
     @pytest.mark.parametrize("weight", [-1.0, math.inf, math.nan])
     def test_bad_weight_values(self, weight):
-        with pytest.raises(ValueError, match="finite and >= 0"):
+        with pytest.raises(ValueError, match="finite number >= 0"):
             HidingLoss({"c": (weight, ConcealingLoss())})
 
     @pytest.mark.parametrize("weight", [True, "1", None, torch.tensor(1.0)])

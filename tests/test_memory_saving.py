@@ -7,7 +7,8 @@ from helpers import WAVELETS, images
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invhide import HiNet, InvertibleGraph, InvertibleHider, subnets
+from invhide import HiNet, InvertibleGraph, InvertibleHider
+from invhide.nn import subnets
 from invhide.nn.modules import AffineCoupling, WaveletDownsampling
 from invhide.testing import randomize_
 from invhide.training.step import round_ste

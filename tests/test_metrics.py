@@ -17,11 +17,11 @@ from invhide.evaluation.metrics import (
     evaluate,
     mae,
     psnr,
-    quantize_8bit,
     rgb_to_y,
     rmse,
     ssim,
 )
+from invhide.nn.functional import quantize_8bit
 from invhide.testing import randomize_
 
 skimage_metrics = pytest.importorskip("skimage.metrics", reason="the metric comparisons need scikit-image")
@@ -201,10 +201,11 @@ class TestPSNRMAERMSE:
         x = torch.zeros(1, 3, 16, 16)
         with pytest.raises(ValueError, match=r"same shape, got \(1, 3, 16, 16\) and \(1, 3, 16, 14\)"):
             metric(x, torch.zeros(1, 3, 16, 14))
-        with pytest.raises(ValueError, match=r"\(B, 3, H, W\), got shape \(3, 16, 16\)"):
+        with pytest.raises(ValueError, match=r"\(B, C, H, W\), got shape \(3, 16, 16\)"):
             metric(x[0], x[0])
         with pytest.raises(ValueError, match=r"\(B, 3, H, W\), got shape \(1, 1, 16, 16\)"):
-            metric(x[:, :1], x[:, :1])
+            metric(x[:, :1], x[:, :1], "y")  # Y needs RGB; "rgb" measures every channel as given
+        assert metric(x[:, :1], x[:, :1]).shape == (1,)
         with pytest.raises(TypeError, match="floating-point"):
             metric(x, x.to(torch.uint8))
         with pytest.raises(TypeError, match=r"x must be a torch\.Tensor, got ndarray"):

@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers import shared
 
-from invhide import InvertibleHider, save, subnets
+from invhide import InvertibleHider, save
 from invhide.cli.main import run_reporting_errors
 from invhide.errors import InputError
 from invhide.evaluation.steganalysis import (
@@ -30,6 +30,7 @@ from invhide.evaluation.steganalysis.protocol import fold_of_pairs
 from invhide.evaluation.steganalysis.statistics import auc, best_threshold, pair_bootstrap, roc_curve
 from invhide.io.datasets import center_crop, list_images
 from invhide.io.images import read_image, write_image
+from invhide.nn import subnets
 from invhide.testing import assert_invertible, randomize_
 
 RATES = (0.0, 0.1, 0.25, 0.5)
@@ -255,7 +256,7 @@ def test_networks_shapes_and_gradients():
         assert logits.shape == (2,)
         logits.sum().backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in network.parameters())
-        with pytest.raises(InputError, match="at least 16x16"):
+        with pytest.raises(InputError, match="height and width of at least 16, got 8x32"):
             network(torch.rand(1, 3, 8, 32))
     srnet = SRNet()
     assert len([m for m in srnet.features]) == 12  # the paper's 12 layers

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from invhide import subnets
+from invhide.nn import subnets
 from invhide.nn.subnets import ConvSubnet, DenseSubnet, ResidualSubnet, SubnetFactory
 from invhide.testing import randomize_
 

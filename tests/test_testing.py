@@ -8,8 +8,9 @@ from FrEIA.modules import GLOWCouplingBlock, InvertibleModule, PermuteRandom
 from helpers import images
 from torch import nn
 
-from invhide import InvertibleGraph, InvertibleHider, subnets
+from invhide import InvertibleGraph, InvertibleHider
 from invhide.errors import InputError, InputTypeError
+from invhide.nn import subnets
 from invhide.nn.modules import AffineCoupling, HidingCoupling, WaveletDownsampling
 from invhide.testing import InvertibilityReport, assert_invertible, assert_log_det_matches_jacobian, randomize_
 

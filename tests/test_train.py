@@ -10,14 +10,16 @@ import pytest
 import torch
 from helpers import images
 
-from invhide import InvertibleHider, subnets
+from invhide import InvertibleHider
 from invhide.errors import ConfigError, DivergenceError, InputError, MissingPathError
 from invhide.io.datasets import ImageDataset
 from invhide.io.images import write_image
+from invhide.nn import subnets
 from invhide.testing import randomize_
 from invhide.training import TrainConfig, Trainer
 from invhide.training.guard import NON_FINITE, SPIKE, ExplosionGuard
 from invhide.training.losses import HidingLoss
+from invhide.training.sampling import StepBatches
 from invhide.training.step import HidingStep, round_ste
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -425,8 +427,6 @@ def test_several_secrets():
 
 
 def test_a_cover_never_hides_itself():
-    from invhide.training.sampling import StepBatches
-
     for count, secrets in ((2, 1), (6, 1), (6, 3)):
         batches = StepBatches(list(range(count)), covers=64, secrets=secrets, seed=0, rank=0, rollbacks=0)
         indices = batches.indices(0, torch.Generator().manual_seed(0))

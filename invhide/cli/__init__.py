@@ -4,10 +4,12 @@
   error policy (a user error is one line and exit status 2, a bug a traceback
   and exit status 1).
 - :mod:`invhide.cli.commands`: what each command does with its options.
-- :mod:`invhide.cli.common`: the device, the model and the output checks the
-  commands share.
+- :mod:`invhide.cli.common`: the option types, the device, the image reading
+  and the output checks the commands share.
 - :mod:`invhide.cli.models`: the ``invhide models`` command and which model a
   command uses.
+- :mod:`invhide.cli.steganalysis`: ``invhide steganalysis`` and ``invhide
+  eval --security``.
 """
 
 from invhide.cli.main import main

@@ -11,17 +11,17 @@ model and the images' headers. Then it calls the library:
 :mod:`invhide.training.recipes` for ``train``,
 :func:`invhide.evaluation.metrics.evaluate` for ``eval``,
 :func:`invhide.evaluation.speed.run` for ``bench`` and
-:mod:`invhide.models.official` for ``convert-official``. The parser is
-:func:`invhide.cli.main.build_parser`.
+:func:`invhide.models.official.load_official` for ``convert-official``. The
+parser is :func:`invhide.cli.main.build_parser`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import math
+import os
 import shlex
 import sys
 import warnings
@@ -29,19 +29,36 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.distributed as dist
+
 from invhide.cli.common import (
     Input,
     check_file_output,
     check_folder_output,
     check_image_output,
+    check_one_secret,
     folder_images,
-    in_command_words,
+    installed,
     output_folder,
     read_input_image,
     resolve_device,
 )
 from invhide.cli.models import FoundModel, blaming, find_model
+from invhide.cli.steganalysis import run_security
 from invhide.errors import ConfigError, InputError, InvhideError, MissingPathError, PathExistsError, describe
+from invhide.evaluation import speed
+from invhide.evaluation.metrics import evaluate, psnr
+from invhide.io.checkpoint import save
+from invhide.io.datasets import IMAGE_SUFFIXES, SAMPLE_TEST, evaluation_pairs, sample_image_paths
+from invhide.io.files import atomic_write
+from invhide.io.images import DEFAULT_MAX_PIXELS, ImageInfo, ImageTooLargeError, inspect_image, write_image
+from invhide.models import inference, zoo
+from invhide.models.official import load_official
+from invhide.nn.functional import quantize_8bit
+from invhide.training import recipes
+from invhide.training.checkpoints import latest_checkpoint, read_loop_state
+from invhide.training.precision import resolve_amp
 
 __all__ = [
     "TRAIN_OUTPUTS",
@@ -58,6 +75,7 @@ TRAIN_OUTPUTS: tuple[str, ...] = ("model.safetensors", "config.json", "results.j
 """Files ``invhide train`` writes at the top of ``--out`` (besides the run's logs and checkpoints)."""
 
 _PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl")
+_RESUME_FLAGS = ("--resume", "--resume-or-start")
 
 
 def tiling(args: argparse.Namespace, model: Any) -> dict[str, Any]:
@@ -68,6 +86,10 @@ def tiling(args: argparse.Namespace, model: Any) -> dict[str, Any]:
 
     Raises:
         invhide.errors.InputError: ``--tile`` not more than twice ``--overlap``.
+
+    Example:
+        >>> tiling(argparse.Namespace(tile=511, overlap=63, quiet=True), invhide.HiNet(num_blocks=1))
+        {'tile': 512, 'overlap': 64, 'progress': False}
     """
     step = 2 * max(1, math.ceil(getattr(model, "min_size", 2) / 2))
     tile, overlap = (step * math.ceil(value / step) for value in (args.tile, args.overlap))
@@ -79,21 +101,6 @@ def tiling(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     return {"tile": tile, "overlap": overlap, "progress": not args.quiet}
 
 
-def _max_pixels(args: argparse.Namespace) -> int:
-    from invhide.io.images import DEFAULT_MAX_PIXELS
-
-    return args.max_pixels or DEFAULT_MAX_PIXELS
-
-
-def _one_secret(found: FoundModel, model: Any, command: str) -> None:
-    count = getattr(model, "num_secrets", 1)
-    if count != 1:
-        raise InputError(
-            f"{found.choice.described} hides {count} secrets per cover; invhide {command} takes a model of one "
-            f"secret image"
-        )
-
-
 def _even_size(option: str, value: int, model: Any) -> None:
     """Refuse a crop side the model's wavelet cannot take (the parser already made it even)."""
     least = getattr(model, "min_size", 2)
@@ -101,25 +108,18 @@ def _even_size(option: str, value: int, model: Any) -> None:
         raise InputError(f"{option} {value}: the model's wavelet needs at least {least} pixels a side")
 
 
-def _headers(inputs: Sequence[Input]) -> list[Any]:
-    """The headers of images a command will read (nothing decoded), refused in the command's words.
+def _headers(inputs: Sequence[Input]) -> list[ImageInfo]:
+    """The headers of images a command will read (nothing decoded).
 
     Raises:
-        invhide.io.images.ImageError: not an image, or larger than the
-            library's default limit (which these commands have no option to raise).
+        invhide.io.images.ImageError: not an image.
+        invhide.io.images.ImageTooLargeError: larger than the library's
+            default limit, which these commands have no option to raise.
     """
-    from invhide.io.images import ImageError, inspect_image
-
-    found = []
-    for _, path in inputs:
-        try:
-            found.append(inspect_image(path))
-        except ImageError as error:
-            worded = in_command_words(error, "downscale or crop it first")
-            if worded is error:
-                raise
-            raise worded from None
-    return found
+    try:
+        return [inspect_image(path) for _, path in inputs]
+    except ImageTooLargeError as error:
+        raise error.renamed("the most this command reads", advice="downscale or crop it first") from None
 
 
 def _at_least(option: str, size: int, inputs: Sequence[Input], advice: str) -> None:
@@ -131,13 +131,21 @@ def _at_least(option: str, size: int, inputs: Sequence[Input], advice: str) -> N
             )
 
 
-def _hide_warning(found: FoundModel, quality: float) -> None:
-    from invhide.models.inference import LOW_STEGO_PSNR
+# --------------------------------------------------------------------------
+# invhide hide, reveal
+# --------------------------------------------------------------------------
 
-    if quality < LOW_STEGO_PSNR:
+
+def _saved_psnr(cover: torch.Tensor, stego: torch.Tensor) -> float:
+    """PSNR in dB of the ``(3, H, W)`` stego as saved (rounded to 8 bits) against its cover."""
+    return psnr(quantize_8bit(stego.float()).cpu()[None], cover.float().cpu()[None]).item()
+
+
+def _hide_warning(found: FoundModel, quality: float) -> None:
+    if quality < inference.LOW_STEGO_PSNR:
         print(
             f"invhide: warning: the stego differs visibly from the cover (PSNR {quality:.2f} dB as saved, below "
-            f"{LOW_STEGO_PSNR:g} dB): {found.choice.described} hides poorly (undertrained or diverged?)",
+            f"{inference.LOW_STEGO_PSNR:g} dB): {found.choice.described} hides poorly (undertrained or diverged?)",
             file=sys.stderr,
         )
 
@@ -148,19 +156,16 @@ def run_hide(args: argparse.Namespace) -> None:
     Warns (one line) when the saved stego is far from its cover (PSNR below
     :data:`~invhide.models.inference.LOW_STEGO_PSNR`).
     """
-    from invhide.io.images import write_image
-    from invhide.models.inference import hide, stego_psnr
-    from invhide.nn.functional import quantize_8bit
-
     found = find_model(args.model)
     inputs = [(f"cover image {args.cover}", args.cover), (f"secret image {args.secret}", args.secret), *found.files]
     check_image_output(args.output, "-o", force=args.force, inputs=inputs)
     device = resolve_device(args.device)
     model = found.load(device)
-    _one_secret(found, model, "hide")
+    check_one_secret(model, found.choice.described, "hide")
     options = tiling(args, model)
-    cover = read_input_image(args.cover, _max_pixels(args)).to(device)
-    secret = read_input_image(args.secret, _max_pixels(args)).to(device)
+    max_pixels = args.max_pixels or DEFAULT_MAX_PIXELS
+    cover = read_input_image(args.cover, max_pixels).to(device)
+    secret = read_input_image(args.secret, max_pixels).to(device)
     if args.fit == "refuse" and secret.shape[-2:] != cover.shape[-2:]:
         raise InputError(
             f"the secret image {args.secret} is {secret.shape[-1]}x{secret.shape[-2]} but the cover image "
@@ -168,9 +173,9 @@ def run_hide(args: argparse.Namespace) -> None:
             f"secret to the cover"
         )
     with blaming(found.choice):
-        stego = hide(model, cover, secret, fit=args.fit, **options)
+        stego = inference.hide(model, cover, secret, fit=args.fit, **options)
     write_image(stego, args.output)
-    quality = stego_psnr(cover.float(), quantize_8bit(stego).float())
+    quality = _saved_psnr(cover, stego)
     _hide_warning(found, quality)
     if not args.quiet:
         height, width = stego.shape[-2:]
@@ -179,22 +184,17 @@ def run_hide(args: argparse.Namespace) -> None:
 
 def run_reveal(args: argparse.Namespace) -> None:
     """``invhide reveal STEGO -o SECRET.png``: :func:`invhide.models.inference.reveal`, ``z`` seeded by ``--seed``."""
-    import torch
-
-    from invhide.io.images import write_image
-    from invhide.models.inference import reveal
-
     found = find_model(args.model)
     inputs = [(f"stego image {args.stego}", args.stego), *found.files]
     check_image_output(args.output, "-o", force=args.force, inputs=inputs)
     device = resolve_device(args.device)
     model = found.load(device)
-    _one_secret(found, model, "reveal")
+    check_one_secret(model, found.choice.described, "reveal")
     options = tiling(args, model)
-    stego = read_input_image(args.stego, _max_pixels(args)).to(device)
+    stego = read_input_image(args.stego, args.max_pixels or DEFAULT_MAX_PIXELS).to(device)
     generator = torch.Generator(device).manual_seed(args.seed)
     with blaming(found.choice):
-        secret = reveal(model, stego, generator=generator, **options)
+        secret = inference.reveal(model, stego, generator=generator, **options)
     write_image(secret, args.output)
     if not args.quiet:
         print(f"wrote {args.output} ({secret.shape[-1]}x{secret.shape[-2]})")
@@ -216,13 +216,8 @@ def _resume_command(args: argparse.Namespace, flag: str) -> str:
     return shlex.join(["invhide", *argv, flag])
 
 
-_RESUME_FLAGS = ("--resume", "--resume-or-start")
-
-
 def _interrupted(args: argparse.Namespace) -> KeyboardInterrupt:
     """The ``KeyboardInterrupt`` to re-raise after Ctrl-C: where the checkpoint is, and how to resume."""
-    from invhide.training.checkpoints import latest_checkpoint
-
     saved = latest_checkpoint(args.out) if args.out.is_dir() else None
     if saved is not None:
         return KeyboardInterrupt(
@@ -236,12 +231,33 @@ def _interrupted(args: argparse.Namespace) -> KeyboardInterrupt:
     return KeyboardInterrupt("before training started; nothing was saved")
 
 
-def _installed(module: str) -> bool:
-    """Whether ``module`` can be imported (without importing it)."""
+def _train_recipe(args: argparse.Namespace) -> recipes.Recipe:
+    """``--recipe`` with the settings the options override, started from ``--init`` when given."""
+    overrides = dict(steps=args.steps, crop=args.crop, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    overrides["checkpoint_every"] = args.checkpoint_every
+    optional = {"quantize": args.quantize, "amp": args.amp, "ema_decay": args.ema}
+    optional["memory_saving"] = args.memory_saving or None
+    overrides.update((key, value) for key, value in optional.items() if value is not None)
+    if args.quantize_from is not None:
+        overrides["quantize"], overrides["quantize_from"] = False, args.quantize_from
+    chosen = recipes.recipe(args.recipe, num_workers=args.workers, **overrides)
+    if args.init is not None:
+        chosen = chosen.starting_from(_init_model(args.init), args.init)
+    config = chosen.config
+    if config.quantize_from is not None and config.quantize_from >= config.steps:
+        raise InputError(
+            f"--quantize-from {config.quantize_from}: the run has {config.steps} steps, so it would never round; "
+            f"pass a step below --steps"
+        )
+    return chosen
+
+
+def _init_model(spec: str) -> torch.nn.Module:
+    """The trained model of ``--init`` (loaded before anything else, so that a bad one fails first)."""
     try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a parent that fails to import, or a module set to None in sys.modules
-        return False
+        return zoo.load(spec)
+    except (InvhideError, OSError) as error:
+        raise InputError(f"--init {spec}: {describe(error)}") from None
 
 
 def _check_train_folders(args: argparse.Namespace) -> list[Input]:
@@ -249,7 +265,7 @@ def _check_train_folders(args: argparse.Namespace) -> list[Input]:
     inputs: list[Input] = []
     for option, folder in (("--train-dir", args.train_dir), ("--val-dir", args.val_dir)):
         if folder is None:
-            if not _installed("skimage"):
+            if not installed("skimage"):
                 raise InputError(
                     f"no {option} given, and the sample photographs used without it ship with scikit-image, which "
                     f'is not installed: pass {option} FOLDER or pip install "invhide[samples]"'
@@ -257,16 +273,52 @@ def _check_train_folders(args: argparse.Namespace) -> list[Input]:
             continue
         found = folder_images(folder, option)
         if not found:
-            raise InputError(f"{option} {folder}: holds no images ({', '.join(_image_suffixes())} files)")
+            raise InputError(f"{option} {folder}: holds no images ({', '.join(IMAGE_SUFFIXES)} files)")
         inputs += found
         inputs.append((f"{option} folder {folder}", folder))
     return inputs
 
 
-def _image_suffixes() -> tuple[str, ...]:
-    from invhide.io.datasets import IMAGE_SUFFIXES
+def _check_crop(option: str, side: int | None, model: Any) -> None:
+    if side is None:
+        return
+    _even_size(option, side, model)
+    if side * side > DEFAULT_MAX_PIXELS:
+        raise InputError(
+            f"{option} {side}: {side * side:,} pixels a crop, more than {DEFAULT_MAX_PIXELS:,} (8192x8192); pass a "
+            f"smaller {option}"
+        )
 
-    return IMAGE_SUFFIXES
+
+def _check_batch_memory(batch_size: int, crop: int) -> None:
+    """Refuse a batch whose images alone (``2 * batch_size`` float32 crops) exceed this machine's memory."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # not a POSIX system: the allocation itself will tell
+        return
+    needed = 2 * batch_size * 3 * crop * crop * 4
+    if needed > memory:
+        raise InputError(
+            f"--batch-size {batch_size} with {crop}x{crop} crops: one batch of images alone is {needed / 2**30:,.1f} "
+            f"GiB, more than this machine's {memory / 2**30:,.1f} GiB of memory; pass a smaller --batch-size or --crop"
+        )
+
+
+def _check_train_data(args: argparse.Namespace, chosen: recipes.Recipe) -> list[Input]:
+    """The folders and their images' headers, ``--crop``, ``--batch-size`` and ``--eval-size``; returns the inputs."""
+    inputs = _check_train_folders(args)
+    _headers([entry for entry in inputs if not entry[0].startswith("--")])  # every training image is an image
+    with torch.random.fork_rng(devices=[]):
+        probe = chosen.build_model()  # only its wavelet's minimum size is read
+    _check_crop("--crop", args.crop, probe)
+    _check_batch_memory(chosen.config.batch_size, chosen.config.crop)
+    _even_size("--eval-size", args.eval_size, probe)
+    if args.val_dir is not None:
+        validation = folder_images(args.val_dir, "--val-dir")
+    else:
+        validation = [("sample", path) for path in sample_image_paths(SAMPLE_TEST)]
+    _at_least("--eval-size", args.eval_size, validation, "pass a smaller --eval-size")
+    return inputs
 
 
 def _check_train_out(args: argparse.Namespace, inputs: list[Input], steps: int) -> None:
@@ -274,8 +326,6 @@ def _check_train_out(args: argparse.Namespace, inputs: list[Input], steps: int) 
 
     A run to resume must not be past ``steps`` already.
     """
-    from invhide.training.checkpoints import latest_checkpoint, read_loop_state
-
     out: Path = args.out
     check_folder_output(out, "--out", inputs=[entry for entry in inputs if entry[0].startswith("--")])
     if args.resume and (not out.is_dir() or latest_checkpoint(out) is None):
@@ -308,44 +358,32 @@ def _check_train_out(args: argparse.Namespace, inputs: list[Input], steps: int) 
         )
 
 
-def _check_crop(option: str, side: int | None, model: Any) -> None:
-    from invhide.io.images import DEFAULT_MAX_PIXELS
-
-    if side is None:
-        return
-    _even_size(option, side, model)
-    if side * side > DEFAULT_MAX_PIXELS:
-        raise InputError(
-            f"{option} {side}: {side * side:,} pixels a crop, more than {DEFAULT_MAX_PIXELS:,} (8192x8192); pass a "
-            f"smaller {option}"
-        )
+def _train_device(args: argparse.Namespace, chosen: recipes.Recipe) -> torch.device | None:
+    """``--device`` (``None``: the trainer picks the local rank's GPU), checked to run the recipe's ``--amp``."""
+    device = resolve_device(args.device) if args.device else None
+    if chosen.config.amp is not None:
+        try:  # float16 on a CPU is refused here, before the photographs are read
+            resolve_amp(chosen.config.amp, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        except ConfigError as error:
+            raise InputError(f"--amp {args.amp}: {error}" if args.amp else str(error)) from None
+    return device
 
 
-def _check_batch_memory(batch_size: int, crop: int) -> None:
-    """Refuse a batch whose images alone (``2 * batch_size`` float32 crops) exceed this machine's memory."""
-    import os
-
+def _train(args: argparse.Namespace, chosen: recipes.Recipe, device: torch.device | None) -> Any:
+    """:func:`invhide.training.recipes.train_and_evaluate` into ``--out``; Ctrl-C says how to resume."""
+    resume: bool | str = True if args.resume else "auto" if args.resume_or_start else False
     try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):  # not a POSIX system: the allocation itself will tell
-        return
-    needed = 2 * batch_size * 3 * crop * crop * 4
-    if needed > memory:
-        raise InputError(
-            f"--batch-size {batch_size} with {crop}x{crop} crops: one batch of images alone is {needed / 2**30:,.1f} "
-            f"GiB, more than this machine's {memory / 2**30:,.1f} GiB of memory; pass a smaller --batch-size or --crop"
-        )
-
-
-def _initialised(chosen: Any, spec: str) -> Any:
-    """The recipe with its model replaced by ``--init``'s trained one (loaded now, so a bad one fails first)."""
-    from invhide.models import registry
-
-    try:
-        trained = registry.load(spec)
-    except (InvhideError, OSError) as error:
-        raise InputError(f"--init {spec}: {describe(error)}") from None
-    return chosen.starting_from(trained, spec)
+        with output_folder(args.out, "--out"):  # removed again if nothing was written into it
+            try:
+                return recipes.train_and_evaluate(
+                    chosen, args.out, train_source=args.train_dir, val_source=args.val_dir,
+                    eval_size=args.eval_size, device=device, resume=resume,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                raise _interrupted(args) from None
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -357,70 +395,13 @@ def run_train(args: argparse.Namespace) -> None:
     :func:`_check_train_out`) and the device. Ctrl-C saves the last completed
     step (the trainer does) and ends with the command that resumes it.
     """
-    import torch
-    import torch.distributed as dist
-
-    from invhide.io.datasets import SAMPLE_TEST, sample_image_paths
-    from invhide.training.recipes import recipe, train_and_evaluate
-
-    overrides = dict(steps=args.steps, crop=args.crop, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    overrides["checkpoint_every"] = args.checkpoint_every
-    if args.quantize is not None:
-        overrides["quantize"] = args.quantize
-    if args.memory_saving:
-        overrides["memory_saving"] = True
-    if args.quantize_from is not None:
-        overrides["quantize"], overrides["quantize_from"] = False, args.quantize_from
-    if args.amp is not None:
-        overrides["amp"] = args.amp
-    if args.ema is not None:
-        overrides["ema_decay"] = args.ema
-    if args.quick and args.preset not in (None, "quick"):
-        raise InputError(f"--quick is --preset quick: drop one of --quick and --preset {args.preset}")
-    name = "quick" if args.quick else args.preset or "paper"
-    chosen = recipe(name, num_workers=args.workers, **overrides)
-    if args.init is not None:
-        chosen = _initialised(chosen, args.init)
-    if chosen.config.quantize_from is not None and chosen.config.quantize_from >= chosen.config.steps:
-        raise InputError(
-            f"--quantize-from {chosen.config.quantize_from}: the run has {chosen.config.steps} steps, so it would "
-            f"never round; pass a step below --steps"
-        )
-    inputs = _check_train_folders(args)
-    _headers([entry for entry in inputs if not entry[0].startswith("--")])  # every training image is an image
-    with torch.random.fork_rng(devices=[]):
-        probe = chosen.build_model()  # only its wavelet's minimum size is read
-    _check_crop("--crop", args.crop, probe)
-    _check_batch_memory(chosen.config.batch_size, chosen.config.crop)
-    _even_size("--eval-size", args.eval_size, probe)
-    validation = folder_images(args.val_dir, "--val-dir") if args.val_dir is not None else None
-    if validation is None:
-        validation = [("sample", path) for path in sample_image_paths(SAMPLE_TEST)]
-    _at_least("--eval-size", args.eval_size, validation, "pass a smaller --eval-size")
+    chosen = _train_recipe(args)
+    inputs = _check_train_data(args, chosen)
     _check_train_out(args, inputs, chosen.config.steps)
-    device = resolve_device(args.device) if args.device else None  # None: the trainer picks the local rank's GPU
-    if chosen.config.amp is not None:
-        from invhide.training.precision import resolve_amp
-
-        try:  # float16 on a CPU is refused here, before the photographs are read
-            resolve_amp(chosen.config.amp, device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        except ConfigError as error:
-            raise InputError(f"--amp {args.amp}: {error}" if args.amp else str(error)) from None
-    if chosen.config.tensorboard and not _installed("tensorboard"):
+    device = _train_device(args, chosen)
+    if chosen.config.tensorboard and not installed("tensorboard"):
         print("note: no TensorBoard logs (pip install tensorboard); the records are in log.jsonl and the CSV files")
-    resume: bool | str = True if args.resume else "auto" if args.resume_or_start else False
-    try:
-        with output_folder(args.out, "--out"):  # removed again if nothing was written into it
-            try:
-                report = train_and_evaluate(
-                    chosen, args.out, train_source=args.train_dir, val_source=args.val_dir,
-                    eval_size=args.eval_size, device=device, resume=resume,
-                )  # fmt: skip
-            except KeyboardInterrupt:
-                raise _interrupted(args) from None
-    finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+    report = _train(args, chosen, device)
     if report.evaluation is None:  # a rank other than 0 under torchrun
         return
     print(f"\nevaluation on {report.evaluation.num_pairs} held-out pairs ({report.evaluation_seconds:.0f} s):")
@@ -436,27 +417,20 @@ def run_train(args: argparse.Namespace) -> None:
 def run_eval(args: argparse.Namespace) -> None:
     """``invhide eval FOLDER``: Table 2 on the folder's pairs; with ``--security``, the steganalysis detectors."""
     if getattr(args, "security", False):
-        from invhide.cli.steganalysis import run_security
-
         run_security(args)
         return
-    import torch
-
-    from invhide.evaluation.metrics import evaluate
-    from invhide.io.datasets import evaluation_pairs
-
     images = folder_images(args.folder)
     if len(images) < 2:
         raise InputError(
             f"{args.folder}: holds {len(images)} image(s); eval pairs images, so it needs at least two "
-            f"({', '.join(_image_suffixes())} files)"
+            f"({', '.join(IMAGE_SUFFIXES)} files)"
         )
     found = find_model(args.model)
     if args.json is not None:
         check_file_output(args.json, "--json", force=args.force, inputs=[*images, *found.files])
     device = resolve_device(args.device)
     model = found.load(device)
-    _one_secret(found, model, "eval")
+    check_one_secret(model, found.choice.described, "eval")
     _even_size("--size", args.size, model)
     _at_least("--size", args.size, images, "pass a smaller --size")
     pairs = evaluation_pairs(args.folder, size=args.size)
@@ -464,11 +438,22 @@ def run_eval(args: argparse.Namespace) -> None:
     with blaming(found.choice):
         evaluation = evaluate(model, pairs, batch_size=args.batch_size, device=device, generator=generator)
     if args.json is not None:
-        from invhide.io.files import atomic_write
-
         with atomic_write(args.json, "w") as file:
             json.dump(evaluation.to_dict(per_image=True), file, indent=2)
     print(evaluation.format())
+
+
+def _convert_outputs(output: Path, inputs: list[Input]) -> list[Path]:
+    """The files ``convert-official -o OUTPUT`` will write, after checking ``OUTPUT`` (a file or a folder)."""
+    if output.suffix.lower() in _PICKLE_SUFFIXES:
+        raise InputError(
+            f"-o {output}: a {output.suffix} name would be taken for a PyTorch pickle, which --model refuses; "
+            f"write {output.with_suffix('.safetensors')} or a folder"
+        )
+    if output.suffix == ".safetensors":  # as invhide.io.checkpoint.save tells a file from a folder
+        return [output] + ([output.parent / "config.json"] if output.name == "model.safetensors" else [])
+    check_folder_output(output, "-o", inputs=inputs)
+    return [output / "model.safetensors", output / "config.json"] if output.is_dir() else []
 
 
 def run_convert(args: argparse.Namespace) -> None:
@@ -479,51 +464,22 @@ def run_convert(args: argparse.Namespace) -> None:
     loads with ``--model OUT``. A ``.pt`` name is refused: ``--model`` takes
     such a file for a PyTorch pickle.
     """
-    from invhide.io.checkpoint import save
-    from invhide.models.hinet import HiNet
-
     output: Path = args.output
     inputs = [(f"checkpoint {args.checkpoint}", args.checkpoint)]
-    if output.suffix.lower() in _PICKLE_SUFFIXES:
-        raise InputError(
-            f"-o {output}: a {output.suffix} name would be taken for a PyTorch pickle, which --model refuses; "
-            f"write {output.with_suffix('.safetensors')} or a folder"
-        )
-    if output.suffix == ".safetensors":  # as invhide.io.checkpoint.save tells a file from a folder
-        written = [output] + ([output.parent / "config.json"] if output.name == "model.safetensors" else [])
-    else:
-        check_folder_output(output, "-o", inputs=inputs)
-        written = [output / "model.safetensors", output / "config.json"] if output.is_dir() else []
-    for path in written:
+    for path in _convert_outputs(output, inputs):
         check_file_output(path, "-o", force=args.force, inputs=inputs)
     folder = output_folder(output, "-o") if output.suffix != ".safetensors" else contextlib.nullcontext()
     with folder, warnings.catch_warnings():  # torch's advice about pickle protocols is for torch's developers
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
-        model = HiNet.from_official_checkpoint(args.checkpoint)
+        model = load_official(args.checkpoint)
         path = save(model, output)
     print(f"wrote {path} ({model.num_blocks} blocks); use it with --model {output}")
 
 
 def run_bench(args: argparse.Namespace) -> None:
     """``invhide bench``: :func:`invhide.evaluation.speed.run` with the command's options."""
-    from invhide.evaluation.speed import run
-
     if args.json is not None:
         check_file_output(args.json, "--json", force=args.force)
-    run(
-        sizes=args.sizes,
-        blocks=args.blocks,
-        batch=args.batch,
-        train_crop=args.train_crop,
-        train_batch=args.train_batch,
-        depths=args.depths,
-        crops=args.crops,
-        repeat=args.repeat,
-        dtype=args.dtype,
-        threads=args.threads,
-        compile_subnets=args.compile,
-        autocast=args.autocast,
-        skip=args.skip,
-        device=resolve_device(args.device),
-        json_path=args.json,
-    )
+    same = ("sizes", "blocks", "batch", "train_crop", "train_batch", "depths", "crops", "repeat", "dtype", "threads")
+    settings = {name: getattr(args, name) for name in (*same, "autocast", "skip")}  # the options speed.run names alike
+    speed.run(**settings, compile_subnets=args.compile, device=resolve_device(args.device), json_path=args.json)

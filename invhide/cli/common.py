@@ -1,4 +1,4 @@
-"""Pieces the ``invhide`` commands share: the device, reading images, and checks of the paths they will write.
+"""Pieces the ``invhide`` commands share: option types, the device, reading images, checks of the paths they write.
 
 Each check raises an :class:`~invhide.errors.InvhideError` naming the
 option at fault, before any work is done, so a command refuses bad input in
@@ -18,15 +18,20 @@ The output rules, the same for every command:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
+import importlib.util
 import os
-import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import torch
+from PIL import Image
+
+from invhide import checks
 from invhide.errors import (
     AccessError,
     InputError,
@@ -38,27 +43,30 @@ from invhide.errors import (
     describe,
     path_error,
 )
+from invhide.io.datasets import list_images
+from invhide.io.images import LOSSLESS_SUFFIXES, ImageError, ImageTooLargeError, read_image
 
 __all__ = [
     "DEFAULT_MODEL_ENV",
-    "MODELS_ENV",
     "Input",
     "check_file_output",
     "check_folder_output",
     "check_image_output",
     "check_not_an_input",
+    "check_one_secret",
     "folder_images",
-    "in_command_words",
-    "models_folder",
+    "installed",
+    "option_type",
     "output_folder",
     "path_kind",
+    "positive_option",
     "read_input_image",
     "resolve_device",
     "same_file",
+    "seed_option",
 ]
 
-MODELS_ENV = "INVHIDE_MODELS"
-"""Environment variable: the folder where ``--model NAME`` is looked up (default ``~/.cache/invhide/models``)."""
+T = TypeVar("T")
 
 DEFAULT_MODEL_ENV = "INVHIDE_MODEL"
 """Environment variable: the model used when ``--model`` is not given."""
@@ -67,26 +75,81 @@ Input = tuple[str, Path]
 """A file a command reads, with how messages name it, e.g. ``("cover image a.png", Path("a.png"))``."""
 
 
-def resolve_device(name: str | None) -> Any:
+# --------------------------------------------------------------------------
+# Option types: argparse reports their errors (usage line, exit status 2)
+# --------------------------------------------------------------------------
+
+
+def option_type(parse: Callable[[str], Any], what: str, check: Callable[..., T], **bounds: Any) -> Callable[[str], T]:
+    """An argparse ``type``: the text read by ``parse`` (``int``, ``float``), then ``check(name, value, **bounds)``.
+
+    ``check`` is one of :mod:`invhide.checks`; a text that does not parse or
+    a value the check refuses is argparse's one line ``argument --OPTION:
+    expected WHAT, got 'TEXT'`` (after the usage, exit status 2).
+
+    Example:
+        >>> steps = option_type(int, "a positive integer", checks.positive_int)
+        >>> steps("12")
+        12
+        >>> steps("0")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: expected a positive integer, got '0'
+    """
+
+    def convert(text: str) -> T:
+        try:
+            return check("option", parse(text), **bounds)
+        except ValueError:  # the text is not a number, or the check's InputError (a ValueError) refuses it
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+    return convert
+
+
+positive_option = option_type(int, "a positive integer", checks.positive_int)
+"""The argparse type of a count: an integer >= 1 (``--steps``, ``--tile``, ``--bootstrap``...)."""
+
+seed_option = option_type(int, "an integer in [0, 2^63)", checks.integer, low=0, high=2**63 - 1)
+"""The argparse type of ``--seed``: what ``torch.Generator.manual_seed`` takes."""
+
+
+def resolve_device(name: str | None) -> torch.device:
     """The ``torch.device`` of ``--device``: CUDA when available if not given.
 
     Raises:
         invhide.errors.InputError: not a device name, or a device this
             PyTorch build or machine lacks (``cuda`` without a GPU, ``mps``
             off a Mac, ``cuda:3`` on a one-GPU machine...).
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
     """
-    import torch
-
-    from invhide import checks
-
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return checks.device("--device", name)
 
 
-def models_folder() -> Path:
-    """Where ``--model NAME`` is looked up: ``$INVHIDE_MODELS`` or ``~/.cache/invhide/models``."""
-    return Path(os.environ.get(MODELS_ENV, Path.home() / ".cache" / "invhide" / "models"))
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it), e.g. an optional dependency.
+
+    Example:
+        >>> installed("torch"), installed("no_such_module")
+        (True, False)
+    """
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent that fails to import, or a module set to None in sys.modules
+        return False
+
+
+def check_one_secret(model: torch.nn.Module, described: str, command: str) -> None:
+    """Refuse a model hiding several secrets per cover (named ``described``) in a ``command`` that takes one."""
+    count = getattr(model, "num_secrets", 1)
+    if count != 1:
+        raise InputError(
+            f"{described} hides {count} secrets per cover; invhide {command} takes a model of one secret image"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -219,8 +282,6 @@ def check_image_output(path: Path, option: str = "-o", *, force: bool = False, i
         invhide.errors.InputError: a lossy or unknown suffix, or ``path`` is an input.
         invhide.errors.PathError: see :func:`check_file_output`.
     """
-    from invhide.io.images import LOSSLESS_SUFFIXES
-
     check_not_an_input(path, option, inputs)
     suffix = path.suffix.lower()
     if suffix not in LOSSLESS_SUFFIXES and path_kind(path, option) != "folder":
@@ -265,8 +326,6 @@ def folder_images(folder: Path, option: str | None = None) -> list[Input]:
         invhide.errors.MissingPathError: no such folder.
         invhide.errors.NotAFolderError: a file, not a folder.
     """
-    from invhide.io.datasets import list_images
-
     try:
         path_kind(folder, "")
         paths = list_images(folder)
@@ -281,15 +340,10 @@ def folder_images(folder: Path, option: str | None = None) -> list[Input]:
 # Reading images in the command's words
 # --------------------------------------------------------------------------
 
-_LIBRARY_LIMIT = re.compile(r"\(max_pixels\)(; pass a larger max_pixels \(or None\) to read it)?$")
-_PILLOW_LIMIT = re.compile(r"Pillow's decompression-bomb limit of ([\d,]+) pixels; raise PIL.Image.MAX_IMAGE_PIXELS.*$")
-
 
 @contextlib.contextmanager
 def _pillow_allows(pixels: int) -> Iterator[None]:
     """Lift Pillow's decompression-bomb limit to ``pixels`` for the block, so ``--max-pixels`` is the one limit."""
-    from PIL import Image
-
     before = Image.MAX_IMAGE_PIXELS
     if before is not None and pixels > before:
         Image.MAX_IMAGE_PIXELS = pixels
@@ -299,50 +353,22 @@ def _pillow_allows(pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = before
 
 
-def in_command_words(error: Exception, advice: str = "pass a larger --max-pixels to read it") -> Exception:
-    """An image error whose size-limit advice speaks of the command's options, not of the library's arguments.
-
-    Args:
-        error: an error of :mod:`invhide.io.images`.
-        advice: what the user can do, e.g. ``"pass a larger --max-pixels to read it"``.
-
-    Returns:
-        ``error`` itself when it says nothing of the limit, else an
-        ``ImageError`` naming the limit as ``--max-pixels`` (or the command's
-        own limit) with ``advice``.
-
-    Example:
-        >>> from invhide.io.images import ImageError
-        >>> str(in_command_words(ImageError("a.png: ... more than the limit of 10 pixels (max_pixels)")))
-        'a.png: ... more than the limit of 10 pixels (--max-pixels); pass a larger --max-pixels to read it'
-    """
-    from invhide.io.images import ImageError
-
-    message = str(error)
-    limit = "(--max-pixels)" if "--max-pixels" in advice else "(the most this command reads)"
-    words = _LIBRARY_LIMIT.sub(f"{limit}; {advice}", message)
-    words = _PILLOW_LIMIT.sub(rf"the limit of \1 pixels; {advice}", words)
-    return error if words == message else ImageError(words)
-
-
-def read_input_image(path: Path, max_pixels: int) -> Any:
+def read_input_image(path: Path, max_pixels: int) -> torch.Tensor:
     """:func:`invhide.io.images.read_image` with ``--max-pixels``, its size limit named as that option.
 
+    Returns:
+        ``(3, H, W)`` float32 in ``[0, 1]``.
+
     Raises:
-        invhide.io.images.ImageError: as ``read_image``; a file larger than
-            ``max_pixels`` is refused before decoding, the message saying
-            ``--max-pixels`` rather than the library's argument.
+        invhide.io.images.ImageTooLargeError: more pixels than ``max_pixels``,
+            refused before decoding, the message naming ``--max-pixels``.
+        invhide.io.images.ImageError: not an image file, or not a regular file.
         invhide.errors.PathError: a missing or unreadable file.
     """
-    from invhide.io.images import ImageError, read_image
-
     if path_kind(path, "") == "other":
         raise ImageError(f"{path}: not a regular file (a device, pipe or socket), not an image file")
     with _pillow_allows(max_pixels):
         try:
             return read_image(path, max_pixels=max_pixels)
-        except ImageError as error:
-            worded = in_command_words(error)
-            if worded is error:
-                raise
-            raise worded from None
+        except ImageTooLargeError as error:
+            raise error.renamed("--max-pixels", advice="pass a larger --max-pixels to read it") from None

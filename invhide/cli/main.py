@@ -1,4 +1,4 @@
-"""The ``invhide`` command: hide, reveal, train, eval, bench, convert-official, models.
+"""The ``invhide`` command: hide, reveal, train, eval, bench, convert-official, models, steganalysis.
 
 Every subcommand has ``--help``. What goes wrong is reported in one of four
 ways:
@@ -28,24 +28,28 @@ output file without ``--force`` (:mod:`invhide.cli.common`).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+import invhide
+from invhide import checks
 from invhide.cli import commands, models, steganalysis
-from invhide.errors import InvhideError, describe
+from invhide.cli.common import option_type, positive_option, seed_option
+from invhide.errors import InputError, InvhideError, describe
+from invhide.evaluation.speed import AUTOCAST_DTYPES, DTYPES, PARTS
+from invhide.training.recipes import RECIPES
 
 __all__ = ["DEBUG_ENV", "build_parser", "is_out_of_memory", "main", "run_reporting_errors"]
 
 DEBUG_ENV = "INVHIDE_DEBUG"
 """Environment variable: set to ``1`` to show the traceback of user errors too (as ``--debug`` does)."""
-
-_SEED_LIMIT = 2**63
 
 
 # --------------------------------------------------------------------------
@@ -53,32 +57,10 @@ _SEED_LIMIT = 2**63
 # --------------------------------------------------------------------------
 
 
-def _integer(text: str, low: int, what: str, high: int | None = None) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value < low or (high is not None and value >= high):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    return _integer(text, 1, "a positive integer")
-
-
-def _non_negative(text: str) -> int:
-    return _integer(text, 0, "a non-negative integer")
-
-
-def _seed(text: str) -> int:
-    return _integer(text, 0, "an integer in [0, 2^63)", _SEED_LIMIT)
-
-
-def _even_side(text: str) -> int:
-    value = _integer(text, 2, "an even integer >= 2")
-    if value % 2:
-        raise argparse.ArgumentTypeError(f"expected an even integer >= 2, got {text!r}")
+def _even_integer(name: str, value: int) -> int:
+    """``value`` if it is an even integer >= 2 (an image or crop side)."""
+    if checks.integer(name, value, low=2) % 2:
+        raise InputError(argument=name, problem=f"must be even, got {value}")
     return value
 
 
@@ -88,61 +70,57 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-def _real(text: str, what: str, ok: Callable[[float], bool]) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not ok(value):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def _decay(text: str) -> float:
-    return _real(text, "a number in (0, 1)", lambda v: 0 < v < 1)
-
-
-def _positive_float(text: str) -> float:
-    return _real(text, "a positive finite number", lambda v: 0 < v < math.inf)
-
-
 _MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))
-
-
-def _workers(text: str) -> int:
-    return _integer(text, 0, f"an integer in [0, {_MAX_WORKERS}] (data-loading processes)", _MAX_WORKERS + 1)
+_non_negative = option_type(int, "a non-negative integer", checks.non_negative_int)
+_even_side = option_type(int, "an even integer >= 2", _even_integer)
+_positive_float = option_type(float, "a positive finite number", checks.number, low=0, low_open=True)
+_decay = option_type(float, "a number in (0, 1)", checks.number, low=0, high=1, low_open=True, high_open=True)
+_workers = option_type(
+    int, f"an integer in [0, {_MAX_WORKERS}] (data-loading processes)", checks.integer, low=0, high=_MAX_WORKERS
+)
 
 
 # --------------------------------------------------------------------------
-# The parser
+# The parser: one function per command
 # --------------------------------------------------------------------------
 
 _DEVICE_HELP = "cpu, cuda, cuda:1, mps, ... (default: cuda when available)"
 _MODEL_HELP = "model name, file or training-run folder (default: $INVHIDE_MODEL, else the default shipped model)"
 _FORCE_HELP = "replace an existing output file (default: refuse); an input is never overwritten"
 _IMAGE_OUTPUT = "(.png; also .tif, .tiff, .bmp: lossless formats only)"
+_TILE_ADVICE = "try a smaller --tile (e.g. --tile 512) or --device cpu"
+_Subparsers = Any  # what ArgumentParser.add_subparsers() returns
+
+
+def _command(
+    subparsers: _Subparsers, name: str, summary: str, run: Callable[[argparse.Namespace], None], advice: str
+) -> argparse.ArgumentParser:
+    """Register the subcommand ``name``; it runs ``run``, and ``advice`` is what to do when memory runs out."""
+    parser = subparsers.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+    parser.set_defaults(run=run, memory_advice=advice)
+    return parser
 
 
 def _add_debug(parser: argparse.ArgumentParser, default: Any) -> None:
-    parser.add_argument(
-        "--debug",
-        action="store_true",
-        default=default,
-        help=f"show the traceback of a user error too (also: {DEBUG_ENV}=1)",
-    )
+    text = f"show the traceback of a user error too (also: {DEBUG_ENV}=1)"
+    parser.add_argument("--debug", action="store_true", default=default, help=text)
 
 
 def _add_image_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``hide`` and ``reveal`` share: the model, tiling, the size limit, --force, --quiet, --device."""
     parser.add_argument("--model", help=_MODEL_HELP)
     parser.add_argument(
-        "--tile", type=_positive, default=1024, help="process in tiles of this side, bounding memory (default: 1024)"
+        "--tile",
+        type=positive_option,
+        default=1024,
+        help="process in tiles of this side, bounding memory (default: 1024)",
     )
     parser.add_argument(
         "--overlap", type=_non_negative, default=64, help="context pixels around each tile (default: 64)"
     )
     parser.add_argument(
         "--max-pixels",
-        type=_positive,
+        type=positive_option,
         default=None,
         help="refuse larger images before decoding (default: 67108864, 8192x8192)",
     )
@@ -151,18 +129,55 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help=_DEVICE_HELP)
 
 
-def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from invhide.training.recipes import RECIPES
+def _add_hide(subparsers: _Subparsers) -> None:
+    hide = _command(subparsers, "hide", "hide SECRET in COVER and write the stego PNG", commands.run_hide, _TILE_ADVICE)
+    hide.add_argument("cover", type=_path, help="cover image")
+    hide.add_argument("secret", type=_path, help="secret image")
+    hide.add_argument("-o", "--output", type=_path, required=True, help=f"stego image to write {_IMAGE_OUTPUT}")
+    hide.add_argument(
+        "--fit",
+        choices=("refuse", "resize", "crop"),
+        default="refuse",
+        help="a secret of another size than the cover: refuse (default), resize or centre-crop it",
+    )
+    _add_image_options(hide)
 
-    parser.add_argument("--train-dir", type=_path, help="folder of training photos (default: scikit-image samples)")
-    parser.add_argument("--val-dir", type=_path, help="folder of evaluation photos (default: held-out samples)")
-    parser.add_argument("--preset", choices=RECIPES, help="training recipe (default: paper)")
-    parser.add_argument("--quick", action="store_true", help="the quick recipe: a small model trained in minutes")
-    parser.add_argument("--steps", type=_positive, help="optimizer steps (default: the recipe's)")
-    parser.add_argument("--crop", type=_even_side, help="training crop side, even (default: the recipe's)")
-    parser.add_argument("--batch-size", type=_positive, help="cover/secret pairs per step (default: the recipe's)")
-    parser.add_argument("--lr", type=_positive_float, help="learning rate (default: the recipe's)")
-    rounding = parser.add_mutually_exclusive_group()
+
+def _add_reveal(subparsers: _Subparsers) -> None:
+    reveal = _command(subparsers, "reveal", "recover the secret from a stego PNG", commands.run_reveal, _TILE_ADVICE)
+    reveal.add_argument("stego", type=_path, help="stego image")
+    reveal.add_argument("-o", "--output", type=_path, required=True, help=f"recovered secret to write {_IMAGE_OUTPUT}")
+    _add_image_options(reveal)
+    reveal.add_argument("--seed", type=seed_option, default=0, help="seeds the random z of the reveal (default: 0)")
+
+
+def _add_train_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """The data, the recipe and the settings that override it."""
+    group = parser.add_argument_group("data and recipe")
+    group.add_argument("--train-dir", type=_path, help="folder of training photos (default: scikit-image samples)")
+    group.add_argument("--val-dir", type=_path, help="folder of evaluation photos (default: held-out samples)")
+    group.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default="paper",
+        help="training recipe (default: paper; quick: a small model trained in minutes)",
+    )
+    group.add_argument("--steps", type=positive_option, help="optimizer steps (default: the recipe's)")
+    group.add_argument("--crop", type=_even_side, help="training crop side, even (default: the recipe's)")
+    group.add_argument("--batch-size", type=positive_option, help="cover/secret pairs per step (default: the recipe's)")
+    group.add_argument("--lr", type=_positive_float, help="learning rate (default: the recipe's)")
+    group.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this model's weights instead of a fresh model (a fine-tune): a shipped model's name, a "
+        "model file or a run folder; its architecture replaces the recipe's",
+    )
+
+
+def _add_train_precision_options(parser: argparse.ArgumentParser) -> None:
+    """Rounding to 8 bits, mixed precision, the weight average and memory saving."""
+    group = parser.add_argument_group("rounding, precision and memory")
+    rounding = group.add_mutually_exclusive_group()
     rounding.add_argument(
         "--quantize",
         dest="quantize",
@@ -182,38 +197,37 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STEP",
         help="train the reveal on the float stego until STEP, then on the stego rounded to 8 bits (a fine-tune)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--amp",
         choices=("float32", "bfloat16", "float16", "auto"),
         help="precision of the hide and reveal while training: bfloat16, float16 (GPU only), auto (bfloat16 where "
         "the device computes it natively) or float32 (default: the recipe's)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--ema",
         type=_decay,
         metavar="DECAY",
         help="keep a moving average of the weights with this decay, e.g. 0.999; the average is validated and "
         "saved (default: the recipe's)",
     )
-    parser.add_argument(
-        "--init",
-        metavar="MODEL",
-        help="start from this model's weights instead of a fresh model (a fine-tune): a shipped model's name, a "
-        "model file or a run folder; its architecture replaces the recipe's",
-    )
-    parser.add_argument("--memory-saving", action="store_true", help="recompute activations through the inverse")
-    parser.add_argument(
+    group.add_argument("--memory-saving", action="store_true", help="recompute activations through the inverse")
+
+
+def _add_train_run_options(parser: argparse.ArgumentParser) -> None:
+    """Evaluation, seeding, the output folder, checkpoints and resuming, the device."""
+    group = parser.add_argument_group("run")
+    group.add_argument(
         "--eval-size", type=_even_side, default=256, help="evaluation centre-crop side, even (default: 256)"
     )
-    parser.add_argument("--workers", type=_workers, default=0, help="data-loading processes (default: 0)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seeds the model, the data and z (default: 0)")
-    parser.add_argument("--out", type=_path, default=Path("runs/hinet"), help="output folder (default: runs/hinet)")
-    parser.add_argument(
+    group.add_argument("--workers", type=_workers, default=0, help="data-loading processes (default: 0)")
+    group.add_argument("--seed", type=seed_option, default=0, help="seeds the model, the data and z (default: 0)")
+    group.add_argument("--out", type=_path, default=Path("runs/hinet"), help="output folder (default: runs/hinet)")
+    group.add_argument(
         "--checkpoint-every",
         type=_non_negative,
         help="save a checkpoint every N steps; 0: only at the end (and on Ctrl-C) (default: the recipe's)",
     )
-    resuming = parser.add_mutually_exclusive_group()
+    resuming = group.add_mutually_exclusive_group()
     resuming.add_argument(
         "--resume",
         action="store_true",
@@ -224,101 +238,31 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue from the newest checkpoint in --out when there is one, else start a new run there",
     )
-    parser.add_argument(
+    group.add_argument(
         "--force",
         action="store_true",
         help="replace model.safetensors, config.json, results.json or figures in --out that no run there wrote "
         "(default: refuse); a previous run's logs and checkpoints are never replaced: --resume continues them",
     )
-    parser.add_argument("--device", help=_DEVICE_HELP)
+    group.add_argument("--device", help=_DEVICE_HELP)
 
 
-def _add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from invhide.evaluation.speed import AUTOCAST_DTYPES, DTYPES, PARTS
-
-    parser.add_argument(
-        "--sizes", type=_even_side, nargs="+", default=[256, 1024], help="inference sizes (default: 256 1024)"
-    )
-    parser.add_argument("--blocks", type=_positive, default=16, help="coupling blocks for speed (default: 16)")
-    parser.add_argument("--batch", type=_positive, default=1, help="images per inference call (default: 1)")
-    parser.add_argument("--train-crop", type=_even_side, default=128, help="training crop side (default: 128)")
-    parser.add_argument("--train-batch", type=_positive, default=4, help="pairs per training step (default: 4)")
-    parser.add_argument(
-        "--depths", type=_positive, nargs="+", default=[4, 8, 16], help="depths for memory (default: 4 8 16)"
-    )
-    parser.add_argument(
-        "--crops", type=_even_side, nargs="+", default=[64, 128], help="crops for memory (default: 64 128)"
-    )
-    parser.add_argument("--repeat", type=_positive, default=3, help="timed calls per figure (median; default: 3)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and inputs (default: float32)")
-    parser.add_argument("--threads", type=_positive, help="torch threads (default: torch's choice)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the subnets for the inference figures")
-    parser.add_argument(
-        "--autocast",
-        nargs="*",
-        default=["bfloat16"],
-        choices=AUTOCAST_DTYPES,
-        help="autocast dtypes whose invertibility error to report (default: bfloat16)",
-    )
-    parser.add_argument("--skip", nargs="*", default=[], choices=PARTS, help="parts to skip")
-    parser.add_argument("--json", type=_path, help="also write the figures to this JSON file")
-    parser.add_argument("--force", action="store_true", help=_FORCE_HELP)
-    parser.add_argument("--device", help=_DEVICE_HELP)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of the ``invhide`` command; each subcommand sets ``run`` and ``memory_advice`` defaults."""
-    from invhide import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="invhide", description="Hide an image inside another with an invertible neural network (HiNet)."
-    )
-    parser.add_argument("--version", action="version", version=f"invhide {__version__}")
-    _add_debug(parser, default=False)
-    commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, summary: str, run: Callable[[argparse.Namespace], None], advice: str) -> Any:
-        sub = commands_.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
-        sub.set_defaults(run=run, memory_advice=advice)
-        return sub
-
-    hide = command(
-        "hide",
-        "hide SECRET in COVER and write the stego PNG",
-        commands.run_hide,
-        "try a smaller --tile (e.g. --tile 512) or --device cpu",
-    )
-    hide.add_argument("cover", type=_path, help="cover image")
-    hide.add_argument("secret", type=_path, help="secret image")
-    hide.add_argument("-o", "--output", type=_path, required=True, help=f"stego image to write {_IMAGE_OUTPUT}")
-    hide.add_argument(
-        "--fit",
-        choices=("refuse", "resize", "crop"),
-        default="refuse",
-        help="a secret of another size than the cover: refuse (default), resize or centre-crop it",
-    )
-    _add_image_options(hide)
-
-    reveal = command(
-        "reveal",
-        "recover the secret from a stego PNG",
-        commands.run_reveal,
-        "try a smaller --tile (e.g. --tile 512) or --device cpu",
-    )
-    reveal.add_argument("stego", type=_path, help="stego image")
-    reveal.add_argument("-o", "--output", type=_path, required=True, help=f"recovered secret to write {_IMAGE_OUTPUT}")
-    _add_image_options(reveal)
-    reveal.add_argument("--seed", type=_seed, default=0, help="seeds the random z of the reveal (default: 0)")
-
-    train = command(
+def _add_train(subparsers: _Subparsers) -> None:
+    train = _command(
+        subparsers,
         "train",
-        "train and evaluate a hider (same options as examples/hinet_div2k.py)",
+        "train a hider with a named recipe and evaluate it (examples/hinet_div2k.py runs this command)",
         commands.run_train,
         "try a smaller --batch-size or --crop, or --memory-saving",
     )
-    _add_train_arguments(train)
+    _add_train_recipe_options(train)
+    _add_train_precision_options(train)
+    _add_train_run_options(train)
 
-    evaluate = command(
+
+def _add_eval(subparsers: _Subparsers) -> None:
+    evaluate = _command(
+        subparsers,
         "eval",
         "Table 2 results of a model on a folder of images",
         commands.run_eval,
@@ -327,22 +271,55 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("folder", type=_path, help="folder of test images, paired i with (i + n/2) mod n")
     evaluate.add_argument("--model", help=_MODEL_HELP)
     evaluate.add_argument("--size", type=_even_side, default=256, help="centre-crop side, even (default: 256)")
-    evaluate.add_argument("--batch-size", type=_positive, default=4, help="pairs per forward pass (default: 4)")
+    evaluate.add_argument("--batch-size", type=positive_option, default=4, help="pairs per forward pass (default: 4)")
     evaluate.add_argument("--json", type=_path, help="also write every metric, per image, to this JSON file")
     evaluate.add_argument("--force", action="store_true", help=_FORCE_HELP)
     evaluate.add_argument("--device", help=_DEVICE_HELP)
-    evaluate.add_argument("--seed", type=_seed, default=0, help="seeds the random z of the reveal (default: 0)")
+    evaluate.add_argument("--seed", type=seed_option, default=0, help="seeds the random z of the reveal (default: 0)")
     steganalysis.add_security_options(evaluate)
 
-    bench = command(
+
+def _add_bench(subparsers: _Subparsers) -> None:
+    bench = _command(
+        subparsers,
         "bench",
         "speed and memory figures of hide, reveal and a training step",
         commands.run_bench,
         "try smaller --sizes, --batch, --train-crop, --train-batch or --crops",
     )
-    _add_bench_arguments(bench)
+    bench.add_argument(
+        "--sizes", type=_even_side, nargs="+", default=[256, 1024], help="inference sizes (default: 256 1024)"
+    )
+    bench.add_argument("--blocks", type=positive_option, default=16, help="coupling blocks for speed (default: 16)")
+    bench.add_argument("--batch", type=positive_option, default=1, help="images per inference call (default: 1)")
+    bench.add_argument("--train-crop", type=_even_side, default=128, help="training crop side (default: 128)")
+    bench.add_argument("--train-batch", type=positive_option, default=4, help="pairs per training step (default: 4)")
+    bench.add_argument(
+        "--depths", type=positive_option, nargs="+", default=[4, 8, 16], help="depths for memory (default: 4 8 16)"
+    )
+    bench.add_argument(
+        "--crops", type=_even_side, nargs="+", default=[64, 128], help="crops for memory (default: 64 128)"
+    )
+    bench.add_argument("--repeat", type=positive_option, default=3, help="timed calls per figure (median; default: 3)")
+    bench.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and inputs (default: float32)")
+    bench.add_argument("--threads", type=positive_option, help="torch threads (default: torch's choice)")
+    bench.add_argument("--compile", action="store_true", help="torch.compile the subnets for the inference figures")
+    bench.add_argument(
+        "--autocast",
+        nargs="*",
+        default=["bfloat16"],
+        choices=AUTOCAST_DTYPES,
+        help="autocast dtypes whose invertibility error to report (default: bfloat16)",
+    )
+    bench.add_argument("--skip", nargs="*", default=[], choices=PARTS, help="parts to skip")
+    bench.add_argument("--json", type=_path, help="also write the figures to this JSON file")
+    bench.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    bench.add_argument("--device", help=_DEVICE_HELP)
 
-    convert = command(
+
+def _add_convert(subparsers: _Subparsers) -> None:
+    convert = _command(
+        subparsers,
         "convert-official",
         "import a reference HiNet checkpoint (model.pt)",
         commands.run_convert,
@@ -358,9 +335,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
-    models.add_parser(commands_)
-    steganalysis.add_parser(commands_)
-    for sub in commands_.choices.values():  # `invhide hide --debug ...` works too
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``invhide`` command; each subcommand sets ``run`` and ``memory_advice`` defaults.
+
+    Example:
+        >>> args = build_parser().parse_args(["train", "--recipe", "quick", "--out", "runs/quick"])
+        >>> args.recipe, args.out, args.run.__name__
+        ('quick', PosixPath('runs/quick'), 'run_train')
+    """
+    parser = argparse.ArgumentParser(
+        prog="invhide", description="Hide an image inside another with an invertible neural network (HiNet)."
+    )
+    parser.add_argument("--version", action="version", version=f"invhide {invhide.__version__}")
+    _add_debug(parser, default=False)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_hide, _add_reveal, _add_train, _add_eval, _add_bench, _add_convert):
+        add(subparsers)
+    models.add_parser(subparsers)
+    steganalysis.add_parser(subparsers)
+    for sub in subparsers.choices.values():  # `invhide hide --debug ...` works too
         _add_debug(sub, default=argparse.SUPPRESS)
     return parser
 
@@ -384,6 +378,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_reporting_errors(args.run, args, debug=debug, memory_advice=args.memory_advice)
 
 
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then each error in its chain of causes (once each, outermost first)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _failed_allocation(error: BaseException) -> bool:
+    text = str(error)
+    if isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower()):
+        return True
+    return isinstance(error, torch.OutOfMemoryError | MemoryError)
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error``, or an error it wraps, is a failed allocation.
 
@@ -395,19 +406,7 @@ def is_out_of_memory(error: BaseException) -> bool:
         >>> is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"))
         True
     """
-    import torch
-
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, torch.OutOfMemoryError | MemoryError):
-            return True
-        text = str(current)
-        if isinstance(current, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower()):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(_failed_allocation(cause) for cause in _causes(error))
 
 
 def run_reporting_errors(
@@ -447,32 +446,27 @@ def run_reporting_errors(
             print(f"invhide: error: {describe(error)}", file=sys.stderr)
             return 2
         except Exception as error:
-            if not is_out_of_memory(error):
-                traceback.print_exc()
-                print(
-                    "invhide: unexpected error (the traceback above shows where); "
-                    "if it looks like a bug in invhide, please report it with that traceback",
-                    file=sys.stderr,
-                )
-                return 1
-            if debug:
-                traceback.print_exc()
-            first = ". ".join(describe(_allocation_failure(error)).split(". ")[:2]).rstrip(".")
-            advice = f"; {memory_advice}" if memory_advice else ""
-            print(f"invhide: error: out of memory ({first}){advice}", file=sys.stderr)
-            return 2
+            return _report_failure(error, debug=debug, memory_advice=memory_advice)
     return 0
 
 
-def _allocation_failure(error: BaseException) -> BaseException:
-    """The innermost error in ``error``'s chain of causes that says memory ran out."""
-    found, current, seen = error, error.__cause__ or error.__context__, {id(error)}
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if is_out_of_memory(current):
-            found = current
-        current = current.__cause__ or current.__context__
-    return found
+def _report_failure(error: Exception, *, debug: bool, memory_advice: str) -> int:
+    """An error that is no user error: out of memory (one line, status 2) or a bug (the traceback, status 1)."""
+    if not is_out_of_memory(error):
+        traceback.print_exc()
+        print(
+            "invhide: unexpected error (the traceback above shows where); "
+            "if it looks like a bug in invhide, please report it with that traceback",
+            file=sys.stderr,
+        )
+        return 1
+    if debug:
+        traceback.print_exc()
+    innermost = [cause for cause in _causes(error) if _failed_allocation(cause)][-1]
+    first = ". ".join(describe(innermost).split(". ")[:2]).rstrip(".")
+    advice = f"; {memory_advice}" if memory_advice else ""
+    print(f"invhide: error: out of memory ({first}){advice}", file=sys.stderr)
+    return 2
 
 
 def _one_line_warning(

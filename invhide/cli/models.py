@@ -1,19 +1,20 @@
 """``invhide models``, and which model ``hide``, ``reveal`` and ``eval`` use.
 
 - :func:`add_parser` registers the ``invhide models`` command, which lists
-  the trained models that ship with invhide (:mod:`invhide.models.registry`):
-  name, headline, and which is the default.
+  the models of the model zoo (:mod:`invhide.models.zoo`): name, headline,
+  and which is the default.
 - :func:`choose_model` decides which model a command uses: ``--model`` when
   given, else ``$INVHIDE_MODEL``, else the default shipped model, else it
   refuses in one line that says how to get a model.
-- :func:`find_model` finds that choice, a shipped name or a path (or a name
-  in ``$INVHIDE_MODELS``), without loading it, so that a command can check
+- :func:`find_model` finds that choice (:func:`invhide.models.zoo.find`: a
+  published name, a path, or a model file or run folder in
+  ``$INVHIDE_MODELS_DIR``) without loading it, so that a command can check
   its outputs against the model's files first; :meth:`FoundModel.load` loads
   it, refuses a model that hides nothing, and announces on stderr, in one
-  line, when it falls back to the default model. :func:`load_model` does
-  both. Their errors name where the model came from: ``--model``,
-  ``$INVHIDE_MODEL`` or the default; :func:`blaming` names it as the cause
-  of a :class:`~invhide.errors.ModelError` (NaN outputs) too.
+  line, when it falls back to the default model. Their errors name where
+  the model came from: ``--model``, ``$INVHIDE_MODEL`` or the default;
+  :func:`blaming` names it as the cause of a
+  :class:`~invhide.errors.ModelError` (NaN outputs) too.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from invhide.cli.common import DEFAULT_MODEL_ENV, MODELS_ENV, models_folder
+from invhide.cli.common import DEFAULT_MODEL_ENV
 from invhide.errors import FileFormatError, InputError, InvhideError, MissingPathError, ModelError, describe
+from invhide.models import zoo
+from invhide.models.inference import hides_nothing
 
 __all__ = [
     "NO_MODEL_HINT",
@@ -39,11 +42,10 @@ __all__ = [
     "blaming",
     "choose_model",
     "find_model",
-    "load_model",
     "run_models",
 ]
 
-NO_MODEL_HINT = "train one with `invhide train --quick --out runs/quick` and pass --model runs/quick"
+NO_MODEL_HINT = "train one with `invhide train --recipe quick --out runs/quick` and pass --model runs/quick"
 """What to do when no model is given and none ships, as the end of a message."""
 
 Origin = Literal["--model", "$INVHIDE_MODEL", "default"]
@@ -87,8 +89,7 @@ def choose_model(
     Args:
         option: the value of ``--model`` (``None`` when not given).
         environ: the environment (default: ``os.environ``).
-        folder: the registry folder (default:
-            :func:`invhide.models.registry.models_dir`).
+        folder: the model folder (default: :func:`invhide.models.zoo.models_dir`).
 
     Raises:
         invhide.errors.InputError: ``--model`` is empty, or nothing was given
@@ -101,8 +102,6 @@ def choose_model(
         >>> choose_model(None, environ={"INVHIDE_MODEL": "m.safetensors"})
         ModelChoice(spec='m.safetensors', origin='$INVHIDE_MODEL')
     """
-    from invhide.models.registry import default_name
-
     if option is not None:
         if not option.strip():
             raise InputError("--model is empty: pass a shipped model's name, a .safetensors file or a run folder")
@@ -111,11 +110,11 @@ def choose_model(
     value = environ.get(DEFAULT_MODEL_ENV, "")
     if value.strip():
         return ModelChoice(value, "$INVHIDE_MODEL")
-    name = default_name(folder)
+    name = zoo.default_name(folder)
     if name is not None:
         return ModelChoice(name, "default")
     raise InputError(
-        f"no model given, and no trained model ships with this installation yet: pass --model NAME_OR_PATH "
+        f"no model given, and no default model ({zoo.contents(folder)}): pass --model NAME_OR_PATH "
         f"(a .safetensors file or a training run's folder) or set ${DEFAULT_MODEL_ENV}; {NO_MODEL_HINT}"
     )
 
@@ -126,31 +125,21 @@ def _looks_like_a_path(spec: str) -> bool:
 
 
 def _find(choice: ModelChoice, folder: str | os.PathLike[str] | None) -> str | Path:
-    """A shipped name (as a string) or an existing path for ``choice``; raises when there is neither."""
-    from invhide.models import registry
-
+    """:func:`invhide.models.zoo.find` for ``choice``, refusing what cannot be a model file; errors name the choice."""
     spec = choice.spec
-    if spec in registry.names(folder):
-        return spec
     path = Path(spec).expanduser()
-    if os.path.lexists(path):
-        if not path.exists():
+    if spec not in zoo.names(folder):
+        if os.path.lexists(path) and not path.exists():
             raise MissingPathError(f"{choice.described}: a symbolic link to nothing ({os.readlink(path)})")
-        if not path.is_file() and not path.is_dir():
+        if path.exists() and not path.is_file() and not path.is_dir():
             raise FileFormatError(f"{choice.described}: not a regular file (a device, pipe or socket)")
-        return path
-    cache = models_folder()
-    if not _looks_like_a_path(spec):
-        for candidate in (cache / spec, cache / f"{spec}.safetensors"):
-            if candidate.exists():
-                return candidate
-    if _looks_like_a_path(spec):
-        raise MissingPathError(f"{choice.described}: no such file or folder")
-    shipped = ", ".join(registry.names(folder)) or "none yet"
-    raise MissingPathError(
-        f"{choice.described}: no model named {spec!r} ships with invhide (shipped: {shipped}) or is in {cache} "
-        f"(${MODELS_ENV}), and no such file or folder"
-    )
+        if _looks_like_a_path(spec) and not path.exists():
+            raise MissingPathError(f"{choice.described}: no such file or folder")
+    try:
+        return zoo.find(spec, folder)
+    except MissingPathError:
+        where = zoo.contents(folder)
+        raise MissingPathError(f"{choice.described}: not a model name ({where}), nor a file or folder") from None
 
 
 _PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl")
@@ -163,7 +152,7 @@ class FoundModel:
     Attributes:
         choice: the :class:`ModelChoice`.
         source: a shipped model's name (a string), or an existing file or folder.
-        folder: the registry folder (``None``: the default one).
+        folder: the model folder (``None``: :func:`invhide.models.zoo.models_dir`).
     """
 
     choice: ModelChoice
@@ -177,11 +166,9 @@ class FoundModel:
         A shipped model's weights and record, a file itself, or a run
         folder's ``model.safetensors`` and ``config.json``.
         """
-        from invhide.models import registry
-
         shown = f"model ({self.choice.described})"
         if isinstance(self.source, str):
-            entry = registry.models_dir(self.folder) / f"{self.source}"
+            entry = zoo.models_dir(self.folder) / f"{self.source}"
             return [(shown, entry.with_suffix(".safetensors")), (shown, entry.with_suffix(".json"))]
         if self.source.is_dir():
             return [(shown, self.source / "model.safetensors"), (shown, self.source / "config.json")]
@@ -197,22 +184,15 @@ class FoundModel:
                 (:func:`invhide.models.inference.hides_nothing`, a
                 :class:`~invhide.errors.ModelError`).
         """
-        from invhide.io.checkpoint import load as load_path
-        from invhide.models import registry
-        from invhide.models.inference import hides_nothing
-
         choice, found = self.choice, self.source
         try:
-            if isinstance(found, str):
-                model = registry.load(found, map_location=device, folder=self.folder)
-            elif found.suffix.lower() in _PICKLE_SUFFIXES:
+            if isinstance(found, Path) and found.suffix.lower() in _PICKLE_SUFFIXES:
                 raise FileFormatError(
                     f"{found}: a PyTorch pickle, which invhide does not load (it could run code); if it is a "
                     f"reference HiNet checkpoint, convert it: invhide convert-official {found} -o "
                     f"{found.with_suffix('.safetensors')}"
                 )
-            else:
-                model = load_path(found, map_location=device)
+            model = zoo.load(found, map_location=device, folder=self.folder)
         except InvhideError as error:
             raise type(error)(_naming_origin(describe(error), choice)) from error
         with blaming(choice):  # a model whose outputs overflow fails the probe already
@@ -223,7 +203,7 @@ class FoundModel:
                 f"model?); train it first"
             )
         if choice.origin == "default":
-            headline = registry.record(choice.spec, self.folder).headline
+            headline = zoo.record(choice.spec, self.folder).headline
             print(
                 f"invhide: using the default model {choice.spec} ({headline}); choose another with --model or "
                 f"${DEFAULT_MODEL_ENV}",
@@ -240,8 +220,9 @@ def find_model(
 ) -> FoundModel:
     """The model a command will use (:func:`choose_model`), found but not loaded.
 
-    A shipped name, else a path, else a name in ``$INVHIDE_MODELS`` (default
-    ``~/.cache/invhide/models``).
+    A published name, else a path, else a model file ``NAME.safetensors`` or
+    a run folder ``NAME/`` in the model folder (``$INVHIDE_MODELS_DIR``), as
+    :func:`invhide.models.zoo.find` decides; :meth:`FoundModel.load` loads it.
 
     Raises:
         invhide.errors.InputError: nothing given and no default model.
@@ -270,40 +251,6 @@ def blaming(choice: ModelChoice) -> Iterator[None]:
         raise ModelError(f"{choice.described}: {describe(error)}") from error
 
 
-def load_model(
-    option: str | None,
-    device: Any,
-    *,
-    environ: Mapping[str, str] | None = None,
-    folder: str | os.PathLike[str] | None = None,
-    stderr: TextIO | None = None,
-) -> Any:
-    """The model of a command (:func:`choose_model`) on ``device``, in eval mode.
-
-    A shipped name is loaded by :func:`invhide.models.registry.load` (its
-    SHA-256 checked); anything else is a path, or a name in
-    ``$INVHIDE_MODELS`` (default ``~/.cache/invhide/models``), loaded by
-    :func:`invhide.io.checkpoint.load`. Falling back to the default model is
-    announced in one line on ``stderr``. A model that hides nothing (its
-    stego ignores the secret, as a freshly initialised one does) is refused.
-
-    Args:
-        option: the value of ``--model`` (``None`` when not given).
-        device: where the weights go.
-        environ: the environment (default: ``os.environ``).
-        folder: the registry folder (default:
-            :func:`invhide.models.registry.models_dir`).
-        stderr: where the announcement goes (default: ``sys.stderr``).
-
-    Raises:
-        invhide.errors.InvhideError: nothing to load, nothing found, a PyTorch
-            pickle, a model file that is not valid, or a model that hides
-            nothing; the message starts with where the model came from
-            (``--model X``, ``$INVHIDE_MODEL=X`` or ``the default model X``).
-    """
-    return find_model(option, environ=environ, folder=folder).load(device, stderr=stderr)
-
-
 def _naming_origin(message: str, choice: ModelChoice) -> str:
     """``message`` prefixed with where the model came from, the spec not repeated when the message starts with it."""
     if message.startswith(choice.described):
@@ -315,17 +262,15 @@ def _naming_origin(message: str, choice: ModelChoice) -> str:
 
 def run_models(args: argparse.Namespace) -> None:
     """``invhide models [NAME] [--json]``: list the shipped models, or print one model's record."""
-    from invhide.models import registry
-
     if args.name is not None:
-        print(json.dumps(registry.record(args.name).to_dict(), indent=2))
+        print(json.dumps(zoo.record(args.name).to_dict(), indent=2))
         return
-    records = registry.available()
+    records = zoo.available()
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=2))
         return
     if not records:
-        print(f"no trained models ship with this installation yet (none in {registry.models_dir()}); {NO_MODEL_HINT}")
+        print(f"{zoo.contents()}; {NO_MODEL_HINT}")
         return
     width = max(len(r.name) for r in records)
     for entry in records:
@@ -334,8 +279,8 @@ def run_models(args: argparse.Namespace) -> None:
         print(f"* the default of hide, reveal and eval (when neither --model nor ${DEFAULT_MODEL_ENV} is given)")
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Register ``invhide models`` on the ``invhide`` command's subparsers; returns its parser.
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Register ``invhide models`` on ``commands``, what ``parser.add_subparsers()`` returned; returns its parser.
 
     Example:
         >>> parser = argparse.ArgumentParser(prog="invhide")

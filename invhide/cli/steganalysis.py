@@ -19,50 +19,44 @@ given.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from invhide.cli.common import Input, check_file_output, check_folder_output, folder_images, resolve_device
+import torch
+
+from invhide import checks
+from invhide.cli.common import (
+    Input,
+    check_file_output,
+    check_folder_output,
+    check_one_secret,
+    folder_images,
+    installed,
+    option_type,
+    positive_option,
+    resolve_device,
+    seed_option,
+)
+from invhide.cli.models import FoundModel, blaming, find_model
 from invhide.errors import InputError
+from invhide.evaluation.metrics import psnr
+from invhide.evaluation.steganalysis.classic import levels
+from invhide.evaluation.steganalysis.learned import DEFAULT_TRAINING, LEARNED_DETECTORS
+from invhide.evaluation.steganalysis.networks import MIN_SIDE
+from invhide.evaluation.steganalysis.protocol import DEFAULT_DETECTORS, DETECTORS, evaluate_detectors
+from invhide.io.datasets import ImagePair, evaluation_pairs
+from invhide.io.images import inspect_image, read_image, write_image
 
 __all__ = ["add_parser", "add_security_options", "run_security", "run_steganalysis"]
 
 _MEMORY_ADVICE = "try fewer or smaller images, or --device cpu"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _folds(text: str) -> int:
-    value = _positive(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^63), got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^63), got {text!r}")
-    return value
+_folds = option_type(int, "an integer >= 2", checks.integer, low=2)
 
 
 def _add_detector_options(parser: argparse.ArgumentParser | Any, *, json_option: bool) -> None:
-    from invhide.evaluation.steganalysis.protocol import DEFAULT_DETECTORS, DETECTORS
-
     parser.add_argument(
         "--detector",
         dest="detectors",
@@ -76,10 +70,13 @@ def _add_detector_options(parser: argparse.ArgumentParser | Any, *, json_option:
     parser.add_argument("--roc", type=Path, metavar="OUT.png", help="also draw the ROC curves to this PNG (matplotlib)")
     parser.add_argument("--folds", type=_folds, default=2, help="cross-validation folds by pair (default: 2)")
     parser.add_argument(
-        "--bootstrap", type=_positive, default=1000, help="bootstrap resamples for the 95%% intervals (default: 1000)"
+        "--bootstrap",
+        type=positive_option,
+        default=1000,
+        help="bootstrap resamples for the 95%% intervals (default: 1000)",
     )
     parser.add_argument(
-        "--train-steps", type=_positive, help="training steps of the learned detectors (default: each one's own)"
+        "--train-steps", type=positive_option, help="training steps of the learned detectors (default: each one's own)"
     )
     if json_option:
         parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results to this JSON file")
@@ -108,7 +105,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("cover_dir", type=Path, help="folder of cover images")
     parser.add_argument("stego_dir", type=Path, help="folder of their stego images (same count, same sizes)")
     _add_detector_options(parser, json_option=True)
-    parser.add_argument("--seed", type=_seed, default=0, help="seeds the split, the training and the bootstrap")
+    parser.add_argument("--seed", type=seed_option, default=0, help="seeds the split, the training and the bootstrap")
     parser.add_argument("--force", action="store_true", help="replace existing --json and --roc files")
     parser.add_argument("--device", help="where the learned detectors train: cpu, cuda, ... (default: cuda if any)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
@@ -142,7 +139,7 @@ def _check_outputs(args: argparse.Namespace, inputs: Sequence[Input]) -> None:
         check_file_output(args.json, "--json", force=args.force, inputs=inputs)
     if args.roc is None:
         return
-    if importlib.util.find_spec("matplotlib") is None:
+    if not installed("matplotlib"):
         raise InputError(f'--roc {args.roc}: drawing ROC curves needs matplotlib: pip install "invhide[plot]"')
     if args.roc.suffix.lower() != ".png":
         raise InputError(f"--roc {args.roc}: the figure is written as PNG; name it *.png")
@@ -150,16 +147,10 @@ def _check_outputs(args: argparse.Namespace, inputs: Sequence[Input]) -> None:
 
 
 def _detectors(args: argparse.Namespace) -> list[str]:
-    from invhide.evaluation.steganalysis.protocol import DEFAULT_DETECTORS
-
     return list(dict.fromkeys(args.detectors or DEFAULT_DETECTORS))
 
 
 def _training(args: argparse.Namespace, detectors: Sequence[str]) -> dict[str, Any]:
-    from dataclasses import replace
-
-    from invhide.evaluation.steganalysis.learned import DEFAULT_TRAINING
-
     if args.train_steps is None:
         return {}
     return {
@@ -168,9 +159,6 @@ def _training(args: argparse.Namespace, detectors: Sequence[str]) -> dict[str, A
 
 
 def _check_common(args: argparse.Namespace, pairs: int, smallest: int, detectors: Sequence[str]) -> None:
-    from invhide.evaluation.steganalysis.learned import LEARNED_DETECTORS
-    from invhide.evaluation.steganalysis.networks import MIN_SIDE
-
     if pairs < 2:
         raise InputError(f"steganalysis needs at least 2 cover/stego pairs, got {pairs}")
     if args.folds > pairs:
@@ -184,8 +172,6 @@ def _check_common(args: argparse.Namespace, pairs: int, smallest: int, detectors
 
 
 def _report(args: argparse.Namespace, covers: list[Any], stegos: list[Any], detectors: list[str], device: Any) -> Any:
-    from invhide.evaluation.steganalysis.protocol import evaluate_detectors
-
     quiet = getattr(args, "quiet", False)
     return evaluate_detectors(
         covers,
@@ -213,21 +199,10 @@ def _finish(args: argparse.Namespace, report: Any, json_path: Path | None) -> No
         print(f"wrote {args.roc}")
 
 
-def run_steganalysis(args: argparse.Namespace) -> None:
-    """``invhide steganalysis COVER_DIR STEGO_DIR``: the detectors on the folders' pairs."""
-    from invhide.evaluation.steganalysis.classic import levels
-    from invhide.io.images import inspect_image, read_image
-
-    detectors = _detectors(args)
-    covers_in, stegos_in = folder_images(args.cover_dir), folder_images(args.stego_dir)
-    _check_outputs(args, [*covers_in, *stegos_in])
-    if len(covers_in) != len(stegos_in):
-        raise InputError(
-            f"{args.cover_dir} holds {len(covers_in)} images but {args.stego_dir} holds {len(stegos_in)}: "
-            f"images are paired by sorted name, so the counts must be equal"
-        )
+def _smallest_side(covers: Sequence[Input], stegos: Sequence[Input]) -> int:
+    """The shortest side among the pairs, read from the headers; a stego of another size than its cover is refused."""
     smallest = None
-    for (_, cover_path), (_, stego_path) in zip(covers_in, stegos_in, strict=True):
+    for (_, cover_path), (_, stego_path) in zip(covers, stegos, strict=True):
         cover, stego = inspect_image(cover_path), inspect_image(stego_path)
         if (cover.width, cover.height) != (stego.width, stego.height):
             raise InputError(
@@ -236,7 +211,20 @@ def run_steganalysis(args: argparse.Namespace) -> None:
             )
         side = min(cover.width, cover.height)
         smallest = side if smallest is None else min(smallest, side)
-    _check_common(args, len(covers_in), smallest or 0, detectors)
+    return smallest or 0
+
+
+def run_steganalysis(args: argparse.Namespace) -> None:
+    """``invhide steganalysis COVER_DIR STEGO_DIR``: the detectors on the folders' pairs."""
+    detectors = _detectors(args)
+    covers_in, stegos_in = folder_images(args.cover_dir), folder_images(args.stego_dir)
+    _check_outputs(args, [*covers_in, *stegos_in])
+    if len(covers_in) != len(stegos_in):
+        raise InputError(
+            f"{args.cover_dir} holds {len(covers_in)} images but {args.stego_dir} holds {len(stegos_in)}: "
+            f"images are paired by sorted name, so the counts must be equal"
+        )
+    _check_common(args, len(covers_in), _smallest_side(covers_in, stegos_in), detectors)
     device = resolve_device(args.device)
     covers = [levels(read_image(path)) for _, path in covers_in]
     stegos = [levels(read_image(path)) for _, path in stegos_in]
@@ -257,16 +245,39 @@ def _check_pairs_dir(args: argparse.Namespace) -> None:
             )
 
 
+def _save_pairs(
+    args: argparse.Namespace, found: FoundModel, model: Any, pairs: Sequence[ImagePair], folder: Path
+) -> tuple[list[torch.Tensor], list[torch.Tensor], float]:
+    """Hide each pair's secret in its cover, save both as 8-bit PNGs in ``folder/covers`` and ``folder/stegos``.
+
+    Returns:
+        The saved covers and stegos as read back (as a user would read
+        them), as :func:`~invhide.evaluation.steganalysis.classic.levels`,
+        and their mean PSNR in dB.
+    """
+    (folder / "covers").mkdir(parents=True, exist_ok=True)
+    (folder / "stegos").mkdir(exist_ok=True)
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    covers, stegos, quality = [], [], []
+    for start in range(0, len(pairs), args.batch_size):
+        batch = pairs[start : start + args.batch_size]
+        cover = torch.stack([pair.cover for pair in batch]).to(device, dtype)
+        secret = torch.stack([pair.secret for pair in batch]).to(device, dtype)
+        with torch.no_grad(), blaming(found.choice):
+            stego, _ = model.hide(cover, secret)
+        for offset, pair in enumerate(batch):
+            name = f"{start + offset:04d}_{pair.cover_path.stem}.png"
+            write_image(pair.cover, folder / "covers" / name)
+            write_image(stego[offset].float().cpu(), folder / "stegos" / name)
+            saved_cover, saved_stego = read_image(folder / "covers" / name), read_image(folder / "stegos" / name)
+            quality.append(psnr(saved_stego[None], saved_cover[None]).item())
+            covers.append(levels(saved_cover))
+            stegos.append(levels(saved_stego))
+    return covers, stegos, sum(quality) / len(quality)
+
+
 def run_security(args: argparse.Namespace) -> None:
     """``invhide eval --security --model M DIR``: make cover/stego PNG pairs with the model, then run the detectors."""
-    import torch
-
-    from invhide.cli.models import blaming, find_model
-    from invhide.evaluation.metrics import psnr
-    from invhide.evaluation.steganalysis.classic import levels
-    from invhide.io.datasets import evaluation_pairs
-    from invhide.io.images import read_image, write_image
-
     detectors = _detectors(args)
     images = folder_images(args.folder)
     found = find_model(args.model)
@@ -275,35 +286,11 @@ def run_security(args: argparse.Namespace) -> None:
     _check_common(args, len(images), args.size, detectors)
     device = resolve_device(args.device)
     model = found.load(device)
-    if getattr(model, "num_secrets", 1) != 1:
-        raise InputError(
-            f"{found.choice.described}: hides {model.num_secrets} secrets per cover; eval --security pairs each "
-            f"image with one secret, so it needs a one-secret model"
-        )
+    check_one_secret(model, found.choice.described, "eval --security")
     pairs = evaluation_pairs(args.folder, size=args.size)
-    dtype = next(model.parameters()).dtype
     with tempfile.TemporaryDirectory(prefix="invhide-security-") as temporary:
         folder = Path(temporary) if args.pairs_dir is None else args.pairs_dir
-        (folder / "covers").mkdir(parents=True, exist_ok=True)
-        (folder / "stegos").mkdir(exist_ok=True)
-        covers, stegos, quality = [], [], []
-        for start in range(0, len(pairs), args.batch_size):
-            batch = pairs[start : start + args.batch_size]
-            cover = torch.stack([pair.cover for pair in batch]).to(device, dtype)
-            secret = torch.stack([pair.secret for pair in batch]).to(device, dtype)
-            with torch.no_grad(), blaming(found.choice):
-                stego, _ = model.hide(cover, secret)
-            for offset, pair in enumerate(batch):
-                name = f"{start + offset:04d}_{pair.cover_path.stem}.png"
-                write_image(pair.cover, folder / "covers" / name)
-                write_image(stego[offset].float().cpu(), folder / "stegos" / name)
-                # What is analysed is what was saved, read back as a user would read it.
-                saved_cover = read_image(folder / "covers" / name)
-                saved_stego = read_image(folder / "stegos" / name)
-                quality.append(psnr(saved_stego[None], saved_cover[None]).item())
-                covers.append(levels(saved_cover))
-                stegos.append(levels(saved_stego))
-        mean_psnr = sum(quality) / len(quality)
+        covers, stegos, mean_psnr = _save_pairs(args, found, model, pairs, folder)
         where = f", in {args.pairs_dir}" if args.pairs_dir is not None else ""
         print(f"{len(pairs)} stego images saved as 8-bit PNG ({args.size}x{args.size}), cover/stego PSNR "
               f"{mean_psnr:.2f} dB as saved{where}")  # fmt: skip

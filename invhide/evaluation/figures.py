@@ -1,27 +1,30 @@
 """Figures: the paper's Fig. 3 layout and training curves (needs matplotlib: ``pip install "invhide[plot]"``).
 
-Both functions write a PNG atomically and return its path.
+Both figures, and every other figure invhide draws, come from :func:`pyplot`
+and are written by :func:`save_figure`: a PNG written atomically, its path
+returned.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from invhide.errors import MissingPathError
 from invhide.io.files import atomic_write
 
-__all__ = ["hiding_figure", "training_curves"]
+__all__ = ["hiding_figure", "pyplot", "save_figure", "training_curves"]
 
 
-def _pyplot() -> Any:
-    try:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, or an ``ImportError`` saying how to install it."""
+    try:  # imported on first use: matplotlib is an optional extra, and slow to import
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -31,10 +34,21 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(figure: Any, path: str | os.PathLike[str]) -> Path:
+def save_figure(figure: Any, path: str | os.PathLike[str], *, dpi: int = 100) -> Path:
+    """Write a matplotlib figure to ``path`` as a PNG, atomically, and close it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> figure, axes = pyplot().subplots()
+        >>> save_figure(figure, pathlib.Path(tempfile.mkdtemp()) / "empty.png").suffix
+        '.png'
+    """
     path = Path(path)
-    with atomic_write(path) as file:
-        figure.savefig(file, format="png", dpi=100, bbox_inches="tight")
+    try:
+        with atomic_write(path) as file:
+            figure.savefig(file, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        pyplot().close(figure)
     return path
 
 
@@ -68,8 +82,14 @@ def hiding_figure(
 
     Returns:
         ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> images = torch.rand(4, 1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> hiding_figure(*images, pathlib.Path(tempfile.mkdtemp()) / "fig3.png").name
+        'fig3.png'
     """
-    plt = _pyplot()
+    plt = pyplot()
     rows = cover.shape[0]
     columns = [
         ("cover", cover),
@@ -91,10 +111,7 @@ def hiding_figure(
         if titles is not None:
             axes[row][0].set_ylabel(titles[row], fontsize=8)
     figure.tight_layout()
-    try:
-        return _save(figure, path)
-    finally:
-        plt.close(figure)
+    return save_figure(figure, path)
 
 
 def _read_csv(path: Path) -> list[dict[str, float]]:
@@ -116,14 +133,20 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
 
     Raises:
         FileNotFoundError: the folder has no ``train.csv``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (run / "train.csv").write_text("step,loss,psnr_stego,psnr_recovered\\n1,0.5,20,18\\n2,0.4,22,19\\n")
+        >>> training_curves(run).name
+        'curves.png'
     """
     run_dir = Path(run_dir)
     train = _read_csv(run_dir / "train.csv")
     if not train:
         raise MissingPathError(f"{run_dir / 'train.csv'}: no training log to plot")
     val = _read_csv(run_dir / "val.csv")
-    plt = _pyplot()
-    figure, (loss_axis, psnr_axis) = plt.subplots(1, 2, figsize=(11, 5))
+    figure, (loss_axis, psnr_axis) = pyplot().subplots(1, 2, figsize=(11, 5))
     steps = [r["step"] for r in train]
     loss_axis.plot(steps, [r["loss"] for r in train], label="total", color="black", linewidth=1)
     for name in ("concealing", "revealing", "low_frequency"):
@@ -143,7 +166,7 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
         ("psnr_recovered_float", "recovery vs secret (validation, float stego)"),
         ("psnr_recovered_8bit", "recovery vs secret (validation, 8-bit stego)"),
     ):
-        points = [(r["step"], r[key]) for r in val if key in r and torch.isfinite(torch.tensor(r[key]))]
+        points = [(r["step"], r[key]) for r in val if key in r and math.isfinite(r[key])]
         if points:
             psnr_axis.plot(*zip(*points, strict=True), marker="o", label=label)
     psnr_axis.set_xlabel("step")
@@ -152,7 +175,4 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
     psnr_axis.grid(alpha=0.3)
     psnr_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     figure.tight_layout()
-    try:
-        return _save(figure, path if path is not None else run_dir / "curves.png")
-    finally:
-        plt.close(figure)
+    return save_figure(figure, path if path is not None else run_dir / "curves.png")

@@ -1,28 +1,29 @@
 """Image quality metrics (PSNR, SSIM, MAE, RMSE) and the HiNet Table 2 evaluation.
 
-Images are ``(B, 3, H, W)`` floats, nominally in ``[0, 1]``. Every metric is
-computed per image in float64 on the 0..255 scale, either on the three RGB
-channels (``channel="rgb"``) or on the BT.601 luma Y that MATLAB's
-``rgb2ycbcr`` and the reference evaluation scripts use (``channel="y"``), and
-returned as a ``(B,)`` float64 tensor. Metrics never clamp or round their
-inputs: a float stego may overshoot ``[0, 1]`` and is measured as it is; use
-:func:`quantize_8bit` to measure what an 8-bit PNG of it would hold.
+Images are ``(B, C, H, W)`` floats, nominally in ``[0, 1]``. Every metric is computed per image in float64 (on
+the CPU for MPS, which has no float64) on the 0..255 scale, on every channel as given (``channel="rgb"``: RGB,
+or any other number of channels, such as ``k`` stacked secrets) or on the BT.601 luma Y of RGB images that
+MATLAB's ``rgb2ycbcr`` and the reference evaluation scripts use (``channel="y"``), and returned as a ``(B,)``
+float64 tensor. Metrics never clamp or round: a float stego may overshoot ``[0, 1]`` and is measured as it is
+(:func:`invhide.nn.functional.quantize_8bit` gives what an 8-bit PNG of it would hold).
 
-:func:`evaluate` runs a hider over cover/secret pairs and gathers all of this
-into an :class:`Evaluation`, printed in the layout of the paper's Table 2.
+:func:`evaluate` runs a hider over cover/secret pairs and gathers all of this into an :class:`Evaluation`,
+printed in the layout of the paper's Table 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import pytorch_msssim
 import torch
 from torch import Tensor, nn
 
-from invhide.checks import image_batch
+from invhide.checks import image_batch, one_of, positive_int
 from invhide.errors import InputError, InputTypeError
 from invhide.nn.functional import quantize_8bit
 
@@ -42,13 +43,13 @@ __all__ = [
 
 Channel = Literal["rgb", "y"]
 CHANNELS: tuple[str, ...] = ("rgb", "y")
-"""Where the metrics are computed: the three RGB channels, or the BT.601 luma Y (:func:`rgb_to_y`)."""
+"""Where the metrics are computed: every channel as given, or the BT.601 luma Y (:func:`rgb_to_y`)."""
 METRICS: tuple[str, ...] = ("psnr", "ssim", "mae", "rmse")
 """The metrics of an :class:`Evaluation`, in the column order of the paper's Table 2."""
 ROWS: tuple[str, ...] = ("cover/stego", "secret/recovery")
 """The two comparisons of an :class:`Evaluation`: stego against cover, recovered secret against secret."""
 STEGO_SETTINGS: tuple[str, ...] = ("float", "8-bit")
-"""The stego an :class:`Evaluation` reveals from: as the network outputs it, or :func:`quantize_8bit` of it."""
+"""The stego an :class:`Evaluation` reveals from: as the network outputs it, or ``quantize_8bit`` of it."""
 _SETTING_NAMES = dict(zip((False, True), STEGO_SETTINGS, strict=True))  # quantize flag -> stego setting
 
 # ITU-R BT.601 luma for RGB in [0, 1], in 0..255 units (range 16..235), as MATLAB's rgb2ycbcr.
@@ -66,8 +67,9 @@ _PEAK = 255.0
 # --------------------------------------------------------------------------
 
 
-def _check_rgb(x: Tensor, name: str = "x") -> None:
-    image_batch(name, x, channels=3)
+def _luma(x: Tensor) -> Tensor:
+    red, green, blue = x.unbind(dim=1)
+    return (_Y_OFFSET + _Y_WEIGHTS[0] * red + _Y_WEIGHTS[1] * green + _Y_WEIGHTS[2] * blue).unsqueeze(1)
 
 
 def rgb_to_y(x: Tensor) -> Tensor:
@@ -91,28 +93,30 @@ def rgb_to_y(x: Tensor) -> Tensor:
         >>> [round(v, 3) for v in rgb_to_y(x).flatten().tolist()]
         [16.0, 235.0]
     """
-    _check_rgb(x)
-    red, green, blue = x.unbind(dim=1)
-    luma = _Y_OFFSET + _Y_WEIGHTS[0] * red + _Y_WEIGHTS[1] * green + _Y_WEIGHTS[2] * blue
-    return luma.unsqueeze(1)
+    return _luma(image_batch("x", x, channels=3))
+
+
+def _scaled(x: Tensor, channel: str) -> Tensor:
+    """``x`` in float64 on the 0..255 scale: every channel as given, or the luma ``(B, 1, H, W)``."""
+    x = (x.cpu() if x.device.type == "mps" else x).double()  # MPS has no float64
+    return _luma(x) if channel == "y" else x * _PEAK
 
 
 def _prepare(x: Tensor, y: Tensor, channel: str) -> tuple[Tensor, Tensor]:
-    """Both images in float64 on the 0..255 scale, RGB ``(B, 3, H, W)`` or Y ``(B, 1, H, W)``."""
-    _check_rgb(x, "x")
-    _check_rgb(y, "y")
+    """Both images checked, then :func:`_scaled`."""
+    channel = one_of("channel", channel, CHANNELS)
+    channels = 3 if channel == "y" else None
+    image_batch("x", x, channels=channels)
+    image_batch("y", y, channels=channels)
     if x.shape != y.shape:
-        raise InputError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if channel not in CHANNELS:
-        raise InputError(f"channel must be one of {CHANNELS}, got {channel!r}")
-    x, y = x.double(), y.double()
-    if channel == "y":
-        return rgb_to_y(x), rgb_to_y(y)
-    return x * _PEAK, y * _PEAK
+        raise InputError(
+            argument="x and y", problem=f"must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    return _scaled(x, channel), _scaled(y, channel)
 
 
 # --------------------------------------------------------------------------
-# Metrics
+# Metrics: the math on 0..255 float64 images, then the public, checked functions
 # --------------------------------------------------------------------------
 
 
@@ -120,22 +124,49 @@ def _mse(x: Tensor, y: Tensor) -> Tensor:
     return (x - y).square().flatten(1).mean(dim=1)
 
 
+def _psnr(x: Tensor, y: Tensor) -> Tensor:
+    return 10 * torch.log10(_PEAK**2 / _mse(x, y))
+
+
+def _mae(x: Tensor, y: Tensor) -> Tensor:
+    return (x - y).abs().flatten(1).mean(dim=1)
+
+
+def _rmse(x: Tensor, y: Tensor) -> Tensor:
+    return _mse(x, y).sqrt()
+
+
+def _ssim(x: Tensor, y: Tensor) -> Tensor:
+    height, width = x.shape[-2:]
+    if height < _SSIM_WINDOW or width < _SSIM_WINDOW:
+        # pytorch-msssim would silently skip the smoothing along a short side.
+        raise InputError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW}, got {height}x{width}")
+    # pytorch-msssim's default window is built in float32 (SSIM off by about 1e-6 even for float64 images):
+    # the same normalised exp(-k^2 / (2 sigma^2)), at the images' precision, repeated per channel.
+    offsets = torch.arange(_SSIM_WINDOW, dtype=x.dtype, device=x.device) - _SSIM_WINDOW // 2
+    window = torch.exp(-offsets.square() / (2 * _SSIM_SIGMA**2))
+    window = (window / window.sum()).reshape(1, 1, 1, _SSIM_WINDOW).repeat(x.shape[1], 1, 1, 1)
+    return pytorch_msssim.ssim(x, y, data_range=_PEAK, size_average=False, win=window, K=_SSIM_K)
+
+
 def psnr(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
     """Peak signal-to-noise ratio per image, ``10 log10(255^2 / MSE)`` on 0..255.
 
-    The MSE is over all pixels and, for ``"rgb"``, all three channels. Peak
-    255 on Y too, as the reference scripts compute it.
+    The MSE is over all pixels and, for ``"rgb"``, all channels. Peak 255 on
+    Y too, as the reference scripts compute it. One figure for a batch is
+    ``psnr(x, y).mean().item()``, the mean of the per-image values.
 
     Args:
-        x: ``(B, 3, H, W)`` floats, nominally in ``[0, 1]`` (not clamped).
+        x: ``(B, C, H, W)`` floats, nominally in ``[0, 1]`` (not clamped);
+            ``C == 3`` for ``"y"``.
         y: the same shape as ``x``.
-        channel: ``"rgb"`` or ``"y"`` (BT.601 luma, :func:`rgb_to_y`).
+        channel: ``"rgb"`` (every channel) or ``"y"`` (BT.601 luma, :func:`rgb_to_y`).
 
     Returns:
         ``(B,)`` float64 in dB; ``inf`` where the two images are identical.
 
     Raises:
-        ValueError: shapes differ or are not ``(B, 3, H, W)``, unknown channel.
+        ValueError: shapes differ or are not ``(B, C, H, W)``, unknown channel.
         TypeError: a non-tensor or non-float input.
 
     Example:
@@ -145,8 +176,7 @@ def psnr(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
         >>> [round(value, 4) for value in psnr(x, y).tolist()]  # 10 log10(255^2), and identical images
         [48.1308, inf]
     """
-    x, y = _prepare(x, y, channel)
-    return 10 * torch.log10(_PEAK**2 / _mse(x, y))
+    return _psnr(*_prepare(x, y, channel))
 
 
 def mae(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
@@ -162,8 +192,7 @@ def mae(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
         >>> mae(x, x + 2 / 255).tolist()
         [2.0...]
     """
-    x, y = _prepare(x, y, channel)
-    return (x - y).abs().flatten(1).mean(dim=1)
+    return _mae(*_prepare(x, y, channel))
 
 
 def rmse(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
@@ -181,21 +210,7 @@ def rmse(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
         >>> rmse(x, y).tolist()
         [2.0...]
     """
-    x, y = _prepare(x, y, channel)
-    return _mse(x, y).sqrt()
-
-
-def _gaussian_window(channels: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """pytorch-msssim's 1-D Gaussian window, built in ``dtype`` and repeated per channel.
-
-    pytorch-msssim builds its default window in float32, which puts SSIM off
-    by about 1e-6 even for float64 images; this window is the same
-    ``exp(-k^2 / (2 sigma^2))``, normalised, at full precision.
-    """
-    offsets = torch.arange(_SSIM_WINDOW, dtype=dtype, device=device) - _SSIM_WINDOW // 2
-    window = torch.exp(-offsets.square() / (2 * _SSIM_SIGMA**2))
-    window = window / window.sum()
-    return window.reshape(1, 1, 1, _SSIM_WINDOW).repeat(channels, 1, 1, 1)
+    return _rmse(*_prepare(x, y, channel))
 
 
 def ssim(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
@@ -203,25 +218,25 @@ def ssim(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
 
     An 11x11 Gaussian window of standard deviation 1.5, ``K = (0.01, 0.03)``,
     data range 255, population (not sample) covariances, averaged over the
-    valid region (every window inside the image, no padding) and, for RGB,
-    over the three channels. Computed by ``pytorch_msssim.ssim`` in float64;
-    equal to scikit-image's ``structural_similarity(..., gaussian_weights=True,
-    sigma=1.5, use_sample_covariance=False, data_range=255)``.
+    valid region (every window inside the image, no padding) and, for
+    ``"rgb"``, over the channels. Computed by ``pytorch_msssim.ssim`` in
+    float64; equal to scikit-image's ``structural_similarity(...,
+    gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+    data_range=255)``.
 
     Args:
-        x: ``(B, 3, H, W)`` floats, nominally in ``[0, 1]`` (not clamped),
-            H and W at least 11.
+        x: ``(B, C, H, W)`` floats, nominally in ``[0, 1]`` (not clamped),
+            H and W at least 11; ``C == 3`` for ``"y"``.
         y: the same shape as ``x``.
-        channel: ``"rgb"`` or ``"y"`` (BT.601 luma, :func:`rgb_to_y`).
+        channel: ``"rgb"`` (every channel) or ``"y"`` (BT.601 luma, :func:`rgb_to_y`).
 
     Returns:
         ``(B,)`` float64, 1 for identical images.
 
     Raises:
-        ValueError: shapes differ, are not ``(B, 3, H, W)`` or are smaller
+        ValueError: shapes differ, are not ``(B, C, H, W)`` or are smaller
             than the window, unknown channel.
         TypeError: a non-tensor or non-float input.
-        ImportError: pytorch-msssim is not installed.
 
     References:
         Wang, Bovik, Sheikh and Simoncelli, "Image quality assessment: from
@@ -232,31 +247,19 @@ def ssim(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
         >>> ssim(x, x).tolist()
         [1.0, 1.0]
     """
-    x, y = _prepare(x, y, channel)
-    height, width = x.shape[-2:]
-    if height < _SSIM_WINDOW or width < _SSIM_WINDOW:
-        # pytorch-msssim would silently skip the smoothing along a short side.
-        raise InputError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW}, got {height}x{width}")
-    try:
-        from pytorch_msssim import ssim as msssim_ssim
-    except ModuleNotFoundError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "invhide.evaluation.metrics.ssim needs pytorch-msssim (pip install pytorch-msssim)"
-        ) from error
-    window = _gaussian_window(x.shape[1], x.dtype, x.device)
-    return msssim_ssim(x, y, data_range=_PEAK, size_average=False, win=window, K=_SSIM_K)
+    return _ssim(*_prepare(x, y, channel))
 
 
-_METRIC_FUNCTIONS = {"psnr": psnr, "ssim": ssim, "mae": mae, "rmse": rmse}
+_METRIC_MATH = {"psnr": _psnr, "ssim": _ssim, "mae": _mae, "rmse": _rmse}
 
 
 def _measure(reference: Tensor, result: Tensor) -> dict[tuple[str, str], Tensor]:
-    """Every metric on every channel: ``{(channel, metric): (B,) float64 on the CPU}``."""
-    return {
-        (channel, metric): function(reference, result, channel).cpu()
-        for channel in CHANNELS
-        for metric, function in _METRIC_FUNCTIONS.items()
-    }
+    """Every metric on every channel of checked images: ``{(channel, metric): (B,) float64 on the CPU}``."""
+    measured = {}
+    for channel in CHANNELS:
+        x, y = _scaled(reference, channel), _scaled(result, channel)
+        measured |= {(channel, metric): math_(x, y).cpu() for metric, math_ in _METRIC_MATH.items()}
+    return measured
 
 
 # --------------------------------------------------------------------------
@@ -303,14 +306,10 @@ class Evaluation:
         Raises:
             ValueError: an unknown row, metric, channel or stego setting.
         """
-        for name, value, allowed in (
-            ("stego", stego, self.stego_settings),
-            ("row", row, ROWS),
-            ("channel", channel, CHANNELS),
-            ("metric", metric, METRICS),
-        ):
-            if value not in allowed:
-                raise InputError(f"{name} must be one of {allowed}, got {value!r}")
+        one_of("stego", stego, self.stego_settings)
+        one_of("row", row, ROWS)
+        one_of("channel", channel, CHANNELS)
+        one_of("metric", metric, METRICS)
         return self.values[(stego, row, channel, metric)]
 
     def mean(self, row: str, metric: str, channel: Channel = "rgb", stego: str = "float") -> float:
@@ -382,7 +381,7 @@ class Evaluation:
 
 
 def _single_pairs(pairs: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:
-    """Yield ``(cover, secret)`` one image each, ``(3, H, W)``, from single or batched pairs."""
+    """Yield ``(cover, secret)`` one image each, ``(3, H, W)``, from single or batched pairs, checked."""
     for index, pair in enumerate(pairs):
         try:
             if isinstance(pair, Tensor):
@@ -395,8 +394,8 @@ def _single_pairs(pairs: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tens
         cover, secret = (
             image.unsqueeze(0) if isinstance(image, Tensor) and image.dim() == 3 else image for image in (cover, secret)
         )
-        _check_rgb(cover, f"cover of pair {index}")
-        _check_rgb(secret, f"secret of pair {index}")
+        for name, image in (("cover", cover), ("secret", secret)):
+            image_batch(f"{name} of pair {index}", image, channels=3)
         if cover.shape != secret.shape:
             raise InputError(
                 f"cover and secret of pair {index} must have the same shape, "
@@ -423,11 +422,6 @@ def _batches(pairs: Iterable[tuple[Tensor, Tensor]], batch_size: int) -> Iterato
         yield torch.stack(covers), torch.stack(secrets)
 
 
-def _resolve(device: torch.device | str) -> torch.device:
-    """The full device name, with its index: ``cuda`` becomes ``cuda:0`` where 0 is the current one."""
-    return torch.empty(0, device=device).device
-
-
 def _check_quantize(quantize: object) -> tuple[bool, ...]:
     if isinstance(quantize, bool) or not isinstance(quantize, Sequence):
         raise InputTypeError(f"quantize must be a sequence of booleans such as (False, True), got {quantize!r}")
@@ -435,6 +429,56 @@ def _check_quantize(quantize: object) -> tuple[bool, ...]:
     if not settings or any(not isinstance(q, bool) for q in settings) or len(set(settings)) != len(settings):
         raise InputError(f"quantize must hold False and/or True, each at most once, got {quantize!r}")
     return settings
+
+
+def _resolve(device: torch.device | str) -> torch.device:
+    """The full device name, with its index: ``cuda`` becomes ``cuda:0`` where 0 is the current one."""
+    return torch.empty(0, device=device).device
+
+
+def _placement(
+    model: nn.Module, device: torch.device | str | None, generator: torch.Generator | None
+) -> tuple[torch.device, torch.dtype, torch.Generator]:
+    """The device and dtype to evaluate in (the model's) and the generator of ``z``; a one-secret model."""
+    if getattr(model, "num_secrets", 1) != 1:
+        raise InputError(f"evaluate measures hiders of one secret image, got num_secrets={model.num_secrets}")
+    parameter = next(model.parameters(), None)
+    model_device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
+    device = model_device if device is None else _resolve(device)
+    if parameter is not None and device != model_device:
+        raise InputError(f"the model is on {model_device}, not on the requested device {device}; move it first")
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(0)
+    elif _resolve(generator.device) != device:
+        raise InputError(f"generator must live on {device}, got a generator on {generator.device}")
+    return device, dtype, generator
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model.eval()`` for the block; every module's mode restored afterwards, even on an error."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def _hide_and_measure(
+    model: nn.Module, cover: Tensor, secret: Tensor, generator: torch.Generator, settings: tuple[bool, ...]
+) -> Iterator[tuple[Key, Tensor]]:
+    """Hide one batch, reveal it under each stego setting with one shared ``z``; yield every cell's ``(B,)``."""
+    stego, lost = model.hide(cover, secret)
+    z = torch.randn(lost.shape, generator=generator, dtype=lost.dtype, device=lost.device)
+    for rounded in settings:
+        shown = quantize_8bit(stego) if rounded else stego
+        compared = {"cover/stego": (cover, shown), "secret/recovery": (secret, model.reveal(shown, z=z))}
+        for row, (reference, result) in compared.items():
+            for (channel, metric), value in _measure(reference, result).items():
+                yield (_SETTING_NAMES[rounded], row, channel, metric), value
 
 
 def evaluate(
@@ -448,100 +492,52 @@ def evaluate(
 ) -> Evaluation:
     """Measure a hider as in the paper's Table 2: cover/stego and secret/recovery quality.
 
-    For each batch the model hides the secret in the cover, then, for each
-    ``quantize`` setting, reveals from the stego: ``False`` from the float
-    stego as it is, ``True`` from :func:`quantize_8bit` of it (what an 8-bit
-    PNG holds; the cover/stego row then measures that rounded stego too). The
-    lost part is replaced by ``z ~ N(0, 1)``, drawn once per batch and shared
-    by both settings, so that they differ only in the rounding. Runs under
-    ``torch.inference_mode()`` with the model in eval mode; every module's
-    mode is restored afterwards. Recovered images are measured as they come
-    out, not clamped.
+    For each batch the model hides the secret in the cover, then, for each ``quantize`` setting,
+    reveals from the stego: ``False`` from the float stego, ``True`` from ``quantize_8bit`` of it
+    (what an 8-bit PNG holds; the cover/stego row then measures that rounded stego too). The lost
+    part is replaced by ``z ~ N(0, 1)``, drawn once per batch for both settings. Runs under
+    ``torch.inference_mode()`` in eval mode (every module's mode is restored afterwards);
+    recovered images are measured unclamped.
 
     Args:
-        model: an :class:`~invhide.InvertibleHider` with one secret (anything
-            with ``hide(cover, secret) -> (stego, lost)`` and
-            ``reveal(stego, z=...) -> recovered``).
-        pairs: an iterable of ``(cover, secret)``, each ``(3, H, W)`` or
-            ``(B, 3, H, W)`` floats in ``[0, 1]``; sizes may differ between pairs.
-        batch_size: images per forward pass; consecutive pairs of the same
-            size are batched together.
-        device: where to run; the model's device by default. The model is
-            not moved: it must already be there.
-        generator: draws ``z``; lives on ``device``. By default a generator
-            seeded with 0, so that an evaluation is reproducible.
-        quantize: the stego settings to evaluate, ``False`` (``"float"``)
-            and/or ``True`` (``"8-bit"``), in this order.
+        model: an :class:`~invhide.InvertibleHider` with one secret (anything with
+            ``hide(cover, secret) -> (stego, lost)`` and ``reveal(stego, z=...)``).
+        pairs: ``(cover, secret)`` pairs, each ``(3, H, W)`` or ``(B, 3, H, W)``
+            floats in ``[0, 1]``; sizes may differ between pairs.
+        batch_size: images per forward pass (consecutive same-size pairs).
+        device: where to run; the model's device (the model is not moved).
+        generator: draws ``z`` on ``device``; default seeded with 0 (reproducible).
+        quantize: the stego settings, ``False`` (``"float"``) and/or ``True`` (``"8-bit"``).
 
     Returns:
         An :class:`Evaluation`.
 
     Raises:
-        ValueError: no pairs, images outside ``[0, 1]``, mismatched shapes,
-            a bad ``batch_size`` or ``quantize``, a model with several
-            secrets, or a model, generator and device that disagree.
+        ValueError: no pairs, images outside ``[0, 1]``, mismatched shapes, a bad ``batch_size`` or
+            ``quantize``, several secrets, or a model, generator and device that disagree.
         TypeError: a pair that is not two float tensors.
 
     Example:
         >>> hider = invhide.InvertibleHider(num_blocks=1, subnet="conv")
-        >>> images = torch.rand(2, 2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-        >>> result = evaluate(hider, [(images[0], images[1])])
+        >>> result = evaluate(hider, [tuple(torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)))])
         >>> result.mean("cover/stego", "psnr", stego="float") > 100  # a fresh hider is the identity (up to rounding)
         True
         >>> result.mean("secret/recovery", "psnr", channel="y", stego="8-bit") < 20  # z is not the lost part
         True
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = positive_int("batch_size", batch_size)
     settings = _check_quantize(quantize)
-    if getattr(model, "num_secrets", 1) != 1:
-        raise InputError(f"evaluate measures hiders of one secret image, got num_secrets={model.num_secrets}")
-    parameter = next(model.parameters(), None)
-    model_device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
-    device = model_device if device is None else _resolve(device)
-    if parameter is not None and device != model_device:
-        raise InputError(f"the model is on {model_device}, not on the requested device {device}; move it first")
-    if generator is None:
-        generator = torch.Generator(device=device).manual_seed(0)
-    elif _resolve(generator.device) != device:
-        raise InputError(f"generator must live on {device}, got a generator on {generator.device}")
-    # float64 metrics; MPS has no float64, so measure on the CPU there.
-    metric_device = torch.device("cpu") if device.type == "mps" else device
-
+    device, dtype, generator = _placement(model, device, generator)
     collected: dict[Key, list[Tensor]] = {}
-    sizes: list[tuple[int, int]] = []
-    num_pairs = 0
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for cover, secret in _batches(pairs, batch_size):
-                cover = cover.to(device=device, dtype=dtype)
-                secret = secret.to(device=device, dtype=dtype)
-                stego, lost = model.hide(cover, secret)
-                z = torch.randn(lost.shape, generator=generator, dtype=lost.dtype, device=device)
-                for rounded in settings:
-                    shown = quantize_8bit(stego) if rounded else stego
-                    recovered = model.reveal(shown, z=z)
-                    compared = {"cover/stego": (cover, shown), "secret/recovery": (secret, recovered)}
-                    for row, (reference, result) in compared.items():
-                        measured = _measure(reference.to(metric_device), result.to(metric_device))
-                        for (channel, metric), value in measured.items():
-                            collected.setdefault((_SETTING_NAMES[rounded], row, channel, metric), []).append(value)
-                num_pairs += cover.shape[0]
-                size = (cover.shape[-2], cover.shape[-1])
-                if size not in sizes:
-                    sizes.append(size)
-    finally:
-        for module, training in modes:
-            module.training = training
-    if not num_pairs:
+    sizes: dict[tuple[int, int], None] = {}
+    with _eval_mode(model), torch.inference_mode():
+        for cover, secret in _batches(pairs, batch_size):
+            cover, secret = cover.to(device=device, dtype=dtype), secret.to(device=device, dtype=dtype)
+            for key, value in _hide_and_measure(model, cover, secret, generator, settings):
+                collected.setdefault(key, []).append(value)
+            sizes[(cover.shape[-2], cover.shape[-1])] = None
+    if not collected:
         raise InputError("evaluate needs at least one cover/secret pair, got none")
-    # Concatenated outside inference mode: plain tensors that callers may use freely.
-    return Evaluation(
-        values={key: torch.cat(parts) for key, parts in collected.items()},
-        num_pairs=num_pairs,
-        sizes=tuple(sizes),
-        stego_settings=tuple(_SETTING_NAMES[rounded] for rounded in settings),
-    )
+    values = {key: torch.cat(parts) for key, parts in collected.items()}  # outside inference mode: plain tensors
+    stego_settings = tuple(_SETTING_NAMES[rounded] for rounded in settings)
+    return Evaluation(values, len(next(iter(values.values()))), tuple(sizes), stego_settings)

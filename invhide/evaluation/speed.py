@@ -6,8 +6,8 @@ threads, dtype), and prints as tables:
 1. **Inference**: images/s of ``hide`` and ``reveal`` at each of ``sizes``
    for a HiNet of ``blocks`` blocks, the convolution FLOPs per image
    (counted by ``torch.utils.flop_counter``) and the achieved GFLOP/s, with
-   the weights and inputs in the default (NCHW) layout, as invhide ran before
-   its speed work, and channels-last, as it runs now, in the same process.
+   the weights and inputs in the default (NCHW) layout and channels-last
+   (the layout a hider runs in), in the same process.
 2. **Training step**: hide, reveal and backward on ``train_batch`` pairs
    of ``train_crop`` crops: steps/s and pairs/s, NCHW and channels-last,
    ordinary and ``memory_saving=True``.
@@ -22,11 +22,6 @@ threads, dtype), and prints as tables:
 
 Every argument is checked before anything is measured. A benchmark measures
 and prints; it never asserts a time.
-
-Example:
-    >>> results = run(sizes=(16,), blocks=1, repeat=1, skip=("training", "memory", "autocast"), log=lambda _: None)
-    >>> sorted(results), [row["layout"] for row in results["inference"]]
-    (['blocks', 'dtype', 'inference', 'machine'], ['NCHW', 'channels-last'])
 """
 
 from __future__ import annotations
@@ -38,14 +33,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from invhide import checks
 from invhide.errors import InputError, InputTypeError, IsAFolderError, MissingPathError
-from invhide.models.registry import cpu_model
+from invhide.io.files import atomic_write
+from invhide.models.hinet import HiNet
+from invhide.models.zoo import cpu_model
+from invhide.nn.subnets import Subnet
 
 __all__ = [
     "AUTOCAST_DTYPES",
@@ -69,7 +69,12 @@ AUTOCAST_DTYPES: tuple[str, ...] = ("bfloat16", "float16")
 
 
 def machine(device: torch.device) -> str:
-    """One line describing where the numbers come from."""
+    """One line describing where the numbers come from.
+
+    Example:
+        >>> machine(torch.device("cpu")).endswith("device cpu")
+        True
+    """
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     return (
         f"{name}; {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
@@ -83,7 +88,12 @@ def _sync(device: torch.device) -> None:
 
 
 def time_call(function: Callable[[], Any], device: torch.device, repeat: int, warmup: int = 1) -> float:
-    """Median seconds per call of ``function`` after ``warmup`` calls."""
+    """Median seconds per call of ``function`` after ``warmup`` calls.
+
+    Example:
+        >>> time_call(lambda: sum(range(100)), torch.device("cpu"), repeat=3) >= 0
+        True
+    """
     for _ in range(warmup):
         function()
     _sync(device)
@@ -98,9 +108,12 @@ def time_call(function: Callable[[], Any], device: torch.device, repeat: int, wa
 
 
 def flops_per_call(function: Callable[[], Any]) -> float:
-    """FLOPs of one call (2 per multiply-add) as counted by ``torch.utils.flop_counter``."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """FLOPs of one call (2 per multiply-add) as counted by ``torch.utils.flop_counter``.
 
+    Example:
+        >>> flops_per_call(lambda: torch.ones(2, 3) @ torch.ones(3, 4))  # 2 x 4 outputs, 3 multiply-adds each
+        48.0
+    """
     counter = FlopCounterMode(display=False)
     with counter:
         function()
@@ -112,9 +125,7 @@ _LAYOUTS = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_las
 
 def _model(
     blocks: int, device: torch.device, dtype: torch.dtype, memory_saving: bool = False, layout: str = "channels-last"
-) -> Any:
-    from invhide.models.hinet import HiNet
-
+) -> HiNet:
     model = HiNet(num_blocks=blocks, generator=torch.Generator().manual_seed(0), memory_saving=memory_saving)
     # Move the weights off the identity so every operation does real work.
     generator = torch.Generator().manual_seed(1)
@@ -124,115 +135,195 @@ def _model(
     return model.to(device=device, dtype=dtype).to(memory_format=_LAYOUTS[layout])
 
 
-def _inference_rows(
-    sizes: Sequence[int],
-    blocks: int,
-    batch: int,
-    repeat: int,
-    compile_subnets: bool,
-    device: torch.device,
-    dtype: torch.dtype,
-) -> list[dict[str, Any]]:
-    """Hide and reveal speed, default layout (invhide before its speed work) and channels-last (after)."""
-    rows = []
-    for size in sizes:
-        generator = torch.Generator().manual_seed(0)
-        cover, secret = torch.rand(2, batch, 3, size, size, generator=generator).to(device, dtype)
-        outputs = {}
-        for layout in _LAYOUTS:
-            model = _model(blocks, device, dtype, layout=layout).eval()
-            if compile_subnets:
-                _compile_subnets(model)
-            with torch.inference_mode():
-                stego, _ = model.hide(cover, secret)
-                flops = flops_per_call(lambda model=model, c=cover, s=secret: model.hide(c, s)) / batch
-                hide_s = time_call(lambda model=model, c=cover, s=secret: model.hide(c, s), device, repeat)
-                reveal_s = time_call(lambda model=model, stego=stego: model.reveal(stego), device, repeat)
-            outputs[layout] = stego
-            rows.append(
-                {
-                    "size": size,
-                    "layout": layout,
-                    "batch": batch,
-                    "hide_images_per_s": batch / hide_s,
-                    "reveal_images_per_s": batch / reveal_s,
-                    "gflop_per_image": flops / 1e9,
-                    "hide_gflops": flops * batch / hide_s / 1e9,
-                    "reveal_gflops": flops * batch / reveal_s / 1e9,
-                }
-            )
-        before, after = rows[-2], rows[-1]
-        after["speedup"] = after["hide_images_per_s"] / before["hide_images_per_s"]
-        before["speedup"] = 1.0
-        after["max_abs_diff"] = (outputs["channels-last"] - outputs["NCHW"]).abs().max().item()
-        before["max_abs_diff"] = 0.0
-    return rows
+# --------------------------------------------------------------------------
+# The settings of a run, checked before anything is measured
+# --------------------------------------------------------------------------
 
 
-def _compile_subnets(model: Any) -> None:
+def _sequence(name: str, values: object) -> tuple[Any, ...]:
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise InputTypeError(f"{name} must be a sequence (list or tuple), got {type(values).__name__} {values!r}")
+    return tuple(values)
+
+
+def _side(name: str, value: object) -> int:
+    """An image side: an even integer >= 2 (a HiNet halves each side once)."""
+    side = checks.integer(name, value, low=2, what="an even integer >= 2")
+    if side % 2:
+        raise InputError(argument=name, problem=f"must be an even integer >= 2, got {value!r}")
+    return side
+
+
+def _sides(name: str, values: object) -> tuple[int, ...]:
+    """A non-empty sequence of image sides."""
+    sides = _sequence(name, values)
+    if not sides:
+        raise InputError(f"{name} must hold at least one size, got {values!r}")
+    return tuple(_side(f"{name}[{index}]", side) for index, side in enumerate(sides))
+
+
+def _names(name: str, values: object, choices: Sequence[str]) -> tuple[str, ...]:
+    return tuple(checks.one_of(f"{name}[{i}]", value, choices) for i, value in enumerate(_sequence(name, values)))
+
+
+def _json_target(json_path: object) -> Path | None:
+    """The JSON output's path, checked before any measurement (its folder must exist)."""
+    if json_path is None:
+        return None
+    if not isinstance(json_path, str | os.PathLike):
+        raise InputTypeError(f"json_path must be a str or os.PathLike, got {type(json_path).__name__}")
+    path = Path(json_path)
+    if path.is_dir():
+        raise IsAFolderError(f"{path}: is a folder, not a file name (json_path)")
+    if not path.parent.is_dir():
+        raise MissingPathError(f"{path}: the output folder {path.parent} does not exist (json_path)")
+    return path
+
+
+@dataclass
+class _Bench:
+    """The arguments of :func:`run`, checked and normalised when built."""
+
+    sizes: Sequence[int]
+    blocks: int
+    batch: int
+    train_crop: int
+    train_batch: int
+    depths: Sequence[int]
+    crops: Sequence[int]
+    repeat: int
+    dtype: str
+    threads: int | None
+    compile_subnets: bool
+    autocast: Sequence[str]
+    skip: Sequence[str]
+    device: str | torch.device | None
+    json_path: str | os.PathLike[str] | None
+    log: Callable[[str], None]
+
+    def __post_init__(self) -> None:
+        self.sizes = _sides("sizes", self.sizes)
+        self.blocks = checks.positive_int("blocks", self.blocks)
+        self.batch = checks.positive_int("batch", self.batch)
+        self.train_crop = _side("train_crop", self.train_crop)
+        self.train_batch = checks.positive_int("train_batch", self.train_batch)
+        depths = _sequence("depths", self.depths)
+        self.depths = tuple(checks.positive_int(f"depths[{i}]", depth) for i, depth in enumerate(depths))
+        if not self.depths:
+            raise InputError("depths must hold at least one number of blocks, got ()")
+        self.crops = _sides("crops", self.crops)
+        self.repeat = checks.positive_int("repeat", self.repeat)
+        self.torch_dtype: torch.dtype = getattr(torch, checks.one_of("dtype", self.dtype, DTYPES))
+        if self.threads is not None:
+            self.threads = checks.positive_int("threads", self.threads)
+        if not isinstance(self.compile_subnets, bool):
+            raise InputTypeError(f"compile_subnets must be a bool, got {self.compile_subnets!r}")
+        self.autocast = _names("autocast", self.autocast, AUTOCAST_DTYPES)
+        self.skip = _names("skip", self.skip, PARTS)
+        if self.device is None:
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = checks.device("device", self.device)
+        self.json_path = _json_target(self.json_path)
+        if not callable(self.log):
+            raise InputTypeError(f"log must be a callable taking one string, got {type(self.log).__name__}")
+
+
+# --------------------------------------------------------------------------
+# The four parts, each measured, printed and returned as rows
+# --------------------------------------------------------------------------
+
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
+    """A right-aligned plain-text table of ``(key, title, format)`` columns."""
+    widths = [max(len(title), 10) for _, title, _ in columns]
+    lines = ["  ".join(f"{title:>{width}}" for (_, title, _), width in zip(columns, widths, strict=True))]
+    for row in rows:
+        cells = (str(row[key]) if isinstance(row[key], bool) else format(row[key], fmt) for key, _, fmt in columns)
+        lines.append("  ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def _compile_subnets(model: HiNet) -> None:
     """``torch.compile`` every subnet (the graph's Python control flow stays eager)."""
-    from invhide.nn.subnets import Subnet
-
     for module in model.modules():
         if isinstance(module, Subnet):
             module.compile(dynamic=False)
 
 
-def _autocast_rows(autocast: Sequence[str], blocks: int, device: torch.device) -> list[dict[str, Any]]:
-    """Round-trip error and stego difference under autocast, against float32."""
-    rows = []
-    model = _model(blocks, device, torch.float32).eval()
-    generator = torch.Generator().manual_seed(0)
-    cover, secret = torch.rand(2, 1, 3, 128, 128, generator=generator).to(device)
-    with torch.inference_mode():
-        reference, _ = model.hide(cover, secret)
-        for name in autocast:
-            with torch.autocast(device.type, dtype=getattr(torch, name)):
-                stego, lost = model.hide(cover, secret)
-                recovered = model.reveal(stego, z=lost)
-            rows.append(
-                {
-                    "dtype": name,
-                    "round_trip_max_abs_error": (recovered.float() - secret).abs().max().item(),
-                    "stego_vs_float32_max_abs": (stego.float() - reference).abs().max().item(),
-                }
-            )
+def _inference_rows(bench: _Bench, size: int) -> list[dict[str, Any]]:
+    """Hide and reveal speed at one size, NCHW then channels-last, and how far their stegos differ."""
+    cover, secret = torch.rand(2, bench.batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    cover, secret = cover.to(bench.device, bench.torch_dtype), secret.to(bench.device, bench.torch_dtype)
+    rows, stegos = [], []
+    for layout in _LAYOUTS:
+        model = _model(bench.blocks, bench.device, bench.torch_dtype, layout=layout).eval()
+        if bench.compile_subnets:
+            _compile_subnets(model)
+        with torch.inference_mode():
+            stego, _ = model.hide(cover, secret)
+            flops = flops_per_call(lambda model=model: model.hide(cover, secret)) / bench.batch
+            hide_s = time_call(lambda model=model: model.hide(cover, secret), bench.device, bench.repeat)
+            reveal_s = time_call(lambda model=model, stego=stego: model.reveal(stego), bench.device, bench.repeat)
+        stegos.append(stego)
+        rows.append(
+            {
+                "size": size,
+                "layout": layout,
+                "batch": bench.batch,
+                "hide_images_per_s": bench.batch / hide_s,
+                "reveal_images_per_s": bench.batch / reveal_s,
+                "gflop_per_image": flops / 1e9,
+                "hide_gflops": flops * bench.batch / hide_s / 1e9,
+                "reveal_gflops": flops * bench.batch / reveal_s / 1e9,
+            }
+        )
+    before, after = rows
+    before["speedup"], after["speedup"] = 1.0, after["hide_images_per_s"] / before["hide_images_per_s"]
+    before["max_abs_diff"], after["max_abs_diff"] = 0.0, (stegos[1] - stegos[0]).abs().max().item()
     return rows
 
 
-def _train_step(model: Any, cover: torch.Tensor, secret: torch.Tensor, z: torch.Tensor) -> None:
+def _inference(bench: _Bench) -> list[dict[str, Any]]:
+    rows = [row for size in bench.sizes for row in _inference_rows(bench, size)]
+    bench.log(f"\nHiNet, {bench.blocks} blocks, inference (batch {bench.batch}, median of {bench.repeat}):")
+    bench.log(_table(rows, [("size", "size", "d"), ("layout", "layout", ""), ("hide_images_per_s", "hide img/s", ".3f"),
+                            ("reveal_images_per_s", "reveal img/s", ".3f"), ("gflop_per_image", "GFLOP/img", ".1f"),
+                            ("hide_gflops", "hide GFLOP/s", ".1f"), ("reveal_gflops", "reveal GFLOP/s", ".1f"),
+                            ("speedup", "hide speedup", ".2f"),
+                            ("max_abs_diff", "max |diff| vs NCHW", ".1e")]))  # fmt: skip
+    return rows
+
+
+def _train_step(model: HiNet, cover: torch.Tensor, secret: torch.Tensor, z: torch.Tensor) -> None:
     stego, _ = model.hide(cover, secret)
     recovered = model.reveal(stego, z=z)
     ((stego - cover).square().sum() + (recovered - secret).square().sum()).backward()
 
 
-def _training_rows(
-    blocks: int, crop: int, batch: int, repeat: int, device: torch.device, dtype: torch.dtype
-) -> list[dict[str, Any]]:
-    rows = []
+def _training(bench: _Bench) -> list[dict[str, Any]]:
+    """Training-step speed: NCHW, channels-last, and channels-last with memory saving."""
     generator = torch.Generator().manual_seed(0)
-    shape = (batch, 3, crop, crop)
-    cover, secret, z = (torch.rand(shape, generator=generator).to(device, dtype) for _ in range(3))
+    shape = (bench.train_batch, 3, bench.train_crop, bench.train_crop)
+    cover, secret, z = (torch.rand(shape, generator=generator).to(bench.device, bench.torch_dtype) for _ in range(3))
+    rows: list[dict[str, Any]] = []
     flops = 0.0
     for layout, saving in (("NCHW", False), ("channels-last", False), ("channels-last", True)):
-        model = _model(blocks, device, dtype, memory_saving=saving, layout=layout).train()
+        model = _model(bench.blocks, bench.device, bench.torch_dtype, memory_saving=saving, layout=layout).train()
         if not flops:
             # The useful work of a step; memory saving does more (an inverse and a forward per node again),
             # and FlopCounterMode cannot follow its nested autograd.grad anyway.
             flops = flops_per_call(lambda model=model: _train_step(model, cover, secret, z))
-        seconds = time_call(lambda model=model: _train_step(model, cover, secret, z), device, max(1, repeat // 2))
-        rows.append(
-            {
-                "layout": layout,
-                "memory_saving": saving,
-                "crop": crop,
-                "pairs": batch,
-                "steps_per_s": 1 / seconds,
-                "pairs_per_s": batch / seconds,
-                "gflop_per_step": flops / 1e9,
-                "gflops": flops / seconds / 1e9,
-            }
+        seconds = time_call(
+            lambda model=model: _train_step(model, cover, secret, z), bench.device, max(1, bench.repeat // 2)
         )
+        rows.append({"layout": layout, "memory_saving": saving, "crop": bench.train_crop, "pairs": bench.train_batch,
+                     "steps_per_s": 1 / seconds, "pairs_per_s": bench.train_batch / seconds,
+                     "gflop_per_step": flops / 1e9, "gflops": flops / seconds / 1e9})  # fmt: skip
+    bench.log(f"\nHiNet, {bench.blocks} blocks, training step (hide + reveal + backward):")
+    bench.log(_table(rows, [("layout", "layout", ""), ("memory_saving", "memory_saving", ""), ("crop", "crop", "d"),
+                            ("pairs", "pairs", "d"), ("steps_per_s", "steps/s", ".3f"),
+                            ("pairs_per_s", "pairs/s", ".2f"), ("gflop_per_step", "GFLOP/step", ".1f"),
+                            ("gflops", "GFLOP/s", ".1f")]))  # fmt: skip
     return rows
 
 
@@ -264,6 +355,10 @@ def training_step_memory(
     Returns:
         Mebibytes (may be slightly negative on the CPU when the allocator
         returns memory it held before the step).
+
+    Example:
+        >>> isinstance(training_step_memory(1, 8, 1, memory_saving=False), float)
+        True
     """
     device = torch.device(device)
     dtype = getattr(torch, dtype.removeprefix("torch.")) if isinstance(dtype, str) else dtype
@@ -339,80 +434,66 @@ def _memory_in_fresh_process(
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def _memory_rows(
-    depths: Sequence[int], crops: Sequence[int], batch: int, device: torch.device, dtype: torch.dtype
-) -> list[dict[str, Any]]:
+def _memory(bench: _Bench) -> list[dict[str, Any]]:
+    """Activation memory at each crop and depth, ordinary and memory-saving."""
+    measure = training_step_memory if bench.device.type == "cuda" else _memory_in_fresh_process
     rows = []
-    for crop in crops:
-        for blocks in depths:
-            row: dict[str, Any] = {"crop": crop, "pairs": batch, "blocks": blocks}
+    for crop in bench.crops:
+        for blocks in bench.depths:
+            row: dict[str, Any] = {"crop": crop, "pairs": bench.train_batch, "blocks": blocks}
             for saving in (False, True):
-                if device.type == "cuda":
-                    mib = training_step_memory(blocks, crop, batch, saving, device, dtype)
-                else:
-                    mib = _memory_in_fresh_process(blocks, crop, batch, saving, device, dtype)
+                mib = measure(blocks, crop, bench.train_batch, saving, bench.device, bench.torch_dtype)
                 row["memory_saving_mib" if saving else "ordinary_mib"] = mib
+            row["ratio"] = row["memory_saving_mib"] / max(row["ordinary_mib"], 1e-9)
             rows.append(row)
+    where = "CUDA max_memory_allocated" if bench.device.type == "cuda" else "peak RSS of a fresh process, VmHWM"
+    bench.log(f"\nactivation memory of a training step, MiB ({where}, minus weights, gradients and inputs):")
+    bench.log(_table(rows, [("crop", "crop", "d"), ("pairs", "pairs", "d"), ("blocks", "blocks", "d"),
+                            ("ordinary_mib", "ordinary MiB", ".1f"), ("memory_saving_mib", "memory_saving MiB", ".1f"),
+                            ("ratio", "ratio", ".3f")]))  # fmt: skip
     return rows
 
 
-def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
-    """A right-aligned plain-text table."""
-    header = "  ".join(f"{title:>{len(title) if len(title) > 10 else 10}}" for _, title, _ in columns)
-    lines = [header]
-    for row in rows:
-        cells = []
-        for key, title, fmt in columns:
-            width = len(title) if len(title) > 10 else 10
-            value = row[key]
-            cells.append(f"{format(value, fmt) if not isinstance(value, bool) else str(value):>{width}}")
-        lines.append("  ".join(cells))
-    return "\n".join(lines)
+def _autocast(bench: _Bench) -> list[dict[str, Any]]:
+    """Round-trip error and stego difference under autocast, against float32."""
+    model = _model(bench.blocks, bench.device, torch.float32).eval()
+    cover, secret = torch.rand(2, 1, 3, 128, 128, generator=torch.Generator().manual_seed(0)).to(bench.device)
+    rows = []
+    with torch.inference_mode():
+        reference, _ = model.hide(cover, secret)
+        for name in bench.autocast:
+            with torch.autocast(bench.device.type, dtype=getattr(torch, name)):
+                stego, lost = model.hide(cover, secret)
+                recovered = model.reveal(stego, z=lost)
+            rows.append({"dtype": name, "round_trip_max_abs_error": (recovered.float() - secret).abs().max().item(),
+                         "stego_vs_float32_max_abs": (stego.float() - reference).abs().max().item()})  # fmt: skip
+    bench.log(f"\nautocast on {bench.device.type}, {bench.blocks} blocks, 128x128: reveal(hide(x), z=lost) against x")
+    bench.log(_table(rows, [("dtype", "dtype", ""), ("round_trip_max_abs_error", "round-trip max |err|", ".2e"),
+                            ("stego_vs_float32_max_abs", "stego vs float32 max |diff|", ".2e")]))  # fmt: skip
+    return rows
 
 
-# --------------------------------------------------------------------------
-# Argument checks and the entry point
-# --------------------------------------------------------------------------
+_PART_FUNCTIONS: dict[str, Callable[[_Bench], list[dict[str, Any]]]] = {
+    "inference": _inference,
+    "training": _training,
+    "memory": _memory,
+    "autocast": _autocast,
+}
 
 
-def _sequence(name: str, values: object) -> tuple[Any, ...]:
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-        raise InputTypeError(f"{name} must be a sequence (list or tuple), got {type(values).__name__} {values!r}")
-    return tuple(values)
-
-
-def _side(name: str, value: object) -> int:
-    """An image side: an even integer >= 2 (a HiNet halves each side once)."""
-    side = checks.integer(name, value, low=2, what="an even integer >= 2")
-    if side % 2:
-        raise InputError(f"{name} must be an even integer >= 2, got {value!r}")
-    return side
-
-
-def _sides(name: str, values: object) -> tuple[int, ...]:
-    """A non-empty sequence of image sides."""
-    sides = _sequence(name, values)
-    if not sides:
-        raise InputError(f"{name} must hold at least one size, got {values!r}")
-    return tuple(_side(f"{name}[{index}]", side) for index, side in enumerate(sides))
-
-
-def _names(name: str, values: object, choices: Sequence[str]) -> tuple[str, ...]:
-    return tuple(checks.one_of(f"{name}[{i}]", value, choices) for i, value in enumerate(_sequence(name, values)))
-
-
-def _json_target(json_path: object) -> Path | None:
-    """The JSON output's path, checked before any measurement (its folder must exist)."""
-    if json_path is None:
-        return None
-    if not isinstance(json_path, str | os.PathLike):
-        raise InputTypeError(f"json_path must be a str or os.PathLike, got {type(json_path).__name__}")
-    path = Path(json_path)
-    if path.is_dir():
-        raise IsAFolderError(f"{path}: is a folder, not a file name (json_path)")
-    if not path.parent.is_dir():
-        raise MissingPathError(f"{path}: the output folder {path.parent} does not exist (json_path)")
-    return path
+def _measure(bench: _Bench) -> dict[str, Any]:
+    """Every part not skipped, in the order of :data:`PARTS`, after the line naming the machine."""
+    if bench.threads is not None:
+        torch.set_num_threads(bench.threads)
+    results: dict[str, Any] = {"machine": machine(bench.device), "dtype": bench.dtype, "blocks": bench.blocks}
+    bench.log(f"machine: {results['machine']}; dtype {bench.dtype}")
+    for part in PARTS:
+        if part not in bench.skip and (part != "autocast" or bench.autocast):
+            results[part] = _PART_FUNCTIONS[part](bench)
+    if bench.json_path is not None:
+        with atomic_write(bench.json_path, "w") as file:
+            json.dump(results, file, indent=2)
+    return results
 
 
 def run(
@@ -436,8 +517,6 @@ def run(
 ) -> dict[str, Any]:
     """Run the benchmarks, print their tables through ``log`` and return the figures.
 
-    Every argument is checked before anything runs.
-
     Args:
         sizes: inference image sides (even).
         blocks: coupling blocks of the HiNet timed for speed.
@@ -446,133 +525,28 @@ def run(
         train_batch: pairs per training step (speed and memory).
         depths: numbers of blocks for the memory figures.
         crops: crop sides for the memory figures (even).
-        repeat: timed calls per figure (the median is reported; training
-            steps are timed ``max(1, repeat // 2)`` times).
+        repeat: timed calls per figure (the median; training steps are timed ``max(1, repeat // 2)`` times).
         dtype: one of :data:`DTYPES`.
-        threads: ``torch.set_num_threads`` for this process (``None``:
-            torch's choice).
+        threads: ``torch.set_num_threads`` for this process (``None``: torch's choice).
         compile_subnets: ``torch.compile`` the subnets for the inference figures.
-        autocast: autocast dtypes (of :data:`AUTOCAST_DTYPES`) whose
-            round-trip error to report; empty for none.
+        autocast: autocast dtypes (of :data:`AUTOCAST_DTYPES`) whose round-trip error to report; empty for none.
         skip: parts of :data:`PARTS` not to run.
         device: where to run (default: CUDA when available, else the CPU).
         json_path: also write the figures to this JSON file (its folder must exist).
         log: receives each printed line.
 
     Returns:
-        ``{"machine", "dtype", "blocks"}`` and one list of rows (dicts) per
-        part that ran: ``"inference"``, ``"training"``, ``"memory"``,
-        ``"autocast"``.
+        ``{"machine", "dtype", "blocks"}`` and one list of rows (dicts) per part that ran.
 
     Raises:
-        invhide.errors.InputError: a bad value (named), e.g. ``repeat=0``,
-            an odd size, an unknown part or a device this machine lacks.
+        invhide.errors.InputError: a bad value (named), e.g. ``repeat=0``, an odd size, an unknown
+            part or a device this machine lacks; checked before anything runs.
         invhide.errors.InputTypeError: an argument of the wrong type.
         invhide.errors.MissingPathError: the folder of ``json_path`` does not exist.
+
+    Example:
+        >>> results = run(sizes=(16,), blocks=1, repeat=1, skip=("training", "memory", "autocast"), log=lambda _: None)
+        >>> sorted(results), [row["layout"] for row in results["inference"]]
+        (['blocks', 'dtype', 'inference', 'machine'], ['NCHW', 'channels-last'])
     """
-    sizes = _sides("sizes", sizes)
-    blocks = checks.positive_int("blocks", blocks)
-    batch = checks.positive_int("batch", batch)
-    train_crop = _side("train_crop", train_crop)
-    train_batch = checks.positive_int("train_batch", train_batch)
-    depths = tuple(checks.positive_int(f"depths[{i}]", d) for i, d in enumerate(_sequence("depths", depths)))
-    if not depths:
-        raise InputError("depths must hold at least one number of blocks, got ()")
-    crops = _sides("crops", crops)
-    repeat = checks.positive_int("repeat", repeat)
-    checks.one_of("dtype", dtype, DTYPES)
-    if threads is not None:
-        threads = checks.positive_int("threads", threads)
-    if not isinstance(compile_subnets, bool):
-        raise InputTypeError(f"compile_subnets must be a bool, got {compile_subnets!r}")
-    autocast = _names("autocast", autocast, AUTOCAST_DTYPES)
-    skip = _names("skip", skip, PARTS)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = checks.device("device", device)
-    target = _json_target(json_path)
-    if not callable(log):
-        raise InputTypeError(f"log must be a callable taking one string, got {type(log).__name__}")
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    torch_dtype = getattr(torch, dtype)
-    results: dict[str, Any] = {"machine": machine(device), "dtype": dtype, "blocks": blocks}
-    log(f"machine: {results['machine']}; dtype {dtype}")
-    if "inference" not in skip:
-        results["inference"] = rows = _inference_rows(
-            sizes, blocks, batch, repeat, compile_subnets, device, torch_dtype
-        )
-        log(f"\nHiNet, {blocks} blocks, inference (batch {batch}, median of {repeat}):")
-        log(
-            _table(
-                rows,
-                [
-                    ("size", "size", "d"),
-                    ("layout", "layout", ""),
-                    ("hide_images_per_s", "hide img/s", ".3f"),
-                    ("reveal_images_per_s", "reveal img/s", ".3f"),
-                    ("gflop_per_image", "GFLOP/img", ".1f"),
-                    ("hide_gflops", "hide GFLOP/s", ".1f"),
-                    ("reveal_gflops", "reveal GFLOP/s", ".1f"),
-                    ("speedup", "hide speedup", ".2f"),
-                    ("max_abs_diff", "max |diff| vs NCHW", ".1e"),
-                ],
-            )
-        )
-    if "training" not in skip:
-        results["training"] = rows = _training_rows(blocks, train_crop, train_batch, repeat, device, torch_dtype)
-        log(f"\nHiNet, {blocks} blocks, training step (hide + reveal + backward):")
-        log(
-            _table(
-                rows,
-                [
-                    ("layout", "layout", ""),
-                    ("memory_saving", "memory_saving", ""),
-                    ("crop", "crop", "d"),
-                    ("pairs", "pairs", "d"),
-                    ("steps_per_s", "steps/s", ".3f"),
-                    ("pairs_per_s", "pairs/s", ".2f"),
-                    ("gflop_per_step", "GFLOP/step", ".1f"),
-                    ("gflops", "GFLOP/s", ".1f"),
-                ],
-            )
-        )
-    if "memory" not in skip:
-        results["memory"] = rows = _memory_rows(depths, crops, train_batch, device, torch_dtype)
-        where = "CUDA max_memory_allocated" if device.type == "cuda" else "peak RSS of a fresh process, VmHWM"
-        log(f"\nactivation memory of a training step, MiB ({where}, minus weights, gradients and inputs):")
-        for row in rows:
-            row["ratio"] = row["memory_saving_mib"] / max(row["ordinary_mib"], 1e-9)
-        log(
-            _table(
-                rows,
-                [
-                    ("crop", "crop", "d"),
-                    ("pairs", "pairs", "d"),
-                    ("blocks", "blocks", "d"),
-                    ("ordinary_mib", "ordinary MiB", ".1f"),
-                    ("memory_saving_mib", "memory_saving MiB", ".1f"),
-                    ("ratio", "ratio", ".3f"),
-                ],
-            )
-        )
-    if "autocast" not in skip and autocast:
-        results["autocast"] = rows = _autocast_rows(autocast, blocks, device)
-        log(f"\nautocast on {device.type}, {blocks} blocks, 128x128: reveal(hide(x), z=lost) against x")
-        log(
-            _table(
-                rows,
-                [
-                    ("dtype", "dtype", ""),
-                    ("round_trip_max_abs_error", "round-trip max |err|", ".2e"),
-                    ("stego_vs_float32_max_abs", "stego vs float32 max |diff|", ".2e"),
-                ],
-            )
-        )
-    if target is not None:
-        from invhide.io.files import atomic_write
-
-        with atomic_write(target, "w") as file:
-            json.dump(results, file, indent=2)
-    return results
+    return _measure(_Bench(**locals()))  # every argument by name: nothing else is defined yet

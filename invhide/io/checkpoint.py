@@ -10,6 +10,9 @@ to read; :func:`load` accepts either.
 Every write goes to a temporary file in the target folder first and is
 renamed into place, so a crash never leaves a half-written checkpoint.
 
+:func:`load` reads a file or folder; :func:`invhide.load` also takes the name
+of a shipped model (:mod:`invhide.models.zoo`) and calls :func:`load` for paths.
+
 A model file from anywhere is safe to load: the header is read and checked
 first (:func:`read_header`: names, dtypes and shapes, no data), the config's
 sizes are bounded by the tensors present, and the architecture is built on
@@ -28,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import safetensors.torch
 import torch
 from torch import Tensor, nn
 
@@ -44,10 +48,10 @@ __all__ = [
     "TensorInfo",
     "load",
     "load_tensors",
+    "model_classes",
     "model_from_config",
     "read_header",
-    "register_model",
-    "registered_models",
+    "register_model_class",
     "save",
     "save_tensors",
     "state_mismatches",
@@ -68,7 +72,7 @@ _ITEM_SIZES = {
     "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
 }  # fmt: skip
 _FLOATING = ("F16", "BF16", "F32", "F64")
-# Filled by register_model: invhide.models registers its classes when it is imported.
+# Filled by register_model_class: invhide.models registers its classes when it is imported.
 _MODELS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {}
 
 PathLike = str | os.PathLike[str]
@@ -78,8 +82,8 @@ class CheckpointError(FileFormatError):
     """A checkpoint file that is unreadable, truncated or does not match its config (a ``ValueError``)."""
 
 
-def register_model(name: str, from_config: Callable[[Mapping[str, Any]], nn.Module]) -> None:
-    """Let :func:`load` rebuild models whose config has ``"class": name``.
+def register_model_class(name: str, from_config: Callable[[Mapping[str, Any]], nn.Module]) -> None:
+    """Add a model class: let :func:`load` rebuild models whose config has ``"class": name``.
 
     ``from_config`` must build the model under ``torch.device("meta")`` too
     (:func:`load` checks the architecture there first), and every positive
@@ -88,8 +92,8 @@ def register_model(name: str, from_config: Callable[[Mapping[str, Any]], nn.Modu
     counts, widths and channels; :func:`load` refuses larger ones unbuilt).
 
     Example:
-        >>> register_model("InvertibleHider", invhide.InvertibleHider.from_config)  # already registered
-        >>> {"HiNet", "InvertibleHider"} <= set(registered_models())
+        >>> register_model_class("InvertibleHider", invhide.InvertibleHider.from_config)  # already registered
+        >>> {"HiNet", "InvertibleHider"} <= set(model_classes())
         True
     """
     if name in _MODELS and _MODELS[name] != from_config:
@@ -97,7 +101,7 @@ def register_model(name: str, from_config: Callable[[Mapping[str, Any]], nn.Modu
     _MODELS[name] = from_config
 
 
-def registered_models() -> tuple[str, ...]:
+def model_classes() -> tuple[str, ...]:
     """The model classes :func:`load` can rebuild, by the name in their config."""
     return tuple(_MODELS)
 
@@ -169,9 +173,9 @@ def save_tensors(tensors: Mapping[str, Tensor], path: PathLike, metadata: Mappin
         >>> tensors["w"].tolist(), metadata
         ([1.0, 1.0], {'note': 'hi'})
     """
-    from safetensors.torch import save
-
-    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=dict(metadata or {}))
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    # safetensors 0.8 writes a broken header for no tensors with an empty metadata dict: pass None instead.
+    data = safetensors.torch.save(cpu, metadata=dict(metadata or {}) or None)
     with atomic_write(path) as file:
         file.write(data)
 
@@ -310,16 +314,13 @@ def load_tensors(
         CheckpointError: empty, truncated or not a safetensors file; a
             non-float or non-finite tensor when asked to refuse those.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     infos, metadata = read_header(path)
     if floating:
         _check_floating(path, infos)
     try:
-        tensors = load_file(path, device=str(device))
-    except (SafetensorError, OSError, ValueError) as error:
+        tensors = safetensors.torch.load_file(path, device=str(device))
+    except (safetensors.SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path}: unreadable safetensors file ({error})") from error
     if finite:
         for key, value in tensors.items():
@@ -446,11 +447,10 @@ class _Budget:
                 raise _TooLargeError(limit)
 
     def __enter__(self) -> _Budget:
-        from torch.nn.modules import module
-
+        hooks = torch.nn.modules.module
         self._handles = [
-            module.register_module_parameter_registration_hook(self._parameter),  # type: ignore[arg-type]
-            module.register_module_module_registration_hook(self._module),  # type: ignore[arg-type]
+            hooks.register_module_parameter_registration_hook(self._parameter),  # type: ignore[arg-type]
+            hooks.register_module_module_registration_hook(self._module),  # type: ignore[arg-type]
         ]
         return self
 
@@ -495,11 +495,12 @@ def load(path: PathLike, map_location: str | torch.device = "cpu", channels_last
         map_location: device for the weights.
         channels_last: store convolution weights channels-last, as a freshly
             built :class:`~invhide.InvertibleHider` does, which makes its
-            ``hide`` and ``reveal`` about 1.4x faster on a CPU (the values are
-            the same up to float rounding); ``False`` stores them NCHW.
+            ``hide`` and ``reveal`` faster on a CPU (the values are the same
+            up to float rounding; see the Results page); ``False`` stores
+            them NCHW.
 
     Returns:
-        The model, of the class named in its config (:func:`register_model`
+        The model, of the class named in its config (:func:`register_model_class`
         adds classes), in eval mode.
 
     Raises:
@@ -519,25 +520,9 @@ def load(path: PathLike, map_location: str | torch.device = "cpu", channels_last
         ('InvertibleHider', False)
     """
     map_location = check_device("map_location", map_location)
-    shown = Path(path)
-    if shown.is_dir():
-        file = shown / MODEL_FILE
-        if not file.is_file():
-            raise MissingPathError(f"{shown}: a folder without {MODEL_FILE}, so not a model or a finished training run")
-    else:
-        file = shown
+    file = _model_file(Path(path))
     infos, metadata = read_header(file)
-    if metadata.get("format") != _FORMAT or "config" not in metadata:
-        raise CheckpointError(
-            f"{file}: a safetensors file but not an invhide model (no invhide config in its metadata); "
-            f"reference HiNet .pt files are imported with `invhide convert-official`"
-        )
-    try:
-        config = json.loads(metadata["config"])
-    except (ValueError, RecursionError) as error:
-        raise CheckpointError(f"{file}: corrupt model config in the metadata ({describe(error)})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("class"), str):
-        raise CheckpointError(f"{file}: the model config must be a JSON object with a 'class' name, got {config!r:.80}")
+    config = _stored_config(file, metadata)
     _check_floating(file, infos)
     _check_config_sizes(file, config, infos)
     _check_architecture(file, config, infos)
@@ -550,3 +535,28 @@ def load(path: PathLike, map_location: str | torch.device = "cpu", channels_last
     model.to(map_location)
     model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return model.eval()
+
+
+def _model_file(path: Path) -> Path:
+    """``path`` itself, or the ``model.safetensors`` of the folder ``path``."""
+    if not path.is_dir():
+        return path
+    if not (path / MODEL_FILE).is_file():
+        raise MissingPathError(f"{path}: a folder without {MODEL_FILE}, so not a model or a finished training run")
+    return path / MODEL_FILE
+
+
+def _stored_config(file: Path, metadata: Mapping[str, str]) -> dict[str, Any]:
+    """The model config in a safetensors file's metadata, a JSON object with a ``"class"`` name."""
+    if metadata.get("format") != _FORMAT or "config" not in metadata:
+        raise CheckpointError(
+            f"{file}: a safetensors file but not an invhide model (no invhide config in its metadata); "
+            f"reference HiNet .pt files are imported with `invhide convert-official`"
+        )
+    try:
+        config = json.loads(metadata["config"])
+    except (ValueError, RecursionError) as error:
+        raise CheckpointError(f"{file}: corrupt model config in the metadata ({describe(error)})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("class"), str):
+        raise CheckpointError(f"{file}: the model config must be a JSON object with a 'class' name, got {config!r:.80}")
+    return config

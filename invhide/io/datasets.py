@@ -4,11 +4,11 @@ Training follows the reference HiNet code: each item is one ``(3, crop, crop)``
 image (random crop and random horizontal and vertical flips when training,
 centre crop otherwise), and a batch of ``2N`` images is split into ``N``
 covers and ``N`` secrets by :func:`split_pairs` (invhide's
-:class:`~invhide.training.trainer.Trainer` draws its own batches per step, secrets first
-and covers last as the reference code orders them, never a cover hiding
-itself). Evaluation follows the test
-protocol of the bundled image sets (:func:`evaluation_pairs`): image ``i`` of the
-sorted folder hides image ``(i + n // 2) mod n``, both centre-cropped.
+:class:`~invhide.training.trainer.Trainer` draws its own batches per step,
+secrets first and covers last as the reference code orders them, never a
+cover hiding itself). Evaluation follows the test protocol of the bundled
+image sets (:func:`evaluation_pairs`): image ``i`` of the sorted folder hides
+image ``(i + n // 2) mod n``, both centre-cropped.
 
 Randomness comes from torch's global generator (or an explicit ``generator``
 in the crop and flip functions), so ``torch.manual_seed`` in the main process
@@ -23,6 +23,7 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib.resources import files as resource_files
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from torch import Tensor
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from invhide.checks import integer, positive_int, tensor
 from invhide.errors import InputError, InputTypeError, MissingPathError, NotAFolderError
 from invhide.io.images import DEFAULT_MAX_PIXELS, ImageConversionWarning, inspect_image, read_compact, to_float
 
@@ -163,23 +165,27 @@ def _paths(source: Source, recursive: bool) -> list[Path]:
 # --------------------------------------------------------------------------
 
 
-def _size(size: int | tuple[int, int]) -> tuple[int, int]:
+def _spatial(image: object) -> Tensor:
+    """``image`` if it is a tensor of shape ``(..., H, W)``, any dtype."""
+    image = tensor("image", image, floating=False)
+    if image.dim() < 2:
+        raise InputError(argument="image", problem=f"must have shape (..., H, W), got shape {tuple(image.shape)}")
+    return image
+
+
+def _check_crop(image: object, size: int | tuple[int, int]) -> tuple[Tensor, int, int]:
+    """``image`` (see :func:`_spatial`) and ``size`` as ``(height, width)``, positive and fitting in it."""
+    image = _spatial(image)
     pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, Sequence) else (size,)
     if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in pair):
         raise InputError(f"crop size must be a positive integer or a (height, width) pair of them, got {size!r}")
-    return pair  # type: ignore[return-value]
-
-
-def _check_crop(image: Tensor, size: int | tuple[int, int]) -> tuple[int, int]:
-    if not isinstance(image, Tensor) or image.dim() < 2:
-        raise InputTypeError(f"image must be a tensor of shape (..., H, W), got {getattr(image, 'shape', type(image))}")
-    height, width = _size(size)
+    height, width = pair
     if height > image.shape[-2] or width > image.shape[-1]:
         raise InputError(
             f"crop {height}x{width} (HxW) does not fit in an image of {image.shape[-2]}x{image.shape[-1]} "
             f"(shape {tuple(image.shape)})"
         )
-    return height, width
+    return image, height, width  # type: ignore[return-value]
 
 
 def center_crop(image: Tensor, size: int | tuple[int, int]) -> Tensor:
@@ -199,7 +205,7 @@ def center_crop(image: Tensor, size: int | tuple[int, int]) -> Tensor:
         >>> center_crop(torch.arange(16).reshape(4, 4), 2).tolist()
         [[5, 6], [9, 10]]
     """
-    height, width = _check_crop(image, size)
+    image, height, width = _check_crop(image, size)
     top = round((image.shape[-2] - height) / 2.0)
     left = round((image.shape[-1] - width) / 2.0)
     return image[..., top : top + height, left : left + width]
@@ -226,7 +232,7 @@ def random_crop(image: Tensor, size: int | tuple[int, int], *, generator: torch.
         >>> tuple(a.shape), bool(torch.equal(a, b))
         ((3, 4, 4), True)
     """
-    height, width = _check_crop(image, size)
+    image, height, width = _check_crop(image, size)
     top = int(torch.randint(image.shape[-2] - height + 1, (1,), generator=generator))
     left = int(torch.randint(image.shape[-1] - width + 1, (1,), generator=generator))
     return image[..., top : top + height, left : left + width]
@@ -248,8 +254,7 @@ def random_flip(image: Tensor, *, generator: torch.Generator | None = None) -> T
         >>> sorted({tuple(random_flip(image, generator=generator).flatten().tolist()) for _ in range(32)})
         [(0, 1, 2, 3), (1, 0, 3, 2), (2, 3, 0, 1), (3, 2, 1, 0)]
     """
-    if not isinstance(image, Tensor) or image.dim() < 2:
-        raise InputTypeError(f"image must be a tensor of shape (..., H, W), got {getattr(image, 'shape', type(image))}")
+    image = _spatial(image)
     horizontal, vertical = (torch.rand(2, generator=generator) < 0.5).tolist()
     dims = [d for d, draw in ((-1, horizontal), (-2, vertical)) if draw]
     return image.flip(dims) if dims else image
@@ -274,10 +279,9 @@ def split_pairs(batch: Tensor) -> tuple[Tensor, Tensor]:
         >>> cover.flatten().tolist(), secret.flatten().tolist()
         ([2.0, 3.0], [0.0, 1.0])
     """
-    if not isinstance(batch, Tensor):
-        raise InputTypeError(f"batch must be a torch.Tensor, got {type(batch).__name__}")
+    batch = tensor("batch", batch, floating=False)
     if batch.dim() != 4:
-        raise InputError(f"batch must have shape (2N, C, H, W), got {tuple(batch.shape)}")
+        raise InputError(argument="batch", problem=f"must have shape (2N, C, H, W), got {tuple(batch.shape)}")
     if batch.shape[0] == 0 or batch.shape[0] % 2:
         raise InputError(
             f"a batch splits into covers and secrets only with an even, non-zero size 2N, got {batch.shape[0]}; "
@@ -324,13 +328,10 @@ class ImageDataset(Dataset[Tensor]):
     ``torch.manual_seed`` for ``num_workers=0``) runs repeat exactly.
 
     Memory: with ``cache=True`` every image is decoded once, when the dataset
-    is built, and kept compact: ``3 * H * W`` bytes for an 8-bit image (about
-    8 MB for a 2040x1356 DIV2K photo, some 6.5 GB for the 800 DIV2K training
-    images, 160 MB for ``photos49``), four times that for 16-bit, float or
-    upscaled ones. DataLoader workers started by ``fork`` (the Linux default)
-    share the cache; with ``spawn`` each worker holds a copy. Without the
-    cache every item decodes its whole file again, which dominates the time
-    on large PNGs.
+    is built, and kept compact: ``3 * H * W`` bytes for an 8-bit image (6.5 GB
+    for the 800 DIV2K training images), four times that for 16-bit, float or
+    upscaled ones. Workers started by ``fork`` share the cache; with ``spawn``
+    each holds a copy. Without it every item decodes its whole file again.
 
     Args:
         source: a folder (its images, sorted, see :func:`list_images`) or a
@@ -345,7 +346,7 @@ class ImageDataset(Dataset[Tensor]):
     Raises:
         FileNotFoundError: a file or the folder is missing.
         invhide.io.images.ImageError: a file is not a readable image, or is larger
-            than ``max_pixels`` (the message starts with its path).
+            than ``max_pixels`` (an ``ImageTooLargeError``); the message starts with its path.
         ValueError: a bad ``crop``, or a folder without images.
 
     Example:
@@ -375,13 +376,9 @@ class ImageDataset(Dataset[Tensor]):
         cache: bool = False,
         recursive: bool = False,
     ) -> None:
-        if not isinstance(crop, int) or isinstance(crop, bool) or crop < 1:
-            raise InputError(f"crop must be a positive integer (the side of the square crops), got {crop!r}")
+        self.crop = positive_int("crop", crop)
         self.paths: tuple[Path, ...] = tuple(_paths(source, recursive))
-        self.crop = crop
-        self.train = train
-        self.flips = flips
-        self.max_pixels = max_pixels
+        self.train, self.flips, self.max_pixels = train, flips, max_pixels
         for path in self.paths:
             info = inspect_image(path, max_pixels=max_pixels)
             if info.conversion is not None:
@@ -523,35 +520,39 @@ def evaluation_pairs(
         ((3, 16, 16), (3, 20, 20))
         >>> folder.cleanup()
     """
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise InputError(f"size must be a positive integer or None (largest even square), got {size!r}")
+    if size is not None:
+        integer("size", size, low=1, what="a positive integer or None (largest even square)")
     paths = _paths(source, recursive)
     if len(paths) < 2:
         raise InputError(f"pairing needs at least two images, got {len(paths)} ({', '.join(map(str, paths))})")
-    if size is not None:  # check the sizes from the headers before decoding anything
-        for path in paths:
-            info = inspect_image(path, max_pixels=max_pixels)
-            if min(info.width, info.height) < size:
-                raise InputError(
-                    f"{path}: {info.width}x{info.height} is smaller than the evaluation crop {size}x{size}; pass a "
-                    f"smaller size, or size=None for the largest square each pair allows"
-                )
-    images = []
-    for path in paths:
-        images.append(read_compact(path, max_pixels=max_pixels))
-    pairs = []
+    if size is not None:
+        _check_sizes(paths, size, max_pixels)
+    images = [read_compact(path, max_pixels=max_pixels) for path in paths]
     count = len(paths)
-    for i in range(count):
-        j = (i + count // 2) % count
-        side = size
-        if side is None:
-            side = min(*images[i].shape[-2:], *images[j].shape[-2:]) // 2 * 2
-            if side < 2:
-                raise InputError(f"{paths[i]} and {paths[j]}: too small for an even square crop of at least 2x2")
-        cover = to_float(center_crop(images[i], side), copy=True)  # pairs share no memory
-        secret = to_float(center_crop(images[j], side), copy=True)
-        pairs.append(ImagePair(cover, secret, paths[i], paths[j]))
-    return pairs
+    return [_pair(images, paths, i, (i + count // 2) % count, size) for i in range(count)]
+
+
+def _check_sizes(paths: list[Path], size: int, max_pixels: int | None) -> None:
+    """Refuse an image smaller than the ``size`` crop from the headers, before decoding anything."""
+    for path in paths:
+        info = inspect_image(path, max_pixels=max_pixels)
+        if min(info.width, info.height) < size:
+            raise InputError(
+                f"{path}: {info.width}x{info.height} is smaller than the evaluation crop {size}x{size}; pass a "
+                f"smaller size, or size=None for the largest square each pair allows"
+            )
+
+
+def _pair(images: list[Tensor], paths: list[Path], i: int, j: int, size: int | None) -> ImagePair:
+    """Image ``i`` hiding image ``j``, both centre-cropped to ``size`` (``None``: the largest even square)."""
+    side = size
+    if side is None:
+        side = min(*images[i].shape[-2:], *images[j].shape[-2:]) // 2 * 2
+        if side < 2:
+            raise InputError(f"{paths[i]} and {paths[j]}: too small for an even square crop of at least 2x2")
+    cover = to_float(center_crop(images[i], side), copy=True)  # pairs share no memory
+    secret = to_float(center_crop(images[j], side), copy=True)
+    return ImagePair(cover, secret, paths[i], paths[j])
 
 
 # --------------------------------------------------------------------------
@@ -593,8 +594,6 @@ def sample_image_paths(names: Sequence[str] | None = None) -> list[Path]:
         raise ImportError(
             'the sample images ship with scikit-image, which is not installed: pip install "invhide[samples]"'
         )
-    from importlib.resources import files as resource_files
-
     folder = resource_files("skimage.data")
     paths = []
     for file in files:

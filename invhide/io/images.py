@@ -5,13 +5,14 @@ against a pixel budget before anything is decoded, the whole image is decoded
 so that a truncated file fails at once, EXIF orientation is applied, and every
 mode Pillow opens (grayscale, palette, alpha, CMYK, 16-bit, float) becomes a
 ``(3, H, W)`` float32 tensor in ``[0, 1]``; any conversion that is not a plain
-8-bit RGB read raises an :class:`ImageConversionWarning` naming the file.
-16-bit grayscale keeps its 16-bit precision; Pillow decodes 16-bit colour
-files to 8 bits, and reading a 16-bit colour PNG or TIFF warns that it does.
+8-bit RGB read raises an :class:`ImageConversionWarning` naming the file
+(``warnings.filterwarnings("ignore", category=ImageConversionWarning)``
+silences them). 16-bit grayscale keeps its 16-bit precision; Pillow decodes
+16-bit colour files to 8 bits, and reading a 16-bit colour PNG or TIFF warns.
 
 Writing (:func:`write_image`) stores 8-bit RGB, exactly
-:func:`invhide.evaluation.metrics.quantize_8bit` of the image, in lossless formats only
-(PNG, TIFF, BMP): a lossy codec would destroy a hidden image. The file appears
+:func:`invhide.nn.functional.quantize_8bit` of the image, in lossless formats only (PNG,
+TIFF, BMP): a lossy codec would destroy a hidden image. The file appears
 in one step (temporary file in the same folder, ``fsync``, ``os.replace``), so
 a failed or interrupted write never leaves a partial image behind.
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import stat
 import struct
 import warnings
@@ -39,6 +39,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from invhide.checks import image_batch, integer, tensor
 from invhide.errors import (
     AccessError,
     FileFormatError,
@@ -59,6 +60,7 @@ __all__ = [
     "ImageConversionWarning",
     "ImageError",
     "ImageInfo",
+    "ImageTooLargeError",
     "inspect_image",
     "read_compact",
     "read_image",
@@ -85,11 +87,59 @@ class ImageError(FileFormatError):
     """An image file that cannot be read or written (a ``ValueError``); ``str(error)`` starts with the path."""
 
 
-class ImageConversionWarning(UserWarning):
-    """:func:`read_image` converted an image that is not plain 8-bit RGB (the message names the file and the change).
+class ImageTooLargeError(ImageError):
+    """An image declaring more pixels than a limit allows (``max_pixels``, or Pillow's own), refused before decoding.
 
-    Silence them with ``warnings.filterwarnings("ignore", category=ImageConversionWarning)``.
+    The message's parts are attributes, so a caller with its own name for the
+    limit rewords it with :meth:`renamed` instead of parsing the message.
+
+    Attributes:
+        path: the image file (a ``Path``).
+        size: ``(width, height)`` as declared, or ``None`` when unknown.
+        pixels: ``width * height``, or ``None`` when unknown.
+        limit: the most pixels the limit allows.
+        argument: the limit's name (``"max_pixels"``), or ``None`` for
+            Pillow's (twice ``PIL.Image.MAX_IMAGE_PIXELS``); ``problem`` and
+            ``advice`` as for :class:`~invhide.errors.InvhideError`.
+
+    Example:
+        >>> error = ImageTooLargeError(path="a.png", size=(16, 16), limit=100)
+        >>> print(error)
+        a.png: image declares 16x16 = 256 pixels, more than the limit of 100 pixels (max_pixels); pass a larger
+        max_pixels (or None) to read it
+        >>> print(error.renamed("--max-pixels", advice="pass a larger --max-pixels to read it"))
+        a.png: image declares 16x16 = 256 pixels, more than the limit of 100 pixels (--max-pixels); pass a larger
+        --max-pixels to read it
     """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        path: PathLike = "",
+        size: tuple[int, int] | None = None,
+        limit: int = 0,
+        argument: str | None = "max_pixels",
+        advice: str | None = "pass a larger max_pixels (or None) to read it",
+    ) -> None:
+        self.path, self.size, self.limit = Path(path), size, limit
+        self.pixels = None if size is None else size[0] * size[1]
+        declared = "too many pixels" if size is None else f"{size[0]}x{size[1]} = {self.pixels:,} pixels"
+        whose = "the limit" if argument else "Pillow's decompression-bomb limit"
+        problem = f"image declares {declared}, more than {whose} of {limit:,} pixels"
+        if message is None:
+            message = f"{path}: {problem}{f' ({argument})' if argument else ''}{f'; {advice}' if advice else ''}"
+        super().__init__(message, argument=argument, problem=problem, advice=advice)
+
+    def renamed(self, argument: str, *, advice: str | None = None) -> ImageTooLargeError:
+        """The same error naming the limit ``argument`` (an option such as ``--max-pixels``), with ``advice``."""
+        error = ImageTooLargeError(path=self.path, size=self.size, limit=self.limit, argument=argument, advice=advice)
+        error.__cause__ = self.__cause__
+        return error
+
+
+class ImageConversionWarning(UserWarning):
+    """:func:`read_image` converted an image that is not plain 8-bit RGB (the message names the file and the change)."""
 
 
 class ImageInfo(NamedTuple):
@@ -118,20 +168,13 @@ class ImageInfo(NamedTuple):
 # --------------------------------------------------------------------------
 
 
-def _check_max_pixels(max_pixels: object) -> None:
-    if max_pixels is None:
-        return
-    if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels < 1:
-        raise InputError(f"max_pixels must be a positive integer or None (no limit), got {max_pixels!r}")
+def _check_path(path: object) -> None:
+    if not isinstance(path, str | os.PathLike):
+        raise InputTypeError(argument="path", problem=f"must be a str or os.PathLike, got {type(path).__name__}")
 
 
 def _declared_size(file: BinaryIO) -> tuple[int, int] | None:
-    """The size in the header of a file Pillow refused as a decompression bomb, or ``None``.
-
-    ``Image.open`` checks the size as soon as a format plugin has read the
-    header, before returning it; the registered plugins read headers without
-    that check.
-    """
+    """The size in the header of a file Pillow refused as a decompression bomb (its plugins skip the check), or None."""
     try:
         file.seek(0)
         prefix = file.read(16)
@@ -148,24 +191,30 @@ def _declared_size(file: BinaryIO) -> tuple[int, int] | None:
     return None
 
 
-def _too_large(path: PathLike, file: BinaryIO | None, error: Exception, max_pixels: int | None) -> ImageError:
-    """Rephrase Pillow's DecompressionBombError in the words of our own size check."""
-    size = None if file is None else _declared_size(file)
-    match = re.search(r"\((\d+) pixels\)", str(error))
-    if size is not None:
-        pixels: int | None = size[0] * size[1]
-        declared = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels"
-    else:
-        pixels = int(match.group(1)) if match else None
-        declared = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
-    if max_pixels is not None and (pixels is None or pixels > max_pixels):
-        return ImageError(
-            f"{path}: image declares {declared}, more than the limit of {max_pixels:,} pixels (max_pixels)"
-        )
-    return ImageError(
-        f"{path}: image declares {declared}, more than Pillow's decompression-bomb limit of "
-        f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels; raise PIL.Image.MAX_IMAGE_PIXELS to read it"
+def _too_large(path: PathLike, size: tuple[int, int] | None, max_pixels: int | None) -> ImageTooLargeError:
+    """Pillow's DecompressionBombError in the words of our own size check, when ours refuses the image too."""
+    if max_pixels is not None and (size is None or size[0] * size[1] > max_pixels):
+        return ImageTooLargeError(path=path, size=size, limit=max_pixels)
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)  # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that
+    return ImageTooLargeError(
+        path=path, size=size, limit=limit, argument=None, advice="raise PIL.Image.MAX_IMAGE_PIXELS to read it"
     )
+
+
+def _open_header(path: PathLike, file: BinaryIO, max_pixels: int | None) -> Image.Image:
+    """``Image.open(file)``: reads the header only; Pillow's errors become one-line :class:`ImageError` s."""
+    try:
+        # Pillow warns above PIL.Image.MAX_IMAGE_PIXELS; our own limit is checked with the exact size,
+        # and max_pixels=None is an explicit opt-out, so the warning says nothing new.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(file)
+    except Image.DecompressionBombError:
+        raise _too_large(path, _declared_size(file), max_pixels) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file (Pillow does not recognise its format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as error:
+        raise ImageError(f"{path}: corrupt image header: {describe(error)}") from None
 
 
 @contextlib.contextmanager
@@ -174,9 +223,9 @@ def _open(path: PathLike, max_pixels: int | None) -> Iterator[tuple[Image.Image,
 
     Yields the lazily opened image (nothing decoded yet) and its file object.
     """
-    _check_max_pixels(max_pixels)
-    if not isinstance(path, str | os.PathLike):
-        raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if max_pixels is not None:
+        integer("max_pixels", max_pixels, low=1, what="a positive integer or None (no limit)")
+    _check_path(path)
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -195,29 +244,13 @@ def _open(path: PathLike, max_pixels: int | None) -> Iterator[tuple[Image.Image,
         raise AccessError(f"{path}: permission denied") from None
     except OSError as error:
         raise path_error(error, f"{path}: cannot open: {error.strerror or describe(error)}") from None
-    with file:
-        try:
-            # Pillow warns above PIL.Image.MAX_IMAGE_PIXELS; our own limit is checked below with the
-            # exact size, and max_pixels=None is an explicit opt-out, so the warning says nothing new.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(file)
-        except Image.DecompressionBombError as error:
-            raise _too_large(path, file, error, max_pixels) from None
-        except UnidentifiedImageError:
-            raise ImageError(f"{path}: not an image file (Pillow does not recognise its format)") from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as error:
-            raise ImageError(f"{path}: corrupt image header: {describe(error)}") from None
-        with image:
-            width, height = image.size
-            if width <= 0 or height <= 0:
-                raise ImageError(f"{path}: image has zero size ({width}x{height})")
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageError(
-                    f"{path}: image declares {width}x{height} = {width * height:,} pixels, more than the limit "
-                    f"of {max_pixels:,} pixels (max_pixels); pass a larger max_pixels (or None) to read it"
-                )
-            yield image, file
+    with file, _open_header(path, file, max_pixels) as image:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise ImageError(f"{path}: image has zero size ({width}x{height})")
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLargeError(path=path, size=(width, height), limit=max_pixels)
+        yield image, file
 
 
 def _narrowed_to_8_bits(image: Image.Image, file: BinaryIO) -> bool:
@@ -241,6 +274,25 @@ def _narrowed_to_8_bits(image: Image.Image, file: BinaryIO) -> bool:
     return False
 
 
+_CONVERSIONS = {
+    **dict.fromkeys(("RGBA", "RGBa"), "RGBA image converted to RGB: alpha dropped"),
+    "1": "1-bit black-and-white image converted to RGB",
+    "L": "grayscale image (mode L) converted to RGB by repeating its channel",
+    "LA": "grayscale image with alpha (mode LA) converted to RGB: alpha dropped, gray repeated",
+    **dict.fromkeys(
+        _GRAY16_MODES,
+        "16-bit grayscale image (mode {mode}) converted to RGB by repeating its channel (16-bit precision kept)",
+    ),
+    "I": "32-bit integer grayscale image (mode I) read as 16-bit values (0..65535 to [0, 1]) and converted to RGB",
+    "F": "floating-point grayscale image (mode F) read as values in [0, 1] and converted to RGB",
+    "P": "palette image (mode P) converted to RGB through its palette",
+    "PA": "palette image with transparency (mode {mode}) converted to RGB: transparency dropped",
+    "CMYK": "CMYK image converted to RGB with Pillow's uncalibrated formula (no ICC colour management)",
+    **dict.fromkeys(("YCbCr", "LAB", "HSV"), "{mode} image converted to RGB"),
+}
+"""What :func:`read_image` says it does to each Pillow mode but plain RGB (``"RGB"``, ``"RGBX"``)."""
+
+
 def _conversion(image: Image.Image, file: BinaryIO, path: PathLike) -> str | None:
     """What reading ``image`` as RGB will do to it, from its header alone; ``None`` for plain RGB.
 
@@ -248,40 +300,12 @@ def _conversion(image: Image.Image, file: BinaryIO, path: PathLike) -> str | Non
         ImageError: a mode that :func:`read_image` cannot convert.
     """
     mode = image.mode
-    notes = []
-    if mode in ("RGB", "RGBX"):
-        pass  # plain RGB: nothing to say
-    elif mode in ("RGBA", "RGBa"):
-        notes.append("RGBA image converted to RGB: alpha dropped")
-    elif mode == "1":
-        notes.append("1-bit black-and-white image converted to RGB")
-    elif mode == "L":
-        notes.append("grayscale image (mode L) converted to RGB by repeating its channel")
-    elif mode == "LA":
-        notes.append(f"grayscale image with alpha (mode {mode}) converted to RGB: alpha dropped, gray repeated")
-    elif mode in _GRAY16_MODES:
-        notes.append(
-            f"16-bit grayscale image (mode {mode}) converted to RGB by repeating its channel (16-bit precision kept)"
-        )
-    elif mode == "I":
-        notes.append(
-            "32-bit integer grayscale image (mode I) read as 16-bit values (0..65535 to [0, 1]) and converted to RGB"
-        )
-    elif mode == "F":
-        notes.append("floating-point grayscale image (mode F) read as values in [0, 1] and converted to RGB")
-    elif mode in ("P", "PA"):
-        if mode == "PA" or "transparency" in image.info:
-            notes.append(f"palette image with transparency (mode {mode}) converted to RGB: transparency dropped")
-        else:
-            notes.append("palette image (mode P) converted to RGB through its palette")
-    elif mode == "CMYK":
-        notes.append("CMYK image converted to RGB with Pillow's uncalibrated formula (no ICC colour management)")
-    elif mode in ("YCbCr", "LAB", "HSV"):
-        notes.append(f"{mode} image converted to RGB")
-    else:
+    if mode not in _CONVERSIONS and mode not in ("RGB", "RGBX"):
         raise ImageError(
             f"{path}: unsupported image mode {mode!r} ({image.format}); expected an RGB, gray or palette image"
         )
+    key = "PA" if mode == "P" and "transparency" in image.info else mode
+    notes = [_CONVERSIONS[key].format(mode=mode)] if key in _CONVERSIONS else []
     if _narrowed_to_8_bits(image, file):
         notes.append(
             "16-bit colour or alpha samples read at 8-bit precision "
@@ -293,7 +317,7 @@ def _conversion(image: Image.Image, file: BinaryIO, path: PathLike) -> str | Non
 
 
 def inspect_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Read an image file's header only: size, mode, format and the conversion :func:`read_image` would do.
+    """An :class:`ImageInfo` from the file's header only: size, mode, format, the conversion :func:`read_image` does.
 
     Cheap (no pixel data is decoded), so a dataset can validate all its files
     up front. A truncated file is not detected here; :func:`read_image` finds it.
@@ -302,14 +326,11 @@ def inspect_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
         path: image file.
         max_pixels: refuse images declaring more pixels than this (``None``: no limit).
 
-    Returns:
-        An :class:`ImageInfo`.
-
     Raises:
         FileNotFoundError: no such file.
         IsADirectoryError: ``path`` is a folder.
-        ImageError: empty file, not an image, corrupt header, zero size, or
-            more than ``max_pixels`` pixels.
+        ImageTooLargeError: more than ``max_pixels`` pixels (or Pillow's limit).
+        ImageError: empty file, not an image, corrupt header or zero size.
 
     Example:
         >>> import tempfile, pathlib
@@ -335,8 +356,8 @@ def _load(image: Image.Image, path: PathLike, max_pixels: int | None) -> None:
     """Decode all pixel data, so that a truncated or corrupt file fails here."""
     try:
         image.load()
-    except Image.DecompressionBombError as error:
-        raise _too_large(path, None, error, max_pixels) from None
+    except Image.DecompressionBombError:
+        raise _too_large(path, image.size, max_pixels) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error) as error:
         raise ImageError(f"{path}: truncated or corrupt image data: {describe(error)}") from None
 
@@ -389,9 +410,7 @@ def _to_array(image: Image.Image, path: PathLike) -> np.ndarray:
         return _gray(values)
     if mode in ("P", "PA", "RGBa"):
         return np.asarray(image.convert("RGBA"))[..., :3]
-    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-        return np.asarray(image.convert("RGB"))
-    raise ImageError(f"{path}: unsupported image mode {mode!r}")
+    return np.asarray(image.convert("RGB"))  # CMYK, YCbCr, LAB, HSV: _conversion refused any other mode
 
 
 def read_compact(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, warn: bool = True) -> Tensor:
@@ -414,7 +433,6 @@ def read_compact(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
         >>> read_compact(path).dtype, to_float(read_compact(path)).max().item()
         (torch.uint8, 1.0)
     """
-    _check_max_pixels(max_pixels)
     with _open(path, max_pixels) as (image, file):
         note = _conversion(image, file, path)
         if note is not None and warn:
@@ -440,11 +458,10 @@ def to_float(image: Tensor, copy: bool = False) -> Tensor:
 
 
 def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Tensor:
-    """Read an image file as an RGB float tensor.
+    """Read an image file as an RGB float tensor: size checked from the header, then decoded whole.
 
-    The declared size is checked before any pixel is decoded; then the whole
-    image is decoded (a truncated file is an error, never a partly grey
-    image), its EXIF orientation applied, and its mode converted to RGB:
+    A truncated file is an error, never a partly grey image. EXIF orientation
+    is applied and every mode converted to RGB:
 
     ============================== ===============================================
     file                           result
@@ -462,28 +479,26 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
     ============================== ===============================================
 
     Every conversion (all rows but 8-bit RGB) raises an
-    :class:`ImageConversionWarning` (a ``UserWarning``) naming the file and
-    what was done. ICC profiles are not applied: stored values are read as
-    they are.
+    :class:`ImageConversionWarning` naming the file and what was done. ICC
+    profiles are not applied: stored values are read as they are.
 
     Args:
         path: image file (any format Pillow reads).
         max_pixels: refuse images declaring more than this many pixels,
-            before decoding them (``None``: no limit of ours; Pillow's
-            ``PIL.Image.MAX_IMAGE_PIXELS`` guard, 2x that is refused, still
-            applies and is reported the same way).
+            before decoding them (``None``: no limit of ours; Pillow's guard,
+            twice ``PIL.Image.MAX_IMAGE_PIXELS``, still applies).
 
     Returns:
-        ``(3, H, W)`` float32 in ``[0, 1]``. Any size from 1x1 up is returned;
-        size policy belongs to the caller.
+        ``(3, H, W)`` float32 in ``[0, 1]``, any size from 1x1 up.
 
     Raises:
         FileNotFoundError: no such file.
         IsADirectoryError: ``path`` is a folder.
         PermissionError: the file cannot be read.
+        ImageTooLargeError: more pixels than ``max_pixels`` or Pillow's guard.
         ImageError: (a ``ValueError``) empty file, not an image, corrupt
-            header, truncated or corrupt data, zero size, too many pixels,
-            unsupported mode, or out-of-range integer or float values.
+            header, truncated or corrupt data, zero size, unsupported mode,
+            or out-of-range integer or float values.
 
     Example:
         >>> import tempfile, pathlib
@@ -497,7 +512,7 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
         >>> read_image(path, max_pixels=64)
         Traceback (most recent call last):
         ...
-        invhide.io.images.ImageError: ...x.png: image declares 12x8 = 96 pixels, more than the limit of 64 pixels ...
+        invhide.io.images.ImageTooLargeError: ...x.png: image declares 12x8 = 96 pixels, more than the limit of 64 ...
         >>> folder.cleanup()
     """
     return to_float(read_compact(path, max_pixels=max_pixels))
@@ -508,31 +523,19 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
 # --------------------------------------------------------------------------
 
 
-def _as_image(image: object, where: str) -> Tensor:
-    """Check a ``(3, H, W)`` or ``(1, 3, H, W)`` float tensor and return it as ``(3, H, W)``."""
-    if not isinstance(image, Tensor):
-        raise InputTypeError(f"{where}image must be a torch.Tensor, got {type(image).__name__}")
-    if not image.is_floating_point():
-        raise InputTypeError(
-            f"{where}image must be a floating-point tensor with values in [0, 1], got dtype {image.dtype}"
-        )
+def _levels(image: object, name: str) -> Tensor:
+    """The 8-bit levels of :func:`~invhide.nn.functional.quantize_8bit` as ``(3, H, W)`` uint8.
+
+    ``image`` must be a finite float ``(3, H, W)`` or ``(1, 3, H, W)`` tensor.
+    """
+    image = tensor(name, image)
     if image.dim() == 4 and image.shape[0] == 1:
         image = image[0]
     if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] < 1 or image.shape[2] < 1:
-        raise InputError(f"{where}image must have shape (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
-    return image
-
-
-def _levels(image: Tensor, where: str) -> Tensor:
-    """The 8-bit levels of :func:`~invhide.evaluation.metrics.quantize_8bit` as uint8, refusing NaN and infinities."""
-    image = image.detach()
+        raise InputError(argument=name, problem=f"must have shape (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
+    image = image_batch(name, image.detach()[None], finite=True)[0]
     if image.dtype in (torch.float16, torch.bfloat16):
         image = image.float()  # k / 255 in half precision would not always scale back to k exactly
-    bad = ~torch.isfinite(image)
-    if bad.any():
-        raise InputError(
-            f"{where}image contains {int(bad.sum())} NaN or infinite value(s); expected finite values in [0, 1]"
-        )
     return torch.round(quantize_8bit(image) * 255).to(torch.uint8)
 
 
@@ -553,8 +556,7 @@ def to_uint8(image: Tensor) -> np.ndarray:
         >>> to_uint8(torch.ones(3, 2, 4)).shape
         (2, 4, 3)
     """
-    image = _as_image(image, "")
-    return _levels(image, "").permute(1, 2, 0).cpu().numpy()
+    return _levels(image, "image").permute(1, 2, 0).cpu().numpy()
 
 
 def _encode(levels: Tensor, suffix: str) -> bytes:
@@ -587,7 +589,7 @@ def write_image(image: Tensor, path: PathLike) -> None:
 
     Values are clamped to ``[0, 1]`` (a stego image straight from the network
     may overshoot slightly) and rounded to 256 levels, half to even:
-    :func:`invhide.evaluation.metrics.quantize_8bit` gives the stored values, and
+    :func:`invhide.nn.functional.quantize_8bit` gives the stored values, and
     :func:`read_image` returns them bit for bit. The format follows the
     suffix: ``.png`` (recommended), ``.tif``/``.tiff`` or ``.bmp``. Lossy
     formats (``.jpg``, ``.webp``, ``.gif`` ...) are refused: compression would
@@ -625,14 +627,10 @@ def write_image(image: Tensor, path: PathLike) -> None:
         invhide.errors.InputError: ...x.jpg: .jpg is a lossy or colour-reducing format ...
         >>> folder.cleanup()
     """
-    if not isinstance(path, str | os.PathLike):
-        raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    shown = os.fspath(path)
-    target = Path(path)
-    where = f"{shown}: "
+    _check_path(path)
+    target, shown = Path(path), os.fspath(path)
     suffix = target.suffix.lower()
     _check_target(target, shown, suffix)
-    levels = _levels(_as_image(image, where), where)
-    data = _encode(levels, suffix)  # in memory first: a failed encode creates nothing
+    data = _encode(_levels(image, f"{shown}: image"), suffix)  # in memory first: a failed encode creates nothing
     with atomic_write(target) as file:
         file.write(data)

@@ -8,16 +8,16 @@
   checkpoints.
 - :mod:`invhide.models.inference`: hiding and revealing images of any size,
   in tiles.
-- :mod:`invhide.models.registry`: the trained models shipped in the package,
-  loaded by name with their SHA-256 checked.
+- :mod:`invhide.models.zoo`: the model zoo, the trained models shipped in the
+  package, loaded by name with their SHA-256 checked.
 
 Importing this package registers its model classes with
-:func:`invhide.io.checkpoint.register_model`, so :func:`invhide.load`
+:func:`invhide.io.checkpoint.register_model_class`, so :func:`invhide.load`
 rebuilds them from their config.
 """
 
-from invhide.models import hider, hinet, inference, official, registry
+from invhide.models import hider, hinet, inference, official, zoo
 from invhide.models.hider import InvertibleHider
 from invhide.models.hinet import HiNet
 
-__all__ = ["HiNet", "InvertibleHider", "hider", "hinet", "inference", "official", "registry"]
+__all__ = ["HiNet", "InvertibleHider", "hider", "hinet", "inference", "official", "zoo"]

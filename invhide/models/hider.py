@@ -19,9 +19,9 @@ import torch
 from FrEIA.framework import InputNode, Node, OutputNode
 from torch import Tensor
 
-from invhide.checks import build_from_config, positive_int
+from invhide.checks import build_from_config, image_batch, positive_int
 from invhide.errors import InputError, InputTypeError, ModelError
-from invhide.io.checkpoint import register_model
+from invhide.io.checkpoint import register_model_class
 from invhide.nn import functional
 from invhide.nn.graph import InvertibleGraph
 from invhide.nn.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
@@ -50,7 +50,7 @@ class InvertibleHider(InvertibleGraph):
     ``hider.to(memory_format=torch.contiguous_format)`` returns to NCHW, and
     hide and reveal follow.
 
-    As a FrEIA ``GraphINN``, ``hider([cover, secret])`` returns
+    As an :class:`~invhide.nn.graph.InvertibleGraph`, ``hider([cover, secret])`` returns
     ``((stego, lost), log_det)`` and ``hider([stego, z], rev=True)`` returns
     ``((cover, secret), log_det)``. Any batch size and any even height and
     width (at least :attr:`min_size`) work, whatever the graph was built with.
@@ -133,62 +133,38 @@ class InvertibleHider(InvertibleGraph):
         lost_idwt = Node(branches[1], WaveletUpsampling, wavelet_args, name="lost_idwt")
         nodes += [stego_idwt, lost_idwt, OutputNode(stego_idwt, name="stego"), OutputNode(lost_idwt, name="lost")]
         super().__init__(nodes, memory_saving=memory_saving)
-        # Channels-last weights make hide and reveal run channels-last (see _memory_format): a 16-block HiNet
-        # hides and reveals a 256x256 pair 1.4x-1.6x faster than with NCHW weights on a 2-core CPU, and 1.3x-1.4x
-        # faster than the reference code (benchmarks/reference_speed.py).
+        # Channels-last weights make hide and reveal run channels-last (see _memory_format).
         self.to(memory_format=torch.channels_last)
 
     # ------------------------------------------------------------------
     # Hiding and revealing
     # ------------------------------------------------------------------
 
-    def _check(
-        self,
-        name: str,
-        image: Tensor,
-        channels: int,
-        like: Tensor | None = None,
-        like_name: str = "cover",
-        finite: bool = True,
-    ) -> None:
+    def _check_image(
+        self, name: str, image: object, channels: int, finite: bool, like: tuple[str, Tensor] | None = None
+    ) -> Tensor:
         """Refuse an input the graph cannot take, naming it: type, shape, size, dtype, device, values.
 
         The first input (``like=None``) must have the weights' dtype and
         device (an :class:`~invhide.errors.InputTypeError` saying how to
-        convert either); the others must match it.
+        convert either); the others must match ``like``, the first input and its name.
         """
-        if not isinstance(image, Tensor):
-            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
-        if image.dim() != 4 or image.shape[1] != channels:
-            raise InputError(f"{name} must have shape (B, {channels}, H, W), got {tuple(image.shape)}")
-        if not image.is_floating_point():
-            raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
-        h, w = image.shape[-2:]
-        if h % 2 or w % 2 or h < self.min_size or w < self.min_size:
-            raise InputError(
-                f"{name} must have an even height and width of at least {self.min_size} "
-                f"(wavelet {self.wavelet!r}), got {h}x{w}"
-            )
-        if like is not None:
-            if image.shape[0] != like.shape[0] or image.shape[2:] != like.shape[2:]:
-                raise InputError(
-                    f"{name} must match the {like_name}'s batch and size {tuple(like.shape[:1] + like.shape[2:])}, "
-                    f"got shape {tuple(image.shape)}"
-                )
-            if image.dtype != like.dtype or image.device != like.device:
-                raise InputError(
-                    f"{name} must be on the {like_name}'s device and dtype ({like.device}, {like.dtype}), "
-                    f"got ({image.device}, {image.dtype}): convert it with {name.split()[0]}.to({like_name})"
-                )
-        else:
+        image = image_batch(name, image, channels=channels, even=True, min_size=self.min_size, finite=finite)
+        if like is None:
             self._check_against_weights(name, image)
-        if finite and image.numel():
-            bad = int((~torch.isfinite(image)).sum())
-            if bad:
-                raise InputError(
-                    f"{name} holds {bad} NaN or infinite value(s) among {image.numel()}; hide and reveal need "
-                    f"finite values (check how {name} was computed or read)"
-                )
+            return image
+        first, like = like
+        if image.shape[0] != like.shape[0] or image.shape[2:] != like.shape[2:]:
+            raise InputError(
+                f"{name} must match the {first}'s batch and size {tuple(like.shape[:1] + like.shape[2:])}, "
+                f"got shape {tuple(image.shape)}"
+            )
+        if image.dtype != like.dtype or image.device != like.device:
+            raise InputError(
+                f"{name} must be on the {first}'s device and dtype ({like.device}, {like.dtype}), "
+                f"got ({image.device}, {image.dtype}): convert it with {name.split()[0]}.to({first})"
+            )
+        return image
 
     def _check_against_weights(self, name: str, image: Tensor) -> None:
         """An :class:`~invhide.errors.InputTypeError` unless ``image`` has the weights' device and dtype."""
@@ -224,9 +200,8 @@ class InvertibleHider(InvertibleGraph):
     def _memory_format(self) -> torch.memory_format:
         """``torch.channels_last`` when the convolution weights are stored so, else ``torch.contiguous_format``.
 
-        Convolutions are fastest when inputs and weights share a layout (on a
-        2-core CPU, channels-last weights and inputs hide about 1.5x faster
-        than NCHW ones, and mixing the two is slower than either).
+        Convolutions are fastest when inputs and weights share a layout (mixing
+        the two is slower than either).
         The first weight whose layout is unambiguous decides: a 4-D weight with
         more than one input channel and a kernel wider than 1 (a ``(O, 1, k, k)``
         or ``(O, I, 1, 1)`` weight is contiguous in both layouts).
@@ -249,16 +224,16 @@ class InvertibleHider(InvertibleGraph):
             return torch.channels_last
         return torch.contiguous_format
 
-    def hide(self, cover: Tensor, *secrets: Tensor, check_finite: bool = True) -> tuple[Tensor, Tensor]:
+    def hide(self, cover: Tensor, *secrets: Tensor, check_finite: bool = False) -> tuple[Tensor, Tensor]:
         """Hide the secret images in the cover.
 
         Args:
             cover: ``(B, C, H, W)`` floats, usually in ``[0, 1]``, on the
                 model's device and in its dtype (``B`` may be 0).
             *secrets: ``num_secrets`` tensors shaped like ``cover``.
-            check_finite: refuse NaN or infinite inputs and outputs (one pass
-                over each). The trainer turns this off: its explosion guard
-                rolls a non-finite step back instead.
+            check_finite: refuse NaN or infinite inputs and outputs: one pass
+                over each and, on an accelerator, one wait for the device, so
+                it is off unless asked for.
 
         Returns:
             ``(stego, lost)``: the stego image ``(B, C, H, W)`` (float, not
@@ -276,14 +251,14 @@ class InvertibleHider(InvertibleGraph):
         """
         if len(secrets) != self.num_secrets:
             raise InputError(f"this hider takes {self.num_secrets} secret image(s), got {len(secrets)}")
-        self._check("cover", cover, self.channels, finite=check_finite)
+        self._check_image("cover", cover, self.channels, check_finite)
         for i, secret in enumerate(secrets):
             name = f"secret {i + 1}" if self.num_secrets > 1 else "secret"
-            self._check(name, secret, self.channels, cover, finite=check_finite)
+            self._check_image(name, secret, self.channels, check_finite, ("cover", cover))
         secret = secrets[0] if self.num_secrets == 1 else torch.cat(secrets, dim=1)
         given, layout = self._layout_of(cover), self._memory_format()
         cover, secret = cover.contiguous(memory_format=layout), secret.contiguous(memory_format=layout)
-        (stego, lost), _ = self([cover, secret], jac=False)
+        (stego, lost), _ = self._run([cover, secret], [], rev=False, jac=False)
         stego, lost = stego.contiguous(memory_format=given), lost.contiguous(memory_format=given)
         if check_finite:
             self._refuse_non_finite("stego", stego)
@@ -296,7 +271,7 @@ class InvertibleHider(InvertibleGraph):
         z: Tensor | None = None,
         generator: torch.Generator | None = None,
         *,
-        check_finite: bool = True,
+        check_finite: bool = False,
     ) -> Tensor:
         """Recover the secret images from a stego image.
 
@@ -324,12 +299,14 @@ class InvertibleHider(InvertibleGraph):
             invhide.errors.ModelError: finite inputs gave a NaN or infinite
                 result: the weights are corrupt or diverged.
         """
-        self._check("stego", stego, self.channels, finite=check_finite)
+        self._check_image("stego", stego, self.channels, check_finite)
         lost_channels = self.num_secrets * self.channels
         if z is None:
             if generator is not None:
                 if not isinstance(generator, torch.Generator):
-                    raise InputTypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+                    raise InputTypeError(
+                        argument="generator", problem=f"must be a torch.Generator, got {type(generator).__name__}"
+                    )
                 if generator.device.type != stego.device.type:
                     raise InputError(
                         f"generator is on {generator.device} but stego is on {stego.device}: create it with "
@@ -338,10 +315,10 @@ class InvertibleHider(InvertibleGraph):
             shape = (stego.shape[0], lost_channels, *stego.shape[2:])
             z = torch.randn(shape, generator=generator, dtype=stego.dtype, device=stego.device)
         else:
-            self._check("z", z, lost_channels, stego, like_name="stego", finite=check_finite)
+            self._check_image("z", z, lost_channels, check_finite, ("stego", stego))
         given, layout = self._layout_of(stego), self._memory_format()
         stego, z = stego.contiguous(memory_format=layout), z.contiguous(memory_format=layout)
-        (_, secret), _ = self([stego, z], rev=True, jac=False)
+        (_, secret), _ = self._run([stego, z], [], rev=True, jac=False)
         secret = secret.contiguous(memory_format=given)
         if check_finite:
             self._refuse_non_finite("recovered secret", secret)
@@ -412,4 +389,4 @@ def _conversion(dtype: torch.dtype) -> str:
     return _CONVERSIONS.get(dtype, f".to({dtype})")
 
 
-register_model("InvertibleHider", InvertibleHider.from_config)
+register_model_class("InvertibleHider", InvertibleHider.from_config)

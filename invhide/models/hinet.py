@@ -7,12 +7,11 @@ reference code's layout, 16 :class:`~invhide.nn.modules.HidingCoupling` blocks,
 reference initialisation (every parameter ``0.01 * N(0, 1)``, the last
 convolution of every subnet zero).
 
-The reference code's checkpoints load through :mod:`invhide.models.official`.
+The reference code's checkpoints load through :func:`invhide.models.official.load_official`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +20,7 @@ from torch import nn
 
 from invhide.checks import build_from_config
 from invhide.errors import InputError
-from invhide.io.checkpoint import register_model
+from invhide.io.checkpoint import register_model_class
 from invhide.models.hider import InvertibleHider
 from invhide.nn.subnets import Subnet, dense
 
@@ -134,12 +133,5 @@ class HiNet(InvertibleHider):
         """Build a HiNet from :meth:`config`'s output (identity-initialised: load weights next)."""
         return build_from_config(cls, config, init="identity")
 
-    @classmethod
-    def from_official_checkpoint(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> HiNet:
-        """Load a checkpoint saved by the reference HiNet code: :func:`invhide.models.official.load_official`."""
-        from invhide.models.official import load_official  # official builds on this module
 
-        return load_official(path, map_location, cls)
-
-
-register_model("HiNet", HiNet.from_config)
+register_model_class("HiNet", HiNet.from_config)

@@ -13,26 +13,26 @@ come:
 - **Tiling.** With ``tile=N`` the image is processed in ``N x N`` windows
   that overlap by ``overlap`` pixels on every side; only each window's centre
   is kept, so memory stays bounded and, with enough overlap, the result
-  matches the whole-image computation (measured in ``benchmarks/tiling.py``).
-  The auxiliary ``z`` of :func:`reveal` is drawn once for the whole image, so
-  tiling does not change it. Measured on a trained 4-block hider
-  (``benchmarks/tiling.py``, 512x512): with 32 pixels of overlap the tiled
-  stego and recovery differ from the whole-image ones by at most 3.4e-7, with
-  no visible seam; without overlap the recovery is off by up to 0.24 at the
-  seams. The default overlap, 64, leaves room for deeper models. This holds
-  for Haar; other wavelets wrap around each window's edge (periodisation), so
-  a window edge that is not an image edge differs from the whole-image result
-  within the overlap, which the kept centres then discard only if the
-  overlap exceeds the wavelet's reach.
+  matches the whole-image computation (``benchmarks/tiling.py`` measures how
+  closely; the Results page has its figures). The auxiliary ``z`` of
+  :func:`reveal` is drawn once for the whole image, so tiling does not change
+  it. This holds for Haar; other wavelets wrap around each window's edge
+  (periodisation), so a window edge that is not an image edge differs from
+  the whole-image result within the overlap, which the kept centres then
+  discard only if the overlap exceeds the wavelet's reach.
 
-Everything runs under ``torch.inference_mode()`` and leaves the model's
-train/eval mode as it found it. An empty batch (``B = 0``) is valid and
-gives an empty result.
+These functions check what only they know (an image with or without its
+batch dimension, the cover's and secret's ``[0, 1]`` range, tiling, ``z``);
+the model checks the rest of each window (dtype, device, finite values) and
+refuses a NaN or infinite result. Everything runs under
+``torch.inference_mode()`` and leaves the model's train/eval mode as it found
+it. An empty batch (``B = 0``) is valid and gives an empty result.
 
 Two checks for tools that use a model they did not train:
 :func:`hides_nothing` tells a model whose stego ignores the secret (a
-freshly initialised hider is the identity), and :func:`stego_psnr` measures
-how far a stego is from its cover, to compare with :data:`LOW_STEGO_PSNR`.
+freshly initialised hider is the identity), and a stego whose
+:func:`invhide.evaluation.metrics.psnr` against its cover is below
+:data:`LOW_STEGO_PSNR` shows the hiding.
 """
 
 from __future__ import annotations
@@ -44,13 +44,17 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-from invhide.checks import integer, non_negative_int, positive_int
+from invhide.checks import image_batch, integer, non_negative_int, one_of, positive_int, tensor
 from invhide.errors import InputError, InputTypeError
 
-__all__ = ["FITS", "LOW_STEGO_PSNR", "fit_secret", "hide", "hides_nothing", "pad_to", "reveal", "stego_psnr", "tiles"]
+__all__ = ["FITS", "LOW_STEGO_PSNR", "fit_secret", "hide", "hides_nothing", "pad_to", "reveal", "tiles"]
 
 FITS: tuple[str, ...] = ("refuse", "resize", "crop")
+
+LOW_STEGO_PSNR = 20.0
+"""Stego PSNR (dB) below which a stego visibly differs from its cover; a trained hider stays far above it."""
 
 
 @contextmanager
@@ -64,25 +68,16 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _check_batch(name: str, image: object, channels: int, bounded: bool = True) -> tuple[Tensor, bool]:
-    """``image`` as a finite float ``(B, C, H, W)`` batch (in ``[0, 1]`` if ``bounded``); was it one image?"""
-    if not isinstance(image, Tensor):
-        raise InputTypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
-    if image.dim() not in (3, 4) or image.shape[-3] != channels:
-        expected = f"({channels}, H, W) or (B, {channels}, H, W)"
-        raise InputError(f"{name} must have shape {expected}, got {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
-    single = image.dim() == 3
-    batch = image.unsqueeze(0) if single else image
-    if not image.numel():
-        return batch, single
-    bad = int((~torch.isfinite(image)).sum())
-    if bad:
-        raise InputError(f"{name} holds {bad} NaN or infinite value(s); expected finite values")
-    low, high = image.min().item(), image.max().item()
-    if bounded and (low < 0 or high > 1):
-        raise InputError(f"{name} must have values in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+def _batch(name: str, image: object, channels: int, bounded: bool = True) -> tuple[Tensor, bool]:
+    """``image`` as a float ``(B, C, H, W)`` batch (in ``[0, 1]`` if ``bounded``), and whether it was ``(C, H, W)``."""
+    single = isinstance(image, Tensor) and image.dim() == 3 and image.shape[0] == channels
+    batch = image_batch(name, image[None] if single else image, channels=channels)  # type: ignore[index]
+    if bounded and batch.numel():
+        low, high = (value.item() for value in torch.aminmax(batch))
+        if low < 0 or high > 1:  # NaN passes here: the model refuses it, naming the input
+            raise InputError(
+                argument=name, problem=f"must have values in [0, 1], got values in [{low:.4g}, {high:.4g}]"
+            )
     return batch, single
 
 
@@ -132,8 +127,7 @@ def fit_secret(secret: Tensor, size: tuple[int, int], fit: str = "refuse") -> Te
         >>> tuple(fit_secret(torch.rand(1, 3, 10, 20), (8, 8), "crop").shape)
         (1, 3, 8, 8)
     """
-    if fit not in FITS:
-        raise InputError(f"fit must be one of {FITS}, got {fit!r}")
+    one_of("fit", fit, FITS)
     height, width = size
     if tuple(secret.shape[-2:]) == (height, width):
         return secret
@@ -182,36 +176,32 @@ def tiles(length: int, tile: int, overlap: int, step: int = 2) -> list[tuple[int
 
 
 def _tiled(
-    function: Callable[[Tensor, Tensor], tuple[Tensor, ...]],
+    function: Callable[[Tensor, Tensor], Tensor],
     first: Tensor,
     second: Tensor,
     tile: int | None,
     overlap: int,
     step: int,
     progress: bool = False,
-) -> tuple[Tensor, ...]:
+) -> Tensor:
     """Apply a size-preserving two-input function window by window and stitch the kept parts."""
     height, width = first.shape[-2:]
     if tile is None or (tile >= height and tile >= width):
         return function(first, second)
-    if tile % step or overlap % step or tile <= 0 or overlap < 0:
+    if tile % step or overlap % step:
         raise InputError(f"tile and overlap must be non-negative multiples of {step}, got {tile} and {overlap}")
     windows = [(r, c) for r in tiles(height, tile, overlap, step) for c in tiles(width, tile, overlap, step)]
-    if progress and len(windows) > 1:
-        from tqdm.auto import tqdm
-
-        windows = tqdm(windows, desc="tiles", unit="tile", leave=False)
-    outputs: list[Tensor] | None = None
-    for (top, bottom, keep_top, keep_bottom), (left, right, keep_left, keep_right) in windows:
-        window = (..., slice(top, bottom), slice(left, right))
-        results = function(first[window], second[window])
-        if outputs is None:
-            outputs = [r.new_empty(*r.shape[:2], height, width) for r in results]
+    output: Tensor | None = None
+    for (top, bottom, keep_top, keep_bottom), (left, right, keep_left, keep_right) in tqdm(
+        windows, desc="tiles", unit="tile", leave=False, disable=not progress or len(windows) < 2
+    ):
+        result = function(first[..., top:bottom, left:right], second[..., top:bottom, left:right])
+        if output is None:
+            output = result.new_empty(*result.shape[:2], height, width)
         inner = (..., slice(keep_top - top, keep_bottom - top), slice(keep_left - left, keep_right - left))
-        kept = (..., slice(keep_top, keep_bottom), slice(keep_left, keep_right))
-        for output, result in zip(outputs, results, strict=True):
-            output[kept] = result[inner]
-    return tuple(outputs or ())
+        output[..., keep_top:keep_bottom, keep_left:keep_right] = result[inner]
+    assert output is not None  # tiles() gives at least one window
+    return output
 
 
 def _working_dtype(model: nn.Module, fallback: torch.dtype) -> torch.dtype:
@@ -220,9 +210,21 @@ def _working_dtype(model: nn.Module, fallback: torch.dtype) -> torch.dtype:
     return param.dtype if param is not None else fallback
 
 
-def _tile_step(model: nn.Module) -> int:
+def _windowed(
+    model: nn.Module,
+    function: Callable[[Tensor, Tensor], Tensor],
+    inputs: tuple[Tensor, Tensor],
+    size: tuple[int, int],
+    tile: int | None,
+    overlap: int,
+    progress: bool,
+) -> Tensor:
+    """``function`` of the padded ``inputs``, in eval mode and window by window, cropped back to ``size``."""
     # Windows start on even pixels so that every window sees the same 2x2 wavelet blocks as the whole image.
-    return 2 * max(1, math.ceil(getattr(model, "min_size", 2) / 2))
+    step = 2 * max(1, math.ceil(getattr(model, "min_size", 2) / 2))
+    with _evaluating(model):
+        result = _tiled(function, *inputs, tile, overlap, step, progress)
+    return result[..., : size[0], : size[1]]
 
 
 def hide(
@@ -247,9 +249,7 @@ def hide(
         progress: show a progress bar over the windows.
 
     Returns:
-        The float stego, shaped like ``cover`` (not clamped or rounded). An
-        empty batch (``B = 0``) gives an empty stego of the cover's shape,
-        once the inputs' shapes are checked.
+        The float stego, shaped like ``cover`` (not clamped or rounded); empty for an empty batch.
 
     Raises:
         invhide.errors.InputError: values outside ``[0, 1]`` or NaN,
@@ -272,25 +272,36 @@ def hide(
         )
     _check_tiling(tile, overlap)
     channels = getattr(model, "channels", 3)
-    cover, single = _check_batch("cover", cover, channels)
-    secret, _ = _check_batch("secret", secret, channels)
+    cover, single = _batch("cover", cover, channels)
+    secret, _ = _batch("secret", secret, channels)
+    one_of("fit", fit, FITS)
     if secret.shape[0] != cover.shape[0]:
         raise InputError(f"cover and secret batches differ: {cover.shape[0]} and {secret.shape[0]}")
+    size = (cover.shape[-2], cover.shape[-1])
     if cover.shape[0] == 0:  # an empty batch: an empty stego, once the sizes are known to fit
-        if fit == "refuse" or fit not in FITS:
-            fit_secret(secret, tuple(cover.shape[-2:]), fit)
+        if fit == "refuse":
+            fit_secret(secret, size)  # raises unless the sizes agree
         return cover.new_empty(cover.shape)
-    secret = fit_secret(secret, tuple(cover.shape[-2:]), fit)
-    dtype = _working_dtype(model, cover.dtype)
-    cover, secret, result_dtype = cover.to(dtype), secret.to(dtype), cover.dtype
-    padded_cover, (height, width) = pad_to(cover, getattr(model, "min_size", 2))
-    padded_secret, _ = pad_to(secret, getattr(model, "min_size", 2))
-    with _evaluating(model):
-        (stego,) = _tiled(
-            lambda c, s: model.hide(c, s)[:1], padded_cover, padded_secret, tile, overlap, _tile_step(model), progress
-        )
-    stego = stego[..., :height, :width].to(result_dtype)
+    dtype, min_size = _working_dtype(model, cover.dtype), getattr(model, "min_size", 2)
+    padded = pad_to(cover.to(dtype), min_size)[0], pad_to(fit_secret(secret, size, fit).to(dtype), min_size)[0]
+    stego = _windowed(model, lambda c, s: model.hide(c, s, check_finite=True)[0], padded, size, tile, overlap, progress)
+    stego = stego.to(cover.dtype)
     return stego[0] if single else stego
+
+
+def _stand_in(z: object, generator: torch.Generator | None, like: Tensor, channels: int) -> Tensor:
+    """``z`` for the padded stego ``like``, checked, or drawn from ``N(0, 1)`` with ``generator``."""
+    shape = (like.shape[0], channels, *like.shape[-2:])
+    if z is None:
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise InputTypeError(
+                argument="generator", problem=f"must be a torch.Generator, got {type(generator).__name__}"
+            )
+        return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+    z = tensor("z", z)
+    if tuple(z.shape) != shape:
+        raise InputError(argument="z", problem=f"must have shape {shape} (the padded stego's), got {tuple(z.shape)}")
+    return z.to(like.dtype)
 
 
 def reveal(
@@ -307,7 +318,8 @@ def reveal(
 
     Args:
         model: the hider that made the stego.
-        stego: ``(B, C, H, W)`` or ``(C, H, W)``, e.g. read from an 8-bit PNG.
+        stego: ``(B, C, H, W)`` or ``(C, H, W)``, e.g. read from an 8-bit PNG
+            (a float stego may overshoot ``[0, 1]``).
         z: stand-in for the lost part, shaped like the padded stego;
             ``N(0, 1)`` from ``generator`` when not given.
         generator: seeds ``z``.
@@ -317,14 +329,14 @@ def reveal(
 
     Returns:
         The recovered secret, clamped to ``[0, 1]``, shaped like ``stego``
-        (``C * num_secrets`` channels). An empty batch (``B = 0``) gives an
-        empty result.
+        (``C * num_secrets`` channels). An empty batch gives an empty result.
 
     Raises:
         invhide.errors.InputError: NaN or infinite values, a ``z`` of the
             wrong shape, bad tiling arguments.
-        invhide.errors.InputTypeError: a non-tensor or non-float input, or a
-            stego on another device than the model.
+        invhide.errors.InputTypeError: a non-tensor or non-float input, a
+            ``generator`` that is not one, or a stego on another device than
+            the model.
         invhide.errors.ModelError: the model turned the finite inputs into
             NaN or infinite values (corrupt or diverged weights).
 
@@ -335,26 +347,16 @@ def reveal(
     """
     _check_tiling(tile, overlap)
     channels = getattr(model, "channels", 3)
-    stego, single = _check_batch("stego", stego, channels, bounded=False)  # a float stego may overshoot [0, 1]
-    result_dtype = stego.dtype
-    stego = stego.to(_working_dtype(model, stego.dtype))
-    padded, (height, width) = pad_to(stego, getattr(model, "min_size", 2))
+    stego, single = _batch("stego", stego, channels, bounded=False)
+    padded, size = pad_to(stego.to(_working_dtype(model, stego.dtype)), getattr(model, "min_size", 2))
     lost_channels = channels * getattr(model, "num_secrets", 1)
-    shape = (padded.shape[0], lost_channels, *padded.shape[-2:])
-    if z is None:
-        z = torch.randn(shape, generator=generator, device=stego.device, dtype=stego.dtype)
-    elif not isinstance(z, Tensor):
-        raise InputTypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
-    elif tuple(z.shape) != shape:
-        raise InputError(f"z must have shape {shape} (the padded stego's), got {tuple(z.shape)}")
-    elif not z.is_floating_point():
-        raise InputTypeError(f"z must be a floating-point tensor, got dtype {z.dtype}")
+    z = _stand_in(z, generator, padded, lost_channels)
     if stego.shape[0] == 0:  # an empty batch: an empty result
-        return stego.new_empty((0, lost_channels, height, width), dtype=result_dtype)
-    z = z.to(stego.dtype)
-    with _evaluating(model):
-        (secret,) = _tiled(lambda s, n: (model.reveal(s, z=n),), padded, z, tile, overlap, _tile_step(model), progress)
-    secret = secret[..., :height, :width].clamp(0, 1).to(result_dtype)
+        return stego.new_empty((0, lost_channels, *size))
+    secret = _windowed(
+        model, lambda s, n: model.reveal(s, z=n, check_finite=True), (padded, z), size, tile, overlap, progress
+    )
+    secret = secret.clamp(0, 1).to(stego.dtype)
     return secret[0] if single else secret
 
 
@@ -400,41 +402,3 @@ def hides_nothing(model: nn.Module, *, size: int = 16, seed: int = 0) -> bool:
         stego_a, _ = model.hide(probe[0], *probe[1 : 1 + count])
         stego_b, _ = model.hide(probe[0], *probe[1 + count :])
     return torch.equal(stego_a, stego_b)
-
-
-LOW_STEGO_PSNR = 20.0
-"""Stego PSNR (dB) below which a stego visibly differs from its cover: trained hiders reach 30 to 49 dB."""
-
-
-def stego_psnr(cover: Tensor, stego: Tensor) -> float:
-    """PSNR in dB of a stego image against its cover, as written: clamped to ``[0, 1]``.
-
-    One number for the whole batch (from the mean squared error over every
-    pixel); ``math.inf`` when the two are equal. Compare it with
-    :data:`LOW_STEGO_PSNR` to warn about a stego that shows the hiding.
-
-    Args:
-        cover: ``(B, C, H, W)`` or ``(C, H, W)`` in ``[0, 1]``.
-        stego: the same shape; values outside ``[0, 1]`` are clamped, as an
-            image file would.
-
-    Example:
-        >>> cover = torch.full((3, 8, 8), 0.5)
-        >>> round(stego_psnr(cover, cover + 0.01), 2)
-        40.0
-        >>> stego_psnr(cover, cover)
-        inf
-    """
-    for name, value in (("cover", cover), ("stego", stego)):
-        if not isinstance(value, Tensor):
-            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if not value.is_floating_point():
-            raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-    if cover.shape != stego.shape or not cover.numel():
-        raise InputError(
-            f"cover and stego must have the same non-empty shape, got {tuple(cover.shape)} and {tuple(stego.shape)}"
-        )
-    mse = (stego.detach().double().clamp(0, 1) - cover.detach().double()).square().mean().item()
-    if not math.isfinite(mse):
-        raise InputError("cover or stego holds NaN or infinite values")
-    return math.inf if mse == 0 else -10 * math.log10(mse)

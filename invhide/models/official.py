@@ -36,6 +36,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from invhide.checks import device as check_device
 from invhide.errors import FileFormatError, InputError, IsAFolderError, MissingPathError, describe, path_error
 from invhide.io.checkpoint import state_mismatches
 from invhide.models.hider import InvertibleHider
@@ -56,7 +57,7 @@ _REFUSED_GLOBAL = re.compile(r"GLOBAL\s+([\w.]+)")
 def load_official(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu", cls: type[HiNet] = HiNet
 ) -> HiNet:
-    """Load a checkpoint saved by the reference HiNet code.
+    """Load a checkpoint saved by the reference HiNet code: the one way to import one.
 
     The file is read with ``torch.load(weights_only=True)``, which builds
     tensors, numbers and containers and never runs code from the file. The
@@ -79,6 +80,7 @@ def load_official(
         MissingPathError: no such file.
         IsAFolderError: ``path`` is a folder.
         AccessError: the file cannot be read.
+        InputError: ``map_location`` is not a device this machine has.
         FileFormatError: the file is not a PyTorch checkpoint, asks to run
             code, or does not hold a reference HiNet's weights (keys, shapes,
             a tensor that is not floating point or not finite; the message
@@ -91,34 +93,9 @@ def load_official(
         >>> load_official(path).num_blocks
         2
     """
+    device = check_device("map_location", map_location)
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsAFolderError(f"{path}: a folder, not a reference HiNet checkpoint file")
-    if not os.path.exists(path):
-        raise MissingPathError(f"{path}: no such checkpoint file")
-    if os.path.getsize(path) == 0:
-        raise FileFormatError(f"{path}: an empty file, not a PyTorch checkpoint")
-    try:
-        file = open(path, "rb")  # noqa: SIM115 - closed below; only open()'s errors are about the path
-    except OSError as error:
-        raise path_error(error, f"{path}: cannot read the checkpoint ({describe(error)})") from error
-    try:
-        with file:
-            # On the CPU first: the reference code saves CUDA tensors, and a bad device is not a bad file.
-            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        refused = _REFUSED_GLOBAL.search(str(error))
-        if refused is not None:
-            raise FileFormatError(
-                f"{path}: not a plain tensor checkpoint: it asks to run {refused[1]!r} when loaded, and invhide "
-                "refuses to run code from a checkpoint file"
-            ) from None
-        raise FileFormatError(f"{path}: not a readable PyTorch checkpoint ({_unpickler_reason(error)})") from None
-    except Exception as error:  # garbage makes torch.load raise almost anything (EOFError, OSError, RuntimeError...)
-        reason = describe(error)
-        if reason != type(error).__name__:
-            reason = f"{type(error).__name__}: {reason}"
-        raise FileFormatError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
+    checkpoint = _unpickle(path)
     if isinstance(checkpoint, Mapping) and "net" in checkpoint:
         checkpoint = checkpoint["net"]
     if not isinstance(checkpoint, Mapping):
@@ -133,7 +110,38 @@ def load_official(
         _load_exact(model, state)
     except InputError as error:
         raise FileFormatError(f"{path}: {error}") from error
-    return model.to(map_location).eval()
+    return model.to(device).eval()
+
+
+def _unpickle(path: str) -> object:
+    """What ``torch.load(weights_only=True)`` reads from the file ``path``, on the CPU; one-line errors."""
+    if os.path.isdir(path):
+        raise IsAFolderError(f"{path}: a folder, not a reference HiNet checkpoint file")
+    if not os.path.exists(path):
+        raise MissingPathError(f"{path}: no such checkpoint file")
+    if os.path.getsize(path) == 0:
+        raise FileFormatError(f"{path}: an empty file, not a PyTorch checkpoint")
+    try:
+        file = open(path, "rb")  # noqa: SIM115 - closed below; only open()'s errors are about the path
+    except OSError as error:
+        raise path_error(error, f"{path}: cannot read the checkpoint ({describe(error)})") from error
+    try:
+        with file:
+            # On the CPU first: the reference code saves CUDA tensors, and a bad device is not a bad file.
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        refused = _REFUSED_GLOBAL.search(str(error))
+        if refused is not None:
+            raise FileFormatError(
+                f"{path}: not a plain tensor checkpoint: it asks to run {refused[1]!r} when loaded, and invhide "
+                "refuses to run code from a checkpoint file"
+            ) from None
+        raise FileFormatError(f"{path}: not a readable PyTorch checkpoint ({_unpickler_reason(error)})") from None
+    except Exception as error:  # garbage makes torch.load raise almost anything (EOFError, OSError, RuntimeError...)
+        reason = describe(error)
+        if reason != type(error).__name__:
+            reason = f"{type(error).__name__}: {reason}"
+        raise FileFormatError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
 
 
 def from_official_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -163,21 +171,10 @@ def from_official_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     unknown = []
     for key, value in state.items():
         match = _OFFICIAL_KEY.match(str(key))
-        if match is None:
-            if _IGNORED not in str(key):
-                unknown.append(key)
-            continue
-        if not isinstance(value, Tensor):
-            raise InputError(f"checkpoint entry {key!r} is a {type(value).__name__}, not a tensor")
-        if not value.is_floating_point():
-            raise InputError(
-                f"checkpoint tensor {key!r} holds {value.dtype} values; a reference HiNet's weights are floating point"
-            )
-        if not bool(torch.isfinite(value).all()):
-            raise InputError(
-                f"checkpoint tensor {key!r} holds NaN or infinite values (saved after the training loss exploded?)"
-            )
-        out[f"nodes.coupling_{int(match[1])}.{_TO_OURS[match[2]]}.{match[3]}"] = value
+        if match is not None:
+            out[f"nodes.coupling_{int(match[1])}.{_TO_OURS[match[2]]}.{match[3]}"] = _weight(key, value)
+        elif _IGNORED not in str(key):
+            unknown.append(key)
     if unknown:
         shown = ", ".join(repr(k) for k in unknown[:5])
         raise InputError(
@@ -187,6 +184,21 @@ def from_official_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     if not out:
         raise InputError("the state dict holds no HiNet parameters")
     return out
+
+
+def _weight(key: str, value: object) -> Tensor:
+    """``value`` if it is a finite floating-point tensor; the errors name the checkpoint's ``key``."""
+    if not isinstance(value, Tensor):
+        raise InputError(f"checkpoint entry {key!r} is a {type(value).__name__}, not a tensor")
+    if not value.is_floating_point():
+        raise InputError(
+            f"checkpoint tensor {key!r} holds {value.dtype} values; a reference HiNet's weights are floating point"
+        )
+    if not bool(torch.isfinite(value).all()):
+        raise InputError(
+            f"checkpoint tensor {key!r} holds NaN or infinite values (saved after the training loss exploded?)"
+        )
+    return value
 
 
 def to_official_state_dict(model: InvertibleHider) -> dict[str, Tensor]:

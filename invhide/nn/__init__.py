@@ -2,16 +2,16 @@
 
 Inside this layer the imports run one way, down this list:
 
-- :mod:`invhide.nn.functional`: pure tensor math (wavelet layouts, soft
-  clamps, the coupling equations, 8-bit rounding); no modules.
 - :mod:`invhide.nn.backends`: the one third-party import that needs help
   (pytorch-wavelets' low-level DWT).
+- :mod:`invhide.nn.functional`: pure tensor math (wavelet layouts, soft
+  clamps, the coupling equations, 8-bit rounding); no modules.
 - :mod:`invhide.nn.subnets`: the subnetworks of the couplings and the
   constructors that build them.
 - :mod:`invhide.nn.modules`: FrEIA ``InvertibleModule`` wrappers of the math
   (wavelet down/upsampling, affine couplings).
-- :mod:`invhide.nn.graph`: the FrEIA graph with name-keyed parameters and
-  memory-saving backpropagation.
+- :mod:`invhide.nn.graph`: FrEIA nodes run as one module, with name-keyed
+  parameters, conditions and memory-saving backpropagation.
 """
 
 from invhide.nn import backends, functional, graph, modules, subnets

@@ -36,7 +36,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from invhide.checks import image_batch, one_of, tensor
 from invhide.errors import InputError, InputTypeError
+from invhide.nn.backends import pytorch_wavelets_lowlevel
 
 __all__ = [
     "CLAMP_ACTIVATIONS",
@@ -44,6 +46,8 @@ __all__ = [
     "coupling_forward",
     "coupling_inverse",
     "dwt",
+    "filter_bank_dwt",
+    "filter_bank_idwt",
     "haar_dwt",
     "haar_idwt",
     "idwt",
@@ -70,11 +74,6 @@ _PERIODIZATION = 2
 # --------------------------------------------------------------------------
 
 
-def _check_layout(layout: str) -> None:
-    if layout not in LAYOUTS:
-        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-
-
 def validate_wavelet(wavelet: str) -> int:
     """Check that ``wavelet`` names an orthogonal discrete wavelet.
 
@@ -97,7 +96,9 @@ def validate_wavelet(wavelet: str) -> int:
         4
     """
     if not isinstance(wavelet, str):
-        raise InputTypeError(f"wavelet must be a string such as 'haar', got {type(wavelet).__name__}")
+        raise InputTypeError(
+            argument="wavelet", problem=f"must be a string such as 'haar', got {type(wavelet).__name__}"
+        )
     return _filter_length(wavelet)
 
 
@@ -135,39 +136,29 @@ def min_wavelet_size(wavelet: str) -> int:
     return max(2, validate_wavelet(wavelet))
 
 
-def _check_tensor(x: Tensor, name: str) -> None:
-    if not isinstance(x, Tensor):
-        raise InputTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise InputError(f"{name} must have shape (B, C, H, W), got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-
-
-def _check_image(x: Tensor, wavelet: str) -> None:
-    _check_tensor(x, "x")
+def _check(name: str, x: Tensor, wavelet: str, layout: str, backend: str, down: bool) -> str:
+    """The backend :func:`dwt` (``down``) or :func:`idwt` uses for ``x``, after refusing what it cannot take."""
+    validate_wavelet(wavelet)
+    one_of("layout", layout, LAYOUTS)
+    resolved = resolve_backend(wavelet, backend)
+    image_batch(name, x)
+    low = min_wavelet_size(wavelet)
     h, w = x.shape[-2:]
-    low = min_wavelet_size(wavelet)
-    if h % 2 or w % 2 or h < low or w < low:
+    if down and (h % 2 or w % 2 or h < low or w < low):
+        raise InputError(f"the {wavelet!r} DWT needs an even height and width of at least {low}, got {h}x{w}")
+    if not down and (x.shape[1] % 4 or 2 * h < low or 2 * w < low):
         raise InputError(
-            f"the {wavelet!r} DWT needs an even height and width of at least {low}, "
-            f"got {h}x{w} (shape {tuple(x.shape)})"
+            f"the inverse {wavelet!r} DWT needs 4*C channels and subbands of at least {low // 2}x{low // 2}, "
+            f"got shape {tuple(x.shape)}"
         )
-
-
-def _check_subbands(y: Tensor, wavelet: str) -> None:
-    _check_tensor(y, "y")
-    if y.shape[1] % 4:
-        raise InputError(f"the inverse DWT needs 4*C channels (LL and three detail bands), got shape {tuple(y.shape)}")
-    low = min_wavelet_size(wavelet)
-    if 2 * y.shape[-2] < low or 2 * y.shape[-1] < low:
-        raise InputError(
-            f"the inverse {wavelet!r} DWT needs subbands of at least {low // 2}x{low // 2}, got shape {tuple(y.shape)}"
-        )
+    return resolved
 
 
 def haar_dwt(x: Tensor, layout: Layout = "subband") -> Tensor:
     """Orthonormal one-level Haar DWT by direct polyphase arithmetic.
+
+    The kernel behind :func:`dwt` for Haar; it trusts its caller (nothing
+    is checked).
 
     Args:
         x: ``(B, C, H, W)``, H and W even.
@@ -183,8 +174,6 @@ def haar_dwt(x: Tensor, layout: Layout = "subband") -> Tensor:
         >>> haar_dwt(x, layout="hinet").flatten().tolist()
         [3.0, 1.0, 2.0, 0.0]
     """
-    _check_layout(layout)
-    _check_image(x, "haar")
     a = x[..., 0::2, 0::2]
     b = x[..., 1::2, 0::2]
     c = x[..., 0::2, 1::2]
@@ -202,7 +191,7 @@ def haar_dwt(x: Tensor, layout: Layout = "subband") -> Tensor:
 
 
 def haar_idwt(y: Tensor, layout: Layout = "subband") -> Tensor:
-    """Exact inverse of :func:`haar_dwt`.
+    """Exact inverse of :func:`haar_dwt` (unchecked, like it).
 
     Args:
         y: ``(B, 4C, h, w)`` in the given layout.
@@ -216,8 +205,6 @@ def haar_idwt(y: Tensor, layout: Layout = "subband") -> Tensor:
         >>> bool(torch.allclose(haar_idwt(haar_dwt(x)), x, atol=1e-15))
         True
     """
-    _check_layout(layout)
-    _check_subbands(y, "haar")
     ll, band1, band2, diag = y.chunk(4, dim=1)
     if layout == "hinet":
         col, row = band1, band2
@@ -273,8 +260,7 @@ def resolve_backend(wavelet: str, backend: str) -> str:
         >>> resolve_backend("haar", "auto"), resolve_backend("db2", "auto")
         ('haar', 'pytorch_wavelets')
     """
-    if backend not in ("auto", "haar", "pytorch_wavelets"):
-        raise InputError(f"backend must be 'auto', 'haar' or 'pytorch_wavelets', got {backend!r}")
+    one_of("backend", backend, ("auto", "haar", "pytorch_wavelets"))
     if backend == "haar" and wavelet not in _HAAR_NAMES:
         raise InputError(f"backend 'haar' computes only the Haar wavelet, got wavelet {wavelet!r}")
     if backend == "auto":
@@ -304,13 +290,27 @@ def dwt(x: Tensor, wavelet: str = "haar", layout: Layout = "subband", backend: B
         >>> tuple(y.shape), bool(torch.allclose(idwt(y, "db2"), x, atol=1e-12))
         ((1, 12, 8, 8), True)
     """
-    validate_wavelet(wavelet)
-    _check_layout(layout)
-    _check_image(x, wavelet)
-    if resolve_backend(wavelet, backend) == "haar":
+    if _check("x", x, wavelet, layout, backend, down=True) == "haar":
         return haar_dwt(x, layout)
-    from invhide.nn.backends import pytorch_wavelets_lowlevel
+    return filter_bank_dwt(x, wavelet, layout)
 
+
+def filter_bank_dwt(x: Tensor, wavelet: str, layout: Layout = "subband") -> Tensor:
+    """The kernel behind :func:`dwt` for any orthogonal wavelet (pytorch-wavelets' filter bank); unchecked.
+
+    Args:
+        x: ``(B, C, H, W)``, H and W even and at least :func:`min_wavelet_size`.
+        wavelet: an orthogonal PyWavelets wavelet name.
+        layout: subband order and signs (module docstring).
+
+    Returns:
+        ``(B, 4C, H/2, W/2)``, subband-major, LL first.
+
+    Example:
+        >>> x = torch.rand(1, 1, 4, 4, dtype=torch.float64)
+        >>> bool(torch.allclose(filter_bank_dwt(x, "haar"), haar_dwt(x)))
+        True
+    """
     lowlevel = pytorch_wavelets_lowlevel()
     filters = _filters(wavelet, x.dtype, x.device)
     low, highs = lowlevel.AFB2D.apply(x, *filters[:4], _PERIODIZATION)
@@ -338,13 +338,19 @@ def idwt(y: Tensor, wavelet: str = "haar", layout: Layout = "subband", backend: 
         >>> idwt(y).unique().tolist()
         [1.0]
     """
-    validate_wavelet(wavelet)
-    _check_layout(layout)
-    _check_subbands(y, wavelet)
-    if resolve_backend(wavelet, backend) == "haar":
+    if _check("y", y, wavelet, layout, backend, down=False) == "haar":
         return haar_idwt(y, layout)
-    from invhide.nn.backends import pytorch_wavelets_lowlevel
+    return filter_bank_idwt(y, wavelet, layout)
 
+
+def filter_bank_idwt(y: Tensor, wavelet: str, layout: Layout = "subband") -> Tensor:
+    """Exact inverse of :func:`filter_bank_dwt` (unchecked, like it).
+
+    Example:
+        >>> x = torch.rand(1, 2, 8, 8, dtype=torch.float64)
+        >>> bool(torch.allclose(filter_bank_idwt(filter_bank_dwt(x, "db2"), "db2"), x))
+        True
+    """
     lowlevel = pytorch_wavelets_lowlevel()
     filters = _filters(wavelet, y.dtype, y.device)
     ll, band1, band2, diag = y.chunk(4, dim=1)
@@ -385,10 +391,7 @@ def quantize_8bit(x: Tensor) -> Tensor:
         >>> (quantize_8bit(x) * 255).tolist()  # 0.5 * 255 = 127.5 rounds to the even 128
         [0.0, 64.0, 128.0, 255.0]
     """
-    if not isinstance(x, Tensor):
-        raise InputTypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise InputTypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+    tensor("x", x)
     work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
     return (torch.round(work.clamp(0, 1) * _LEVELS) / _LEVELS).to(x.dtype)
 
@@ -425,7 +428,8 @@ def soft_clamp(s: Tensor, clamp: float, activation: str = "sigmoid") -> Tensor:
         return clamp * torch.tanh(s / clamp)
     if activation == "atan":
         return clamp * (2 / math.pi) * torch.atan(s / clamp)
-    raise InputError(f"clamp activation must be one of {CLAMP_ACTIVATIONS}, got {activation!r}")
+    one_of("activation", activation, CLAMP_ACTIVATIONS)
+    raise AssertionError("unreachable")
 
 
 Subnet = Callable[[Tensor], Tensor]

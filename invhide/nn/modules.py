@@ -7,18 +7,21 @@ shapes of its inputs (``dims_in``, without the batch dimension), and
 classes plug into ``FrEIA.framework.Node`` graphs. The math lives in
 :mod:`invhide.nn.functional`. The spatial size in ``dims_in`` is only used to
 check the graph when it is built: every module accepts any valid height and
-width at run time.
+width at run time. Arguments are checked when a module is built and shapes by
+``output_dims`` (which :class:`~invhide.nn.graph.InvertibleGraph` calls at its
+edge); ``forward`` trusts its inputs.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Sequence
 
 import torch
 from FrEIA.modules import InvertibleModule
 from torch import Tensor
 
+from invhide.checks import integer, number, one_of
 from invhide.errors import InputError
 from invhide.nn import functional
 from invhide.nn.subnets import SubnetSpec, resolve
@@ -37,19 +40,6 @@ def _check_dims(cls: str, dims_in: Dims, count: int, dims_c: Dims | None) -> lis
     return dims
 
 
-def _check_inputs(cls: str, xs: Sequence[Tensor], count: int) -> None:
-    if len(xs) != count:
-        raise InputError(f"{cls} takes {count} input tensor(s), got {len(xs)}")
-
-
-def _check_clamp(clamp: float, activation: str) -> float:
-    if not isinstance(clamp, (int, float)) or isinstance(clamp, bool) or not math.isfinite(clamp) or clamp <= 0:
-        raise InputError(f"clamp must be a finite number > 0, got {clamp!r}")
-    if activation not in functional.CLAMP_ACTIVATIONS:
-        raise InputError(f"clamp_activation must be one of {functional.CLAMP_ACTIVATIONS}, got {activation!r}")
-    return float(clamp)
-
-
 class _WaveletTransform(InvertibleModule):
     """Shared body of the two wavelet modules; ``_down`` says which way is forward."""
 
@@ -66,14 +56,19 @@ class _WaveletTransform(InvertibleModule):
         name = type(self).__name__
         (dims,) = _check_dims(name, dims_in, 1, dims_c)
         functional.validate_wavelet(wavelet)
-        if layout not in functional.LAYOUTS:
-            raise InputError(f"layout must be one of {functional.LAYOUTS}, got {layout!r}")
-        functional.resolve_backend(wavelet, backend)
+        one_of("layout", layout, functional.LAYOUTS)
+        haar = functional.resolve_backend(wavelet, backend) == "haar"
         super().__init__([dims])
         self.wavelet = wavelet
         self.layout = layout
         self.backend = backend
-        self._out_dims = self._shape(dims, self._down)
+        self._shape(dims, self._down)
+        if haar:
+            self._analysis = functools.partial(functional.haar_dwt, layout=layout)
+            self._synthesis = functools.partial(functional.haar_idwt, layout=layout)
+        else:
+            self._analysis = functools.partial(functional.filter_bank_dwt, wavelet=wavelet, layout=layout)
+            self._synthesis = functools.partial(functional.filter_bank_idwt, wavelet=wavelet, layout=layout)
 
     def _shape(self, dims: tuple[int, ...], down: bool) -> tuple[int, int, int]:
         c, h, w = dims
@@ -95,10 +90,8 @@ class _WaveletTransform(InvertibleModule):
     def forward(
         self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor | None]:
-        _check_inputs(type(self).__name__, x_or_z, 1)
         (x,) = x_or_z
-        transform = functional.dwt if self._down != rev else functional.idwt
-        y = transform(x, self.wavelet, self.layout, self.backend)
+        y = (self._analysis if self._down != rev else self._synthesis)(x)
         # Orthonormal transform: |det J| = 1.
         return (y,), (x.new_zeros(x.shape[0]) if jac else None)
 
@@ -209,11 +202,10 @@ class HidingCoupling(InvertibleModule):
         clamp_activation: str = "sigmoid",
     ) -> None:
         cover, secret = _check_dims("HidingCoupling", dims_in, 2, dims_c)
-        if cover[1:] != secret[1:]:
-            raise InputError(f"HidingCoupling needs both branches at the same spatial size, got {cover} and {secret}")
+        HidingCoupling.output_dims(self, [cover, secret])
         super().__init__([cover, secret])
-        self.clamp = _check_clamp(clamp, clamp_activation)
-        self.clamp_activation = clamp_activation
+        self.clamp = number("clamp", clamp, low=0, low_open=True)
+        self.clamp_activation = one_of("clamp_activation", clamp_activation, functional.CLAMP_ACTIVATIONS)
         constructor = resolve(subnet)
         c1, c2 = cover[0], secret[0]
         self.phi = constructor(c2, c1)
@@ -223,18 +215,16 @@ class HidingCoupling(InvertibleModule):
     def forward(
         self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor, Tensor], Tensor | None]:
-        _check_inputs("HidingCoupling", x_or_z, 2)
         a, b = x_or_z
-        if a.shape[0] != b.shape[0] or a.shape[2:] != b.shape[2:]:
-            raise InputError(
-                f"HidingCoupling branches must share batch and spatial size, got {tuple(a.shape)} and {tuple(b.shape)}"
-            )
         step = functional.coupling_inverse if rev else functional.coupling_forward
         out1, out2, log_det = step(a, b, self.phi, self.rho, self.eta, self.clamp, self.clamp_activation)
         return (out1, out2), (log_det if jac else None)
 
     def output_dims(self, input_dims: Dims) -> list[tuple[int, ...]]:
-        return [tuple(d) for d in input_dims]
+        cover, secret = (tuple(d) for d in input_dims)
+        if cover[1:] != secret[1:]:
+            raise InputError(f"HidingCoupling needs both branches at the same spatial size, got {cover} and {secret}")
+        return [cover, secret]
 
     def extra_repr(self) -> str:
         return f"clamp={self.clamp}, clamp_activation={self.clamp_activation!r}"
@@ -274,9 +264,7 @@ class AffineCoupling(HidingCoupling):
         split: int | None = None,
     ) -> None:
         ((channels, h, w),) = _check_dims("AffineCoupling", dims_in, 1, dims_c)
-        split = channels // 2 if split is None else split
-        if not isinstance(split, int) or not 0 < split < channels:
-            raise InputError(f"split must be an integer in [1, {channels - 1}], got {split!r}")
+        split = integer("split", channels // 2 if split is None else split, low=1, high=channels - 1)
         super().__init__([(split, h, w), (channels - split, h, w)], None, subnet, clamp, clamp_activation)
         self.dims_in = [(channels, h, w)]
         self.split = split
@@ -284,16 +272,16 @@ class AffineCoupling(HidingCoupling):
     def forward(  # type: ignore[override]
         self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor | None]:
-        _check_inputs("AffineCoupling", x_or_z, 1)
         (x,) = x_or_z
-        if x.dim() != 4 or x.shape[1] != self.dims_in[0][0]:
-            raise InputError(f"AffineCoupling expects (B, {self.dims_in[0][0]}, H, W), got shape {tuple(x.shape)}")
         halves = (x[:, : self.split], x[:, self.split :])
         (out1, out2), log_det = super().forward(halves, rev=rev, jac=jac)
         return (torch.cat((out1, out2), dim=1),), log_det
 
     def output_dims(self, input_dims: Dims) -> list[tuple[int, ...]]:
-        return [tuple(input_dims[0])]
+        (dims,) = input_dims
+        if dims[0] != self.dims_in[0][0]:
+            raise InputError(f"AffineCoupling expects {self.dims_in[0][0]} channels, got dims {tuple(dims)}")
+        return [tuple(dims)]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, split={self.split}"

@@ -6,6 +6,15 @@ optimizer state (``optimizer.safetensors``) and the loop state
 (``trainer.json``), and with a weight average (``ema_decay``) the averaged
 tensors (``average.safetensors``). It is written to a temporary folder and renamed into
 place, so a crash leaves the previous checkpoints as they were.
+
+Example:
+    >>> import pathlib, tempfile
+    >>> run, model = pathlib.Path(tempfile.mkdtemp()), invhide.InvertibleHider(num_blocks=1, subnet="conv")
+    >>> optimizer = torch.optim.Adam(model.parameters())
+    >>> loop = {"step": 5, "rollbacks": 0, "lr_scale": 1.0, "recent": [], "config": {}}
+    >>> folder = save_training_checkpoint(run, 5, model, optimizer, loop, keep=3)
+    >>> latest_checkpoint(run) == folder, read_loop_state(folder)["step"]
+    (True, 5)
 """
 
 from __future__ import annotations
@@ -75,18 +84,7 @@ def save_training_checkpoint(
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
     try:
-        checkpoint.save(model, temporary)
-        state = optimizer.state_dict()
-        tensors = {
-            f"state.{index}.{name}": value
-            for index, entries in state["state"].items()
-            for name, value in entries.items()
-        }
-        checkpoint.save_tensors(tensors, temporary / OPTIMIZER_FILE)
-        if average is not None:
-            checkpoint.save_tensors(average.state_dict(), temporary / AVERAGE_FILE)
-        with atomic_write(temporary / LOOP_FILE, "w") as file:
-            json.dump({**loop, "param_groups": state["param_groups"]}, file, indent=2)
+        _write(temporary, model, optimizer, loop, average)
         if final.exists():
             shutil.rmtree(final)
         os.replace(temporary, final)
@@ -98,6 +96,22 @@ def save_training_checkpoint(
     return final
 
 
+def _write(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, loop: Mapping[str, Any], average: nn.Module | None
+) -> None:
+    """The files of a checkpoint: the model, the optimizer's tensors, the average's, and the loop state."""
+    checkpoint.save(model, folder)
+    state = optimizer.state_dict()
+    tensors = {
+        f"state.{index}.{name}": value for index, entries in state["state"].items() for name, value in entries.items()
+    }
+    checkpoint.save_tensors(tensors, folder / OPTIMIZER_FILE)
+    if average is not None:
+        checkpoint.save_tensors(average.state_dict(), folder / AVERAGE_FILE)
+    with atomic_write(folder / LOOP_FILE, "w") as file:
+        json.dump({**loop, "param_groups": state["param_groups"]}, file, indent=2)
+
+
 def latest_checkpoint(run_dir: Path | None) -> Path | None:
     """The newest complete checkpoint folder of a run, if any."""
     if run_dir is None:
@@ -106,7 +120,8 @@ def latest_checkpoint(run_dir: Path | None) -> Path | None:
     return found[-1] if found else None
 
 
-def _loop_error(file: Path, why: str) -> checkpoint.CheckpointError:
+def _corrupt(file: Path, why: str) -> checkpoint.CheckpointError:
+    """A corrupt or edited checkpoint file."""
     return checkpoint.CheckpointError(f"{file}: {why}; the checkpoint is corrupt or was edited")
 
 
@@ -116,6 +131,25 @@ def _is_count(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Each field of the loop state the trainer reads: (its test, what it must be); those in _OPTIONAL_FIELDS may be
+# missing (checkpoints written before they were added).
+_LOOP_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "step": (_is_count, "a non-negative integer"),
+    "rollbacks": (_is_count, "a non-negative integer"),
+    "lr_scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "recent": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers"),
+    "config": (lambda v: isinstance(v, dict), "an object"),
+    "param_groups": (lambda v: isinstance(v, list) and all(isinstance(g, dict) for g in v), "a list of objects"),
+    "world_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
+    "grad_scaler": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "average_updates": (lambda v: v is None or _is_count(v), "a non-negative integer or null"),
+    "skipped": (_is_count, "a non-negative integer"),
+    "spikes_in_a_row": (_is_count, "a non-negative integer"),
+    "healthy_since_cut": (_is_count, "a non-negative integer"),
+}
+_OPTIONAL_FIELDS = ("world_size", "grad_scaler", "average_updates", "skipped", "spikes_in_a_row", "healthy_since_cut")
 
 
 def read_loop_state(folder: Path) -> dict[str, Any]:
@@ -136,6 +170,20 @@ def read_loop_state(folder: Path) -> dict[str, Any]:
             or of the wrong type (named, with the file).
     """
     file = folder / LOOP_FILE
+    loop = _read_json(file, folder)
+    for key, (ok, what) in _LOOP_FIELDS.items():
+        if key not in loop and key not in _OPTIONAL_FIELDS:
+            raise _corrupt(file, f"no {key!r} entry")
+        if key in loop and not ok(loop[key]):
+            raise _corrupt(file, f"{key!r} must be {what}, got {loop[key]!r:.60}")
+    expected = folder.name.removeprefix("step_")
+    if expected.isdigit() and int(expected) != loop["step"]:
+        raise _corrupt(file, f"'step' is {loop['step']} but the folder is {folder.name}")
+    return loop
+
+
+def _read_json(file: Path, folder: Path) -> dict[str, Any]:
+    """``file`` as a JSON object, or the error that says why it is none."""
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -145,36 +193,9 @@ def read_loop_state(folder: Path) -> dict[str, Any]:
     try:
         loop = json.loads(text)
     except (ValueError, RecursionError):
-        raise _loop_error(file, "not JSON") from None
+        raise _corrupt(file, "not JSON") from None
     if not isinstance(loop, dict):
-        raise _loop_error(file, f"expected a JSON object, got a {type(loop).__name__}")
-    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
-        "step": (_is_count, "a non-negative integer"),
-        "rollbacks": (_is_count, "a non-negative integer"),
-        "lr_scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
-        "recent": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers"),
-        "config": (lambda v: isinstance(v, dict), "an object"),
-        "param_groups": (lambda v: isinstance(v, list) and all(isinstance(g, dict) for g in v), "a list of objects"),
-    }
-    optional: dict[str, tuple[Callable[[Any], bool], str]] = {
-        "world_size": (lambda v: _is_count(v) and v > 0, "a positive integer"),
-        "grad_scaler": (lambda v: v is None or isinstance(v, dict), "an object or null"),
-        "average_updates": (lambda v: v is None or _is_count(v), "a non-negative integer or null"),
-        "skipped": (_is_count, "a non-negative integer"),
-        "spikes_in_a_row": (_is_count, "a non-negative integer"),
-        "healthy_since_cut": (_is_count, "a non-negative integer"),
-    }
-    for key, (ok, what) in checks.items():
-        if key not in loop:
-            raise _loop_error(file, f"no {key!r} entry")
-        if not ok(loop[key]):
-            raise _loop_error(file, f"{key!r} must be {what}, got {loop[key]!r:.60}")
-    for key, (ok, what) in optional.items():
-        if key in loop and not ok(loop[key]):
-            raise _loop_error(file, f"{key!r} must be {what}, got {loop[key]!r:.60}")
-    expected = folder.name.removeprefix("step_")
-    if expected.isdigit() and int(expected) != loop["step"]:
-        raise _loop_error(file, f"'step' is {loop['step']} but the folder is {folder.name}")
+        raise _corrupt(file, f"expected a JSON object, got a {type(loop).__name__}")
     return loop
 
 
@@ -198,41 +219,12 @@ def load_training_checkpoint(
             this model or optimizer, or a file is corrupt (named).
     """
     loop = read_loop_state(folder)
-    model_file = folder / checkpoint.MODEL_FILE
-    tensors, _ = checkpoint.load_tensors(model_file, device, floating=True, finite=True)
-    problems = checkpoint.state_mismatches(model.state_dict(), tensors)
-    if problems:
-        raise checkpoint.CheckpointError(f"{folder}: the checkpoint does not fit this model: " + "; ".join(problems))
-    averaged: dict[str, Tensor] | None = None
+    tensors = _read_state(folder / checkpoint.MODEL_FILE, model, device, f"{folder}: the checkpoint")
     average_file = folder / AVERAGE_FILE
+    averaged = None
     if average is not None and average_file.is_file():
-        averaged, _ = checkpoint.load_tensors(average_file, device, floating=True, finite=True)
-        problems = checkpoint.state_mismatches(average.state_dict(), averaged)
-        if problems:
-            raise checkpoint.CheckpointError(f"{average_file}: does not fit this model: " + "; ".join(problems))
-    optimizer_file = folder / OPTIMIZER_FILE
-    optimizer_tensors, _ = checkpoint.load_tensors(optimizer_file, device)
-    state: dict[int, dict[str, Tensor]] = {}
-    for key, value in optimizer_tensors.items():
-        parts = key.split(".", 2)
-        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
-            raise checkpoint.CheckpointError(
-                f"{optimizer_file}: unexpected tensor {key!r} (expected state.<index>.<name>); "
-                f"the checkpoint is corrupt or was edited"
-            )
-        _, index, name = parts
-        state.setdefault(int(index), {})[name] = value.cpu() if name == "step" else value
-    saved_ids = [i for group in loop["param_groups"] for i in group.get("params", [])]
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    by_id = dict(zip(saved_ids, params, strict=False))
-    for index, entries in state.items():
-        param = by_id.get(index)
-        for name, value in entries.items():
-            if param is not None and value.dim() > 0 and value.shape != param.shape:
-                raise checkpoint.CheckpointError(
-                    f"{optimizer_file}: state.{index}.{name} has shape {tuple(value.shape)} but its parameter "
-                    f"{tuple(param.shape)}; the checkpoint does not fit this model"
-                )
+        averaged = _read_state(average_file, average, device, f"{average_file}:")
+    state = _read_optimizer_state(folder / OPTIMIZER_FILE, optimizer, loop["param_groups"], device)
     scratch = copy.deepcopy(optimizer.state_dict())  # restored if the saved state does not fit
     try:
         optimizer.load_state_dict({"state": state, "param_groups": loop["param_groups"]})
@@ -245,3 +237,38 @@ def load_training_checkpoint(
     if average is not None and averaged is not None:
         average.load_state_dict(averaged)
     return loop
+
+
+def _read_state(file: Path, model: nn.Module, device: torch.device, what: str) -> dict[str, Tensor]:
+    """The finite float tensors of ``file``, refused unless they are ``model``'s state (``what`` names them)."""
+    tensors, _ = checkpoint.load_tensors(file, device, floating=True, finite=True)
+    problems = checkpoint.state_mismatches(model.state_dict(), tensors)
+    if problems:
+        raise checkpoint.CheckpointError(f"{what} does not fit this model: " + "; ".join(problems))
+    return tensors
+
+
+def _read_optimizer_state(
+    file: Path, optimizer: torch.optim.Optimizer, param_groups: list[dict[str, Any]], device: torch.device
+) -> dict[int, dict[str, Tensor]]:
+    """The per-parameter state of :data:`OPTIMIZER_FILE`, refused unless each tensor fits its parameter's shape."""
+    tensors, _ = checkpoint.load_tensors(file, device)
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        parts = key.split(".", 2)
+        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
+            raise _corrupt(file, f"unexpected tensor {key!r} (expected state.<index>.<name>)")
+        _, index, name = parts
+        state.setdefault(int(index), {})[name] = value.cpu() if name == "step" else value
+    saved_ids = [i for group in param_groups for i in group.get("params", [])]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    by_id = dict(zip(saved_ids, params, strict=False))
+    for index, entries in state.items():
+        param = by_id.get(index)
+        for name, value in entries.items():
+            if param is not None and value.dim() > 0 and value.shape != param.shape:
+                raise checkpoint.CheckpointError(
+                    f"{file}: state.{index}.{name} has shape {tuple(value.shape)} but its parameter "
+                    f"{tuple(param.shape)}; the checkpoint does not fit this model"
+                )
+    return state

@@ -17,6 +17,26 @@ __all__ = ["SCHEDULES", "TrainConfig"]
 SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
 """Learning-rate schedules of :class:`TrainConfig`."""
 
+_POSITIVE = (
+    "steps", "batch_size", "crop", "lr_step", "spike_window", "spike_patience", "snapshot_every", "log_every",
+    "keep_checkpoints",
+)  # fmt: skip
+_NON_NEGATIVE = (
+    "warmup_steps", "val_every", "checkpoint_every", "max_rollbacks", "lr_recovery_steps", "num_workers", "seed",
+)  # fmt: skip
+# The real-valued settings and their bounds (checks.number's keywords); those in _OPTIONAL may also be None.
+_NUMBERS: dict[str, dict[str, Any]] = {
+    "lr": {"low": 0, "low_open": True},
+    "lr_gamma": {"low": 0, "high": 1, "low_open": True},
+    "rollback_lr_factor": {"low": 0, "high": 1, "low_open": True, "high_open": True},
+    "grad_clip": {"low": 0, "low_open": True},
+    "spike_factor": {"low": 1, "low_open": True},
+    "ema_decay": {"low": 0, "high": 1, "low_open": True, "high_open": True},
+    "eps": {"low": 0, "low_open": True},
+    "weight_decay": {"low": 0},
+}
+_OPTIONAL = ("grad_clip", "ema_decay")
+
 
 @dataclass
 class TrainConfig:
@@ -53,9 +73,8 @@ class TrainConfig:
             ``"bfloat16"``, ``"float16"`` (GPU only), ``"auto"`` (bfloat16
             where the device computes it natively, see
             :func:`~invhide.training.precision.native_bfloat16`, float32
-            elsewhere), or ``None`` or ``"float32"`` (no autocast). Reduced precision breaks the
-            exact inverse (a bfloat16 round trip of a 16-block HiNet is off by
-            up to 0.87, ``invhide bench``), so it cannot be combined with
+            elsewhere), or ``None`` or ``"float32"`` (no autocast). Reduced
+            precision breaks the exact inverse, so it cannot be combined with
             ``memory_saving``.
         ema_decay: keep an exponential moving average of the weights with
             this decay (:class:`~invhide.training.averaging.WeightAverage`);
@@ -131,58 +150,33 @@ class TrainConfig:
     weight_schedule: tuple[tuple[int, str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in (
-            "steps",
-            "batch_size",
-            "crop",
-            "lr_step",
-            "spike_window",
-            "spike_patience",
-            "snapshot_every",
-            "log_every",
-        ):
+        for name in _POSITIVE:
             positive_int(name, getattr(self, name))
-        positive_int("keep_checkpoints", self.keep_checkpoints)
-        for name in (
-            "warmup_steps",
-            "val_every",
-            "checkpoint_every",
-            "max_rollbacks",
-            "lr_recovery_steps",
-            "num_workers",
-            "seed",
-        ):
+        for name in _NON_NEGATIVE:
             non_negative_int(name, getattr(self, name))
-        self.lr = number("lr", self.lr, low=0, low_open=True)
-        one_of("schedule", self.schedule, SCHEDULES)
-        self.lr_gamma = number("lr_gamma", self.lr_gamma, low=0, high=1, low_open=True)
-        self.rollback_lr_factor = number(
-            "rollback_lr_factor", self.rollback_lr_factor, low=0, high=1, low_open=True, high_open=True
-        )
-        if self.grad_clip is not None:
-            self.grad_clip = number("grad_clip", self.grad_clip, low=0, low_open=True)
-        self.spike_factor = number("spike_factor", self.spike_factor, low=1, low_open=True)
-        one_of("amp", self.amp, AMP_CHOICES)
         if self.quantize_from is not None:
             non_negative_int("quantize_from", self.quantize_from)
-            if self.quantize:
-                raise ConfigError(
-                    f"quantize=True rounds from step 0 and quantize_from={self.quantize_from} from a later step: "
-                    f"pass one of them"
-                )
-        if self.ema_decay is not None:
-            self.ema_decay = number("ema_decay", self.ema_decay, low=0, high=1, low_open=True, high_open=True)
+        for name, bounds in _NUMBERS.items():
+            if getattr(self, name) is not None or name not in _OPTIONAL:
+                setattr(self, name, number(name, getattr(self, name), **bounds))
+        one_of("schedule", self.schedule, SCHEDULES)
+        one_of("amp", self.amp, AMP_CHOICES)
+        self.betas = _betas(self.betas)
+        self.weight_schedule = _weight_schedule(self.weight_schedule)
+        self._check_combination()
+
+    def _check_combination(self) -> None:
+        """Refuse settings that are each valid but cannot go together."""
+        if self.quantize_from is not None and self.quantize:
+            raise ConfigError(
+                f"quantize=True rounds from step 0 and quantize_from={self.quantize_from} from a later step: "
+                f"pass one of them"
+            )
         if self.amp is not None and self.memory_saving:
             raise ConfigError(
                 "amp and memory_saving cannot be combined: memory saving rebuilds activations through the exact "
                 "inverse, which reduced precision breaks"
             )
-        if isinstance(self.betas, (str, bytes)) or not isinstance(self.betas, Sequence) or len(self.betas) != 2:
-            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        self.betas = tuple(number(f"betas[{i}]", b, low=0, high=1, high_open=True) for i, b in enumerate(self.betas))  # type: ignore[assignment]
-        self.eps = number("eps", self.eps, low=0, low_open=True)
-        self.weight_decay = number("weight_decay", self.weight_decay, low=0)
-        self.weight_schedule = _weight_schedule(self.weight_schedule)
 
     def lr_at(self, step: int) -> float:
         """The scheduled learning rate of (0-based) step ``step``, before rollback factors.
@@ -231,6 +225,14 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
         return dataclasses.asdict(self)
+
+
+def _betas(betas: object) -> tuple[float, float]:
+    """Adam's two betas, each in ``[0, 1)``."""
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) != 2:
+        raise ConfigError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    first, second = (number(f"betas[{i}]", b, low=0, high=1, high_open=True) for i, b in enumerate(betas))
+    return first, second
 
 
 def _weight_schedule(schedule: object) -> tuple[tuple[int, str, float], ...]:

@@ -20,6 +20,10 @@ def setup(device: str | torch.device | None) -> tuple[int, int, torch.device]:
 
     Raises:
         invhide.errors.InputError: a device this PyTorch build or machine lacks.
+
+    Example:
+        >>> setup("cpu")  # a process started without torchrun
+        (0, 1, device(type='cpu'))
     """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:

@@ -26,7 +26,6 @@ The pure math is in :func:`distance` and :func:`low_frequency_distance`.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,8 +33,8 @@ from typing import Any, ClassVar, Literal
 
 from torch import Tensor, nn
 
-from invhide.checks import build_from_config
-from invhide.errors import InputError, InputTypeError
+from invhide.checks import build_from_config, number, one_of, tensor
+from invhide.errors import ConfigError, InputError, InputTypeError
 from invhide.nn import functional
 
 __all__ = [
@@ -63,28 +62,24 @@ REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 # --------------------------------------------------------------------------
 
 
-def _check_kind(kind: object) -> Kind:
-    if kind not in KINDS:
-        raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
-    return kind  # type: ignore[return-value]
-
-
-def _check_reduction(reduction: object) -> Reduction:
-    if reduction not in REDUCTIONS:
-        raise InputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction  # type: ignore[return-value]
-
-
-def _check_pair(x: Tensor, y: Tensor, names: tuple[str, str] = ("x", "y")) -> None:
-    for value, name in zip((x, y), names, strict=True):
-        if not isinstance(value, Tensor):
-            raise InputTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-        if not value.is_floating_point():
-            raise InputTypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
-    if x.shape != y.shape:
+def _check_pair(x: object, y: object, names: tuple[str, str] = ("x", "y")) -> None:
+    """Refuse anything but two floating-point tensors of one shape (the math below trusts its callers)."""
+    first, second = tensor(names[0], x), tensor(names[1], y)
+    if first.shape != second.shape:
         raise InputError(
-            f"{names[0]} and {names[1]} must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+            f"{names[0]} and {names[1]} must have the same shape, got {tuple(first.shape)} and {tuple(second.shape)}"
         )
+
+
+def _distance(x: Tensor, y: Tensor, kind: str, reduction: str) -> Tensor:
+    error = (x - y).square() if kind == "l2" else (x - y).abs()
+    return error.sum() if reduction == "sum" else error.mean()
+
+
+def _low_frequency_distance(x: Tensor, y: Tensor, wavelet: str, kind: str, reduction: str) -> Tensor:
+    low_x = functional.dwt(x, wavelet)[:, : x.shape[1]]  # dwt refuses an odd or too small image
+    low_y = functional.dwt(y, wavelet)[:, : y.shape[1]]
+    return _distance(low_x, low_y, kind, reduction)
 
 
 def distance(x: Tensor, y: Tensor, kind: Kind = "l2", reduction: Reduction = "sum") -> Tensor:
@@ -108,12 +103,8 @@ def distance(x: Tensor, y: Tensor, kind: Kind = "l2", reduction: Reduction = "su
         >>> distance(x, y).item(), distance(x, y, "l1", "mean").item()
         (5.0, 1.5)
     """
-    _check_kind(kind)
-    _check_reduction(reduction)
     _check_pair(x, y)
-    difference = x - y
-    error = difference.square() if kind == "l2" else difference.abs()
-    return error.sum() if reduction == "sum" else error.mean()
+    return _distance(x, y, one_of("kind", kind, KINDS), one_of("reduction", reduction, REDUCTIONS))
 
 
 def low_frequency_distance(
@@ -144,12 +135,10 @@ def low_frequency_distance(
         >>> low_frequency_distance(checkerboard, x).item()
         0.0
     """
-    _check_kind(kind)
-    _check_reduction(reduction)
     _check_pair(x, y)
-    low_x = functional.dwt(x, wavelet)[:, : x.shape[1]]
-    low_y = functional.dwt(y, wavelet)[:, : y.shape[1]]
-    return distance(low_x, low_y, kind, reduction)
+    return _low_frequency_distance(
+        x, y, wavelet, one_of("kind", kind, KINDS), one_of("reduction", reduction, REDUCTIONS)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -175,11 +164,11 @@ class _PairLoss(nn.Module):
 
     def __init__(self, kind: Kind = "l2", reduction: Reduction = "sum") -> None:
         super().__init__()
-        self.kind = _check_kind(kind)
-        self.reduction = _check_reduction(reduction)
+        self.kind = one_of("kind", kind, KINDS)
+        self.reduction = one_of("reduction", reduction, REDUCTIONS)
 
     def _compute(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return distance(prediction, target, self.kind, self.reduction)
+        return _distance(prediction, target, self.kind, self.reduction)
 
     def forward(self, **tensors: Tensor) -> Tensor:
         """Compute the loss from keyword tensors, ignoring those it does not use.
@@ -297,7 +286,7 @@ class LowFrequencyWaveletLoss(_PairLoss):
         self.wavelet = wavelet
 
     def _compute(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return low_frequency_distance(prediction, target, self.wavelet, self.kind, self.reduction)
+        return _low_frequency_distance(prediction, target, self.wavelet, self.kind, self.reduction)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "wavelet": self.wavelet}
@@ -339,12 +328,18 @@ class LossOutput:
         return {"total": self.total.item(), **{name: value.item() for name, value in self.terms.items()}}
 
 
-def _check_weight(name: str, weight: object) -> float:
+def _checked_term(name: object, term: object) -> tuple[float, nn.Module]:
+    """A ``(weight, module)`` term of :class:`HidingLoss`, its weight as a ``float``."""
+    if not isinstance(name, str) or not name or "." in name:
+        raise InputError(f"term names must be non-empty strings without dots, got {name!r}")
+    if not isinstance(term, tuple) or len(term) != 2:
+        raise InputTypeError(f"term {name!r} must be a (weight, module) pair, got {term!r}")
+    weight, module = term
+    if not isinstance(module, nn.Module):
+        raise InputTypeError(f"term {name!r} must be an nn.Module, got {type(module).__name__}")
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
         raise InputTypeError(f"the weight of term {name!r} must be a real number, got {type(weight).__name__}")
-    if not math.isfinite(float(weight)) or weight < 0:
-        raise InputError(f"the weight of term {name!r} must be finite and >= 0, got {weight!r}")
-    return float(weight)
+    return number(f"the weight of term {name!r}", weight, low=0), module
 
 
 class HidingLoss(nn.Module):
@@ -382,20 +377,9 @@ class HidingLoss(nn.Module):
             raise InputTypeError(f"terms must be a mapping {{name: (weight, module)}}, got {type(terms).__name__}")
         if not terms:
             raise InputError("a HidingLoss needs at least one term, got none")
-        weights: dict[str, float] = {}
-        modules: dict[str, nn.Module] = {}
-        for name, term in terms.items():
-            if not isinstance(name, str) or not name or "." in name:
-                raise InputError(f"term names must be non-empty strings without dots, got {name!r}")
-            if not isinstance(term, tuple) or len(term) != 2:
-                raise InputTypeError(f"term {name!r} must be a (weight, module) pair, got {term!r}")
-            weight, module = term
-            if not isinstance(module, nn.Module):
-                raise InputTypeError(f"term {name!r} must be an nn.Module, got {type(module).__name__}")
-            weights[name] = _check_weight(name, weight)
-            modules[name] = module
-        self._weights = weights
-        self.terms = nn.ModuleDict(modules)
+        checked = {name: _checked_term(name, term) for name, term in terms.items()}
+        self._weights = {name: weight for name, (weight, _) in checked.items()}
+        self.terms = nn.ModuleDict({name: module for name, (_, module) in checked.items()})
 
     @property
     def weights(self) -> dict[str, float]:
@@ -466,7 +450,7 @@ class HidingLoss(nn.Module):
         return HidingLoss({key: (weights.get(key, value), self.terms[key]) for key, value in self._weights.items()})
 
     # ------------------------------------------------------------------
-    # Presets
+    # The paper's and the reference code's losses
     # ------------------------------------------------------------------
 
     @classmethod
@@ -545,25 +529,22 @@ class HidingLoss(nn.Module):
             ValueError: the config names another class, has unknown keys or
                 an unknown term class.
         """
-        config = dict(config)
-        name = config.pop("class", cls.__name__)
-        if name != cls.__name__:
-            raise InputError(f"config describes a {name}, not a {cls.__name__}")
-        if set(config) != {"terms"} or not isinstance(config["terms"], Mapping):
-            raise InputError(f"a {cls.__name__} config has exactly one key 'terms' (a mapping), got {config!r}")
-        terms: dict[str, tuple[float, nn.Module]] = {}
-        for term_name, term in config["terms"].items():
-            if not isinstance(term, Mapping) or set(term) != {"weight", "loss"}:
-                raise InputError(f"term {term_name!r} must be {{'weight': ..., 'loss': {{...}}}}, got {term!r}")
-            loss_config = dict(term["loss"])
-            term_class = _SHIPPED_TERMS.get(loss_config.get("class"))  # type: ignore[arg-type]
-            if term_class is None:
-                raise InputError(
-                    f"term {term_name!r} has unknown class {loss_config.get('class')!r}; "
-                    f"expected one of {list(_SHIPPED_TERMS)}"
-                )
-            terms[term_name] = (term["weight"], term_class.from_config(loss_config))
-        return cls(terms)
+        if isinstance(config, Mapping) and isinstance(config.get("terms"), Mapping):
+            terms = {name: _term_from_config(name, term) for name, term in config["terms"].items()}
+            config = {**config, "terms": terms}
+        return build_from_config(cls, config)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{name}={weight:g}" for name, weight in self._weights.items())
+
+
+def _term_from_config(name: str, term: object) -> tuple[float, nn.Module]:
+    """One ``{"weight": ..., "loss": {...}}`` entry of :meth:`HidingLoss.config`, rebuilt."""
+    if not isinstance(term, Mapping) or set(term) != {"weight", "loss"} or not isinstance(term["loss"], Mapping):
+        raise ConfigError(f"term {name!r} must be {{'weight': ..., 'loss': {{...}}}}, got {term!r}")
+    term_class = _SHIPPED_TERMS.get(term["loss"].get("class"))
+    if term_class is None:
+        raise ConfigError(
+            f"term {name!r} has unknown class {term['loss'].get('class')!r}; expected one of {list(_SHIPPED_TERMS)}"
+        )
+    return term["weight"], build_from_config(term_class, term["loss"])

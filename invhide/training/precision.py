@@ -15,6 +15,7 @@ import functools
 
 import torch
 
+from invhide.checks import one_of
 from invhide.errors import ConfigError
 
 __all__ = ["AMP_CHOICES", "cpu_flags", "native_bfloat16", "resolve_amp"]
@@ -68,21 +69,18 @@ def resolve_amp(amp: str | None, device: str | torch.device) -> torch.dtype | No
 
     Raises:
         invhide.errors.ConfigError: ``"float16"`` on a CPU (autocast in float16
-            is emulated there and slower than float32), or an unknown value.
+            is emulated there and slower than float32).
+        invhide.errors.InputError: a value not in :data:`AMP_CHOICES`.
 
     Example:
         >>> resolve_amp(None, "cpu") is None, resolve_amp("bfloat16", "cpu")
         (True, torch.bfloat16)
     """
     device = torch.device(device)
-    if amp is None or amp == "float32":
+    if one_of("amp", amp, AMP_CHOICES) in (None, "float32"):
         return None
     if amp == "auto":
         return torch.bfloat16 if native_bfloat16(device)[0] else None
-    if amp == "bfloat16":
-        return torch.bfloat16
-    if amp == "float16":
-        if device.type == "cpu":
-            raise ConfigError('amp="float16" needs a GPU; on a CPU use amp="bfloat16" or "auto"')
-        return torch.float16
-    raise ConfigError(f"amp must be one of {list(AMP_CHOICES)}, got {amp!r}")
+    if amp == "float16" and device.type == "cpu":
+        raise ConfigError('amp="float16" needs a GPU; on a CPU use amp="bfloat16" or "auto"')
+    return torch.float16 if amp == "float16" else torch.bfloat16

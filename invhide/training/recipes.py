@@ -1,4 +1,4 @@
-"""Training recipes, each exactly what its name says: the paper's, the reference code's, and a quick one.
+"""Training recipes, each exactly what its name says: the paper's, the reference code's, and two small ones.
 
 A :class:`Recipe` bundles a model constructor, a loss and a
 :class:`~invhide.training.config.TrainConfig`; :func:`recipe` returns one by
@@ -10,50 +10,31 @@ setting of it.
   0.999), eps 1e-8, no weight decay), learning rate 10^-4.5 halved every 10K
   iterations, 256x256 crops, lambda_c 10, lambda_r 1, lambda_f 10, and a
   pre-training stage with lambda_f = 0 before the low-frequency wavelet loss
-  is added (:data:`PAPER_PRETRAIN_STEPS`). The paper gives no batch size that
-  invhide could find; the recipe takes the reference code's (16 images = 8
-  cover/secret pairs, ``config.py`` line 16).
+  is added (:data:`PAPER_PRETRAIN_STEPS`). The paper gives no batch size;
+  the recipe takes the reference code's (16 images = 8 cover/secret pairs).
 - ``"reference-code"``: HiNet trained as the reference code's ``config.py``
   and ``train.py`` (TomTomTommi/HiNet) run: 1000 epochs of 800 // 16 = 50
-  steps on DIV2K (``config.py`` lines 6 and 16, ``datasets.py`` lines 59-66,
-  ``drop_last=True``), so 50K steps; 224x224 crops (``config.py`` line 17);
-  guide 1, reconstruction 5, low-frequency 1 (lines 10-12); summed squared
-  errors (``train.py`` lines 27-42); Adam lr 10^-4.5, betas (0.5, 0.999),
-  eps 1e-6, weight decay 1e-5 (``config.py`` lines 4-7, 18; ``train.py`` line
-  84). Its ``StepLR(optim, 1000, gamma=0.5)`` (``config.py`` lines 19-20,
-  ``train.py`` line 85) is stepped once per epoch (``train.py`` line 209): it
-  would halve the rate after 1000 epochs = 50K steps, so inside the run the
-  rate never drops. The recipe says the same: ``"step"`` every 50K steps.
-  Validation and checkpoints every 50 epochs = 2500 steps (``config.py``
-  lines 26 and 47).
+  steps on DIV2K, so 50K steps; 224x224 crops; guide 1, reconstruction 5,
+  low-frequency 1; summed squared errors; Adam lr 10^-4.5, betas (0.5,
+  0.999), eps 1e-6, weight decay 1e-5. Its ``StepLR(optim, 1000,
+  gamma=0.5)`` is stepped once per epoch, so inside the run the rate never
+  drops: the recipe's ``"step"`` schedule halves it every 50K steps.
+  Validation and checkpoints every 50 epochs = 2500 steps. (The settings'
+  comments cite each file and line.)
 - ``"paper-png"`` and ``"reference-code-png"``: the same, except that the
   reveal during training starts from the stego rounded to 8 bits, with a
   straight-through gradient (``quantize=True``), so that the model learns to
-  reveal from a PNG. Neither the paper nor the reference code does this: both
-  reveal from the float stego (``train.py`` lines 117-128).
-- ``"quick"``: not HiNet; a 4-block hider with plain convolutional subnets
-  that learns in about 7 minutes on a 2-core CPU.
-- ``"cpu"``: not HiNet; the recipe of the default shipped model's base
-  (``conv8-photos49``), picked by the learning-speed study
-  (``benchmarks/learning.py``, see the Results page): the quick recipe's
-  loss and optimiser with 8 coupling blocks instead of 4 (at 10 minutes, 8
-  blocks beat 4 on kodak24 although they take half as many steps),
-  bfloat16 autocast where the CPU computes it natively (``amp="auto"``),
-  21,500 steps (about 97 minutes on a 2-core AMD EPYC with AVX-512-BF16),
-  and the last 15% of the steps revealing from the 8-bit stego
-  (``quantize_from``, :data:`CPU_FINETUNE_FROM`), so that the model reveals
-  from a PNG, with the concealing weight raised to
-  :data:`CPU_FINETUNE_CONCEALING` for that fine-tune. The float model of the
-  step before the fine-tune is kept in the run's ``before-rounding/``
-  folder. The default model ``conv8-photos49-v2`` is that base fine-tuned
-  with this recipe (``invhide train --preset cpu --init ... --steps 5000
-  --lr 1e-5 --quantize-from 0``, the Trained models page). The base was
-  trained before two changes that the recipe now has, and which no complete
-  run has measured yet: the concealing weight of the fine-tune (the base
-  kept 1, and its fine-tune lost 4.3 dB of stego quality to gain 0.8 dB of
-  secret quality) and the explosion guard's skipping of lone spikes and
-  recovering learning rate (the base's guard cut the rate to 1/64 in its
-  first 2,800 steps, at ordinary hard batches).
+  reveal from a PNG. Neither the paper nor the reference code does this.
+- ``"quick"``: not HiNet; a 4-block hider with plain convolutional subnets,
+  small enough to train on a CPU.
+- ``"cpu"``: not HiNet; the recipe of the default shipped model's base: the
+  quick recipe's loss and optimiser with :data:`CPU_BLOCKS` coupling blocks,
+  bfloat16 autocast where the device computes it natively (``amp="auto"``),
+  and the last steps (from :data:`CPU_FINETUNE_FROM` of them on) revealing
+  from the 8-bit stego (``quantize_from``) with the concealing weight raised
+  to :data:`CPU_FINETUNE_CONCEALING`. The float model of the step before the
+  fine-tune is kept in the run's ``before-rounding/`` folder. The Results
+  and Trained models pages say how it was chosen and what it measures.
 
 Every setting that the recipes set (the rest are
 :class:`~invhide.training.config.TrainConfig`'s defaults: the explosion guard,
@@ -87,11 +68,7 @@ checkpoint_every        1,000                   2,500                   400
 ``val_every`` 2,000, ``checkpoint_every`` 500 and ``log_every`` 20.
 
 ``"paper-png"`` and ``"reference-code-png"`` differ from ``"paper"`` and
-``"reference-code"`` only in ``quantize=True``. On the quick recipe,
-training through the rounding narrowed the float-to-8-bit recovery gap on
-kodak24 from 0.69 to 0.21 dB but cost 2.5 dB of stego PSNR and 1.0 dB of
-8-bit recovery (``benchmarks/quality.py`` with and without ``--quantize``,
-1200 steps each on photos49).
+``"reference-code"`` only in ``quantize=True``.
 """
 
 from __future__ import annotations
@@ -110,10 +87,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from invhide.checks import non_negative_int
-from invhide.errors import ConfigError, InputError
+from invhide.checks import non_negative_int, one_of
+from invhide.errors import ConfigError
 from invhide.evaluation.metrics import Evaluation, evaluate
-from invhide.io.datasets import SAMPLE_TEST, SAMPLE_TRAIN, ImageDataset, evaluation_pairs, sample_image_paths
+from invhide.io.datasets import SAMPLE_TEST, SAMPLE_TRAIN, ImageDataset, ImagePair, evaluation_pairs, sample_image_paths
 from invhide.io.files import atomic_write
 from invhide.models.hider import InvertibleHider
 from invhide.models.hinet import HiNet
@@ -138,14 +115,15 @@ RECIPES: tuple[str, ...] = ("paper", "paper-png", "reference-code", "reference-c
 """The names :func:`recipe` knows."""
 
 CPU_BLOCKS: int = 8
-"""Coupling blocks of the ``"cpu"`` recipe's model (``benchmarks/learning.py``: 8 beat 4 at 10 minutes)."""
+"""Coupling blocks of the ``"cpu"`` recipe's model (picked by the learning-speed study, ``benchmarks/learning.py``)."""
 
 CPU_FINETUNE_FROM: float = 0.85
 """The ``"cpu"`` recipe reveals from the 8-bit stego over the last 15% of its steps (``quantize_from``)."""
 
 CPU_FINETUNE_CONCEALING: float = 4.0
-"""The concealing weight of the ``"cpu"`` recipe's 8-bit fine-tune (1 before it): the first version kept 1 and
-the fine-tune lowered the stego PSNR by 4.3 dB to raise the secret's by 0.8 dB."""
+"""The concealing weight of the ``"cpu"`` recipe's 8-bit fine-tune (1 before it): the reveal's error from the
+rounded stego is larger than from the float one, and at the float phase's weights it pulls the stego away from
+the cover."""
 
 PAPER_PRETRAIN_STEPS: int = 10_000
 """Steps of the ``"paper"`` recipes' pre-training with lambda_f = 0, before the low-frequency loss is added.
@@ -360,14 +338,14 @@ _RECIPES: dict[str, tuple[Callable[[], nn.Module], Callable[[], HidingLoss], dic
         0,
         _REFERENCE_ABOUT + _PNG_ABOUT,
     ),
-    "quick": (_quick_model, _quick_loss, _QUICK, 0, "a 4-block hider with conv subnets, minutes on a CPU; not HiNet"),
+    "quick": (_quick_model, _quick_loss, _QUICK, 0, "a small hider: 4 blocks with conv subnets; not HiNet"),
     "cpu": (
         _cpu_model,
         _quick_loss,
         _CPU,
         0,
         "the default shipped model's base: 8 conv blocks, bfloat16 where the CPU has it, float training then an "
-        "8-bit fine-tune; about 97 minutes on a 2-core CPU; not HiNet",
+        "8-bit fine-tune; not HiNet",
     ),
 }
 
@@ -408,9 +386,7 @@ def recipe(name: str, *, pretrain_steps: int | None = None, **overrides: Any) ->
         >>> recipe("paper", pretrain_steps=0).config.weight_schedule
         ()
     """
-    if name not in _RECIPES:
-        raise InputError(f"unknown recipe {name!r}; choose one of {RECIPES}")
-    model, loss, base, pretrain, about = _RECIPES[name]
+    model, loss, base, pretrain, about = _RECIPES[one_of("recipe", name, RECIPES)]
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
@@ -420,24 +396,30 @@ def recipe(name: str, *, pretrain_steps: int | None = None, **overrides: Any) ->
         if "weight_schedule" in overrides:
             raise ConfigError("give pretrain_steps or weight_schedule, not both (pretrain_steps sets weight_schedule)")
         pretrain = non_negative_int("pretrain_steps", pretrain_steps)
-    schedule: tuple[tuple[int, str, float], ...] = ()
-    if pretrain:
-        weight = loss().weights["low_frequency"]  # every shipped recipe's loss has this term
-        schedule = ((0, "low_frequency", 0.0), (pretrain, "low_frequency", weight))
+    terms = loss().weights
+    schedule = ((0, "low_frequency", 0.0), (pretrain, "low_frequency", terms["low_frequency"])) if pretrain else ()
     settings = {**base, "weight_schedule": schedule, **overrides}
     if name in _FINETUNE:
-        fraction, concealing = _FINETUNE[name]
-        if "quantize" not in overrides and "quantize_from" not in overrides:
-            settings["quantize_from"] = math.floor(fraction * settings["steps"])
-        if settings.get("quantize_from") is not None and "weight_schedule" not in overrides:
-            entry = (settings["quantize_from"], "concealing", concealing)
-            settings["weight_schedule"] = (*settings["weight_schedule"], entry)
+        settings = _with_finetune(settings, overrides, *_FINETUNE[name])
     config = TrainConfig(**settings)
-    terms = loss().weights
     missing = sorted({term for _, term, _ in config.weight_schedule} - set(terms))
     if missing:
         raise ConfigError(f"weight_schedule names term(s) {missing} that the {name!r} loss lacks; terms: {list(terms)}")
     return Recipe(name, model, loss, config, about)
+
+
+def _with_finetune(
+    settings: dict[str, Any], overrides: dict[str, Any], fraction: float, concealing: float
+) -> dict[str, Any]:
+    """``settings`` with the 8-bit fine-tune over the last ``1 - fraction`` of the steps, at concealing weight
+    ``concealing``, unless the overrides set the rounding (``quantize``, ``quantize_from``) or the schedule."""
+    settings = dict(settings)
+    if "quantize" not in overrides and "quantize_from" not in overrides:
+        settings["quantize_from"] = math.floor(fraction * settings["steps"])
+    if settings.get("quantize_from") is not None and "weight_schedule" not in overrides:
+        entry = (settings["quantize_from"], "concealing", concealing)
+        settings["weight_schedule"] = (*settings["weight_schedule"], entry)
+    return settings
 
 
 @dataclass
@@ -461,6 +443,8 @@ class Report:
 
 
 PathLike = str | os.PathLike[str]
+_Source = PathLike | Sequence[PathLike] | None
+_Log = Callable[[str], None]
 
 
 def train_and_evaluate(
@@ -487,8 +471,7 @@ def train_and_evaluate(
     :class:`~invhide.training.trainer.Trainer`), ``model.safetensors`` and
     ``config.json``, ``results.json`` (every metric, per image), and, when
     matplotlib is installed, ``figure.png`` (the paper's Fig. 3 layout) and
-    ``curves.png``. Without matplotlib the figures are skipped with a one-line
-    note to ``log``: the run and its evaluation still succeed.
+    ``curves.png`` (without matplotlib, a one-line note to ``log`` instead).
 
     Args:
         chosen: a :class:`Recipe`.
@@ -497,65 +480,70 @@ def train_and_evaluate(
         val_source: folder or image paths for evaluation.
         eval_size: evaluation crop side (``None``: largest even square per pair).
         device: where to train and evaluate.
-        resume: ``True`` continues from the newest checkpoint in ``out_dir``
-            (refused when there is none); ``"auto"`` continues when there is
-            one and starts a new run otherwise; ``False`` starts a new run
-            (refused over a previous one). See
-            :meth:`~invhide.training.trainer.Trainer.fit`.
+        resume: ``False``, ``True`` or ``"auto"``, as :meth:`Trainer.fit <invhide.training.trainer.Trainer.fit>`.
         progress: show the training progress bar.
         log: where progress messages go.
 
     Returns:
         A :class:`Report`.
-    """
-    config = chosen.config
-    out_dir = Path(out_dir)
-    train_data = ImageDataset(
-        train_source if train_source is not None else sample_image_paths(SAMPLE_TRAIN), crop=config.crop, cache=True
-    )
-    pairs = evaluation_pairs(val_source if val_source is not None else sample_image_paths(SAMPLE_TEST), size=eval_size)
-    log(f"recipe {chosen.name!r}: {len(train_data)} training images, {len(pairs)} evaluation pairs")
 
-    with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's generator
-        torch.manual_seed(config.seed)
-        model = chosen.build_model()
-    log(f"model: {json.dumps(model.config())} ({sum(p.numel() for p in model.parameters()):,} parameters)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(
-        model,
-        chosen.build_loss(),
-        train_data,
-        config,
-        val_pairs=pairs,
-        out_dir=out_dir,
-        device=device,
-        progress=progress,
-    )
-    log(
-        f"precision: {trainer.precision} (amp={config.amp!r})"
-        + (f"; weight average, decay {config.ema_decay:g}" if config.ema_decay is not None else "")
-    )
+    Example:
+        >>> report = train_and_evaluate(recipe("quick"), "runs/quick")  # doctest: +SKIP
+        >>> report.evaluation.mean("secret/recovery", "psnr")  # doctest: +SKIP
+    """
+    out_dir = Path(out_dir)
+    train_data, pairs = _data(chosen, train_source, val_source, eval_size)
+    log(f"recipe {chosen.name!r}: {len(train_data)} training images, {len(pairs)} evaluation pairs")
+    trainer = _trainer(chosen, train_data, pairs, out_dir, device, progress, log)
     training = trainer.fit(resume=resume)
     log(
         f"trained {training.steps} steps in {training.seconds:.0f} s "
         f"({training.steps / max(training.seconds, 1e-9):.2f} steps/s), {training.rollbacks} rollback(s), "
         f"{training.skipped} update(s) skipped for a loss spike"
     )
+    return _report(trainer, training, pairs, out_dir, log)
 
+
+def _data(chosen: Recipe, train: _Source, test: _Source, size: int | None) -> tuple[ImageDataset, list[ImagePair]]:
+    """The training images (random crops of the recipe's size) and the evaluation pairs; scikit-image's by default."""
+    train = train if train is not None else sample_image_paths(SAMPLE_TRAIN)
+    test = test if test is not None else sample_image_paths(SAMPLE_TEST)
+    return ImageDataset(train, crop=chosen.config.crop, cache=True), evaluation_pairs(test, size=size)
+
+
+def _trainer(
+    chosen: Recipe, data: ImageDataset, pairs: list[ImagePair], out_dir: Path, device: Any, progress: bool, log: _Log
+) -> Trainer:
+    """The recipe's model (initialised from its seed, the caller's generator left alone), loss and trainer."""
+    config = chosen.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = chosen.build_model()
+    log(f"model: {json.dumps(model.config())} ({sum(p.numel() for p in model.parameters()):,} parameters)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(
+        model, chosen.build_loss(), data, config, val_pairs=pairs, out_dir=out_dir, device=device, progress=progress
+    )
+    average = f"; weight average, decay {config.ema_decay:g}" if config.ema_decay is not None else ""
+    log(f"precision: {trainer.precision} (amp={config.amp!r}){average}")
+    return trainer
+
+
+def _report(trainer: Trainer, trained: TrainResult, pairs: list[ImagePair], out: Path, log: _Log) -> Report:
+    """The report of a finished run; on rank 0, with the trained model's evaluation, ``results.json`` and, with
+    matplotlib, the figures written into ``out``. The evaluation draws the same ``z`` as the trainer's own
+    validation, so ``results.json`` and the last row of ``val.csv`` agree."""
     model = trainer.trained_model.eval()  # the weight average when the run keeps one
     if trainer.rank != 0:  # under torchrun, rank 0 evaluates and writes the files
-        return Report(model, training, None, 0.0)
-    start = time.perf_counter()
-    # The same z as the trainer's own validation, so results.json and the last row of val.csv agree.
-    generator = torch.Generator(trainer.device).manual_seed(config.seed)
-    evaluation = evaluate(model, pairs, device=trainer.device, generator=generator)
-    report = Report(model, training, evaluation, time.perf_counter() - start)
-    report.files["model"] = out_dir / "model.safetensors"
-    report.files["results"] = out_dir / "results.json"
+        return Report(model, trained, None, 0.0)
+    start, device, seed = time.perf_counter(), trainer.device, trainer.config.seed
+    evaluation = evaluate(model, pairs, device=device, generator=torch.Generator(device).manual_seed(seed))
+    report = Report(model, trained, evaluation, time.perf_counter() - start)
+    report.files = {"model": out / "model.safetensors", "results": out / "results.json"}
     with atomic_write(report.files["results"], "w") as file:
         file.write(json.dumps(evaluation.to_dict(per_image=True), indent=2) + "\n")
     try:
-        report.files.update(_figures(model, pairs, out_dir, trainer.device, config.seed))
+        report.files.update(_figures(model, pairs, out, device, seed))
     except ImportError as error:  # matplotlib is optional: the figures are extras, the run succeeded
         log(f"note: no figures ({' '.join(str(error).split()) or type(error).__name__})")
     return report

@@ -31,7 +31,13 @@ class StepBatches(Dataset[Tensor]):
 
     A batch is ``covers * secrets`` secret images followed by ``covers`` cover
     images, drawn with replacement, except that a cover is never the same
-    image as the first of its secrets (when the dataset has two images or more).
+    image as the first of its secrets (when the dataset has two images or more):
+    ``(covers * (secrets + 1), C, H, W)``, stacked from ``images``.
+
+    Example:
+        >>> batches = StepBatches(list(torch.rand(6, 3, 8, 8)), covers=2, secrets=1, seed=0, rank=0, rollbacks=0)
+        >>> batches[7].shape, torch.equal(batches[7], batches[7])
+        (torch.Size([4, 3, 8, 8]), True)
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class StepBatches(Dataset[Tensor]):
         return 2**62
 
     def indices(self, step: int, generator: torch.Generator) -> list[int]:
+        """The data set indices of step ``step``'s batch, secrets first, drawn from ``generator``."""
         count = len(self.images)  # type: ignore[arg-type]
         secret = torch.randint(count, (self.covers * self.secrets,), generator=generator)
         if count < 2:

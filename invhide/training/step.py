@@ -31,6 +31,12 @@ class HidingStep(nn.Module):
     Args:
         model: an :class:`~invhide.InvertibleHider`.
         quantize: reveal from :func:`round_ste` of the stego.
+
+    Example:
+        >>> step = HidingStep(invhide.InvertibleHider(num_blocks=1, subnet="conv"), quantize=True)
+        >>> stego, lost, recovered = step(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8), torch.randn(2, 3, 8, 8))
+        >>> stego.shape, lost.shape, recovered.shape
+        (torch.Size([2, 3, 8, 8]), torch.Size([2, 3, 8, 8]), torch.Size([2, 3, 8, 8]))
     """
 
     def __init__(self, model: nn.Module, quantize: bool = False) -> None:
@@ -39,7 +45,8 @@ class HidingStep(nn.Module):
         self.quantize = quantize
 
     def forward(self, cover: Tensor, secret: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Returns ``(stego, lost, recovered)``."""
+        """``(stego, lost, recovered)`` of ``(B, C, H, W)`` covers in ``[0, 1]``, ``(B, kC, H, W)`` secrets (``k``
+        concatenated along the channels) and the ``(B, kC, H, W)`` latent ``z`` the reveal starts from."""
         # No finiteness checks for invhide's hiders: the trainer's explosion guard rolls a non-finite step back.
         unchecked = {"check_finite": False} if isinstance(self.model, InvertibleHider) else {}
         stego, lost = self.model.hide(cover, *secret.chunk(self.model.num_secrets, dim=1), **unchecked)

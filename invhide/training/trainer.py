@@ -1,51 +1,17 @@
 """Training: a robust, resumable, reproducible loop for any invertible hider.
 
 :class:`Trainer` runs the paper's procedure (hide, reveal from the stego with
-``z ~ N(0, 1)``, weighted hiding loss, Adam) and adds what the reference code
-lacks:
-
-- **Reproducibility by construction.** The images, crops, flips and ``z`` of
-  step ``s`` are drawn from generators seeded with ``(seed, s, rank,
-  rollbacks)``, and the learning rate is a function of ``s``. A run resumed
-  from a checkpoint therefore continues exactly as if it had not stopped (on
-  the same machine and device; CUDA kernels are deterministic only with
-  ``torch.use_deterministic_algorithms(True)``).
-- **A loss-explosion guard.** A loss above ``spike_factor`` times the median
-  of the recent ones skips its update (a hard batch, logged as a
-  ``"skipped"`` event); a non-finite loss or gradient, or ``spike_patience``
-  spikes in a row, rolls the model and optimizer back to the last good
-  snapshot, multiplies the learning rate by ``rollback_lr_factor`` and goes
-  on (logged); each ``lr_recovery_steps`` healthy steps undo one such cut.
-  Too many rollbacks in a row raise :class:`~invhide.errors.DivergenceError`.
-- **Atomic checkpoints.** ``checkpoints/step_XXXXXXXX/`` holds the model
-  (safetensors + ``config.json``), the optimizer (safetensors) and the loop
-  state (JSON), written to a temporary folder and renamed into place.
-- **Interruptions lose nothing.** While :meth:`Trainer.fit` runs in the main
-  thread, the first Ctrl-C (SIGINT) is deferred: the step under way
-  completes, a checkpoint of that last completed step is written, an
-  ``"interrupted"`` event is logged and ``KeyboardInterrupt`` is raised; a
-  second Ctrl-C interrupts at once. A ``KeyboardInterrupt`` raised inside a
-  step (from a loss term, say) also saves the last completed step, which is
-  consistent because a step only changes the model in its optimizer update.
-  ``fit(resume=True)`` then continues exactly where the run stopped.
-- **Logs.** ``log.jsonl`` (every record), ``train.csv`` and ``val.csv``, and
-  TensorBoard when it is installed; a tqdm bar shows live losses and PSNRs.
-- **Differentiable 8-bit rounding** (``quantize=True``): the reveal starts
-  from the stego rounded to 8 bits, with a straight-through gradient, so the
-  model learns to reveal from a PNG.
-- **Fine-tuning through the rounding** (``quantize_from=N``): float
-  training, then from step ``N`` on the reveal learns from the 8-bit stego;
-  the model of step ``N`` is kept in ``before-rounding/`` (:data:`BEFORE_ROUNDING`).
-- **A moving average of the weights** (``ema_decay``): validation and the
-  final model use the average (:attr:`Trainer.trained_model`); checkpoints
-  and rollback snapshots keep it, so a resumed run averages as an
-  uninterrupted one.
-- **Mixed precision** (``amp="bfloat16"``, ``"float16"`` on a GPU, or
-  ``"auto"``: bfloat16 where the device runs it natively, see
-  :mod:`invhide.training.precision`): the hide and reveal of training run
-  under autocast; the loss, the optimizer and validation stay float32.
-- Gradient clipping, and multi-GPU / multi-node training through PyTorch's
-  ``DistributedDataParallel`` when launched with ``torchrun``.
+``z ~ N(0, 1)``, weighted hiding loss, Adam) and adds: exact resumption (the
+batches and ``z`` of step ``s`` come from generators seeded with ``(seed, s,
+rank, rollbacks)``, :mod:`~invhide.training.sampling`; on CUDA, bit for bit
+only with ``torch.use_deterministic_algorithms(True)``), a loss-explosion
+guard (:class:`~invhide.training.guard.ExplosionGuard`), atomic checkpoints
+(:mod:`~invhide.training.checkpoints`), Ctrl-C that saves the last completed
+step, logs (:class:`~invhide.training.logs.RunLog`) and a tqdm bar, training
+through the 8-bit rounding (``quantize``, ``quantize_from``; the float model
+before it kept in :data:`BEFORE_ROUNDING`), a moving average of the weights
+(``ema_decay``), mixed precision (``amp``), gradient clipping, and
+``DistributedDataParallel`` under ``torchrun``.
 """
 
 from __future__ import annotations
@@ -70,14 +36,17 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
+from invhide.checks import tensor
 from invhide.errors import ConfigError, InputError, InputTypeError, MissingPathError
-from invhide.evaluation.metrics import evaluate
+from invhide.evaluation.metrics import evaluate, psnr
 from invhide.io import checkpoint
 from invhide.training import distributed
 from invhide.training.averaging import WeightAverage
 from invhide.training.checkpoints import (
     AVERAGE_FILE,
+    LOOP_FILE,
     latest_checkpoint,
     load_training_checkpoint,
     read_loop_state,
@@ -124,17 +93,30 @@ class TrainResult:
     skipped: int = 0
 
 
-class _DeferredInterrupt:
-    """While active in the main thread, the first SIGINT only sets :attr:`requests`; the second raises at once.
+class _Stop:
+    """Everything about stopping a :meth:`Trainer.fit` early, in one object per call.
 
-    Installed only in the main thread (the only one Python delivers signals
-    to) and only over Python's default handler, so an application's own
+    While active (a context manager) in the main thread, the first SIGINT
+    (Ctrl-C) only counts in :attr:`requests`, so that the step under way
+    completes; the second raises ``KeyboardInterrupt`` at once. The handler
+    is installed only in the main thread (the only one Python delivers
+    signals to) and only over Python's default one, so an application's own
     SIGINT handler is left alone; the previous handler is restored on exit.
+
+    Attributes:
+        requests: Ctrl-Cs received by this process.
+        agreed: some process asked to stop (under torchrun, learnt at each
+            step's all-reduce, so that every process stops after the same step).
+        updating: the model is between its optimizer update and the step
+            count's increment: an exception now leaves it torn, and nothing is saved.
     """
 
-    def __init__(self, notice: str | None) -> None:
+    def __init__(self, notice: str | None = None, world_size: int = 1) -> None:
         self.notice = notice
+        self.world_size = world_size
         self.requests = 0
+        self.agreed = False
+        self.updating = False
         self._previous: Any = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -145,7 +127,7 @@ class _DeferredInterrupt:
             with contextlib.suppress(OSError, ValueError, AttributeError):  # a stderr without a file descriptor
                 os.write(sys.stderr.fileno(), self.notice.encode())  # no locks: safe inside a signal handler
 
-    def __enter__(self) -> _DeferredInterrupt:
+    def __enter__(self) -> _Stop:
         main = threading.current_thread() is threading.main_thread()
         if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous = signal.signal(signal.SIGINT, self._handle)
@@ -156,10 +138,42 @@ class _DeferredInterrupt:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
 
+    def before_step(self) -> bool:
+        """Whether to stop before the next step: a deferred Ctrl-C here or, under torchrun, on any process."""
+        return self.agreed if self.world_size > 1 else self.requests > 0
+
+    def after_run(self) -> bool:
+        """Whether a Ctrl-C came during the last step (the run is complete; fit still raises ``KeyboardInterrupt``)."""
+        return self.requests > 0 or self.agreed
+
 
 def _ignore_sigint(worker_id: int) -> None:
     """DataLoader workers leave Ctrl-C to the main process, which stops the run cleanly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _check_setup(
+    model: nn.Module, loss: HidingLoss, train_data: Any, config: TrainConfig, val_pairs: Any, out_dir: Any
+) -> None:
+    """Refuse, before anything is built, what the first step, validation or checkpoint would fail on."""
+    if not isinstance(config, TrainConfig):
+        raise InputTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if len(train_data) == 0:
+        raise InputError("train_data holds no images")
+    num_secrets, channels = getattr(model, "num_secrets", 1), getattr(model, "channels", 3)
+    _check_first_image(train_data, channels, config.crop)
+    unknown = sorted({term for _, term, _ in config.weight_schedule} - set(loss.weights))
+    if unknown:
+        raise ConfigError(f"weight_schedule names term(s) {unknown} that the loss lacks; terms: {list(loss.weights)}")
+    if out_dir is not None:
+        model.config()  # a model that cannot describe itself fails now, not at the first checkpoint
+    if val_pairs and (num_secrets != 1 or channels != 3):
+        raise InputError(
+            f"validation (invhide.evaluation.metrics.evaluate) measures one RGB secret per cover; this model hides "
+            f"{num_secrets} secret(s) of {channels} channel(s): pass val_pairs=None and evaluate it yourself"
+        )
+    if config.memory_saving and not hasattr(model, "memory_saving"):
+        raise InputTypeError(f"memory_saving needs an InvertibleGraph model, got {type(model).__name__}")
 
 
 def _check_first_image(train_data: Any, channels: int, crop: int) -> None:
@@ -171,19 +185,12 @@ def _check_first_image(train_data: Any, channels: int, crop: int) -> None:
             f"train_data[0] is a {type(first).__name__} of one tensor; pass the images themselves "
             f"(e.g. [x for (x,) in dataset])"
         )
-    if not isinstance(first, Tensor):
-        raise InputTypeError(f"train_data[0] must be a (C, H, W) image tensor, got {type(first).__name__}")
+    tensor("train_data[0]", first, floating=False)
     if first.dim() != 3 or first.shape[0] != channels or not first.is_floating_point():
         raise InputError(
             f"train_data[0] must be a float ({channels}, {crop}, {crop}) image in [0, 1], got shape "
             f"{tuple(first.shape)} and dtype {first.dtype}"
         )
-
-
-def _psnr(x: Tensor, y: Tensor) -> float:
-    """Mean per-image PSNR in dB for images in [0, 1], any number of channels (float stego, for logs)."""
-    mse = (x.detach().float() - y.detach().float()).square().flatten(1).mean(dim=1)
-    return (-10 * torch.log10(mse)).mean().item()
 
 
 class Trainer:
@@ -194,7 +201,8 @@ class Trainer:
             ``hide``/``reveal``/``config`` interface).
         loss: a :class:`~invhide.training.losses.HidingLoss`; gets the keywords
             ``cover``, ``secret``, ``stego``, ``recovered`` and ``lost``.
-        train_data: a dataset of ``(3, crop, crop)`` images; an
+        train_data: a dataset of ``(C, crop, crop)`` float images in ``[0, 1]``
+            (``C`` the model's channels, 3 for RGB); an
             :class:`~invhide.io.datasets.ImageDataset` makes its crops and flips
             reproducible per step through its ``item(index, generator)``.
         config: a :class:`~invhide.training.config.TrainConfig`.
@@ -206,15 +214,18 @@ class Trainer:
             CUDA, the local rank's GPU. Default: CUDA when available.
         progress: show a tqdm progress bar (rank 0 only).
 
+    Raises:
+        TypeError: a ``config`` that is not a ``TrainConfig``, data set rows
+            that are not image tensors, or ``memory_saving`` for a model without it.
+        ValueError: no images, a first image of the wrong shape, a
+            ``weight_schedule`` naming a term the loss lacks, or validation
+            pairs for a model that hides several or non-RGB secrets.
+
     Example:
-        >>> import tempfile
-        >>> from invhide.io.datasets import ImageDataset, sample_image_paths  # doctest: +SKIP
         >>> model = invhide.InvertibleHider(num_blocks=2, subnet=invhide.nn.subnets.conv(hidden=16))
-        >>> images = torch.utils.data.TensorDataset(torch.rand(8, 3, 32, 32))
-        >>> data = [x for (x,) in images]
-        >>> trainer = Trainer(model, invhide.training.losses.HidingLoss.paper(reduction="mean"), data,
-        ...                   TrainConfig(steps=3, batch_size=2, crop=32, lr=1e-3, tensorboard=False), progress=False)
-        >>> result = trainer.fit()
+        >>> data = list(torch.rand(8, 3, 32, 32))
+        >>> config = TrainConfig(steps=3, batch_size=2, crop=32, lr=1e-3, tensorboard=False)
+        >>> result = Trainer(model, HidingLoss.paper(reduction="mean"), data, config, progress=False).fit()
         >>> result.steps, result.rollbacks
         (3, 0)
     """
@@ -231,64 +242,36 @@ class Trainer:
         device: str | torch.device | None = None,
         progress: bool = True,
     ) -> None:
-        if not isinstance(config, TrainConfig):
-            raise InputTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-        if len(train_data) == 0:  # type: ignore[arg-type]
-            raise InputError("train_data holds no images")
-        _check_first_image(train_data, getattr(model, "channels", 3), config.crop)
-        unknown = sorted({term for _, term, _ in config.weight_schedule} - set(loss.weights))
-        if unknown:
-            raise ConfigError(
-                f"weight_schedule names term(s) {unknown} that the loss lacks; terms: {list(loss.weights)}"
-            )
+        _check_setup(model, loss, train_data, config, val_pairs, out_dir)
         self.rank, self.world_size, self.device = distributed.setup(device)
+        self.config, self.train_data, self.val_pairs = config, train_data, val_pairs
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        if self.out_dir is not None:
-            model.config()  # a model that cannot describe itself fails now, not at the first checkpoint
-        num_secrets, channels = getattr(model, "num_secrets", 1), getattr(model, "channels", 3)
-        if val_pairs and (num_secrets != 1 or channels != 3):
-            raise InputError(
-                f"validation (invhide.evaluation.metrics.evaluate) measures one RGB secret per cover; this model hides "
-                f"{num_secrets} secret(s) of {channels} channel(s): pass val_pairs=None and evaluate it yourself"
-            )
+        self.progress = progress and self.rank == 0
         self.model = model.to(self.device)
         self.model.to(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
         if config.memory_saving:
-            if not hasattr(model, "memory_saving"):
-                raise InputTypeError(f"memory_saving needs an InvertibleGraph model, got {type(model).__name__}")
-            model.memory_saving = True
+            self.model.memory_saving = True
         self.loss = loss.to(self.device)
-        self.train_data = train_data
-        self.config = config
-        self.val_pairs = val_pairs
-        self.progress = progress and self.rank == 0
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
         )
         self.step = 0
         self.guard = ExplosionGuard(
-            config.spike_factor,
-            config.spike_window,
-            config.max_rollbacks,
-            config.rollback_lr_factor,
-            spike_patience=config.spike_patience,
-            lr_recovery_steps=config.lr_recovery_steps,
-        )
+            config.spike_factor, config.spike_window, config.max_rollbacks, config.rollback_lr_factor,
+            spike_patience=config.spike_patience, lr_recovery_steps=config.lr_recovery_steps,
+        )  # fmt: skip
         self.log = RunLog(self.out_dir if self.rank == 0 else None, tensorboard=config.tensorboard)
         self._amp = resolve_amp(config.amp, self.device)
         self._scaler = torch.amp.GradScaler("cuda") if self._amp == torch.float16 else None
         self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay is not None else None
-        hiding = HidingStep(self.model, config.quantize_at(0))
-        self._hiding = hiding
+        self._hiding = HidingStep(self.model, config.quantize_at(0))
+        self._step_module: nn.Module = self._hiding
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self._step_module: nn.Module = nn.parallel.DistributedDataParallel(hiding, device_ids=ids)
-        else:
-            self._step_module = hiding
+            self._step_module = nn.parallel.DistributedDataParallel(self._hiding, device_ids=ids)
         self._losses: dict[tuple[tuple[str, float], ...], HidingLoss] = {}
-        self._interrupt: _DeferredInterrupt | None = None
-        self._stop_agreed = False
-        self._updating = False
+        self._stop = _Stop(world_size=self.world_size)
+        self._final_validation: dict[str, float] | None = None
 
     @property
     def trained_model(self) -> nn.Module:
@@ -335,14 +318,9 @@ class Trainer:
             "grad_scaler": self._scaler.state_dict() if self._scaler is not None else None,
             "average_updates": self.average.updates if self.average is not None else None,
         }
+        average = self.average.module if self.average is not None else None
         return save_training_checkpoint(
-            self.out_dir,
-            self.step,
-            self.model,
-            self.optimizer,
-            loop,
-            self.config.keep_checkpoints,
-            average=self.average.module if self.average is not None else None,
+            self.out_dir, self.step, self.model, self.optimizer, loop, self.config.keep_checkpoints, average=average
         )
 
     def latest_checkpoint(self) -> Path | None:
@@ -358,34 +336,31 @@ class Trainer:
             invhide.io.checkpoint.CheckpointError: the checkpoint does not fit
                 this model, or a file is corrupt or was edited (named).
         """
-        shown = folder
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise MissingPathError(f"{os.fspath(shown)}: no such checkpoint folder")
+        path = Path(folder)
+        if not path.is_dir():
+            raise MissingPathError(f"{os.fspath(folder)}: no such checkpoint folder")
         average = self.average.module if self.average is not None else None
-        loop = load_training_checkpoint(folder, self.model, self.optimizer, self.device, average=average)
+        loop = load_training_checkpoint(path, self.model, self.optimizer, self.device, average=average)
         self.step = loop["step"]
         if self.average is not None:
-            if (folder / AVERAGE_FILE).is_file():
+            if (path / AVERAGE_FILE).is_file():
                 self.average.updates = int(loop.get("average_updates") or 0)
             else:  # the run had no average: start one from the resumed weights
                 self.average.reset(self.model)
-        self.guard.load_state(
-            loop["rollbacks"],
-            loop["lr_scale"],
-            loop["recent"],
-            skipped=loop.get("skipped", 0),
-            spikes_in_a_row=loop.get("spikes_in_a_row", 0),
-            healthy_since_cut=loop.get("healthy_since_cut", 0),
-        )
+        guard_state = ("rollbacks", "lr_scale", "recent", "skipped", "spikes_in_a_row", "healthy_since_cut")
+        self.guard.load_state(**{key: loop[key] for key in guard_state if key in loop})
         if self._scaler is not None and loop.get("grad_scaler"):
             try:
                 self._scaler.load_state_dict(loop["grad_scaler"])
             except (KeyError, TypeError, ValueError, RuntimeError) as error:
                 raise checkpoint.CheckpointError(
-                    f"{folder / 'trainer.json'}: unusable 'grad_scaler' state ({error!r:.80}); the checkpoint is "
+                    f"{path / LOOP_FILE}: unusable 'grad_scaler' state ({error!r:.80}); the checkpoint is "
                     f"corrupt or was edited"
                 ) from None
+        self._warn_if_changed(path, loop)
+
+    def _warn_if_changed(self, folder: Path, loop: dict[str, Any]) -> None:
+        """Warn when the run resumes with settings (or processes) that change what it computes."""
         saved = {k: v for k, v in loop["config"].items() if k not in _BOOKKEEPING}
         current = {k: v for k, v in self.config.to_dict().items() if k in saved}
         changed = {k: (saved[k], current[k]) for k in saved if json.dumps(saved[k]) != json.dumps(current[k])}
@@ -394,7 +369,7 @@ class Trainer:
                 f"resuming {folder} with different settings {changed} (world size {loop.get('world_size', 1)} -> "
                 f"{self.world_size}); the run will not repeat the original exactly",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
 
     # ------------------------------------------------------------------
@@ -402,13 +377,9 @@ class Trainer:
     # ------------------------------------------------------------------
 
     def _loader(self) -> DataLoader:
+        secrets = getattr(self.model, "num_secrets", 1)
         batches = StepBatches(
-            self.train_data,
-            self.config.batch_size,
-            getattr(self.model, "num_secrets", 1),
-            self.config.seed,
-            self.rank,
-            self.guard.rollbacks,
+            self.train_data, self.config.batch_size, secrets, self.config.seed, self.rank, self.guard.rollbacks
         )
         return DataLoader(
             batches,
@@ -427,19 +398,13 @@ class Trainer:
         """The loader's batches; before each one, stop (``KeyboardInterrupt``) if a Ctrl-C was deferred."""
         iterator = iter(self._loader())
         while self.step < self.config.steps:
-            if self._stop_requested():
+            if self._stop.before_step():
                 raise KeyboardInterrupt
             try:
                 images = next(iterator)
             except StopIteration:
                 return
             yield images
-
-    def _stop_requested(self) -> bool:
-        """A deferred Ctrl-C: on this process, or (under torchrun) on any process at the last step."""
-        if self.world_size > 1:
-            return self._stop_agreed
-        return self._interrupt is not None and self._interrupt.requests > 0
 
     def _loss_at(self, step: int) -> HidingLoss:
         """The loss with the weights :attr:`TrainConfig.weight_schedule` gives step ``step``."""
@@ -452,77 +417,85 @@ class Trainer:
         return self._losses[key]
 
     def _train_step(self, images: Tensor) -> dict[str, Any]:
-        """One optimizer step; returns its record, with a ``"problem"`` when it was not taken."""
-        config = self.config
-        images = images.to(self.device, non_blocking=True)
-        # As the reference code: the first images are the secrets, the rest the covers
-        # (k consecutive secrets per cover when the model hides k).
-        covers = config.batch_size
-        secrets = images[: images.shape[0] - covers].reshape(covers, -1, *images.shape[2:])
-        cover = images[images.shape[0] - covers :]
-        noise_seed = mix_seed(config.seed, self.step, self.rank, self.guard.rollbacks, 1)
-        generator = torch.Generator(self.device).manual_seed(noise_seed)
-        z = torch.randn(secrets.shape, generator=generator, device=self.device, dtype=cover.dtype)
-        lr = config.lr_at(self.step) * self.guard.lr_scale
+        """One optimizer step on a batch of images; returns its record, with a ``"problem"`` to roll back."""
+        cover, secrets = self._split(images)
+        lr = self.config.lr_at(self.step) * self.guard.lr_scale
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.model.train()
-        self._hiding.quantize = config.quantize_at(self.step)
-        precision = (
-            torch.autocast(self.device.type, dtype=self._amp) if self._amp is not None else contextlib.nullcontext()
-        )
-        with precision:
-            outputs = self._step_module(cover, secrets, z)
-        stego, lost, recovered = (t.float() for t in outputs)  # the loss is float32 (a no-op without amp)
+        stego, lost, recovered = self._forward(cover, secrets)
         out = self._loss_at(self.step)(cover=cover, secret=secrets, stego=stego, recovered=recovered, lost=lost)
         total = out.total.float()
+        loss, grad_norm = self._health(total, self._backward(total))
+        terms = {name: value.item() for name, value in out.terms.items()}
+        record = {"kind": "train", "step": self.step + 1, "lr": lr, "loss": loss, **terms, "grad_norm": grad_norm}
+        problem = self.guard.problem(loss, grad_norm, scaled_gradients=self._scaler is not None)
+        if problem is None:
+            self._stop.updating = True  # an exception from here to the step's end leaves the model half-updated
+            self._update(loss)
+        else:
+            if self._scaler is not None:
+                self._scaler.update()  # unscale_ was called: close the step (and lower the scale on inf)
+            if self.guard.should_roll_back(problem):
+                return {**record, "problem": problem}
+            self._skip(record, problem, loss)  # a lone spike: drop this batch's update, keep the model
+        record["psnr_stego"] = psnr(stego.detach(), cover).mean().item()
+        record["psnr_recovered"] = psnr(recovered.detach(), secrets).mean().item()
+        self.step += 1
+        self._stop.updating = False
+        return record
+
+    def _split(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``(cover, secrets)`` of a step's ``(B (k + 1), C, H, W)`` images, on the device: ``(B, C, H, W)`` and
+        ``(B, kC, H, W)``. As in the reference code, the first images are the secrets (``k`` in a row per cover)."""
+        images = images.to(self.device, non_blocking=True)
+        covers = self.config.batch_size
+        secrets = images[: images.shape[0] - covers].reshape(covers, -1, *images.shape[2:])
+        return images[images.shape[0] - covers :], secrets
+
+    def _forward(self, cover: Tensor, secrets: Tensor) -> tuple[Tensor, ...]:
+        """``(stego, lost, recovered)`` in float32: hide, then reveal with the step's ``z`` (autocast with ``amp``)."""
+        noise_seed = mix_seed(self.config.seed, self.step, self.rank, self.guard.rollbacks, 1)
+        generator = torch.Generator(self.device).manual_seed(noise_seed)
+        z = torch.randn(secrets.shape, generator=generator, device=self.device, dtype=cover.dtype)
+        self.model.train()
+        self._hiding.quantize = self.config.quantize_at(self.step)
+        autocast = torch.autocast(self.device.type, dtype=self._amp) if self._amp else contextlib.nullcontext()
+        with autocast:
+            outputs = self._step_module(cover, secrets, z)
+        return tuple(t.float() for t in outputs)  # the loss is float32 (a no-op without amp)
+
+    def _backward(self, total: Tensor) -> Tensor:
+        """Back-propagate ``total`` (scaled with float16) and clip the gradients; returns their norm before clipping."""
         self.optimizer.zero_grad(set_to_none=True)
         if self._scaler is not None:
             self._scaler.scale(total).backward()
             self._scaler.unscale_(self.optimizer)
         else:
             total.backward()
-        clip = config.grad_clip if config.grad_clip is not None else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        asked = float(self._interrupt is not None and self._interrupt.requests > 0)
+        clip = self.config.grad_clip if self.config.grad_clip is not None else math.inf
+        return torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+
+    def _health(self, total: Tensor, grad_norm: Tensor) -> tuple[float, float]:
+        """The step's loss and gradient norm, averaged over the processes, which also agree on a deferred Ctrl-C."""
+        asked = float(self._stop.requests > 0)
         health = torch.stack([total.detach(), grad_norm.detach().float(), total.new_tensor(asked)])
         if self.world_size > 1:
             dist.all_reduce(health)  # every process stops after the same step when any was interrupted
             health /= self.world_size
-        loss_value, norm_value, stop = health.tolist()
-        self._stop_agreed = self._stop_agreed or stop > 0
-        record: dict[str, Any] = {
-            "kind": "train",
-            "step": self.step + 1,
-            "lr": lr,
-            "loss": loss_value,
-            **{name: value.item() for name, value in out.terms.items()},
-            "grad_norm": norm_value,
-        }
-        problem = self.guard.problem(loss_value, norm_value, scaled_gradients=self._scaler is not None)
-        if problem is not None:
-            if self._scaler is not None:
-                self._scaler.update()  # unscale_ was called: close the step (and lower the scale on inf)
-            if self.guard.should_roll_back(problem):
-                record["problem"] = problem
-                return record
-            self._skip(record, problem, loss_value)  # a lone spike: drop this batch's update, keep the model
+        loss, norm, stop = health.tolist()
+        self._stop.agreed = self._stop.agreed or stop > 0
+        return loss, norm
+
+    def _update(self, loss: float) -> None:
+        """Take the optimizer step (through the GradScaler with float16), move the average, count a healthy step."""
+        if self._scaler is not None:
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
         else:
-            self._updating = True  # an exception from here to the end leaves the model half-updated
-            if self._scaler is not None:
-                self._scaler.step(self.optimizer)
-                self._scaler.update()
-            else:
-                self.optimizer.step()
-            if self.average is not None:
-                self.average.update(self.model)
-            self.guard.accept(loss_value)
-        with torch.no_grad():
-            record["psnr_stego"] = _psnr(stego, cover)
-            record["psnr_recovered"] = _psnr(recovered, secrets)
-        self.step += 1
-        self._updating = False
-        return record
+            self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.model)
+        self.guard.accept(loss)
 
     def _skip(self, record: dict[str, Any], problem: str, loss: float) -> None:
         """Log a step whose update is dropped for a lone loss spike, and count it."""
@@ -537,26 +510,17 @@ class Trainer:
         message = (
             f"step {record['step']}: {record['problem']} (loss {record['loss']:.4g}); rolled back to step {back_to}"
         )
+        event = {"kind": "event", "event": "rollback", "at_step": record["step"], "problem": record["problem"]}
         try:
             self.guard.reject(message)
         finally:
-            self.log.write(
-                {
-                    "kind": "event",
-                    "event": "rollback",
-                    "at_step": record["step"],
-                    "problem": record["problem"],
-                    "loss": record["loss"],
-                    "back_to_step": back_to,
-                    "lr_scale": self.guard.lr_scale,
-                    "rollbacks": self.guard.rollbacks,
-                }
-            )
+            guard = {"back_to_step": back_to, "lr_scale": self.guard.lr_scale, "rollbacks": self.guard.rollbacks}
+            self.log.write({**event, "loss": record["loss"], **guard})
         if bar is not None:
             bar.write(f"{message}, learning rate x{self.guard.lr_scale:g}")
-        self._updating = True
+        self._stop.updating = True
         self.step = self.guard.restore(self.model, self.optimizer, self.average)
-        self._updating = False
+        self._stop.updating = False
         self.log.truncate(self.step)  # the steps after the snapshot will be logged again
         if bar is not None:
             bar.n = self.step
@@ -619,35 +583,14 @@ class Trainer:
         start = time.perf_counter()
         self._begin(resume)
         history: list[dict[str, Any]] = []
-        validation = None
-        notice = (
-            f"\ninvhide: interrupted: finishing the current step, then saving a checkpoint in {self.out_dir} "
-            f"(Ctrl-C again to stop at once)\n"
-            if self.progress and self.out_dir is not None
-            else None
-        )
-        with self._progress_bar() as bar, _DeferredInterrupt(notice) as interrupt:
-            self._interrupt, self._stop_agreed, self._updating = interrupt, False, False
+        with self._progress_bar() as bar, _Stop(self._interrupt_notice(), self.world_size) as self._stop:
             try:
-                while self.step < self.config.steps:
-                    for images in self._batches():
-                        record = self._train_step(images)
-                        if "problem" in record:
-                            self._roll_back(record, bar)
-                            history = [r for r in history if r["step"] <= self.step]
-                            break  # a fresh loader: the steps after a rollback draw new seeds
-                        self._show(bar, record)
-                        if self.step % self.config.log_every == 0 or self.step == self.config.steps:
-                            history.append({**record, "time": time.perf_counter() - start})
-                            self.log.write(history[-1])
-                        validation = self._periodic() or validation
+                validation = self._loop(bar, history, start)
                 model_path = self._finish()
             except KeyboardInterrupt:
-                self._save_interrupted(at_once=interrupt.requests > 1)
+                self._save_interrupted()
                 raise
-            finally:
-                self._interrupt = None
-            if interrupt.requests or self._stop_agreed:  # Ctrl-C during the last step: the run is complete
+            if self._stop.after_run():  # Ctrl-C during the last step: the run is complete
                 self._log_interrupted(model_path, f"the run was complete at step {self.step}")
                 raise KeyboardInterrupt
         validation = self._final_validation or validation
@@ -655,12 +598,38 @@ class Trainer:
             self.step, time.perf_counter() - start, self.rollbacks, history, validation, model_path, self.skipped
         )
 
-    def _save_interrupted(self, at_once: bool) -> None:
+    def _loop(self, bar: Any, history: list[dict[str, Any]], start: float) -> dict[str, float] | None:
+        """Train until ``config.steps``, appending the logged records to ``history``; the last validation."""
+        validation = None
+        while self.step < self.config.steps:
+            for images in self._batches():
+                record = self._train_step(images)
+                if "problem" in record:
+                    self._roll_back(record, bar)
+                    history[:] = [r for r in history if r["step"] <= self.step]
+                    break  # a fresh loader: the steps after a rollback draw new seeds
+                self._show(bar, record)
+                if self.step % self.config.log_every == 0 or self.step == self.config.steps:
+                    history.append({**record, "time": time.perf_counter() - start})
+                    self.log.write(history[-1])
+                validation = self._periodic() or validation
+        return validation
+
+    def _interrupt_notice(self) -> str | None:
+        """What the first Ctrl-C prints (with a progress bar and an output folder)."""
+        if not self.progress or self.out_dir is None:
+            return None
+        return (
+            f"\ninvhide: interrupted: finishing the current step, then saving a checkpoint in {self.out_dir} "
+            f"(Ctrl-C again to stop at once)\n"
+        )
+
+    def _save_interrupted(self) -> None:
         """After a ``KeyboardInterrupt``: checkpoint the last completed step (unless torn or asked to hurry), log it."""
         saved: Path | None = None
-        if self._updating:
+        if self._stop.updating:
             note = "interrupted during the optimizer update; the newest checkpoint on disk is the one to resume"
-        elif at_once:
+        elif self._stop.requests > 1:
             note = "interrupted at once (second Ctrl-C); the newest checkpoint on disk is the one to resume"
         elif self.out_dir is None:
             note = f"no output folder: nothing saved; the model in memory is at step {self.step}"
@@ -673,17 +642,11 @@ class Trainer:
         self.log.close()
 
     def _log_interrupted(self, saved: Path | None, note: str) -> None:
-        self.log.write(
-            {
-                "kind": "event",
-                "event": "interrupted",
-                "at_step": self.step,
-                "checkpoint": str(saved) if saved is not None else None,
-                "note": note,
-            }
-        )
+        event = {"kind": "event", "event": "interrupted", "at_step": self.step}
+        self.log.write({**event, "checkpoint": str(saved) if saved is not None else None, "note": note})
 
     def _begin(self, resume: bool | str) -> None:
+        """Resume, or check that a new run does not overwrite another; open the logs and take the first snapshot."""
         if resume not in (False, True, "auto") or not isinstance(resume, (bool, str)):
             raise InputError(f"resume must be False, True or 'auto', got {resume!r}")
         latest = self.latest_checkpoint() if resume else None
@@ -691,36 +654,38 @@ class Trainer:
             if self.out_dir is None:
                 raise InputError("resume=True needs an output folder (out_dir) holding the run to resume")
             raise MissingPathError(
-                f"{self.out_dir}: no checkpoint to resume (no checkpoints/step_*/trainer.json); start a new run "
+                f"{self.out_dir}: no checkpoint to resume (no checkpoints/step_*/{LOOP_FILE}); start a new run "
                 f"with resume=False, or pass resume='auto' to resume only when there is a checkpoint"
             )
         if latest is not None:
-            try:
-                saved_step = read_loop_state(latest)["step"]
-                if saved_step > self.config.steps:
-                    raise ConfigError(
-                        f"{latest} holds step {saved_step}, past steps={self.config.steps}: raise steps to go on "
-                        f"training, or use the model as it is"
-                    )
-                self.load_checkpoint(latest)
-            except (checkpoint.CheckpointError, MissingPathError) as error:
-                older = [p.name for p in sorted(latest.parent.glob("step_*")) if p != latest]
-                if not older:
-                    raise
-                raise type(error)(f"{error}; to resume from {older[-1]} instead, delete {latest}") from None
+            self._resume(latest)
         elif self.step == 0 and resume is False:
             self.log.check_fresh()
         self.log.open(self.step)
         self.guard.take_snapshot(self.step, self.model, self.optimizer, self.average)
-        self._final_validation: dict[str, float] | None = None
+        self._final_validation = None
+
+    def _resume(self, latest: Path) -> None:
+        """Load the newest checkpoint, naming the one before it when it is unusable."""
+        try:
+            saved_step = read_loop_state(latest)["step"]
+            if saved_step > self.config.steps:
+                raise ConfigError(
+                    f"{latest} holds step {saved_step}, past steps={self.config.steps}: raise steps to go on "
+                    f"training, or use the model as it is"
+                )
+            self.load_checkpoint(latest)
+        except (checkpoint.CheckpointError, MissingPathError) as error:
+            older = [p.name for p in sorted(latest.parent.glob("step_*")) if p != latest]
+            if not older:
+                raise
+            raise type(error)(f"{error}; to resume from {older[-1]} instead, delete {latest}") from None
 
     @contextmanager
     def _progress_bar(self) -> Iterator[Any]:
         if not self.progress:
             yield None
             return
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step", dynamic_ncols=True)
         try:
             yield bar

@@ -7,7 +7,8 @@ import torch
 import torch.distributed as dist
 from helpers import images
 
-from invhide import InvertibleHider, subnets
+from invhide import InvertibleHider
+from invhide.nn import subnets
 from invhide.testing import randomize_
 from invhide.training import TrainConfig, Trainer
 from invhide.training.losses import HidingLoss

@@ -20,9 +20,9 @@ from FrEIA.framework import InputNode, Node, OutputNode
 from FrEIA.modules import InvertibleModule
 from torch import Tensor
 
-from invhide.checks import positive_int
+from invhide.checks import image_batch, positive_int
 from invhide.errors import InputError, InputTypeError
-from invhide.io.checkpoint import register_model
+from invhide.io.checkpoint import register_model_class
 from invhide.models.hider import InvertibleHider
 from invhide.nn.graph import InvertibleGraph
 from invhide.nn.modules import HidingCoupling
@@ -46,8 +46,7 @@ def space_to_depth(x: Tensor) -> Tensor:
         >>> space_to_depth(x)[0, :, 0, 0].tolist()
         [0.0, 4.0, 1.0, 5.0]
     """
-    if x.dim() != 4 or x.shape[-2] % 2 or x.shape[-1] % 2:
-        raise InputError(f"space_to_depth needs (B, C, H, W) with H and W even, got {tuple(x.shape)}")
+    image_batch("x", x, even=True)
     return torch.cat((x[..., 0::2, 0::2], x[..., 1::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 1::2]), dim=1)
 
 
@@ -59,8 +58,8 @@ def depth_to_space(y: Tensor) -> Tensor:
         >>> bool(torch.equal(depth_to_space(space_to_depth(x)), x))
         True
     """
-    if y.dim() != 4 or y.shape[1] % 4:
-        raise InputError(f"depth_to_space needs (B, 4C, h, w), got {tuple(y.shape)}")
+    if image_batch("y", y).shape[1] % 4:
+        raise InputError(argument="y", problem=f"must have shape (B, 4C, h, w), got shape {tuple(y.shape)}")
     a, b, c, d = y.chunk(4, dim=1)
     batch, channels, height, width = a.shape
     x = y.new_empty(batch, channels, 2 * height, 2 * width)
@@ -208,4 +207,4 @@ class PixelDomainHider(InvertibleHider):
         return f"num_secrets={self.num_secrets}, num_blocks={self.num_blocks}, pixel domain, clamp={self.clamp}"
 
 
-register_model("PixelDomainHider", PixelDomainHider.from_config)
+register_model_class("PixelDomainHider", PixelDomainHider.from_config)

@@ -1,52 +1,33 @@
 """Classic structural detectors of LSB replacement, and LSB replacement itself (the ground truth they measure).
 
-Each detector reads an 8-bit image and returns, per colour channel, an
-estimate of the embedding rate ``p``: the fraction of samples whose least
-significant bit carries a message bit (``p`` bits per channel; about ``p / 2``
-of the samples change). They were written from the papers:
+Each detector reads an 8-bit image and returns, per colour channel, an estimate of the embedding rate ``p``: the
+fraction of samples whose least significant bit carries a message bit (``p`` bits per channel; about ``p / 2`` of
+the samples change). They were written from the papers (each function states its equations and reference):
 
-- :func:`sample_pair_analysis` (``"spa"``): Dumitrescu, Wu and Wang, "Detection
-  of LSB steganography via sample pair analysis", IEEE Trans. Signal
-  Processing 51(7), 2003. Adjacent pairs are sorted into trace sets by the
-  difference of their 7 high bits; assuming that, for each odd difference
-  ``2m + 1``, pairs whose larger sample is even are as common as pairs whose
-  larger sample is odd, the stego counts give a quadratic in ``p``.
-- :func:`primary_sets` (``"primary-sets"``): Dumitrescu, Wu and Memon, "On
-  steganalysis of random LSB embedding in continuous-tone images", ICIP
-  2002: the primary sets ``X``, ``Y``, ``Z``, ``W`` of adjacent pairs and the
-  quadratic ``(W + Z)/2 p^2 + (2X - P) p + Y - X = 0``.
-- :func:`rs_analysis` (``"rs"``): Fridrich, Goljan and Du, "Reliable detection
-  of LSB steganography in color and grayscale images", ACM Multimedia and
-  Security Workshop 2001: regular and singular groups of four samples under
-  the flipping masks ``M = [0 1 1 0]`` and ``-M``, counted in the image and in
-  the image with every LSB flipped.
-- :func:`chi_square_attack` (``"chi2"``): Westfeld and Pfitzmann, "Attacks on
-  steganographic systems", Information Hiding 1999 (LNCS 1768, 2000): the
-  chi-square test that the two values of each pair ``(2k, 2k + 1)`` are equally
-  frequent, on growing prefixes of the image in scan order. It returns the mean
-  p-value over the prefixes: about the embedded fraction for sequential
-  embedding from the first sample, and near 0 for covers and for embedding
-  spread at random below full capacity (the attack's known limit).
-- :func:`fused` (``"fused"``): StegExpose's fusion (Boehm, "StegExpose: a tool
-  for detecting LSB steganography", 2014, and its ``Fuse.se``): the mean of
-  the four detectors' estimates, each averaged over the channels, made
-  non-negative and capped at 1.
+- :func:`sample_pair_analysis` (``"spa"``; Dumitrescu, Wu and Wang 2003): adjacent pairs in trace sets.
+- :func:`primary_sets` (``"primary-sets"``; Dumitrescu, Wu and Memon 2002): the primary sets of adjacent pairs.
+- :func:`rs_analysis` (``"rs"``; Fridrich, Goljan and Du 2001): regular and singular groups of four samples.
+- :func:`chi_square_attack` (``"chi2"``; Westfeld and Pfitzmann 1999): are the values ``2k`` and ``2k + 1``
+  equally frequent on growing prefixes? About the embedded fraction for sequential embedding from the first
+  sample; near 0 for covers and for embedding spread at random below full capacity (the attack's known limit).
+- :func:`fused` (``"fused"``; StegExpose's ``Fuse.se``, Boehm 2014): the mean of the four estimates, each
+  averaged over the channels, made non-negative and capped at 1.
 
-The counting is vectorised with numpy (integer arithmetic on whole
-channels, ``numpy.bincount`` for the histograms), which on this project's
-2-core CPU runs the integer operations of these detectors tens of times faster
-than the same torch code.
+The counting is vectorised with numpy: integer arithmetic on whole channels, ``numpy.bincount`` for the
+histograms. Every public function checks its image once (:func:`levels`); the per-channel math trusts it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from invhide.checks import number
+from invhide.checks import integer, number, one_of, positive_int, tensor
 from invhide.errors import InputError, InputTypeError
 
 __all__ = [
@@ -55,6 +36,7 @@ __all__ = [
     "chi_square_attack",
     "classic_scores",
     "fused",
+    "level_pairs",
     "levels",
     "lsb_replacement",
     "primary_sets",
@@ -69,14 +51,13 @@ DEFAULT_SPA_TRACES = 8
 """Trace sets ``C_0 .. C_j`` whose equations :func:`sample_pair_analysis` sums (``j + 1``).
 
 Dumitrescu et al. sum the equations of the trace sets ``0 <= m <= j`` for a
-more robust estimate than ``m = 0`` alone. Measured on the photographs of
-``../shared/data`` with LSB replacement at 0, 0.1, 0.25, 0.4 and 0.5 bits per
-channel, the mean absolute error of the estimate is flat from 4 to 16 sets
-(0.022 on photos49 and mcmaster, 67 images; 0.026 on 32 images of cbsd68 and
-kodak24) and grows with all 128 sets (0.023 and 0.034); 8 sets are used.
+more robust estimate than ``m = 0`` alone; the Security page gives the
+measurement behind 8.
 """
 
 _FUSED_PARTS = ("spa", "rs", "chi2", "primary-sets")
+_CHI2_PREFIXES = 100
+_CHI2_MIN_EXPECTED = 5.0
 
 
 # --------------------------------------------------------------------------
@@ -103,8 +84,7 @@ def levels(image: Tensor) -> Tensor:
         >>> levels(torch.tensor([[[0.0, 0.5, 1.0]]])).tolist()
         [[[0, 128, 255]]]
     """
-    if not isinstance(image, Tensor):
-        raise InputTypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
+    tensor("image", image, floating=False)
     if image.dim() != 3 or image.numel() == 0:
         raise InputError(f"image must have shape (C, H, W) with at least one pixel, got {tuple(image.shape)}")
     if image.dtype == torch.uint8:
@@ -117,6 +97,37 @@ def levels(image: Tensor) -> Tensor:
             f"image must hold finite values in [0, 1], got values from {float(work.min()):g} to {float(work.max()):g}"
         )
     return torch.round(work * 255).to(torch.uint8)
+
+
+def level_pairs(
+    covers: Sequence[Tensor], stegos: Sequence[Tensor], *, at_least: int = 1
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Covers and their stego images as 8-bit levels (:func:`levels`), checked as pairs: two lists of uint8.
+
+    Args:
+        covers: ``(C, H, W)`` images, uint8 levels or floats in ``[0, 1]``.
+        stegos: their stego images, in the same order, each the size of its cover.
+        at_least: the fewest pairs allowed.
+
+    Raises:
+        invhide.errors.InputError: unequal counts, too few pairs, a pair of two sizes, or a bad image.
+
+    Example:
+        >>> covers, stegos = level_pairs([torch.zeros(3, 4, 4)], [torch.ones(3, 4, 4)])
+        >>> covers[0].max().item(), stegos[0].max().item()
+        (0, 255)
+    """
+    if len(covers) != len(stegos):
+        raise InputError(f"expected as many covers as stego images, got {len(covers)} and {len(stegos)}")
+    if len(covers) < at_least:
+        raise InputError(f"expected at least {at_least} cover/stego pair(s), got {len(covers)}")
+    pairs = [(levels(cover), levels(stego)) for cover, stego in zip(covers, stegos, strict=True)]
+    for index, (cover, stego) in enumerate(pairs):
+        if cover.shape != stego.shape:
+            raise InputError(
+                f"pair {index}: the cover is {tuple(cover.shape)} but its stego image is {tuple(stego.shape)}"
+            )
+    return [cover for cover, _ in pairs], [stego for _, stego in pairs]
 
 
 def lsb_replacement(image: Tensor, rate: float, *, generator: torch.Generator | None = None) -> Tensor:
@@ -159,8 +170,13 @@ def lsb_replacement(image: Tensor, rate: float, *, generator: torch.Generator | 
 
 
 def _channels(image: Tensor) -> list[np.ndarray]:
-    """The channels of an image as ``(H, W)`` int32 numpy level arrays."""
+    """The channels of an image, checked by :func:`levels`, as ``(H, W)`` int32 numpy level arrays."""
     return list(levels(image).numpy().astype(np.int32))
+
+
+def _per_channel(estimate: Callable[[np.ndarray], float], channels: Sequence[np.ndarray]) -> Tensor:
+    """``(C,)`` float64: ``estimate`` of each channel."""
+    return torch.tensor([estimate(channel) for channel in channels], dtype=torch.float64)
 
 
 def _adjacent_pairs(channel: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -250,10 +266,12 @@ def sample_pair_analysis(image: Tensor, *, traces: int = DEFAULT_SPA_TRACES) -> 
         sample pair analysis", IEEE Trans. Signal Processing 51(7), 2003.
 
     Example:
+        >>> cover = torch.randint(0, 256, (3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+        >>> sample_pair_analysis(cover).shape
+        torch.Size([3])
     """
-    if not isinstance(traces, int) or isinstance(traces, bool) or not 1 <= traces <= 128:
-        raise InputError(f"traces must be an integer from 1 to 128, got {traces!r}")
-    return torch.tensor([_spa_channel(channel, traces) for channel in _channels(image)], dtype=torch.float64)
+    traces = integer("traces", traces, low=1, high=128)
+    return _per_channel(partial(_spa_channel, traces=traces), _channels(image))
 
 
 def _primary_sets_channel(channel: np.ndarray) -> float:
@@ -289,8 +307,13 @@ def primary_sets(image: Tensor) -> Tensor:
     References:
         S. Dumitrescu, X. Wu, N. Memon, "On steganalysis of random LSB
         embedding in continuous-tone images", ICIP 2002.
+
+    Example:
+        >>> cover = torch.randint(0, 256, (3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+        >>> primary_sets(cover).shape
+        torch.Size([3])
     """
-    return torch.tensor([_primary_sets_channel(channel) for channel in _channels(image)], dtype=torch.float64)
+    return _per_channel(_primary_sets_channel, _channels(image))
 
 
 # --------------------------------------------------------------------------
@@ -364,8 +387,13 @@ def rs_analysis(image: Tensor) -> Tensor:
         J. Fridrich, M. Goljan, R. Du, "Reliable detection of LSB
         steganography in color and grayscale images", Proc. ACM Workshop on
         Multimedia and Security, 2001.
+
+    Example:
+        >>> cover = torch.randint(0, 256, (3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+        >>> rs_analysis(cover).shape
+        torch.Size([3])
     """
-    return torch.tensor([_rs_channel(channel) for channel in _channels(image)], dtype=torch.float64)
+    return _per_channel(_rs_channel, _channels(image))
 
 
 # --------------------------------------------------------------------------
@@ -393,7 +421,9 @@ def _chi_square_channel(channel: np.ndarray, prefixes: int, min_expected: float)
     return float(p_values.mean())
 
 
-def chi_square_attack(image: Tensor, *, prefixes: int = 100, min_expected: float = 5.0) -> Tensor:
+def chi_square_attack(
+    image: Tensor, *, prefixes: int = _CHI2_PREFIXES, min_expected: float = _CHI2_MIN_EXPECTED
+) -> Tensor:
     """The chi-square attack (Westfeld and Pfitzmann): mean p-value of the pairs-of-values test over prefixes.
 
     For each channel, the samples in row-major order are cut into ``prefixes``
@@ -418,24 +448,26 @@ def chi_square_attack(image: Tensor, *, prefixes: int = 100, min_expected: float
     References:
         A. Westfeld, A. Pfitzmann, "Attacks on steganographic systems",
         Information Hiding 1999, LNCS 1768, Springer 2000.
+
+    Example:
+        >>> cover = torch.randint(0, 256, (3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+        >>> chi_square_attack(cover).shape
+        torch.Size([3])
     """
-    if not isinstance(prefixes, int) or isinstance(prefixes, bool) or prefixes < 1:
-        raise InputError(f"prefixes must be a positive integer, got {prefixes!r}")
+    prefixes = positive_int("prefixes", prefixes)
     min_expected = number("min_expected", min_expected, low=0, low_open=True)
-    return torch.tensor(
-        [_chi_square_channel(channel, prefixes, min_expected) for channel in _channels(image)], dtype=torch.float64
-    )
+    return _per_channel(partial(_chi_square_channel, prefixes=prefixes, min_expected=min_expected), _channels(image))
 
 
 # --------------------------------------------------------------------------
 # Fusion and scores
 # --------------------------------------------------------------------------
 
-_ESTIMATORS = {
-    "spa": sample_pair_analysis,
-    "rs": rs_analysis,
-    "chi2": chi_square_attack,
-    "primary-sets": primary_sets,
+_CHANNEL_ESTIMATORS: dict[str, Callable[[np.ndarray], float]] = {
+    "spa": partial(_spa_channel, traces=DEFAULT_SPA_TRACES),
+    "rs": _rs_channel,
+    "chi2": partial(_chi_square_channel, prefixes=_CHI2_PREFIXES, min_expected=_CHI2_MIN_EXPECTED),
+    "primary-sets": _primary_sets_channel,
 }
 
 
@@ -467,10 +499,12 @@ def fused(image: Tensor) -> float:
         >>> 0 <= fused(cover) <= 1
         True
     """
-    return _fuse({name: float(estimate(image).mean()) for name, estimate in _ESTIMATORS.items()})
+    return classic_scores(image, ["fused"])["fused"]
 
 
-def classic_scores(image: Tensor, names: Sequence[str] = CLASSIC_DETECTORS) -> dict[str, float]:
+def classic_scores(
+    image: Tensor, names: Sequence[str] = CLASSIC_DETECTORS, *, seconds: dict[str, float] | None = None
+) -> dict[str, float]:
     """The image's score under each named classic detector: the channel mean of its estimate (or :func:`fused`).
 
     Each underlying detector runs once, however many names need it.
@@ -478,6 +512,8 @@ def classic_scores(image: Tensor, names: Sequence[str] = CLASSIC_DETECTORS) -> d
     Args:
         image: ``(C, H, W)`` uint8 levels or floats in ``[0, 1]`` (see :func:`levels`).
         names: detector names from :data:`CLASSIC_DETECTORS`.
+        seconds: if given, each named detector's time on this image is added
+            to ``seconds[name]`` (for ``"fused"``, the time of its four parts).
 
     Returns:
         ``{name: score}``; a higher score means more likely stego.
@@ -490,13 +526,17 @@ def classic_scores(image: Tensor, names: Sequence[str] = CLASSIC_DETECTORS) -> d
         >>> sorted(scores)
         ['fused', 'spa']
     """
-    unknown = [name for name in names if name not in CLASSIC_DETECTORS]
-    if unknown:
-        raise InputError(f"unknown classic detector(s) {unknown}; choose from {CLASSIC_DETECTORS}")
-    image = levels(image)
-    needed = set(_FUSED_PARTS) if "fused" in names else set(names)
-    estimates = {name: float(_ESTIMATORS[name](image).mean()) for name in _FUSED_PARTS if name in needed}
-    scores = {name: estimates[name] for name in names if name != "fused"}
+    for name in names:
+        one_of("detector", name, CLASSIC_DETECTORS)
+    channels = _channels(image)
+    estimates: dict[str, float] = {}
+    for part in _FUSED_PARTS:
+        if part in names or "fused" in names:
+            start = time.perf_counter()
+            estimates[part] = float(_per_channel(_CHANNEL_ESTIMATORS[part], channels).mean())
+            elapsed = time.perf_counter() - start
+            for name in {part, "fused"}.intersection(names) if seconds is not None else ():
+                seconds[name] = seconds.get(name, 0.0) + elapsed
     if "fused" in names:
-        scores["fused"] = _fuse(estimates)
-    return {name: scores[name] for name in names}
+        estimates["fused"] = _fuse(estimates)
+    return {name: estimates[name] for name in names}

@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from invhide.checks import device as check_device
-from invhide.checks import non_negative_int, number, one_of, positive_int
+from invhide.checks import integer, non_negative_int, number, one_of, positive_int
 from invhide.errors import InputError
-from invhide.evaluation.steganalysis.classic import levels
+from invhide.evaluation.steganalysis.classic import level_pairs, levels
 from invhide.evaluation.steganalysis.networks import MIN_SIDE, SRMNet, SRNet
 
 __all__ = [
@@ -63,8 +64,7 @@ class TrainingSettings:
     def __post_init__(self) -> None:
         positive_int("steps", self.steps)
         positive_int("batch_pairs", self.batch_pairs)
-        if positive_int("crop", self.crop) < MIN_SIDE:
-            raise InputError(f"crop must be at least {MIN_SIDE}, got {self.crop}")
+        integer("crop", self.crop, low=MIN_SIDE)
         number("lr", self.lr, low=0, low_open=True)
         number("weight_decay", self.weight_decay, low=0)
 
@@ -80,11 +80,8 @@ DEFAULT_TRAINING: dict[str, TrainingSettings] = {
     "srm-cnn": TrainingSettings(steps=1000, batch_pairs=8, crop=128, lr=2e-3),
     "srnet": TrainingSettings(steps=2000, batch_pairs=8, crop=128, lr=1e-3),
 }
-"""Default settings per learned detector. ``"srm-cnn"``: about 2 minutes on a
-quiet 2-core CPU for 80 pairs (``benchmarks/lsb_detection.py`` measured 135 s
-a fold). ``"srnet"``: far below the paper's hundreds of thousands of steps
-(hours on a CPU even so); SRNet needs a GPU and many pairs to learn its
-residuals."""
+"""Default settings per learned detector. ``"srnet"``'s steps are far below the paper's hundreds of
+thousands: SRNet needs a GPU and many pairs to learn its residuals (see the Security page)."""
 
 
 def build_network(name: str, channels: int = 3, *, generator: torch.Generator | None = None) -> nn.Module:
@@ -174,30 +171,25 @@ class LearnedDetector:
             invhide.errors.InputError: no pairs, unequal counts, a pair of two
                 sizes, or an image smaller than the networks take.
         """
-        covers = [levels(image) for image in covers]
-        stegos = [levels(image) for image in stegos]
-        if not covers or len(covers) != len(stegos):
-            raise InputError(f"training needs pairs: got {len(covers)} cover(s) and {len(stegos)} stego image(s)")
-        for index, (cover, stego) in enumerate(zip(covers, stegos, strict=True)):
-            if cover.shape != stego.shape:
-                raise InputError(f"pair {index}: cover {tuple(cover.shape)} and stego {tuple(stego.shape)} differ")
+        covers, stegos = level_pairs(covers, stegos)
         smallest = min(min(image.shape[-2:]) for image in covers)
         if smallest < MIN_SIDE:
             raise InputError(f"{self.name} needs images of at least {MIN_SIDE}x{MIN_SIDE}, got one of side {smallest}")
-        settings = replace(self.settings, crop=min(self.settings.crop, smallest))
         start = time.perf_counter()
+        self.network = self._train(covers, stegos, replace(self.settings, crop=min(self.settings.crop, smallest)))
+        self.training_seconds = time.perf_counter() - start
+        return self
+
+    def _train(self, covers: list[Tensor], stegos: list[Tensor], settings: TrainingSettings) -> nn.Module:
+        """A fresh network trained with AdamW on pair-constrained batches, returned in eval mode."""
         init = torch.Generator().manual_seed(derive_seed(self.seed, 1))
         network = build_network(self.name, covers[0].shape[0], generator=init).to(self.device)
         optimizer = torch.optim.AdamW(network.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         draws = torch.Generator().manual_seed(derive_seed(self.seed, 2))
         labels = torch.cat((torch.zeros(settings.batch_pairs), torch.ones(settings.batch_pairs))).to(self.device)
         network.train()
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=settings.steps, desc=f"training {self.name}", unit="step", dynamic_ncols=True)
-        try:
+        name = f"training {self.name}"
+        with tqdm(total=settings.steps, desc=name, unit="step", dynamic_ncols=True, disable=not self.progress) as bar:
             for step in range(settings.steps):
                 batch = self._batch(covers, stegos, settings, draws).to(self.device)
                 for group in optimizer.param_groups:
@@ -206,15 +198,10 @@ class LearnedDetector:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
+                if self.progress:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
-        finally:
-            if bar is not None:
-                bar.close()
-        self.network = network.eval()
-        self.training_seconds = time.perf_counter() - start
-        return self
+        return network.eval()
 
     @staticmethod
     def _batch(
@@ -252,9 +239,7 @@ class LearnedDetector:
         """
         if self.network is None:
             raise InputError(f"{self.name} must be trained (fit) before it scores images")
-        tile = positive_int("tile", tile)
-        if tile < MIN_SIDE:
-            raise InputError(f"tile must be at least {MIN_SIDE}, got {tile}")
+        tile = integer("tile", tile, low=MIN_SIDE)
         scores = []
         for image in images:
             image = levels(image)

@@ -10,8 +10,8 @@ of its two logits, so one logit is the same model.
 - :class:`SRMNet` (``"srm-cnn"``): the 30 basic SRM high-pass kernels
   (Fridrich and Kodovsky 2012), frozen and applied to each colour channel,
   truncated as in Ye, Ni and Yi (2017), then five convolutions with batch
-  normalisation and average pooling, and a linear head. It trains in minutes
-  on a 2-core CPU.
+  normalisation and average pooling, and a linear head: small enough to train
+  on a CPU.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 
-from invhide.checks import number, one_of, positive_int
-from invhide.errors import InputError
+from invhide.checks import image_batch, number, one_of, positive_int
 
 __all__ = ["COMPACT_KERNELS", "MIN_SIDE", "SRMNet", "SRNet", "srm_kernels"]
 
@@ -33,8 +32,7 @@ COMPACT_KERNELS: tuple[int, ...] = (0, 2, 8, 10, 12, 14, 20, 25)
 """Indices into :func:`srm_kernels` of :class:`SRMNet`'s default bank: first-, second- and third-order
 residuals along the rows and along the columns, and the square kernels ``KB`` (3x3) and ``KV`` (5x5).
 
-Eight kernels instead of thirty cut the cost of the residual layers, which
-dominate the network's time on a CPU, by about four."""
+Eight kernels instead of thirty cut the cost of the residual layers by about four."""
 
 # The eight directions around a pixel, as (row, column) steps.
 _DIRECTIONS = ((0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1))
@@ -113,18 +111,6 @@ def _initialise(module: nn.Module, generator: torch.Generator | None) -> None:
         elif isinstance(layer, nn.Linear):
             nn.init.normal_(layer.weight, std=0.01, generator=generator)
             nn.init.zeros_(layer.bias)
-
-
-def _check_images(images: Tensor, channels: int, owner: str) -> None:
-    if not isinstance(images, Tensor) or not images.is_floating_point() or images.dim() != 4:
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise InputError(f"{owner} takes (B, C, H, W) float images in [0, 1], got {shape}")
-    if images.shape[1] != channels:
-        raise InputError(f"{owner} was built for {channels} channel(s), got images of shape {tuple(images.shape)}")
-    if min(images.shape[-2:]) < MIN_SIDE:
-        raise InputError(
-            f"{owner} needs images of at least {MIN_SIDE}x{MIN_SIDE}, got {images.shape[-2]}x{images.shape[-1]}"
-        )
 
 
 # --------------------------------------------------------------------------
@@ -232,7 +218,7 @@ class SRNet(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """``(B, C, H, W)`` images in ``[0, 1]`` to ``(B,)`` logits (positive: stego)."""
-        _check_images(images, self.channels, "SRNet")
+        image_batch("images", images, channels=self.channels, min_size=MIN_SIDE)
         return self.head(self.features(images * 255 - 127.5)).squeeze(1)
 
 
@@ -242,7 +228,7 @@ class SRNet(nn.Module):
 
 
 class SRMNet(nn.Module):
-    """A small steganalysis CNN on fixed SRM residuals (``"srm-cnn"``); trains in minutes on a CPU.
+    """A small steganalysis CNN on fixed SRM residuals (``"srm-cnn"``).
 
     Fixed SRM kernels (by default the eight of :data:`COMPACT_KERNELS`;
     ``kernels="all"`` takes the 30 of :func:`srm_kernels`) filter each colour
@@ -305,7 +291,7 @@ class SRMNet(nn.Module):
 
     def residuals(self, images: Tensor) -> Tensor:
         """The truncated SRM residuals: ``(B, K C, H, W)`` in ``[-threshold, threshold]`` (channel-major)."""
-        _check_images(images, self.channels, "SRMNet")
+        image_batch("images", images, channels=self.channels, min_size=MIN_SIDE)
         batch, channels, height, width = images.shape
         # Every channel through every kernel: one ordinary convolution of the channels stacked as a batch.
         flat = images.reshape(batch * channels, 1, height, width) * 255

@@ -31,17 +31,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from invhide.checks import non_negative_int, positive_int
+from invhide.checks import integer, non_negative_int, positive_int
 from invhide.errors import InputError
-from invhide.evaluation.steganalysis.classic import CLASSIC_DETECTORS, classic_scores, levels
+from invhide.evaluation.figures import pyplot, save_figure
+from invhide.evaluation.steganalysis.classic import CLASSIC_DETECTORS, classic_scores, level_pairs
 from invhide.evaluation.steganalysis.learned import LEARNED_DETECTORS, LearnedDetector, TrainingSettings, derive_seed
-from invhide.evaluation.steganalysis.statistics import (
-    ROC_GRID,
-    auc,
-    best_threshold,
-    pair_bootstrap,
-    roc_curve,
-)
+from invhide.evaluation.steganalysis.statistics import ROC_GRID, auc, best_threshold, pair_bootstrap, roc_curve
 from invhide.io.files import atomic_write
 
 __all__ = [
@@ -190,23 +185,7 @@ class SecurityReport:
         axes.set_title(title or f"{self.pairs} pairs, {self.folds}-fold by pair; bands: 95% bootstrap")
         axes.legend(loc="lower right", fontsize=8)
         axes.grid(alpha=0.3)
-        path = Path(path)
-        with atomic_write(path) as file:
-            figure.savefig(file, format="png", dpi=120, bbox_inches="tight")
-        plt.close(figure)
-        return path
-
-
-def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend, or an ImportError saying how to install it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as error:
-        raise ImportError('ROC figures need matplotlib: pip install "invhide[plot]"') from error
-    return plt
+        return save_figure(figure, path, dpi=120)
 
 
 def fold_of_pairs(pairs: int, folds: int, seed: int) -> np.ndarray:
@@ -217,59 +196,96 @@ def fold_of_pairs(pairs: int, folds: int, seed: int) -> np.ndarray:
         >>> sorted(np.bincount(fold).tolist())
         [5, 5]
     """
-    positive_int("pairs", pairs)
-    folds = positive_int("folds", folds)
-    if folds < 2 or folds > pairs:
-        raise InputError(f"folds must be from 2 to the number of pairs ({pairs}), got {folds}")
+    pairs = positive_int("pairs", pairs)
+    folds = integer("folds", folds, low=2, high=pairs, what=f"an integer from 2 to the number of pairs ({pairs})")
     order = np.random.default_rng(derive_seed(seed, 3)).permutation(pairs)
     fold = np.empty(pairs, dtype=np.int64)
     fold[order] = np.arange(pairs) % folds
     return fold
 
 
-def _check_pairs(covers: Sequence[Tensor], stegos: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-    if len(covers) != len(stegos):
-        raise InputError(f"expected as many covers as stego images, got {len(covers)} and {len(stegos)}")
-    if len(covers) < 2:
-        raise InputError(f"the protocol needs at least 2 cover/stego pairs, got {len(covers)}")
-    cover_levels, stego_levels = [], []
-    for index, (cover, stego) in enumerate(zip(covers, stegos, strict=True)):
-        cover, stego = levels(cover), levels(stego)
-        if cover.shape != stego.shape:
-            raise InputError(
-                f"pair {index}: the cover is {tuple(cover.shape)} but its stego image is {tuple(stego.shape)}"
-            )
-        cover_levels.append(cover)
-        stego_levels.append(stego)
-    return cover_levels, stego_levels
+@dataclass
+class _Scores:
+    """One detector's scores on every pair, ``(2, N)`` (covers, then stego images), and what it took."""
+
+    scores: np.ndarray
+    thresholds: list[float]
+    seconds_per_image: float
+    training_seconds: float = 0.0
 
 
-def _classic(
-    names: Sequence[str], covers: Sequence[Tensor], stegos: Sequence[Tensor]
-) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Scores ``(2, N)`` of each classic detector (covers, stegos) and its seconds per image."""
-    images = list(covers) + list(stegos)
-    scores = {name: np.empty(len(images)) for name in names}
-    seconds = dict.fromkeys(names, 0.0)
-    parts = ("spa", "rs", "chi2", "primary-sets")
-    for index, image in enumerate(images):
-        estimates = {}
-        for name in parts if "fused" in names else [name for name in names if name != "fused"]:
-            start = time.perf_counter()
-            estimates[name] = classic_scores(image, [name])[name]
-            elapsed = time.perf_counter() - start
-            if name in seconds:
-                seconds[name] += elapsed
-            if "fused" in seconds:
-                seconds["fused"] += elapsed
-        if "fused" in names:
-            estimates["fused"] = sum(min(abs(estimates[part]), 1.0) for part in parts) / len(parts)
+@dataclass
+class _Protocol:
+    """Checked pairs and their folds: scores each detector and turns its scores into a :class:`DetectorResult`."""
+
+    covers: list[Tensor]
+    stegos: list[Tensor]
+    fold: np.ndarray
+    folds: int
+    seed: int
+    say: Callable[[str], None]
+
+    def classic(self, names: Sequence[str]) -> dict[str, _Scores]:
+        """Each classic detector's scores; its threshold per fold maximises accuracy on the other folds."""
+        if not names:
+            return {}
+        self.say(f"classic detectors ({', '.join(names)}) on {2 * len(self.covers)} images")
+        seconds = dict.fromkeys(names, 0.0)
+        rows = [classic_scores(image, names, seconds=seconds) for image in [*self.covers, *self.stegos]]
+        results = {}
         for name in names:
-            scores[name][index] = estimates[name]
-    count = len(images)
-    return {name: value.reshape(2, -1) for name, value in scores.items()}, {
-        name: total / count for name, total in seconds.items()
-    }
+            scores = np.array([row[name] for row in rows]).reshape(2, -1)
+            thresholds = []
+            for part in range(self.folds):
+                train = self.fold != part
+                labels = np.r_[np.zeros(int(train.sum())), np.ones(int(train.sum()))]
+                thresholds.append(best_threshold(labels, np.r_[scores[0][train], scores[1][train]]))
+            results[name] = _Scores(scores, thresholds, seconds[name] / len(rows))
+        return results
+
+    def learned(
+        self, name: str, settings: TrainingSettings | None, device: str | torch.device, progress: bool
+    ) -> _Scores:
+        """A learned detector trained from scratch per fold on the other folds, scoring its own fold."""
+        scores, thresholds, seconds, trained = np.empty((2, len(self.covers))), [], 0.0, 0.0
+        for part in range(self.folds):
+            train, test = np.nonzero(self.fold != part)[0], np.nonzero(self.fold == part)[0]
+            self.say(f"{name}, fold {part + 1} of {self.folds}: training on {train.size} pairs, testing on {test.size}")
+            seed = derive_seed(self.seed, part)
+            detector = LearnedDetector(name, settings=settings, seed=seed, device=device, progress=progress)
+            detector.fit([self.covers[i] for i in train], [self.stegos[i] for i in train])
+            start = time.perf_counter()
+            scores[0, test] = detector.score([self.covers[i] for i in test])
+            scores[1, test] = detector.score([self.stegos[i] for i in test])
+            seconds += time.perf_counter() - start
+            trained += detector.training_seconds
+            thresholds.append(detector.threshold)
+        return _Scores(scores, thresholds, seconds / (2 * len(self.covers)), trained)
+
+    def result(self, name: str, scored: _Scores, resamples: int) -> DetectorResult:
+        """Accuracy, AUC and ROC of the pooled scores, with pair-bootstrap intervals."""
+        cover_scores, stego_scores = scored.scores
+        labels = np.r_[np.zeros(len(cover_scores)), np.ones(len(cover_scores))]
+        cuts = np.asarray(scored.thresholds)[self.fold]
+        correct = np.stack((cover_scores <= cuts, stego_scores > cuts))
+        pooled = np.r_[cover_scores, stego_scores]
+        fpr, tpr, _ = roc_curve(labels, pooled)
+        boot = pair_bootstrap(cover_scores, stego_scores, correct, resamples=resamples, seed=derive_seed(self.seed, 4))
+        return DetectorResult(
+            name=name,
+            accuracy=float(correct.mean()),
+            auc=auc(labels, pooled),
+            accuracy_ci=boot.accuracy,
+            auc_ci=boot.auc,
+            fpr=fpr,
+            tpr=tpr,
+            tpr_band=boot.tpr_band,
+            thresholds=[float(value) for value in scored.thresholds],
+            cover_scores=cover_scores,
+            stego_scores=stego_scores,
+            seconds_per_image=scored.seconds_per_image,
+            training_seconds=scored.training_seconds,
+        )
 
 
 def evaluate_detectors(
@@ -322,69 +338,11 @@ def evaluate_detectors(
         raise InputError(f"unknown or no detector(s) {unknown}; choose from {DETECTORS}")
     seed = non_negative_int("seed", seed)
     resamples = positive_int("resamples", resamples)
-    covers, stegos = _check_pairs(covers, stegos)
-    count = len(covers)
-    fold = fold_of_pairs(count, folds, seed)
-    training = dict(training or {})
-    say = log or (lambda _line: None)
-
-    classic = [name for name in names if name in CLASSIC_DETECTORS]
-    scores: dict[str, np.ndarray] = {}
-    thresholds: dict[str, list[float]] = {}
-    seconds: dict[str, float] = {}
-    trained: dict[str, float] = {}
-    if classic:
-        say(f"classic detectors ({', '.join(classic)}) on {2 * count} images")
-        classic_results, classic_seconds = _classic(classic, covers, stegos)
-        for name in classic:
-            scores[name] = classic_results[name]
-            seconds[name] = classic_seconds[name]
-            thresholds[name] = []
-            for part in range(folds):
-                train = fold != part
-                train_labels = np.r_[np.zeros(int(train.sum())), np.ones(int(train.sum()))]
-                train_scores = np.r_[scores[name][0][train], scores[name][1][train]]
-                thresholds[name].append(best_threshold(train_labels, train_scores))
+    covers, stegos = level_pairs(covers, stegos, at_least=2)
+    fold = fold_of_pairs(len(covers), folds, seed)
+    protocol = _Protocol(covers, stegos, fold, int(folds), seed, log or (lambda _line: None))
+    scored = protocol.classic([name for name in names if name in CLASSIC_DETECTORS])
     for name in (name for name in names if name in LEARNED_DETECTORS):
-        scores[name] = np.empty((2, count))
-        thresholds[name], seconds[name], trained[name] = [], 0.0, 0.0
-        for part in range(folds):
-            train, test = np.nonzero(fold != part)[0], np.nonzero(fold == part)[0]
-            say(f"{name}, fold {part + 1} of {folds}: training on {train.size} pairs, testing on {test.size}")
-            detector = LearnedDetector(
-                name, settings=training.get(name), seed=derive_seed(seed, part), device=device, progress=progress
-            )
-            detector.fit([covers[i] for i in train], [stegos[i] for i in train])
-            start = time.perf_counter()
-            scores[name][0, test] = detector.score([covers[i] for i in test])
-            scores[name][1, test] = detector.score([stegos[i] for i in test])
-            seconds[name] += time.perf_counter() - start
-            trained[name] += detector.training_seconds
-            thresholds[name].append(detector.threshold)
-        seconds[name] /= 2 * count
-
-    results = {}
-    labels = np.r_[np.zeros(count), np.ones(count)]
-    for name in names:
-        cover_scores, stego_scores = scores[name]
-        cuts = np.asarray(thresholds[name])[fold]
-        correct = np.stack((cover_scores <= cuts, stego_scores > cuts))
-        pooled = np.r_[cover_scores, stego_scores]
-        fpr, tpr, _ = roc_curve(labels, pooled)
-        boot = pair_bootstrap(cover_scores, stego_scores, correct, resamples=resamples, seed=derive_seed(seed, 4))
-        results[name] = DetectorResult(
-            name=name,
-            accuracy=float(correct.mean()),
-            auc=auc(labels, pooled),
-            accuracy_ci=boot.accuracy,
-            auc_ci=boot.auc,
-            fpr=fpr,
-            tpr=tpr,
-            tpr_band=boot.tpr_band,
-            thresholds=[float(value) for value in thresholds[name]],
-            cover_scores=cover_scores,
-            stego_scores=stego_scores,
-            seconds_per_image=seconds[name],
-            training_seconds=trained.get(name, 0.0),
-        )
-    return SecurityReport(pairs=count, folds=folds, seed=seed, resamples=resamples, detectors=results)
+        scored[name] = protocol.learned(name, (training or {}).get(name), device, progress)
+    results = {name: protocol.result(name, scored[name], resamples) for name in names}
+    return SecurityReport(pairs=len(covers), folds=folds, seed=seed, resamples=resamples, detectors=results)

@@ -33,7 +33,8 @@ ROC_GRID: np.ndarray = np.linspace(0.0, 1.0, 101)
 ArrayLike = Sequence[float] | np.ndarray
 
 
-def _scores_and_labels(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def _scores_and_labels(labels: ArrayLike, scores: ArrayLike, what: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Labels as booleans (stego: ``True``) and scores as float64, checked; with ``what``, both classes present."""
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     if labels.ndim != 1 or labels.shape != scores.shape:
@@ -42,7 +43,11 @@ def _scores_and_labels(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray
         raise InputError("labels must be 0 (cover) or 1 (stego)")
     if not np.isfinite(scores).all():
         raise InputError(f"scores must be finite, got {int((~np.isfinite(scores)).sum())} NaN or infinite value(s)")
-    return labels.astype(bool), scores
+    positive = labels.astype(bool)
+    if what and (positive.all() or not positive.any()):
+        counts = f"{int((~positive).sum())} cover(s) and {int(positive.sum())} stego image(s)"
+        raise InputError(f"{what} needs covers and stego images, got {counts}")
+    return positive, scores
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
@@ -68,10 +73,11 @@ def auc(labels: ArrayLike, scores: ArrayLike) -> float:
         >>> auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
         0.75
     """
-    positive, scores = _scores_and_labels(labels, scores)
+    return _auc(*_scores_and_labels(labels, scores, "AUC"))
+
+
+def _auc(positive: np.ndarray, scores: np.ndarray) -> float:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if not n_pos or not n_neg:
-        raise InputError(f"AUC needs covers and stego images, got {n_neg} cover(s) and {n_pos} stego image(s)")
     ranks = _average_ranks(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -94,10 +100,11 @@ def roc_curve(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndar
         >>> fpr.tolist(), tpr.tolist()
         ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
     """
-    positive, scores = _scores_and_labels(labels, scores)
+    return _roc_curve(*_scores_and_labels(labels, scores, "a ROC curve"))
+
+
+def _roc_curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if not n_pos or not n_neg:
-        raise InputError(f"a ROC curve needs covers and stego images, got {n_neg} and {n_pos}")
     order = np.argsort(-scores, kind="stable")
     sorted_scores, sorted_positive = scores[order], positive[order]
     last_of_each = np.r_[np.nonzero(np.diff(sorted_scores))[0], scores.size - 1]
@@ -220,19 +227,10 @@ def pair_bootstrap(
             f"expected (N,) cover and stego scores and (2, N) correctness, N >= 1; got {covers.shape}, "
             f"{stegos.shape} and {correct.shape}"
         )
+    _scores_and_labels(np.r_[np.zeros(covers.size), np.ones(covers.size)], np.r_[covers, stegos])
     resamples = positive_int("resamples", resamples)
     level = number("level", level, low=0, high=1, low_open=True, high_open=True)
-    generator = np.random.default_rng(seed)
-    count = covers.size
-    labels = np.r_[np.zeros(count), np.ones(count)]
-    accuracies, aucs, bands = np.empty(resamples), np.empty(resamples), np.empty((resamples, ROC_GRID.size))
-    for index in range(resamples):
-        chosen = generator.integers(0, count, count)
-        scores = np.r_[covers[chosen], stegos[chosen]]
-        accuracies[index] = correct[:, chosen].mean()
-        aucs[index] = auc(labels, scores)
-        fpr, tpr, _ = roc_curve(labels, scores)
-        bands[index] = tpr_at(fpr, tpr)
+    accuracies, aucs, bands = _resample(covers, stegos, correct, resamples, np.random.default_rng(seed))
     tail = (1 - level) / 2 * 100
     low, high = tail, 100 - tail
     return PairBootstrap(
@@ -242,3 +240,20 @@ def pair_bootstrap(
         resamples=resamples,
         level=level,
     )
+
+
+def _resample(
+    covers: np.ndarray, stegos: np.ndarray, correct: np.ndarray, resamples: int, generator: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accuracy ``(R,)``, AUC ``(R,)`` and ROC band ``(R, len(ROC_GRID))`` of ``R`` resamples of the pairs."""
+    count = covers.size
+    positive = np.r_[np.zeros(count), np.ones(count)].astype(bool)
+    accuracies, aucs, bands = np.empty(resamples), np.empty(resamples), np.empty((resamples, ROC_GRID.size))
+    for index in range(resamples):
+        chosen = generator.integers(0, count, count)
+        scores = np.r_[covers[chosen], stegos[chosen]]
+        accuracies[index] = correct[:, chosen].mean()
+        aucs[index] = _auc(positive, scores)
+        fpr, tpr, _ = _roc_curve(positive, scores)
+        bands[index] = tpr_at(fpr, tpr)
+    return accuracies, aucs, bands

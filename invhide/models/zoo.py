@@ -1,6 +1,6 @@
-"""Trained models that ship with invhide, loaded by name, each with the record of how it was made and measured.
+"""The model zoo: trained models shipped with invhide, loaded by name, each with the record of how it was made.
 
-A registry folder holds two files for each model ``NAME``:
+A model folder holds two files for each published model ``NAME``:
 
 - ``NAME.safetensors``: the weights, written by :func:`invhide.io.checkpoint.save`
   (float32, or float16 / bfloat16 to halve the file);
@@ -9,18 +9,19 @@ A registry folder holds two files for each model ``NAME``:
   reproduces it, its measured tables, the SHA-256 of the weights file, a
   one-line headline, and whether it is the default model.
 
-:func:`load` takes a shipped name or a path: a name has its weights checked
-against the SHA-256 of its record before anything is read from them; anything
-else is a file or folder for :func:`invhide.io.checkpoint.load`. A string is
-looked up as a name first (names are lower-case words joined by ``-`` or
-``_``, without dots or slashes), so ``"./NAME"`` means a path when a file or
-folder has a shipped model's name; a :class:`~pathlib.Path` is always a path.
+:func:`load` (the package's :func:`invhide.load`) takes a model's name or a
+path, which :func:`find` resolves: a published name has its weights checked
+against the SHA-256 of its record; a path goes to
+:func:`invhide.io.checkpoint.load`; a bare name that is neither finds a model
+file ``NAME.safetensors`` or a training run's folder ``NAME/`` in the model
+folder (no record to check). A string is a published name first, so
+``"./NAME"`` means a path; a :class:`~pathlib.Path` is always a path.
 
-The folder read is, in this order: the ``folder`` argument of each function;
-``$INVHIDE_MODELS_DIR`` (:data:`MODELS_DIR_ENV`); the package's own
-``invhide/models/trained/`` (:data:`SHIPPED`). Nothing here writes into a
-folder it was not given: :func:`publish` and :func:`set_default` take the
-folder explicitly.
+The model folder is, in this order: the ``folder`` argument of each
+function; ``$INVHIDE_MODELS_DIR`` (:data:`MODELS_DIR_ENV`); the package's
+own ``invhide/models/trained/`` (:data:`SHIPPED`). Messages about it name the
+variable when it is set. Nothing here writes into a folder it was not given:
+:func:`publish` and :func:`set_default` take the folder explicitly.
 
 Example:
     >>> import tempfile
@@ -45,7 +46,7 @@ import math
 import os
 import platform
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,11 @@ __all__ = [
     "SHIPPED",
     "ModelRecord",
     "available",
+    "contents",
     "cpu_model",
     "default_name",
     "file_sha256",
+    "find",
     "hardware",
     "load",
     "models_dir",
@@ -81,9 +84,9 @@ __all__ = [
 ]
 
 MODELS_DIR_ENV = "INVHIDE_MODELS_DIR"
-"""Environment variable: a registry folder read instead of the shipped one (tests, a private set of models)."""
+"""Environment variable: a model folder read instead of the shipped one (your own models, tests)."""
 SHIPPED = Path(__file__).resolve().parent / "trained"
-"""The registry folder inside the package: the models that ship with invhide."""
+"""The model folder inside the package: the models that ship with invhide."""
 RECORD_FORMAT = "invhide.trained-model.v1"
 """The ``format`` field of every record."""
 NAME_PATTERN = r"[a-z0-9]+(?:[-_][a-z0-9]+)*"
@@ -174,13 +177,14 @@ class ModelRecord:
         return data
 
 
-def _check_name(name: object, what: str = "name") -> str:
+def _check_name(name: object) -> str:
     if not isinstance(name, str):
-        raise InputTypeError(f"{what} must be a string, got {type(name).__name__}")
+        raise InputTypeError(argument="name", problem=f"must be a string, got {type(name).__name__}")
     if len(name) > _MAX_NAME or not _NAME.fullmatch(name):
         raise InputError(
-            f"{what} must be lower-case letters and digits, words joined by '-' or '_', at most {_MAX_NAME} "
-            f"characters (e.g. 'hinet-cpu'), got {name!r}"
+            argument="name",
+            problem=f"must be lower-case letters and digits, words joined by '-' or '_', at most {_MAX_NAME} "
+            f"characters (e.g. 'hinet-cpu'), got {name!r}",
         )
     return name
 
@@ -189,69 +193,59 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _fields(data: object, where: str, error: type[InputError]) -> ModelRecord:
+def _is_hardware(value: Any, data: Mapping[str, Any]) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("cpu"), str)
+        and _is_count(value.get("threads"))
+        and value["threads"] >= 1
+        and "gpu" in value
+        and (value["gpu"] is None or isinstance(value["gpu"], str))
+    )
+
+
+# What each field of a record must be, checked in this order: (field, test of (value, record), expectation).
+_RULES: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], bool], str], ...] = (
+    ("format", lambda v, d: v == RECORD_FORMAT, repr(RECORD_FORMAT)),
+    ("name", lambda v, d: isinstance(v, str) and len(v) <= _MAX_NAME and bool(_NAME.fullmatch(v)),
+     "lower-case words joined by '-' or '_'"),
+    ("headline", lambda v, d: isinstance(v, str) and bool(v.strip()) and len(v) <= _MAX_HEADLINE,
+     f"a non-empty string of at most {_MAX_HEADLINE} characters"),
+    ("headline", lambda v, d: "\n" not in v and "\r" not in v, "one line"),
+    ("default", lambda v, d: isinstance(v, bool), "true or false"),
+    ("weights", lambda v, d: v == f"{d['name']}.safetensors", "'{name}.safetensors' (the file beside the record)"),
+    ("sha256", lambda v, d: isinstance(v, str) and bool(_SHA256.fullmatch(v)), "64 lower-case hexadecimal digits"),
+    ("dtype", lambda v, d: v in DTYPES, f"one of {list(DTYPES)}"),
+    ("architecture", lambda v, d: isinstance(v, dict) and isinstance(v.get("class"), str),
+     "a model config: a JSON object with a 'class' name"),
+    ("training", lambda v, d: isinstance(v, dict) and isinstance(v.get("data"), str) and bool(v["data"]),
+     "a JSON object whose 'data' names the training images"),
+    ("steps", lambda v, d: _is_count(v) and v >= 1, "a positive integer"),
+    ("wall_seconds", lambda v, d: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+     and v >= 0, "a finite number >= 0"),
+    ("hardware", _is_hardware,
+     "a JSON object with 'cpu' (a string), 'threads' (a positive integer) and 'gpu' (a string or null)"),
+    ("command", lambda v, d: isinstance(v, str) and bool(v.strip()),
+     "the non-empty command line that reproduces the model"),
+    ("tables", lambda v, d: isinstance(v, dict), "a JSON object"),
+)  # fmt: skip
+
+
+def _record_from(data: object, where: str, error: type[InputError]) -> ModelRecord:
     """A record from its JSON data, every field checked; ``where`` names the file (or the argument) in errors."""
-
-    def fail(why: str) -> InputError:
-        return error(f"{where}: {why}")
-
     if not isinstance(data, dict):
-        raise fail(f"a model record must be a JSON object, got {type(data).__name__}")
+        raise error(f"{where}: a model record must be a JSON object, got {type(data).__name__}")
     expected = {"format", *_COMPUTED, *_GIVEN}
-    missing = sorted(expected - set(data))
-    unknown = sorted(set(data) - expected)
+    unknown, missing = sorted(set(data) - expected), sorted(expected - set(data))
     if unknown:
-        raise fail(f"unknown field(s) {unknown} in a model record; its fields are {sorted(expected)}")
+        raise error(f"{where}: unknown field(s) {unknown} in a model record; its fields are {sorted(expected)}")
     if missing:
-        raise fail(f"missing field(s) {missing} in a model record")
-    if data["format"] != RECORD_FORMAT:
-        raise fail(f"format must be {RECORD_FORMAT!r}, got {data['format']!r}")
-    name = data["name"]
-    if not isinstance(name, str) or len(name) > _MAX_NAME or not _NAME.fullmatch(name):
-        raise fail(f"name must be lower-case words joined by '-' or '_', got {name!r}")
-    headline = data["headline"]
-    if not isinstance(headline, str) or not headline.strip() or len(headline) > _MAX_HEADLINE:
-        raise fail(f"headline must be a non-empty string of at most {_MAX_HEADLINE} characters, got {headline!r:.80}")
-    if "\n" in headline or "\r" in headline:
-        raise fail(f"headline must be one line, got {headline!r:.80}")
-    if not isinstance(data["default"], bool):
-        raise fail(f"default must be true or false, got {data['default']!r}")
-    if data["weights"] != f"{name}.safetensors":
-        raise fail(f"weights must be {name + '.safetensors'!r} (the file beside the record), got {data['weights']!r}")
-    if not isinstance(data["sha256"], str) or not _SHA256.fullmatch(data["sha256"]):
-        raise fail(f"sha256 must be 64 lower-case hexadecimal digits, got {data['sha256']!r:.80}")
-    if data["dtype"] not in DTYPES:
-        raise fail(f"dtype must be one of {list(DTYPES)}, got {data['dtype']!r}")
-    architecture = data["architecture"]
-    if not isinstance(architecture, dict) or not isinstance(architecture.get("class"), str):
-        raise fail(f"architecture must be a model config: a JSON object with a 'class' name, got {architecture!r:.80}")
-    training = data["training"]
-    if not isinstance(training, dict) or not isinstance(training.get("data"), str) or not training["data"]:
-        raise fail(f"training must be a JSON object whose 'data' names the training images, got {training!r:.80}")
-    if not _is_count(data["steps"]) or data["steps"] < 1:
-        raise fail(f"steps must be a positive integer, got {data['steps']!r}")
-    seconds = data["wall_seconds"]
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
-        raise fail(f"wall_seconds must be a finite number >= 0, got {seconds!r}")
-    machine = data["hardware"]
-    if (
-        not isinstance(machine, dict)
-        or not isinstance(machine.get("cpu"), str)
-        or not _is_count(machine.get("threads"))
-        or machine["threads"] < 1
-        or "gpu" not in machine
-        or not (machine["gpu"] is None or isinstance(machine["gpu"], str))
-    ):
-        raise fail(
-            f"hardware must be a JSON object with 'cpu' (a string), 'threads' (a positive integer) and 'gpu' "
-            f"(a string or null), got {machine!r:.120}"
-        )
-    if not isinstance(data["command"], str) or not data["command"].strip():
-        raise fail(f"command must be the non-empty command line that reproduces the model, got {data['command']!r}")
-    if not isinstance(data["tables"], dict):
-        raise fail(f"tables must be a JSON object, got {type(data['tables']).__name__}")
+        raise error(f"{where}: missing field(s) {missing} in a model record")
+    for key, valid, expectation in _RULES:
+        if not valid(data[key], data):
+            raise error(f"{where}: {key} must be {expectation.format(name=data['name'])}, got {data[key]!r:.120}")
     values = {key: data[key] for key in (*_COMPUTED, *_GIVEN) if key != "format"}
-    values["wall_seconds"] = float(seconds)
+    values["wall_seconds"] = float(values["wall_seconds"])
     return ModelRecord(**values, path=Path(where))
 
 
@@ -266,14 +260,14 @@ def _read_record(path: Path) -> ModelRecord:
         raise MissingPathError(f"{path}: no such model record") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise CheckpointError(f"{path}: not a JSON model record ({' '.join(str(error).split())})") from None
-    record = _fields(data, str(path), CheckpointError)
+    record = _record_from(data, str(path), CheckpointError)
     if record.name != path.stem:
         raise CheckpointError(f"{path}: its name {record.name!r} differs from its file name ({path.name})")
     return record
 
 
 def models_dir(folder: str | os.PathLike[str] | None = None) -> Path:
-    """The registry folder: ``folder``, else ``$INVHIDE_MODELS_DIR``, else :data:`SHIPPED`.
+    """The model folder: ``folder``, else ``$INVHIDE_MODELS_DIR``, else :data:`SHIPPED`.
 
     Example:
         >>> models_dir("/tmp/models")
@@ -285,24 +279,28 @@ def models_dir(folder: str | os.PathLike[str] | None = None) -> Path:
     return Path(override).expanduser() if override else SHIPPED
 
 
+def _named(folder: str | os.PathLike[str] | None, where: Path) -> str:
+    """The model folder as messages name it: ``$INVHIDE_MODELS_DIR=...`` when the variable chose it."""
+    return f"${MODELS_DIR_ENV}={where}" if folder is None and where != SHIPPED else str(where)
+
+
 def _record_paths(folder: str | os.PathLike[str] | None) -> tuple[Path, list[Path]]:
-    """The registry folder and its record files, sorted (hidden files, such as half-written ones, skipped)."""
+    """The model folder and its record files, sorted (hidden files, such as half-written ones, skipped)."""
     where = models_dir(folder)
-    source = "" if folder is not None or where == SHIPPED else f" (${MODELS_DIR_ENV})"
     if not where.exists():
         if where == SHIPPED:  # an installation without the data folder: nothing ships
             return where, []
-        raise MissingPathError(f"{where}: no such model folder{source}")
+        raise MissingPathError(f"{_named(folder, where)}: no such model folder")
     if not where.is_dir():
-        raise NotAFolderError(f"{where}: a file, not a model folder{source}")
+        raise NotAFolderError(f"{_named(folder, where)}: a file, not a model folder")
     return where, sorted(p for p in where.glob("*.json") if not p.name.startswith(".") and p.is_file())
 
 
 def available(folder: str | os.PathLike[str] | None = None) -> list[ModelRecord]:
-    """Every model in the registry folder, by name.
+    """Every published model in the model folder, by name.
 
     Args:
-        folder: the registry folder (default: :func:`models_dir`).
+        folder: the model folder (default: :func:`models_dir`).
 
     Returns:
         Their records, sorted by name; empty when no model ships.
@@ -325,7 +323,7 @@ def available(folder: str | os.PathLike[str] | None = None) -> list[ModelRecord]
 
 
 def names(folder: str | os.PathLike[str] | None = None) -> list[str]:
-    """The names of the models in the registry folder, read from its file names (no record is parsed).
+    """The names of the published models in the model folder, read from its file names (no record is parsed).
 
     For messages and quick existence checks: a name listed here may still
     have a record that is not valid (:func:`available` checks them all).
@@ -345,19 +343,26 @@ def names(folder: str | os.PathLike[str] | None = None) -> list[str]:
     return [path.stem for path in paths]
 
 
-def _names(folder: str | os.PathLike[str] | None) -> str:
-    """The model names of a folder for an error message."""
+def contents(folder: str | os.PathLike[str] | None = None) -> str:
+    """The model folder and the names of its published models, as one phrase for messages.
+
+    Example:
+        >>> import tempfile
+        >>> contents(tempfile.mkdtemp())
+        '/tmp/... holds no models'
+    """
     try:
         where, paths = _record_paths(folder)
     except (MissingPathError, NotAFolderError) as error:
         return str(error)
-    if not paths:
-        return f"no models in {where}" + (" (none ships yet)" if where == SHIPPED else "")
-    return f"models in {where}: {', '.join(p.stem for p in paths)}"
+    listed = ", ".join(p.stem for p in paths)
+    if folder is None and where == SHIPPED:
+        return f"shipped: {listed}" if listed else "no trained models ship with this installation yet"
+    return f"models in {_named(folder, where)}: {listed}" if listed else f"{_named(folder, where)} holds no models"
 
 
 def record(name: str, folder: str | os.PathLike[str] | None = None) -> ModelRecord:
-    """The record of the model ``name``.
+    """The record of the published model ``name``.
 
     Raises:
         invhide.errors.MissingPathError: no model of that name (the message
@@ -370,13 +375,13 @@ def record(name: str, folder: str | os.PathLike[str] | None = None) -> ModelReco
         >>> record("nothing", folder=tempfile.mkdtemp())
         Traceback (most recent call last):
         ...
-        invhide.errors.MissingPathError: no model named 'nothing'; no models in /tmp/...
+        invhide.errors.MissingPathError: no model named 'nothing'; /tmp/... holds no models
     """
     _check_name(name)
     where, _ = _record_paths(folder)
     path = where / f"{name}.json"
     if not path.is_file():
-        raise MissingPathError(f"no model named {name!r}; {_names(folder)}")
+        raise MissingPathError(f"no model named {name!r}; {contents(folder)}")
     return _read_record(path)
 
 
@@ -424,6 +429,42 @@ def _load_record(entry: ModelRecord, map_location: str | torch.device, channels_
     return model.to(dtype=torch.float32).eval()
 
 
+def find(name_or_path: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> str | Path:
+    """What :func:`load` loads, without loading it: a published model's name (a string), or a path.
+
+    A published name first; then an existing file or folder (``~``
+    expanded); then, for a bare name (:data:`NAME_PATTERN`), a model file
+    ``NAME.safetensors`` or a run folder ``NAME/`` in the model folder
+    (``folder``, default :func:`models_dir`).
+
+    Raises:
+        invhide.errors.InputTypeError: neither a string nor a path.
+        invhide.errors.MissingPathError: none of these (the message lists
+            the published models).
+
+    Example:
+        >>> import tempfile
+        >>> find("no-such-model", folder=tempfile.mkdtemp())
+        Traceback (most recent call last):
+        ...
+        invhide.errors.MissingPathError: no-such-model: not a model name (... holds no models), nor a file or folder
+    """
+    if isinstance(name_or_path, str) and name_or_path in names(folder):
+        return name_or_path
+    if not isinstance(name_or_path, str | os.PathLike):
+        problem = f"must be a model name or a path, got {type(name_or_path).__name__}"
+        raise InputTypeError(argument="name_or_path", problem=problem)
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    if isinstance(name_or_path, str) and _NAME.fullmatch(name_or_path):
+        where = models_dir(folder)
+        for candidate in (where / f"{name_or_path}.safetensors", where / name_or_path):
+            if candidate.exists():
+                return candidate
+    raise MissingPathError(f"{os.fspath(name_or_path)}: not a model name ({contents(folder)}), nor a file or folder")
+
+
 def load(
     name_or_path: str | os.PathLike[str],
     map_location: str | torch.device = "cpu",
@@ -431,46 +472,40 @@ def load(
     folder: str | os.PathLike[str] | None = None,
     channels_last: bool = True,
 ) -> nn.Module:
-    """A shipped model by name, or a model file or training-run folder by path, in eval mode.
+    """A model by name, or a model file or training-run folder by path, in eval mode: :func:`invhide.load`.
 
-    A string that is a model name (:data:`NAME_PATTERN`) with a record in the
-    registry folder loads that model: the SHA-256 of its weights file is
-    checked against its record first, and the model is returned in float32
-    whatever precision it is stored in. Anything else (a
-    :class:`~pathlib.Path`, or a string with a slash, a dot or upper-case
-    letters) goes to :func:`invhide.io.checkpoint.load` as it is.
+    :func:`find` decides what ``name_or_path`` names. A published model has
+    the SHA-256 of its weights file checked against its record first, and is
+    returned in float32 whatever precision it is stored in; a path goes to
+    :func:`invhide.io.checkpoint.load`.
 
     Args:
-        name_or_path: a shipped model's name, or a ``.safetensors`` file or
-            a folder holding ``model.safetensors``.
+        name_or_path: a model's name, a ``.safetensors`` file or a folder
+            holding ``model.safetensors``.
         map_location: device for the weights.
-        folder: the registry folder (default: :func:`models_dir`).
+        folder: the model folder (default: :func:`models_dir`).
         channels_last: see :func:`invhide.io.checkpoint.load`.
 
     Returns:
         The model, in eval mode.
 
     Raises:
-        invhide.errors.MissingPathError: neither a shipped name nor an
-            existing path (the message lists the shipped names).
+        invhide.errors.MissingPathError: neither a model name nor an
+            existing path (the message lists the published names).
         invhide.io.checkpoint.CheckpointError: the weights do not match the
             SHA-256 of their record (the file is named), a record that is
             not valid, or a file that is not an invhide model.
 
     Example:
-        >>> import tempfile
-        >>> load("no-such-model", folder=tempfile.mkdtemp())
-        Traceback (most recent call last):
-        ...
-        invhide.errors.MissingPathError: no-such-model: not a model name ... nor a file or folder
+        >>> import tempfile, pathlib
+        >>> path = invhide.save(invhide.HiNet(num_blocks=1), pathlib.Path(tempfile.mkdtemp()) / "m.safetensors")
+        >>> load(path).num_blocks
+        1
     """
-    if isinstance(name_or_path, str) and name_or_path in names(folder):
-        return _load_record(record(name_or_path, folder), map_location, channels_last)
-    if not isinstance(name_or_path, str | os.PathLike):
-        raise InputTypeError(f"name_or_path must be a model name or a path, got {type(name_or_path).__name__}")
-    if not Path(name_or_path).exists():
-        raise MissingPathError(f"{os.fspath(name_or_path)}: not a model name ({_names(folder)}), nor a file or folder")
-    return checkpoint.load(name_or_path, map_location=map_location, channels_last=channels_last)
+    found = find(name_or_path, folder)
+    if isinstance(found, str):
+        return _load_record(record(found, folder), map_location, channels_last)
+    return checkpoint.load(found, map_location=map_location, channels_last=channels_last)
 
 
 def _write(entry: ModelRecord) -> None:
@@ -493,7 +528,7 @@ def set_default(name: str, folder: str | os.PathLike[str]) -> ModelRecord:
     """
     records = available(folder)
     if name not in {r.name for r in records}:
-        raise MissingPathError(f"no model named {name!r}; {_names(folder)}")
+        raise MissingPathError(f"no model named {name!r}; {contents(folder)}")
     for entry in records:
         if entry.default and entry.name != name:
             _write(dataclasses.replace(entry, default=False))
@@ -513,7 +548,7 @@ def publish(
     dtype: str = "float32",
     overwrite: bool = False,
 ) -> ModelRecord:
-    """Write a model's weights and record into a registry folder, ready to ship.
+    """Write a model's weights and record into a model folder, ready to ship.
 
     The record is checked before anything is written. The weights are
     written by :func:`invhide.io.checkpoint.save` from a copy of the model in
@@ -526,7 +561,7 @@ def publish(
         model: a hider with a ``config()`` (any invhide model).
         name: the model's name (:data:`NAME_PATTERN`); its files are
             ``NAME.safetensors`` and ``NAME.json``.
-        folder: the registry folder (created if missing); the package's
+        folder: the model folder (created if missing); the package's
             ``invhide/models/trained/`` of a source checkout to ship it.
         record_fields: the record's fields that describe the model:
             ``headline``, ``default``, ``training``, ``steps``,
@@ -548,24 +583,37 @@ def publish(
             ``overwrite`` is false.
         TypeError: the model cannot describe itself (no config).
     """
+    data = _new_record(model, name, record_fields, dtype)
+    folder = Path(folder)
+    weights, path = folder / data["weights"], folder / f"{name}.json"
+    if not overwrite and (weights.exists() or path.exists()):
+        raise PathExistsError(f"{folder}: a model named {name!r} exists; pass overwrite=True to replace it")
+    stored = _in_dtype(model, dtype)
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(stored, weights)
+    entry = _record_from({**data, "sha256": file_sha256(weights), "default": False}, str(path), ConfigError)
+    _write(entry)
+    return set_default(name, folder) if data["default"] else entry
+
+
+def _new_record(model: nn.Module, name: str, record_fields: Mapping[str, Any], dtype: str) -> dict[str, Any]:
+    """The JSON data of ``model``'s record from the caller's fields, all checked (its SHA-256 a placeholder)."""
     _check_name(name)
     one_of("dtype", dtype, DTYPES)
     if not callable(getattr(model, "config", None)):
-        raise InputTypeError(f"model must describe itself with config() (an invhide model), got {type(model).__name__}")
+        problem = f"must describe itself with config() (an invhide model), got {type(model).__name__}"
+        raise InputTypeError(argument="model", problem=problem)
     if not isinstance(record_fields, Mapping):
-        raise InputTypeError(f"record_fields must be a mapping of record fields, got {type(record_fields).__name__}")
+        problem = f"must be a mapping of record fields, got {type(record_fields).__name__}"
+        raise InputTypeError(argument="record_fields", problem=problem)
     computed = sorted(set(record_fields) & set(_COMPUTED))
     if computed:
-        raise InputError(f"record_fields must not set {computed}: publish computes them")
-    folder = Path(folder)
-    weights, path = folder / f"{name}.safetensors", folder / f"{name}.json"
-    if not overwrite and (weights.exists() or path.exists()):
-        raise PathExistsError(f"{folder}: a model named {name!r} exists; pass overwrite=True to replace it")
+        raise InputError(argument="record_fields", problem=f"must not set {computed}: publish computes them")
     data: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "name": name,
         **copy.deepcopy(dict(record_fields)),
-        "weights": weights.name,
+        "weights": f"{name}.safetensors",
         "sha256": "0" * 64,  # replaced once the weights are written
         "dtype": dtype,
         "architecture": model.config(),  # type: ignore[operator]
@@ -574,18 +622,17 @@ def publish(
         json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"record_fields must hold JSON values only (no NaN or infinity): {error}") from None
-    _fields(data, "record_fields", ConfigError)
+    _record_from(data, "record_fields", ConfigError)
+    return data
+
+
+def _in_dtype(model: nn.Module, dtype: str) -> nn.Module:
+    """A copy of ``model`` in ``dtype``, refused when a weight overflows it."""
     stored = copy.deepcopy(model).to(dtype=getattr(torch, dtype))
     for key, value in stored.state_dict().items():
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise InputError(f"{key}: the model's weights do not fit {dtype} (values beyond its range); store float32")
-    folder.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(stored, weights)
-    data["sha256"] = file_sha256(weights)
-    wanted = data["default"]
-    entry = _fields({**data, "default": False}, str(path), ConfigError)
-    _write(entry)
-    return set_default(name, folder) if wanted else entry
+    return stored
 
 
 def cpu_model() -> str:

@@ -1,4 +1,4 @@
-"""The registry of trained models (invhide.models.registry) and how the commands choose one (invhide.cli.models).
+"""The model zoo (invhide.models.zoo) and how the commands choose a model (invhide.cli.models).
 
 Every test works in its own folder (the ``folder`` argument or
 ``$INVHIDE_MODELS_DIR``); only ``test_the_shipped_models_verify`` reads the
@@ -23,7 +23,7 @@ from invhide.cli.main import run_reporting_errors
 from invhide.errors import ConfigError, FileFormatError, InputError, MissingPathError, PathExistsError
 from invhide.io.checkpoint import CheckpointError, load_tensors, save
 from invhide.io.checkpoint import load as load_path
-from invhide.models import registry
+from invhide.models import zoo
 from invhide.testing import randomize_
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -37,7 +37,7 @@ def fields(**changes: object) -> dict[str, object]:
         "steps": 12,
         "wall_seconds": 3.5,
         "hardware": {"cpu": "test CPU", "threads": 2, "gpu": None},
-        "command": "python -m pytest tests/test_registry.py",
+        "command": "python -m pytest tests/test_zoo.py",
         "tables": {"kodak24": {"note": "not measured"}},
     }
     base.update(changes)
@@ -59,10 +59,9 @@ def outputs(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
-    """No test sees the caller's $INVHIDE_MODEL, $INVHIDE_MODELS_DIR or model cache."""
+    """No test sees the caller's $INVHIDE_MODEL or $INVHIDE_MODELS_DIR."""
     monkeypatch.delenv("INVHIDE_MODEL", raising=False)
-    monkeypatch.delenv(registry.MODELS_DIR_ENV, raising=False)
-    monkeypatch.setenv("INVHIDE_MODELS", str(tmp_path / "cache"))
+    monkeypatch.delenv(zoo.MODELS_DIR_ENV, raising=False)
 
 
 # --------------------------------------------------------------------------
@@ -72,14 +71,14 @@ def _isolated(monkeypatch, tmp_path):
 
 def test_publish_then_load_by_name_gives_the_same_model(tmp_path):
     model = hider()
-    published = registry.publish(model, "tiny", tmp_path, fields())
+    published = zoo.publish(model, "tiny", tmp_path, fields())
     assert (tmp_path / "tiny.safetensors").is_file() and (tmp_path / "tiny.json").is_file()
-    assert published.sha256 == registry.file_sha256(tmp_path / "tiny.safetensors")
+    assert published.sha256 == zoo.file_sha256(tmp_path / "tiny.safetensors")
     assert published.architecture == model.config() and published.dtype == "float32"
-    assert registry.record("tiny", tmp_path) == published
-    assert [r.name for r in registry.available(tmp_path)] == ["tiny"]
+    assert zoo.record("tiny", tmp_path) == published
+    assert [r.name for r in zoo.available(tmp_path)] == ["tiny"]
 
-    loaded = registry.load("tiny", folder=tmp_path)
+    loaded = zoo.load("tiny", folder=tmp_path)
     assert not loaded.training and loaded.config() == model.config()
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
@@ -89,10 +88,10 @@ def test_publish_then_load_by_name_gives_the_same_model(tmp_path):
 
 
 def test_the_record_file_holds_every_field(tmp_path):
-    published = registry.publish(hider(), "tiny", tmp_path, fields(steps=7))
+    published = zoo.publish(hider(), "tiny", tmp_path, fields(steps=7))
     data = json.loads((tmp_path / "tiny.json").read_text())
     assert data == published.to_dict()
-    assert data["format"] == registry.RECORD_FORMAT and data["steps"] == 7 and data["weights"] == "tiny.safetensors"
+    assert data["format"] == zoo.RECORD_FORMAT and data["steps"] == 7 and data["weights"] == "tiny.safetensors"
     assert set(data) == {
         "format", "name", "headline", "default", "weights", "sha256", "dtype", "architecture", "training", "steps",
         "wall_seconds", "hardware", "command", "tables",
@@ -102,15 +101,15 @@ def test_the_record_file_holds_every_field(tmp_path):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_halves_the_file_and_loads_as_float32(tmp_path, dtype):
     model = hider()
-    registry.publish(model, "full", tmp_path, fields())
-    registry.publish(model, "half", tmp_path, fields(), dtype=dtype)
+    zoo.publish(model, "full", tmp_path, fields())
+    zoo.publish(model, "half", tmp_path, fields(), dtype=dtype)
     assert next(model.parameters()).dtype == torch.float32  # the caller's model is not converted
     full, half = (os.path.getsize(tmp_path / f"{n}.safetensors") for n in ("full", "half"))
     assert half < 0.55 * full, (half, full)
     tensors, _ = load_tensors(tmp_path / "half.safetensors")
     assert {t.dtype for t in tensors.values()} == {getattr(torch, dtype)}
 
-    loaded = registry.load("half", folder=tmp_path)
+    loaded = zoo.load("half", folder=tmp_path)
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
     for key, value in model.state_dict().items():  # exactly the rounded weights
         assert torch.equal(loaded.state_dict()[key], value.to(getattr(torch, dtype)).float()), key
@@ -129,7 +128,7 @@ def test_weights_beyond_float16_are_refused(tmp_path):
     with torch.no_grad():
         next(model.parameters())[0] = 1e6
     with pytest.raises(InputError, match="do not fit float16"):
-        registry.publish(model, "big", tmp_path, fields(), dtype="float16")
+        zoo.publish(model, "big", tmp_path, fields(), dtype="float16")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -137,63 +136,65 @@ def test_a_path_goes_to_the_checkpoint_loader(tmp_path):
     model = hider()
     file = save(model, tmp_path / "run")  # a training run's folder
     for spec in (str(tmp_path / "run"), tmp_path / "run", str(file)):
-        loaded = registry.load(spec, folder=tmp_path / "empty-registry")
+        loaded = zoo.load(spec, folder=tmp_path / "empty-zoo")
         assert loaded.config() == model.config()
         assert torch.equal(outputs(loaded)[0], outputs(load_path(file))[0])
 
 
 def test_a_name_wins_over_a_path_of_the_same_name_and_a_path_object_is_a_path(tmp_path, monkeypatch):
     shipped, local = hider(0), hider(1)
-    registry.publish(shipped, "tiny", tmp_path / "registry", fields())
+    zoo.publish(shipped, "tiny", tmp_path / "zoo", fields())
     save(local, tmp_path / "tiny")  # a run folder called like the shipped model
     monkeypatch.chdir(tmp_path)
-    by_name = registry.load("tiny", folder=tmp_path / "registry")
+    by_name = zoo.load("tiny", folder=tmp_path / "zoo")
     torch.testing.assert_close(outputs(by_name)[0], outputs(shipped)[0], rtol=0, atol=1e-6)
     for path in (Path("tiny"), "./tiny"):
-        by_path = registry.load(path, folder=tmp_path / "registry")
+        by_path = zoo.load(path, folder=tmp_path / "zoo")
         torch.testing.assert_close(outputs(by_path)[0], outputs(local)[0], rtol=0, atol=1e-6)
 
 
 def test_a_changed_weights_file_is_refused_naming_it(tmp_path):
-    registry.publish(hider(), "tiny", tmp_path, fields())
+    zoo.publish(hider(), "tiny", tmp_path, fields())
     weights = tmp_path / "tiny.safetensors"
     data = bytearray(weights.read_bytes())
     data[-3] ^= 0x01  # one bit of the last tensor: still a valid safetensors file with finite values
     weights.write_bytes(bytes(data))
     load_path(weights)  # the checkpoint loader alone would not notice
     with pytest.raises(CheckpointError, match="SHA-256") as caught:
-        registry.load("tiny", folder=tmp_path)
+        zoo.load("tiny", folder=tmp_path)
     assert str(weights) in str(caught.value) and str(tmp_path / "tiny.json") in str(caught.value)
 
 
 def test_missing_weights_are_named(tmp_path):
-    registry.publish(hider(), "tiny", tmp_path, fields())
+    zoo.publish(hider(), "tiny", tmp_path, fields())
     (tmp_path / "tiny.safetensors").unlink()
     with pytest.raises(MissingPathError, match="tiny.safetensors: the weights of model 'tiny' are missing"):
-        registry.load("tiny", folder=tmp_path)
+        zoo.load("tiny", folder=tmp_path)
 
 
 def test_a_record_whose_architecture_differs_from_the_weights_is_refused(tmp_path):
-    registry.publish(hider(), "tiny", tmp_path, fields())
+    zoo.publish(hider(), "tiny", tmp_path, fields())
     other = InvertibleHider(num_blocks=2, subnet="conv", clamp=1.5)  # same tensors, other config
     save(other, tmp_path / "tiny.safetensors")
     record = json.loads((tmp_path / "tiny.json").read_text())
-    record["sha256"] = registry.file_sha256(tmp_path / "tiny.safetensors")
+    record["sha256"] = zoo.file_sha256(tmp_path / "tiny.safetensors")
     (tmp_path / "tiny.json").write_text(json.dumps(record))
     with pytest.raises(CheckpointError, match="architecture differs"):
-        registry.load("tiny", folder=tmp_path)
+        zoo.load("tiny", folder=tmp_path)
 
 
 def test_an_unknown_name_lists_the_available_ones(tmp_path):
-    with pytest.raises(MissingPathError, match=r"nope: not a model name \(no models in .*\), nor a file or folder"):
-        registry.load("nope", folder=tmp_path)
-    registry.publish(hider(), "first", tmp_path, fields())
-    registry.publish(hider(), "second", tmp_path, fields())
+    with pytest.raises(
+        MissingPathError, match=r"^nope: not a model name \(\S+ holds no models\), nor a file or folder$"
+    ):
+        zoo.load("nope", folder=tmp_path)
+    zoo.publish(hider(), "first", tmp_path, fields())
+    zoo.publish(hider(), "second", tmp_path, fields())
     with pytest.raises(MissingPathError, match="first, second") as caught:
-        registry.load("nope", folder=tmp_path)
+        zoo.load("nope", folder=tmp_path)
     assert isinstance(caught.value, FileNotFoundError)
     with pytest.raises(MissingPathError, match="no model named 'nope'; models in .*: first, second"):
-        registry.record("nope", tmp_path)
+        zoo.record("nope", tmp_path)
 
 
 # --------------------------------------------------------------------------
@@ -202,39 +203,48 @@ def test_an_unknown_name_lists_the_available_ones(tmp_path):
 
 
 def test_the_folder_comes_from_the_argument_then_the_environment_then_the_package(tmp_path, monkeypatch):
-    assert registry.models_dir() == registry.SHIPPED
-    assert Path(registry.__file__).parent / "trained" == registry.SHIPPED
-    registry.publish(hider(), "from-env", tmp_path / "env", fields())
-    registry.publish(hider(), "from-arg", tmp_path / "arg", fields())
-    monkeypatch.setenv(registry.MODELS_DIR_ENV, str(tmp_path / "env"))
-    assert [r.name for r in registry.available()] == ["from-env"]
-    assert [r.name for r in registry.available(tmp_path / "arg")] == ["from-arg"]
-    assert type(registry.load("from-env")).__name__ == "InvertibleHider"
-    monkeypatch.setenv(registry.MODELS_DIR_ENV, str(tmp_path / "missing"))
-    with pytest.raises(MissingPathError, match=r"missing: no such model folder \(\$INVHIDE_MODELS_DIR\)"):
-        registry.available()
+    assert zoo.models_dir() == zoo.SHIPPED
+    assert Path(zoo.__file__).parent / "trained" == zoo.SHIPPED
+    zoo.publish(hider(), "from-env", tmp_path / "env", fields())
+    zoo.publish(hider(), "from-arg", tmp_path / "arg", fields())
+    monkeypatch.setenv(zoo.MODELS_DIR_ENV, str(tmp_path / "env"))
+    assert [r.name for r in zoo.available()] == ["from-env"]
+    assert [r.name for r in zoo.available(tmp_path / "arg")] == ["from-arg"]
+    assert type(zoo.load("from-env")).__name__ == "InvertibleHider"
+    monkeypatch.setenv(zoo.MODELS_DIR_ENV, str(tmp_path / "missing"))
+    with pytest.raises(MissingPathError, match=r"^\$INVHIDE_MODELS_DIR=\S+/missing: no such model folder$"):
+        zoo.available()
+    with pytest.raises(MissingPathError, match=r"^nope: not a model name \(\$INVHIDE_MODELS_DIR=\S+/missing: no such"):
+        zoo.load("nope")
+    (tmp_path / "missing").mkdir()
+    assert zoo.contents() == f"${zoo.MODELS_DIR_ENV}={tmp_path / 'missing'} holds no models"
+    monkeypatch.delenv(zoo.MODELS_DIR_ENV)
+    shipped = zoo.names()
+    assert zoo.contents() == (
+        f"shipped: {', '.join(shipped)}" if shipped else "no trained models ship with this installation yet"
+    )
 
 
 def test_one_default_per_folder(tmp_path):
-    assert registry.default_name(tmp_path) is None
-    registry.publish(hider(), "first", tmp_path, fields(default=True))
-    registry.publish(hider(), "plain", tmp_path, fields())
-    assert registry.default_name(tmp_path) == "first"
-    registry.publish(hider(), "second", tmp_path, fields(default=True))  # the new default demotes the old one
-    assert {r.name: r.default for r in registry.available(tmp_path)} == {"first": False, "plain": False, "second": True}
-    chosen = registry.set_default("plain", tmp_path)
-    assert chosen.default and registry.default_name(tmp_path) == "plain"
-    assert registry.load("first", folder=tmp_path) is not None  # rewriting the flag keeps the SHA-256 valid
+    assert zoo.default_name(tmp_path) is None
+    zoo.publish(hider(), "first", tmp_path, fields(default=True))
+    zoo.publish(hider(), "plain", tmp_path, fields())
+    assert zoo.default_name(tmp_path) == "first"
+    zoo.publish(hider(), "second", tmp_path, fields(default=True))  # the new default demotes the old one
+    assert {r.name: r.default for r in zoo.available(tmp_path)} == {"first": False, "plain": False, "second": True}
+    chosen = zoo.set_default("plain", tmp_path)
+    assert chosen.default and zoo.default_name(tmp_path) == "plain"
+    assert zoo.load("first", folder=tmp_path) is not None  # rewriting the flag keeps the SHA-256 valid
     with pytest.raises(MissingPathError, match="no model named 'other'"):
-        registry.set_default("other", tmp_path)
+        zoo.set_default("other", tmp_path)
 
 
 def test_publish_refuses_to_overwrite_unless_asked(tmp_path):
-    registry.publish(hider(0), "tiny", tmp_path, fields())
+    zoo.publish(hider(0), "tiny", tmp_path, fields())
     with pytest.raises(PathExistsError, match="a model named 'tiny' exists"):
-        registry.publish(hider(1), "tiny", tmp_path, fields())
-    replaced = registry.publish(hider(1), "tiny", tmp_path, fields(steps=99), overwrite=True)
-    assert replaced.steps == 99 and registry.load("tiny", folder=tmp_path) is not None
+        zoo.publish(hider(1), "tiny", tmp_path, fields())
+    replaced = zoo.publish(hider(1), "tiny", tmp_path, fields(steps=99), overwrite=True)
+    assert replaced.steps == 99 and zoo.load("tiny", folder=tmp_path) is not None
 
 
 @pytest.mark.parametrize(
@@ -263,8 +273,8 @@ def test_publish_refuses_to_overwrite_unless_asked(tmp_path):
 )
 def test_publish_checks_the_record_before_writing(tmp_path, name, given, kind, message):
     with pytest.raises(kind, match=message):
-        registry.publish(hider(), name, tmp_path / "registry", given)
-    assert not (tmp_path / "registry").exists()
+        zoo.publish(hider(), name, tmp_path / "zoo", given)
+    assert not (tmp_path / "zoo").exists()
 
 
 def edit(data: dict, **changes: object) -> dict:
@@ -298,11 +308,11 @@ BAD_RECORDS = [
 
 @pytest.mark.parametrize(("what", "change", "message"), BAD_RECORDS, ids=[b[0] for b in BAD_RECORDS])
 def test_a_bad_record_is_refused_naming_its_file(tmp_path, what, change, message):
-    registry.publish(hider(), "tiny", tmp_path, fields())
+    zoo.publish(hider(), "tiny", tmp_path, fields())
     path = tmp_path / "tiny.json"
     changed = change(json.loads(path.read_text()))
     path.write_bytes(changed if isinstance(changed, bytes) else json.dumps(changed).encode())
-    for read in (lambda: registry.available(tmp_path), lambda: registry.load("tiny", folder=tmp_path)):
+    for read in (lambda: zoo.available(tmp_path), lambda: zoo.load("tiny", folder=tmp_path)):
         with pytest.raises(CheckpointError, match=message) as caught:
             read()
         assert str(caught.value).startswith(f"{path}: "), caught.value
@@ -310,40 +320,40 @@ def test_a_bad_record_is_refused_naming_its_file(tmp_path, what, change, message
 
 
 def test_two_defaults_are_refused(tmp_path):
-    registry.publish(hider(), "first", tmp_path, fields(default=True))
-    registry.publish(hider(), "second", tmp_path, fields())
+    zoo.publish(hider(), "first", tmp_path, fields(default=True))
+    zoo.publish(hider(), "second", tmp_path, fields())
     data = json.loads((tmp_path / "second.json").read_text())
     (tmp_path / "second.json").write_text(json.dumps({**data, "default": True}))
     with pytest.raises(CheckpointError, match="first.json and .*second.json are both marked default"):
-        registry.default_name(tmp_path)
+        zoo.default_name(tmp_path)
 
 
 def test_hidden_files_and_folders_are_not_records(tmp_path):
-    registry.publish(hider(), "tiny", tmp_path, fields())
+    zoo.publish(hider(), "tiny", tmp_path, fields())
     (tmp_path / ".tiny.json.1234.tmp").write_text("half written")
     (tmp_path / ".half.json").write_text("{")
     (tmp_path / "folder.json").mkdir()
     (tmp_path / "README.md").write_text("notes")
-    assert registry.names(tmp_path) == ["tiny"]
-    assert [r.name for r in registry.available(tmp_path)] == ["tiny"]
+    assert zoo.names(tmp_path) == ["tiny"]
+    assert [r.name for r in zoo.available(tmp_path)] == ["tiny"]
 
 
 def test_the_shipped_models_verify():
     """Whatever ships in the package: valid records, weights matching their SHA-256, at most one default."""
-    shipped = registry.available(registry.SHIPPED)
+    shipped = zoo.available(zoo.SHIPPED)
     assert sum(r.default for r in shipped) <= 1
     for entry in shipped:
-        model = registry.load(entry.name, folder=registry.SHIPPED)
+        model = zoo.load(entry.name, folder=zoo.SHIPPED)
         assert model.config() == entry.architecture
     allowed = {"README.md"} | {f"{r.name}.json" for r in shipped} | {r.weights for r in shipped}
-    stray = sorted(p.name for p in registry.SHIPPED.iterdir() if p.name not in allowed and p.name != "__pycache__")
-    assert stray == [], f"files in {registry.SHIPPED} that no record names (they would ship in the wheel)"
-    size = sum(p.stat().st_size for p in registry.SHIPPED.iterdir() if p.is_file())
+    stray = sorted(p.name for p in zoo.SHIPPED.iterdir() if p.name not in allowed and p.name != "__pycache__")
+    assert stray == [], f"files in {zoo.SHIPPED} that no record names (they would ship in the wheel)"
+    size = sum(p.stat().st_size for p in zoo.SHIPPED.iterdir() if p.is_file())
     assert size < 20 << 20, f"{size / 2**20:.1f} MiB of shipped models: the wheel must stay under 25 MB"
 
 
 def test_hardware_describes_this_machine():
-    described = registry.hardware("cpu")
+    described = zoo.hardware("cpu")
     assert described["threads"] == torch.get_num_threads() and described["gpu"] is None
     assert described["cpu"] and described["logical_cpus"] == os.cpu_count()
 
@@ -357,62 +367,71 @@ def test_the_choice_is_the_option_then_the_environment_then_the_default(tmp_path
     env = {"INVHIDE_MODEL": "from-env"}
     assert cli_models.choose_model("given", environ=env, folder=tmp_path) == cli_models.ModelChoice("given", "--model")
     assert cli_models.choose_model(None, environ=env, folder=tmp_path).origin == "$INVHIDE_MODEL"
-    with pytest.raises(InputError, match="no model given, and no trained model ships") as caught:
+    with pytest.raises(InputError, match=r"^no model given, and no default model \(\S+ holds no models\)") as caught:
         cli_models.choose_model(None, environ={"INVHIDE_MODEL": "  "}, folder=tmp_path)
-    assert "invhide train --quick" in str(caught.value) and "$INVHIDE_MODEL" in str(caught.value)
+    assert "invhide train --recipe quick" in str(caught.value) and "$INVHIDE_MODEL" in str(caught.value)
     with pytest.raises(InputError, match="--model is empty"):
         cli_models.choose_model("", environ=env, folder=tmp_path)
-    registry.publish(hider(), "tiny", tmp_path, fields(default=True))
+    zoo.publish(hider(), "tiny", tmp_path, fields(default=True))
     assert cli_models.choose_model(None, environ={}, folder=tmp_path) == cli_models.ModelChoice("tiny", "default")
     assert cli_models.choose_model(None, environ=env, folder=tmp_path).spec == "from-env"
 
 
+def load_model(option, environ, folder=None, stderr=None):
+    """What a command does: find the chosen model, then load it on the CPU."""
+    return cli_models.find_model(option, environ=environ, folder=folder).load("cpu", stderr=stderr)
+
+
 def test_the_default_model_is_loaded_and_announced_in_one_line(tmp_path):
     model = hider()
-    registry.publish(model, "tiny", tmp_path, fields(default=True))
+    zoo.publish(model, "tiny", tmp_path, fields(default=True))
     stderr = io.StringIO()
-    loaded = cli_models.load_model(None, "cpu", environ={}, folder=tmp_path, stderr=stderr)
+    loaded = load_model(None, environ={}, folder=tmp_path, stderr=stderr)
     torch.testing.assert_close(outputs(loaded)[0], outputs(model)[0], rtol=0, atol=1e-6)
     lines = stderr.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("invhide: using the default model tiny (kodak24 8-bit: 30.00")
     stderr = io.StringIO()
-    cli_models.load_model("tiny", "cpu", environ={}, folder=tmp_path, stderr=stderr)  # chosen, not defaulted
+    load_model("tiny", environ={}, folder=tmp_path, stderr=stderr)  # chosen, not defaulted
     assert stderr.getvalue() == ""
 
 
 def test_errors_name_where_the_model_came_from(tmp_path):
-    registry.publish(hider(), "tiny", tmp_path, fields(default=True))
+    zoo.publish(hider(), "tiny", tmp_path, fields(default=True))
     with pytest.raises(MissingPathError) as caught:
-        cli_models.load_model(None, "cpu", environ={"INVHIDE_MODEL": "nope"}, folder=tmp_path)
+        load_model(None, environ={"INVHIDE_MODEL": "nope"}, folder=tmp_path)
     message = str(caught.value)
-    assert message.startswith("$INVHIDE_MODEL=nope: no model named 'nope' ships with invhide (shipped: tiny)")
-    assert "--model" not in message
-    with pytest.raises(
-        MissingPathError, match=r"^--model nope: no model named 'nope' ships with invhide \(shipped: tiny\)"
-    ):
-        cli_models.load_model("nope", "cpu", environ={}, folder=tmp_path)
+    assert message == f"$INVHIDE_MODEL=nope: not a model name (models in {tmp_path}: tiny), nor a file or folder"
+    with pytest.raises(MissingPathError, match=r"^--model nope: not a model name \(models in \S+: tiny\)"):
+        load_model("nope", environ={}, folder=tmp_path)
 
     (tmp_path / "bad.safetensors").write_bytes(b"not a model")
     with pytest.raises(CheckpointError) as caught:
-        cli_models.load_model(None, "cpu", environ={"INVHIDE_MODEL": str(tmp_path / "bad.safetensors")})
+        load_model(None, environ={"INVHIDE_MODEL": str(tmp_path / "bad.safetensors")})
     assert str(caught.value).startswith(f"$INVHIDE_MODEL: {tmp_path / 'bad.safetensors'}: "), caught.value
 
     (tmp_path / "model.pt").write_bytes(b"pickle")
     with pytest.raises(FileFormatError, match=r"^--model: .*model.pt: a PyTorch pickle.*convert-official"):
-        cli_models.load_model(str(tmp_path / "model.pt"), "cpu", environ={}, folder=tmp_path)
+        load_model(str(tmp_path / "model.pt"), environ={}, folder=tmp_path)
 
     weights = tmp_path / "tiny.safetensors"
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(CheckpointError, match=r"^the default model tiny: .*tiny.safetensors: SHA-256"):
-        cli_models.load_model(None, "cpu", environ={}, folder=tmp_path, stderr=io.StringIO())
+        load_model(None, environ={}, folder=tmp_path, stderr=io.StringIO())
 
 
-def test_a_name_in_the_model_cache_still_works(tmp_path):
+def test_a_model_file_or_run_folder_in_the_model_folder_loads_by_name(tmp_path, monkeypatch):
+    """$INVHIDE_MODELS_DIR also holds plain model files and training runs, found by their names."""
     model = hider()
-    (tmp_path / "cache").mkdir()
-    save(model, tmp_path / "cache" / "mine.safetensors")  # $INVHIDE_MODELS, set by the fixture
-    loaded = cli_models.load_model("mine", "cpu", environ={}, folder=tmp_path / "registry")
-    torch.testing.assert_close(outputs(loaded)[0], outputs(model)[0], rtol=0, atol=1e-6)
+    save(model, tmp_path / "models" / "run")  # a training run's folder: run/model.safetensors
+    save(model, tmp_path / "models" / "mine.safetensors")
+    monkeypatch.setenv(zoo.MODELS_DIR_ENV, str(tmp_path / "models"))
+    assert zoo.find("mine") == tmp_path / "models" / "mine.safetensors"
+    assert zoo.find("run") == tmp_path / "models" / "run"
+    for name in ("mine", "run"):
+        torch.testing.assert_close(outputs(zoo.load(name))[0], outputs(model)[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(outputs(load_model(name, environ={}))[0], outputs(model)[0], rtol=0, atol=1e-6)
+    with pytest.raises(MissingPathError, match=r"^--model nope: not a model name \(\$INVHIDE_MODELS_DIR=\S+ holds no"):
+        load_model("nope", environ={})
 
 
 def models_command(*argv: str) -> tuple[argparse.Namespace, int]:
@@ -423,17 +442,17 @@ def models_command(*argv: str) -> tuple[argparse.Namespace, int]:
 
 
 def test_invhide_models_with_none_shipped_says_so_in_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(registry.MODELS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(zoo.MODELS_DIR_ENV, str(tmp_path))
     _, status = models_command()
     out, err = capsys.readouterr()
     assert status == 0 and err == "" and out.count("\n") == 1
-    assert out.startswith("no trained models ship with this installation yet") and "invhide train --quick" in out
+    assert out.startswith(f"$INVHIDE_MODELS_DIR={tmp_path} holds no models; ") and "invhide train --recipe quick" in out
 
 
 def test_invhide_models_lists_names_headlines_and_the_default(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(registry.MODELS_DIR_ENV, str(tmp_path))
-    registry.publish(hider(), "long-name", tmp_path, fields(headline="the first headline"))
-    registry.publish(hider(), "short", tmp_path, fields(headline="the second headline", default=True))
+    monkeypatch.setenv(zoo.MODELS_DIR_ENV, str(tmp_path))
+    zoo.publish(hider(), "long-name", tmp_path, fields(headline="the first headline"))
+    zoo.publish(hider(), "short", tmp_path, fields(headline="the second headline", default=True))
     _, status = models_command()
     out = capsys.readouterr().out.splitlines()
     assert status == 0
@@ -442,7 +461,7 @@ def test_invhide_models_lists_names_headlines_and_the_default(tmp_path, monkeypa
 
     _, status = models_command("short")
     shown = json.loads(capsys.readouterr().out)
-    assert status == 0 and shown == registry.record("short").to_dict()
+    assert status == 0 and shown == zoo.record("short").to_dict()
     _, status = models_command("--json")
     assert status == 0 and [r["name"] for r in json.loads(capsys.readouterr().out)] == ["long-name", "short"]
 
