@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """invhide's HiNet against the reference code's forward pass, side by side in one process.
 
-Three models with the same weights hide one cover/secret pair and reveal the
-secret from the stego image with a fixed ``z``:
+Three models with the same weights hide one cover/secret pair, and reveal the
+secret from the stego image with a fixed ``z``; hide and reveal are timed
+separately:
 
 * ``reference``: the transcription of the reference code (TomTomTommi/HiNet) in
   ``tests/reference_hinet.py``, run as its ``test.py`` runs it: NCHW, the 16
@@ -52,8 +53,6 @@ from invhide.evaluation.speed import flops_per_call
 from invhide.models.official import from_official_state_dict
 from invhide.testing import randomize_
 
-Pair = Callable[[], tuple[torch.Tensor, torch.Tensor]]
-
 
 def cpu_name() -> str:
     """The ``Model name`` line of ``lscpu`` (or ``/proc/cpuinfo``), else the platform's processor."""
@@ -77,10 +76,81 @@ def conv_layout(model: torch.nn.Module) -> str:
     return "NCHW" if all(w.is_contiguous() for w in weights) else "mixed"
 
 
-def seconds(function: Pair) -> float:
+def seconds(function: Callable[[], object]) -> float:
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
+
+
+Side = dict[str, Callable[[], torch.Tensor]]
+"""One model's two timed calls: ``{"hide": ..., "reveal": ...}``, each returning its result."""
+OPERATIONS = ("hide", "reveal")
+
+
+def build_sides(seed: int, size: int) -> tuple[dict[str, Side], dict[str, str], torch.Tensor]:
+    """The three models with the same weights, as ``{name: {"hide": f, "reveal": f}}``, their layouts, the cover."""
+    reference = randomize_(ReferenceModel(num_blocks=16).eval(), seed)
+    model = invhide.HiNet()  # as a user builds it; only the weights are loaded into it
+    model.load_state_dict(from_official_state_dict(reference.state_dict()))
+    model.eval()
+    nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    generator = torch.Generator().manual_seed(seed)
+    cover, secret, z = torch.rand(3, 1, 3, size, size, generator=generator)
+    z = z * 2 - 1  # a fixed stand-in for the lost part, image domain for invhide
+    z_dwt = reference_dwt(z)  # and the same z in the DWT domain, where the reference code draws it
+    with torch.no_grad():
+        _, ref_stego_dwt, _ = reference.hide(cover, secret)
+        stego, _ = model.hide(cover, secret)
+    sides: dict[str, Side] = {
+        "reference": {
+            "hide": lambda: reference.hide(cover, secret)[0],
+            "reveal": lambda: reference.reveal(ref_stego_dwt, z_dwt),
+        }
+    }
+    for name, hider in (("invhide NCHW", nchw), ("invhide default", model)):
+        sides[name] = {
+            "hide": lambda hider=hider: hider.hide(cover, secret)[0],
+            "reveal": lambda hider=hider: hider.reveal(stego, z=z),
+        }
+    layouts = {
+        "reference": conv_layout(reference),
+        "invhide NCHW": conv_layout(nchw),
+        "invhide default": conv_layout(model),
+    }
+    return sides, layouts, cover
+
+
+def timed(sides: dict[str, Side], repeat: int, warmup: int) -> dict[tuple[str, str], list[float]]:
+    """Seconds per call of every side and operation, the rounds interleaving the sides in a rotating order."""
+    names = list(sides)
+    for _ in range(warmup):
+        for name in names:
+            for operation in OPERATIONS:
+                sides[name][operation]()
+    times: dict[tuple[str, str], list[float]] = {(n, o): [] for n in names for o in OPERATIONS}
+    for round_ in range(repeat):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            for operation in OPERATIONS:
+                times[name, operation].append(seconds(sides[name][operation]))
+    return times
+
+
+def report(
+    times: dict[tuple[str, str], list[float]], flops: dict[tuple[str, str], float], layouts: dict[str, str]
+) -> None:
+    """One row per side and operation: median and fastest round, GFLOP/s and the speed-up over the reference."""
+    print(
+        f"{'side':<16} {'weights':<14} {'call':<7} {'ms':>8} {'GFLOP':>7} {'GFLOP/s':>8} {'speedup':>8}"
+        f" {'min ms':>8} {'speedup':>8}   (median, then fastest round)"
+    )
+    for (name, operation), values in times.items():
+        median, fastest = statistics.median(values), min(values)
+        base = times["reference", operation]
+        print(
+            f"{name:<16} {layouts[name]:<14} {operation:<7} {median * 1e3:8.1f} {flops[name, operation] / 1e9:7.2f} "
+            f"{flops[name, operation] / median / 1e9:8.1f} {statistics.median(base) / median:7.2f}x "
+            f"{fastest * 1e3:8.1f} {min(base) / fastest:7.2f}x"
+        )
 
 
 def main() -> None:
@@ -92,73 +162,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.size < 2 or args.size % 2 or args.repeat < 1 or args.warmup < 0:
         parser.error("--size must be even and at least 2, --repeat at least 1, --warmup at least 0")
-
     print(
         f"machine: {cpu_name()}; {os.cpu_count()} logical CPUs; torch {torch.__version__}; "
         f"{torch.get_num_threads()} torch threads; float32; batch 1; {args.size}x{args.size}"
     )
-
-    reference = ReferenceModel(num_blocks=16).eval()
-    randomize_(reference, args.seed)
-    model = invhide.HiNet()  # as a user builds it; only the weights are loaded into it
-    model.load_state_dict(from_official_state_dict(reference.state_dict()))
-    model.eval()
-    nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
-
-    generator = torch.Generator().manual_seed(args.seed)
-    cover, secret, z = torch.rand(3, 1, 3, args.size, args.size, generator=generator)
-    z = z * 2 - 1  # a fixed stand-in for the lost part, image domain for invhide
-    z_dwt = reference_dwt(z)  # and the same z in the DWT domain, where the reference code draws it
-
-    def reference_pair() -> tuple[torch.Tensor, torch.Tensor]:
-        stego, stego_dwt, _ = reference.hide(cover, secret)
-        return stego, reference.reveal(stego_dwt, z_dwt)
-
-    def invhide_pair(hider: invhide.HiNet) -> Pair:
-        def pair() -> tuple[torch.Tensor, torch.Tensor]:
-            stego, _ = hider.hide(cover, secret)
-            return stego, hider.reveal(stego, z=z)
-
-        return pair
-
-    sides: dict[str, tuple[Pair, str]] = {
-        "reference": (reference_pair, conv_layout(reference)),
-        "invhide NCHW": (invhide_pair(nchw), conv_layout(nchw)),
-        "invhide default": (invhide_pair(model), conv_layout(model)),
-    }
-    names = list(sides)
+    sides, layouts, cover = build_sides(args.seed, args.size)
     with torch.no_grad():
-        outputs = {name: function() for name, (function, _) in sides.items()}
-        flops = {name: flops_per_call(function) for name, (function, _) in sides.items()}
-        for _ in range(args.warmup):
-            for name in names:
-                sides[name][0]()
-        times: dict[str, list[float]] = {name: [] for name in names}
-        for round_ in range(args.repeat):
-            for name in names[round_ % 3 :] + names[: round_ % 3]:
-                times[name].append(seconds(sides[name][0]))
-
-    print(f"hide + reveal of one pair; median of {args.repeat} interleaved rounds after {args.warmup} warm-up rounds")
-    base, base_min = statistics.median(times["reference"]), min(times["reference"])
-    print(
-        f"{'side':<16} {'weights':<14} {'ms/pair':>8} {'GFLOP':>7} {'GFLOP/s':>8} {'speedup':>8}"
-        f" {'min ms':>8} {'GFLOP/s':>8} {'speedup':>8}   (median, then fastest round)"
-    )
-    for name in names:
-        median, fastest = statistics.median(times[name]), min(times[name])
-        print(
-            f"{name:<16} {sides[name][1]:<14} {median * 1e3:8.1f} {flops[name] / 1e9:7.2f} "
-            f"{flops[name] / median / 1e9:8.1f} {base / median:7.2f}x {fastest * 1e3:8.1f} "
-            f"{flops[name] / fastest / 1e9:8.1f} {base_min / fastest:7.2f}x"
-        )
-    ref_stego, ref_recovered = outputs["reference"]
-    for name in names[1:]:
-        stego, recovered = outputs[name]
-        print(
-            f"max |{name} - reference|: stego {(stego - ref_stego).abs().max().item():.2e}, "
-            f"revealed secret {(recovered - ref_recovered).abs().max().item():.2e}"
-        )
-    print(f"(stego differs from the cover by up to {(ref_stego - cover).abs().max().item():.2f}: the weights do work)")
+        outputs = {(n, o): side[o]() for n, side in sides.items() for o in OPERATIONS}
+        flops = {(n, o): flops_per_call(side[o]) for n, side in sides.items() for o in OPERATIONS}
+        times = timed(sides, args.repeat, args.warmup)
+    print(f"hide, then reveal with a fixed z; median of {args.repeat} interleaved rounds after {args.warmup} warm-up")
+    report(times, flops, layouts)
+    for name in list(sides)[1:]:
+        differences = [(outputs[name, o] - outputs["reference", o]).abs().max().item() for o in OPERATIONS]
+        print(f"max |{name} - reference|: stego {differences[0]:.2e}, revealed secret {differences[1]:.2e}")
+    stego = outputs["reference", "hide"]
+    print(f"(stego differs from the cover by up to {(stego - cover).abs().max().item():.2f}: the weights do work)")
 
 
 if __name__ == "__main__":

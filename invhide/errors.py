@@ -13,7 +13,8 @@ Python code already catches for that kind of problem, so
  :class:`InputTypeError`          ``TypeError``: an argument of the wrong type
  :class:`ConfigError`             ``ValueError``: a bad model or training config
  :class:`FileFormatError`         ``ValueError``: a file that is not what it
-                                  should be (:class:`~invhide.io.images.ImageError`,
+                                  should be (:class:`~invhide.io.images.ImageError`
+                                  and its :class:`~invhide.io.images.ImageTooLargeError`,
                                   :class:`~invhide.io.checkpoint.CheckpointError`)
  :class:`MissingPathError`        ``FileNotFoundError``
  :class:`PathExistsError`         ``FileExistsError``

@@ -133,7 +133,9 @@ class DenseSubnet(Subnet):
         for i in range(depth):
             out = out_channels if i == depth - 1 else growth
             self.add_module(f"conv{i + 1}", nn.Conv2d(in_channels + i * growth, out, 3, padding=1, bias=bias))
-        self.act = nn.LeakyReLU(_slope(negative_slope))
+        slope = _slope(negative_slope)
+        # In place on each convolution's fresh output (autograd needs a positive slope to undo it).
+        self.act = nn.LeakyReLU(slope, inplace=slope > 0)
         self.zero_output_()
 
     @property
