@@ -9,10 +9,11 @@ name.
 - :mod:`invhide.io.images`: defensive image reading, lossless 8-bit writing.
 - :mod:`invhide.io.checkpoint`: safetensors model files with their config, and the model classes they rebuild.
 - :mod:`invhide.io.datasets`: folders of photographs as training crops and as evaluation pairs.
+- :mod:`invhide.io.keyfiles`: key files that only their owner can read, never replaced.
 """
 
-from invhide.io import checkpoint, datasets, files, images
+from invhide.io import checkpoint, datasets, files, images, keyfiles
 from invhide.io.files import atomic_write
 from invhide.io.images import read_image, write_image
 
-__all__ = ["atomic_write", "checkpoint", "datasets", "files", "images", "read_image", "write_image"]
+__all__ = ["atomic_write", "checkpoint", "datasets", "files", "images", "keyfiles", "read_image", "write_image"]

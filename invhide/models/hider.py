@@ -2,21 +2,28 @@
 
 The graph (node names in quotes)::
 
-    "cover"  -> "cover_dwt"  -\\                                  /-> "stego_idwt" -> "stego"
-                               "coupling_1" -> ... "coupling_M"
-    "secret" -> "secret_dwt" -/                                  \\-> "lost_idwt"  -> "lost"
+    "cover"  -> "cover_dwt"  ----------------------\\                                  /-> "stego_idwt" -> "stego"
+                                                   "coupling_1" -> ... "coupling_M"
+    "secret" -> "secret_dwt" [-> "secret_keyed"] -/                                  \\-> "lost_idwt"  -> "lost"
+                                   ^ "key" (a keyed hider only)
 
 Running it forward hides; running it with ``rev=True`` reveals. Nothing but
-the direction of the run distinguishes the two.
+the direction of the run distinguishes the two. A keyed hider permutes the
+secret's wavelet coefficients with its key, in tiles of :data:`KEY_TILE` x
+:data:`KEY_TILE` (8x8 pixels), before any coupling sees them
+(:class:`~invhide.nn.keys.KeyedPermutation`), so no path leads from the secret
+to the stego around the key. Without the key, the tiles' content survives in
+an unknown order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from FrEIA.framework import InputNode, Node, OutputNode
+from FrEIA.framework import ConditionNode, InputNode, Node, OutputNode
 from torch import Tensor
 
 from invhide.checks import build_from_config, image_batch, positive_int
@@ -24,10 +31,23 @@ from invhide.errors import InputError, InputTypeError, ModelError
 from invhide.io.checkpoint import register_model_class
 from invhide.nn import functional
 from invhide.nn.graph import InvertibleGraph
+from invhide.nn.keys import KEY_BYTES, KeyedPermutation, key_tensor
 from invhide.nn.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
 from invhide.nn.subnets import SubnetFactory, SubnetSpec, resolve
 
-__all__ = ["InvertibleHider"]
+__all__ = ["KEY_TILE", "PUBLIC_KEY", "InvertibleHider", "PublicKeyWarning"]
+
+KEY_TILE = 4
+"""Side of the wavelet-domain tiles a keyed hider's key permutes (4: 8x8-pixel tiles of the secret)."""
+PUBLIC_KEY = bytes(KEY_BYTES)
+"""The key a keyed hider uses when given none: 32 zero bytes, published here, so anyone can reveal with it."""
+
+Key = bytes | Sequence[bytes] | Tensor
+"""A key: 32 bytes for the whole batch, one 32-byte key per image, or their ``(B, 32)`` ``torch.uint8`` tensor."""
+
+
+class PublicKeyWarning(UserWarning):
+    """A keyed hider was used without a key: it used :data:`PUBLIC_KEY`, which anyone can reveal with."""
 
 
 class InvertibleHider(InvertibleGraph):
@@ -71,6 +91,9 @@ class InvertibleHider(InvertibleGraph):
             :mod:`invhide.nn.graph`): activation memory independent of
             ``num_blocks``, for about twice the time per training step. A runtime
             switch (the attribute ``memory_saving``), not part of the config.
+        keyed: hide under a key that :meth:`hide` and :meth:`reveal` take
+            (see the module docstring); a wrong key reveals an image unrelated
+            to the secret. Keys are never parameters: no model file holds one.
 
     Attributes:
         num_secrets: ``k``.
@@ -79,6 +102,7 @@ class InvertibleHider(InvertibleGraph):
         min_size: smallest height and width the wavelet allows (2 for Haar,
             4 for ``"db2"``, 8 for ``"sym4"``); sides must also be even.
         memory_saving: see the argument of the same name.
+        keyed: see the argument of the same name.
 
     Example:
         >>> hider = InvertibleHider(num_secrets=2, num_blocks=2, subnet=invhide.nn.subnets.conv(hidden=16))
@@ -104,7 +128,9 @@ class InvertibleHider(InvertibleGraph):
         layout: functional.Layout = "subband",
         wavelet_backend: functional.Backend = "auto",
         memory_saving: bool = False,
+        keyed: bool = False,
     ) -> None:
+        self.keyed = bool(keyed)
         self.num_secrets = positive_int("num_secrets", num_secrets)
         self.num_blocks = positive_int("num_blocks", num_blocks)
         self.channels = positive_int("channels", channels)
@@ -125,6 +151,12 @@ class InvertibleHider(InvertibleGraph):
         secret_dwt = Node(secret, WaveletDownsampling, wavelet_args, name="secret_dwt")
         nodes: list[Node] = [cover, secret, cover_dwt, secret_dwt]
         branches = [(cover_dwt, 0), (secret_dwt, 0)]
+        if self.keyed:
+            key = ConditionNode(KEY_BYTES, name="key")
+            tiles = {"tile": KEY_TILE, "flip": False, "label": "secret"}
+            keyed_secret = Node(secret_dwt, KeyedPermutation, tiles, conditions=key, name="secret_keyed")
+            nodes += [key, keyed_secret]
+            branches[1] = (keyed_secret, 0)
         for i in range(1, num_blocks + 1):
             block = Node(branches, HidingCoupling, coupling_args, name=f"coupling_{i}")
             nodes.append(block)
@@ -224,13 +256,18 @@ class InvertibleHider(InvertibleGraph):
             return torch.channels_last
         return torch.contiguous_format
 
-    def hide(self, cover: Tensor, *secrets: Tensor, check_finite: bool = False) -> tuple[Tensor, Tensor]:
+    def hide(
+        self, cover: Tensor, *secrets: Tensor, key: Key | None = None, check_finite: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """Hide the secret images in the cover.
 
         Args:
             cover: ``(B, C, H, W)`` floats, usually in ``[0, 1]``, on the
                 model's device and in its dtype (``B`` may be 0).
             *secrets: ``num_secrets`` tensors shaped like ``cover``.
+            key: a keyed hider's key (see :data:`Key`); without one it uses
+                :data:`PUBLIC_KEY` and warns (:class:`PublicKeyWarning`). An
+                unkeyed hider refuses a key.
             check_finite: refuse NaN or infinite inputs and outputs: one pass
                 over each and, on an accelerator, one wait for the device, so
                 it is off unless asked for.
@@ -258,7 +295,8 @@ class InvertibleHider(InvertibleGraph):
         secret = secrets[0] if self.num_secrets == 1 else torch.cat(secrets, dim=1)
         given, layout = self._layout_of(cover), self._memory_format()
         cover, secret = cover.contiguous(memory_format=layout), secret.contiguous(memory_format=layout)
-        (stego, lost), _ = self._run([cover, secret], [], rev=False, jac=False)
+        keys = self._keys(key, cover)
+        (stego, lost), _ = self._run([cover, secret], keys, rev=False, jac=False)
         stego, lost = stego.contiguous(memory_format=given), lost.contiguous(memory_format=given)
         if check_finite:
             self._refuse_non_finite("stego", stego)
@@ -271,6 +309,7 @@ class InvertibleHider(InvertibleGraph):
         z: Tensor | None = None,
         generator: torch.Generator | None = None,
         *,
+        key: Key | None = None,
         check_finite: bool = False,
     ) -> Tensor:
         """Recover the secret images from a stego image.
@@ -282,6 +321,8 @@ class InvertibleHider(InvertibleGraph):
                 exact secrets back).
             generator: seeds the draw of ``z`` (must live on ``stego``'s
                 device).
+            key: the key the secrets were hidden with (see :meth:`hide`); a
+                wrong key reveals an image unrelated to the secret.
             check_finite: refuse NaN or infinite inputs and outputs (see
                 :meth:`hide`).
 
@@ -318,11 +359,39 @@ class InvertibleHider(InvertibleGraph):
             self._check_image("z", z, lost_channels, check_finite, ("stego", stego))
         given, layout = self._layout_of(stego), self._memory_format()
         stego, z = stego.contiguous(memory_format=layout), z.contiguous(memory_format=layout)
-        (_, secret), _ = self._run([stego, z], [], rev=True, jac=False)
+        keys = self._keys(key, stego)
+        (_, secret), _ = self._run([stego, z], keys, rev=True, jac=False)
         secret = secret.contiguous(memory_format=given)
         if check_finite:
             self._refuse_non_finite("recovered secret", secret)
         return secret
+
+    def _keys(self, key: Key | None, like: Tensor) -> list[Tensor]:
+        """The graph's conditions for ``key``: ``[]`` for an unkeyed hider, else the ``(B, 32)`` key tensor."""
+        if not self.keyed:
+            if key is not None:
+                raise InputError("this model is not keyed: it hides without a key, so drop the key")
+            return []
+        if key is None:
+            warnings.warn(
+                "a keyed model used without a key uses the published public key: anyone can reveal its secrets",
+                PublicKeyWarning,
+                stacklevel=3,
+            )
+            key = PUBLIC_KEY
+        batch = like.shape[0]
+        if isinstance(key, Tensor):
+            if key.dtype != torch.uint8 or tuple(key.shape) != (batch, KEY_BYTES):
+                raise InputError(
+                    argument="key",
+                    problem=f"must be a (B, {KEY_BYTES}) torch.uint8 tensor with B = {batch}, "
+                    f"got {key.dtype} of shape {tuple(key.shape)}",
+                )
+            return [key.to(like.device)]
+        keys = [key] * batch if isinstance(key, (bytes, bytearray)) else list(key)
+        if len(keys) != batch:
+            raise InputError(argument="key", problem=f"must hold one key per image ({batch}), got {len(keys)}")
+        return [key_tensor([bytes(k) if isinstance(k, bytearray) else k for k in keys], like.device)]
 
     # ------------------------------------------------------------------
     # Configuration
@@ -355,6 +424,7 @@ class InvertibleHider(InvertibleGraph):
             "channels": self.channels,
             "layout": self.layout,
             "wavelet_backend": self.wavelet_backend,
+            **({"keyed": True} if self.keyed else {}),
         }
 
     @classmethod
@@ -373,6 +443,7 @@ class InvertibleHider(InvertibleGraph):
         return (
             f"num_secrets={self.num_secrets}, num_blocks={self.num_blocks}, wavelet={self.wavelet!r}, "
             f"clamp={self.clamp}, channels={self.channels}, layout={self.layout!r}"
+            + (", keyed=True" if self.keyed else "")
         )
 
 

@@ -8,13 +8,15 @@ Inside this layer the imports run one way, down this list:
   clamps, the coupling equations, 8-bit rounding); no modules.
 - :mod:`invhide.nn.subnets`: the subnetworks of the couplings and the
   constructors that build them.
+- :mod:`invhide.nn.keys`: keys expanded with SHAKE-256 into permutations and
+  sign flips; :class:`~invhide.nn.keys.KeyedPermutation`, keyed at call time.
 - :mod:`invhide.nn.modules`: FrEIA ``InvertibleModule`` wrappers of the math
   (wavelet down/upsampling, affine couplings).
 - :mod:`invhide.nn.graph`: FrEIA nodes run as one module, with name-keyed
   parameters, conditions and memory-saving backpropagation.
 """
 
-from invhide.nn import backends, functional, graph, modules, subnets
+from invhide.nn import backends, functional, graph, keys, modules, subnets
 from invhide.nn.graph import InvertibleGraph
 from invhide.nn.modules import AffineCoupling, HidingCoupling, WaveletDownsampling, WaveletUpsampling
 
@@ -27,6 +29,7 @@ __all__ = [
     "backends",
     "functional",
     "graph",
+    "keys",
     "modules",
     "subnets",
 ]

@@ -297,7 +297,7 @@ class InvertibleGraph(InvertibleModule):
         named = [*zip(edge_nodes, inputs, strict=True), *zip(self.condition_nodes, conditions, strict=True)]
         for node, value in named:
             dims = node.input_dims[0] if isinstance(node, OutputNode) else node.output_dims[0]
-            checks.tensor(node.name, value, dims=len(dims) + 1)
+            checks.tensor(node.name, value, dims=len(dims) + 1, floating=not isinstance(node, ConditionNode))
         key = (rev, *(tuple(value.shape) for _, value in named))
         if key in self._checked_shapes:
             return

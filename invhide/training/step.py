@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from invhide.models.hider import InvertibleHider
@@ -44,12 +46,17 @@ class HidingStep(nn.Module):
         self.model = model
         self.quantize = quantize
 
-    def forward(self, cover: Tensor, secret: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, cover: Tensor, secret: Tensor, z: Tensor, key: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """``(stego, lost, recovered)`` of ``(B, C, H, W)`` covers in ``[0, 1]``, ``(B, kC, H, W)`` secrets (``k``
-        concatenated along the channels) and the ``(B, kC, H, W)`` latent ``z`` the reveal starts from."""
+        concatenated along the channels), the ``(B, kC, H, W)`` latent ``z`` the reveal starts from, and for a keyed
+        hider the ``(B, 32)`` ``torch.uint8`` keys."""
         # No finiteness checks for invhide's hiders: the trainer's explosion guard rolls a non-finite step back.
-        unchecked = {"check_finite": False} if isinstance(self.model, InvertibleHider) else {}
-        stego, lost = self.model.hide(cover, *secret.chunk(self.model.num_secrets, dim=1), **unchecked)
+        options: dict[str, Any] = {"check_finite": False} if isinstance(self.model, InvertibleHider) else {}
+        if key is not None:
+            options["key"] = key
+        stego, lost = self.model.hide(cover, *secret.chunk(self.model.num_secrets, dim=1), **options)
         received = round_ste(stego) if self.quantize else stego
-        recovered = self.model.reveal(received, z=z, **unchecked)
+        recovered = self.model.reveal(received, z=z, **options)
         return stego, lost, recovered

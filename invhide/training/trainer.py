@@ -42,6 +42,8 @@ from invhide.checks import tensor
 from invhide.errors import ConfigError, InputError, InputTypeError, MissingPathError
 from invhide.evaluation.metrics import evaluate, psnr
 from invhide.io import checkpoint
+from invhide.models.hider import PublicKeyWarning
+from invhide.nn.keys import KEY_BYTES
 from invhide.training import distributed
 from invhide.training.averaging import WeightAverage
 from invhide.training.checkpoints import (
@@ -457,11 +459,16 @@ class Trainer:
         noise_seed = mix_seed(self.config.seed, self.step, self.rank, self.guard.rollbacks, 1)
         generator = torch.Generator(self.device).manual_seed(noise_seed)
         z = torch.randn(secrets.shape, generator=generator, device=self.device, dtype=cover.dtype)
+        # A keyed hider learns to hide under any key: a fresh one per pair and step, from the step's generator.
+        keys = None
+        if getattr(self.model, "keyed", False):
+            keys = torch.randint(0, 256, (cover.shape[0], KEY_BYTES), generator=generator, device=self.device)
+            keys = keys.to(torch.uint8)
         self.model.train()
         self._hiding.quantize = self.config.quantize_at(self.step)
         autocast = torch.autocast(self.device.type, dtype=self._amp) if self._amp else contextlib.nullcontext()
         with autocast:
-            outputs = self._step_module(cover, secrets, z)
+            outputs = self._step_module(cover, secrets, z, keys)
         return tuple(t.float() for t in outputs)  # the loss is float32 (a no-op without amp)
 
     def _backward(self, total: Tensor) -> Tensor:
@@ -534,7 +541,9 @@ class Trainer:
         if not self.val_pairs or self.rank != 0:
             return None
         generator = torch.Generator(self.device).manual_seed(self.config.seed)
-        result = evaluate(self.trained_model, self.val_pairs, device=self.device, generator=generator)
+        with warnings.catch_warnings():  # a keyed hider is validated under the public key: any key measures alike
+            warnings.simplefilter("ignore", PublicKeyWarning)
+            result = evaluate(self.trained_model, self.val_pairs, device=self.device, generator=generator)
         record: dict[str, Any] = {"kind": "val", "step": self.step}
         for stego in result.stego_settings:
             tag = "float" if stego == "float" else "8bit"
