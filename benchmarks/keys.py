@@ -1,0 +1,222 @@
+#!/usr/bin/env python
+"""What a key protects: a keyed model's stego images revealed without the right key, against guesses without it.
+
+The threat: an attacker who has invhide, the keyed model and a stego image
+(an 8-bit PNG), but not the key. For every pair (image ``i`` of ``--pairs-dir``
+hides image ``i + n/2``, centre crops of ``--size``), hidden under a fresh
+random key, the benchmark measures PSNR and SSIM against the secret of:
+
+- the no-information baselines: the stego itself and a mid-grey image (the
+  best of the two per pair is "baseline");
+- the reveal with the right key (the receiver);
+- ``--wrong`` random keys, and the 256 keys one bit away from the right key:
+  mean and maximum per pair, then over the pairs;
+- with ``--attack-minutes``, a learned attack: the model's own reverse pass
+  fine-tuned to map stego images to secrets over random keys it is never
+  told, and a small U-Net trained on the same, each for the given CPU time on
+  ``--attack-pairs`` pairs of ``--attack-dir`` crops (fresh keys), then tested
+  on the pairs above (keys it never saw).
+
+python benchmarks/keys.py --model runs/keyed-v1 --pairs-dir ../shared/data/kodak24 --json runs/keys.json
+python benchmarks/keys.py --model runs/keyed-v1 --pairs-dir ../shared/data/kodak24 \\
+    --attack-dir ../shared/data/photos49 --attack-minutes 60 --figure docs/figures/keys-attack.png
+
+A benchmark measures and prints; it never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+import invhide
+from invhide.evaluation.metrics import psnr, ssim
+from invhide.io.datasets import ImageDataset, evaluation_pairs
+from invhide.models.hider import InvertibleHider
+from invhide.nn.functional import quantize_8bit
+from invhide.nn.keys import KEY_BYTES, key_tensor
+
+Scores = dict[str, list[float]]
+
+
+def scores(guess: Tensor, secret: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image PSNR and SSIM (RGB) of ``(B, 3, H, W)`` guesses against the secret(s), both clamped to [0, 1]."""
+    guess, secret = guess.clamp(0, 1), secret.expand_as(guess)
+    return psnr(guess, secret), ssim(guess, secret)
+
+
+def reveal(model: InvertibleHider, stego: Tensor, keys: list[bytes], batch: int = 16) -> Tensor:
+    """The reveal of one ``(1, 3, H, W)`` stego under each key, ``z`` from a fixed seed (as the command reveals)."""
+    outputs = []
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            many = stego.expand(len(chunk), -1, -1, -1)
+            outputs.append(model.reveal(many, generator=generator, key=key_tensor(chunk)))
+    return torch.cat(outputs)
+
+
+def near_keys(key: bytes) -> list[bytes]:
+    """The 256 keys one bit away from ``key``."""
+    found = []
+    for bit in range(8 * KEY_BYTES):
+        near = bytearray(key)
+        near[bit // 8] ^= 1 << (bit % 8)
+        found.append(bytes(near))
+    return found
+
+
+def measure_pair(model: InvertibleHider, cover: Tensor, secret: Tensor, wrong: int) -> dict[str, float]:
+    """Every figure of one pair, hidden under a fresh random key."""
+    key = os.urandom(KEY_BYTES)
+    with torch.no_grad():
+        stego, _ = model.hide(cover, secret, key=key)
+    stego = quantize_8bit(stego)
+    row: dict[str, float] = {"cover_stego_psnr": psnr(stego, cover).item()}
+    guesses = {"stego": stego, "grey": torch.full_like(secret, 0.5), "right": reveal(model, stego, [key])}
+    for name, guess in guesses.items():
+        p, s = scores(guess, secret)
+        row[f"{name}_psnr"], row[f"{name}_ssim"] = p.item(), s.item()
+    best = max(("stego", "grey"), key=lambda name: row[f"{name}_psnr"])
+    row["baseline_psnr"], row["baseline_ssim"] = row[f"{best}_psnr"], row[f"{best}_ssim"]
+    for name, keys in (("wrong", [os.urandom(KEY_BYTES) for _ in range(wrong)]), ("near", near_keys(key))):
+        if keys:
+            p, s = scores(reveal(model, stego, keys), secret)
+            row[f"{name}_psnr_mean"], row[f"{name}_psnr_max"] = p.mean().item(), p.max().item()
+            row[f"{name}_ssim_mean"], row[f"{name}_ssim_max"] = s.mean().item(), s.max().item()
+    return row
+
+
+def summary(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Means over the pairs, and for the ``..._max`` figures the maximum over them too."""
+    out = {name: statistics.fmean(r[name] for r in rows) for name in rows[0]}
+    out.update({f"{name}_worst": max(r[name] for r in rows) for name in rows[0] if name.endswith("_max")})
+    return out
+
+
+class UNet(nn.Module):
+    """A small U-Net (two scales, 32 and 64 channels): the attacker's own stego-to-secret network."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1))
+
+        self.down = block(3, width)
+        self.middle = block(width, 2 * width)
+        self.up = nn.ConvTranspose2d(2 * width, width, 2, stride=2)
+        self.out = nn.Sequential(block(2 * width, width), nn.ReLU(), nn.Conv2d(width, 3, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        skip = self.down(x)
+        middle = self.middle(nn.functional.max_pool2d(torch.relu(skip), 2))
+        return self.out(torch.cat((torch.relu(self.up(middle)), skip), dim=1))
+
+
+def attack_data(model: InvertibleHider, folder: Path, pairs: int, crop: int) -> tuple[Tensor, Tensor]:
+    """``pairs`` stego images (8-bit, fresh random keys) of random crops of ``folder``'s photographs, and secrets."""
+    data = ImageDataset(folder, crop=crop)
+    generator = torch.Generator().manual_seed(1)
+    stegos, secrets = [], []
+    for start in range(0, pairs, 16):
+        count = min(16, pairs - start)
+        images = torch.stack([data.item(int(i), generator) for i in torch.randint(len(data), (2 * count,))])
+        cover, secret = images[:count], images[count:]
+        keys = [os.urandom(KEY_BYTES) for _ in range(count)]
+        with torch.no_grad():
+            stego, _ = model.hide(cover, secret, key=key_tensor(keys))
+        stegos.append(quantize_8bit(stego))
+        secrets.append(secret)
+    return torch.cat(stegos), torch.cat(secrets)
+
+
+def train_attacker(
+    predict: Callable[[Tensor], Tensor], params: list[Tensor], data: tuple[Tensor, Tensor], seconds: float
+) -> int:
+    """Adam on the mean squared error of ``predict(stego)`` against the secret, for ``seconds`` of process time."""
+    stegos, secrets = data
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    generator = torch.Generator().manual_seed(2)
+    start, steps = time.process_time(), 0
+    while time.process_time() - start < seconds:
+        index = torch.randint(len(stegos), (16,), generator=generator)
+        loss = nn.functional.mse_loss(predict(stegos[index]), secrets[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        steps += 1
+    return steps
+
+
+def learned_attacks(model: InvertibleHider, args: argparse.Namespace) -> dict[str, Callable[[Tensor], Tensor]]:
+    """The two trained attackers, each as a function from ``(B, 3, H, W)`` stego images to guesses."""
+    data = attack_data(model, args.attack_dir, args.attack_pairs, args.attack_crop)
+    reverse = copy.deepcopy(model)
+    public = torch.zeros(KEY_BYTES, dtype=torch.uint8)
+
+    def reverse_predict(stego: Tensor) -> Tensor:
+        keys = public.expand(stego.shape[0], -1)
+        return reverse.reveal(stego, z=torch.zeros_like(stego), key=keys)
+
+    unet = UNet()
+    attackers: dict[str, tuple[Callable[[Tensor], Tensor], list[Tensor]]] = {
+        "reverse pass fine-tuned": (reverse_predict, list(reverse.parameters())),
+        "U-Net": (unet, list(unet.parameters())),
+    }
+    for name, (predict, params) in attackers.items():
+        steps = train_attacker(predict, params, data, 60 * args.attack_minutes)
+        print(f"attack {name!r}: {steps} steps in {args.attack_minutes} CPU minutes on {args.attack_pairs} pairs")
+    return {name: predict for name, (predict, _) in attackers.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a keyed model: a shipped name, a file or a run folder")
+    parser.add_argument("--pairs-dir", type=Path, required=True, help="test photographs (pairs i, i + n/2)")
+    parser.add_argument("--size", type=int, default=256, help="centre-crop side of the test pairs (default 256)")
+    parser.add_argument("--wrong", type=int, default=200, help="random wrong keys per pair (default 200)")
+    parser.add_argument("--attack-dir", type=Path, help="photographs the learned attacks train on")
+    parser.add_argument("--attack-pairs", type=int, default=2000, help="pairs the attacks train on (default 2000)")
+    parser.add_argument("--attack-crop", type=int, default=128, help="their crop side (default 128)")
+    parser.add_argument("--attack-minutes", type=float, default=0, help="CPU minutes per attack (0: no attack)")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    args = parser.parse_args()
+    model = invhide.load(args.model).eval()
+    if not getattr(model, "keyed", False):
+        parser.error(f"--model {args.model}: not a keyed model")
+    pairs = evaluation_pairs(args.pairs_dir, size=args.size)
+    rows = [measure_pair(model, cover[None], secret[None], args.wrong) for cover, secret in pairs]
+    result = {"pairs": len(rows), "rows": rows, "summary": summary(rows)}
+    if args.attack_minutes > 0 and args.attack_dir is not None:
+        attacks = learned_attacks(model, args)
+        result["attacks"] = {name: attack_scores(model, predict, pairs) for name, predict in attacks.items()}
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+def attack_scores(model: InvertibleHider, predict: Callable[[Tensor], Tensor], pairs: list) -> dict[str, float]:
+    """Mean PSNR and SSIM of an attacker's guesses on the test pairs, hidden under keys it never saw."""
+    found: Scores = {"psnr": [], "ssim": []}
+    for cover, secret in pairs:
+        with torch.no_grad():
+            stego, _ = model.hide(cover[None], secret[None], key=os.urandom(KEY_BYTES))
+            p, s = scores(predict(quantize_8bit(stego)), secret[None])
+        found["psnr"].append(p.item())
+        found["ssim"].append(s.item())
+    return {name: statistics.fmean(values) for name, values in found.items()}
+
+
+if __name__ == "__main__":
+    main()
