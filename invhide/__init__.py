@@ -31,12 +31,45 @@ Example:
     'HiNet'
 """
 
-from invhide import checks, errors, evaluation, io, models, nn, training
-from invhide.errors import InvhideError
-from invhide.io.checkpoint import save
-from invhide.models import HiNet, InvertibleHider
-from invhide.models.zoo import load
-from invhide.nn import AffineCoupling, HidingCoupling, InvertibleGraph, WaveletDownsampling, WaveletUpsampling
+import os as _os
+import signal as _signal
+import sys as _sys
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C while the `invhide` command loads: nothing was done yet, so end at once, in one line.
+
+    The process ends killed by SIGINT, as an interrupted program should (a
+    shell reports status 130). Raising KeyboardInterrupt there instead could
+    leave a half-imported module behind it (numpy, scipy), whose next import
+    fails with another error and a long traceback.
+    :func:`invhide.cli.main.main` puts the default handler back as it starts.
+    """
+    print("invhide: interrupted", file=_sys.stderr, flush=True)
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+    _os.kill(_os.getpid(), _signal.SIGINT)
+
+
+# The `invhide` command (its console script, or `python -m invhide.cli`: argv[0] is "-m" while the package loads),
+# where SIGINT has its default handler (not ignored, not the caller's own): Ctrl-C ends it at once until it runs.
+_argv0 = (getattr(_sys, "argv", None) or [""])[0]
+if (_argv0 == "-m" or _os.path.basename(_argv0).partition(".")[0] in ("invhide", "invhide-script")) and (
+    _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+):
+    _signal.signal(_signal.SIGINT, _exit_interrupted)
+
+from invhide import checks, errors, evaluation, io, models, nn, training  # noqa: E402
+from invhide.errors import InvhideError  # noqa: E402
+from invhide.io.checkpoint import save  # noqa: E402
+from invhide.models import HiNet, InvertibleHider  # noqa: E402
+from invhide.models.zoo import load  # noqa: E402
+from invhide.nn import (  # noqa: E402
+    AffineCoupling,
+    HidingCoupling,
+    InvertibleGraph,
+    WaveletDownsampling,
+    WaveletUpsampling,
+)
 
 __all__ = [
     "AffineCoupling",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -34,17 +35,25 @@ from helpers import images
 
 from invhide import InvertibleHider
 from invhide.errors import (
+    FileFormatError,
     InputError,
     InputTypeError,
     InvhideError,
     IsAFolderError,
     MissingPathError,
     ModelError,
+    NotAFolderError,
+    PathError,
+    PathExistsError,
 )
-from invhide.evaluation.metrics import psnr
+from invhide.evaluation.figures import training_curves
+from invhide.evaluation.metrics import evaluate, psnr, ssim
+from invhide.evaluation.steganalysis import evaluate_detectors, rs_analysis
+from invhide.io import images as image_io
 from invhide.io.checkpoint import CheckpointError, load, save, save_tensors
+from invhide.io.files import atomic_write
 from invhide.io.images import write_image
-from invhide.models import inference
+from invhide.models import inference, zoo
 from invhide.nn import subnets
 from invhide.testing import randomize_
 from invhide.training import TrainConfig, Trainer
@@ -204,6 +213,21 @@ def replaced(key: str, value: Any) -> Callable[[Any], Any]:
 
 def resume(run: Path) -> None:
     trainer(run).fit(resume=True)
+
+
+def a_pipe(name: str) -> Callable[[Path], Path]:
+    """A named pipe ``name`` in the folder: not a regular file, never to be replaced by one."""
+
+    def make(folder: Path) -> Path:
+        os.mkfifo(folder / name)
+        return folder / name
+
+    return make
+
+
+def write_atomically(path: Path) -> None:
+    with atomic_write(path, "w") as file:
+        file.write("{}")
 
 
 # ----------------------------------------------------------------------
@@ -373,6 +397,27 @@ API_CASES: list[ApiCase] = [
         ModelError,
         r"in the stego: its weights are corrupt or diverged",
     ),
+    ApiCase(
+        "inference-verify-a-stego-smaller-than-its-cover",
+        lambda folder: (tiny_model(), *pair()),
+        lambda args: inference.verify(*args, args[1][..., :8, :8]),
+        InputError,
+        r"^stego must be a batch of 1 at least the cover's size 16x16 \(height x width\), got shape \(1, 3, 8, 8\)$",
+    ),
+    ApiCase(
+        "inference-blur-agreement-window-0",
+        lambda folder: (tiny_model(), pair()[0]),
+        lambda args: inference.blur_agreement(*args, window=0),
+        InputError,
+        r"^window must be a positive integer, got 0$",
+    ),
+    ApiCase(
+        "image-format-of-a-text-file",
+        lambda folder: a_file("notes.png", b"not a picture")(folder),
+        lambda path: image_io.image_format(path),
+        image_io.ImageError,
+        r"notes.png: not an image file \(Pillow does not recognise its format\)$",
+    ),
     # -- model files -------------------------------------------------------------------------------------------
     ApiCase(
         "load-num-blocks-1e9",
@@ -455,6 +500,58 @@ API_CASES: list[ApiCase] = [
         InputError,
         r"^map_location must name a device such as 'cpu', 'cuda', 'cuda:1' or 'mps', got 'gpu'$",
     ),
+    ApiCase(
+        "save-a-string",
+        lambda folder: ("not a model", folder / "m.safetensors"),
+        lambda args: save(*args),
+        InputTypeError,
+        r"^model must be an invhide model \(a torch.nn.Module with a config\(\) method, such as invhide.HiNet\), "
+        r"got str$",
+    ),
+    ApiCase(
+        "save-a-plain-module",
+        lambda folder: (torch.nn.Linear(2, 2), folder / "m.safetensors"),
+        lambda args: save(*args),
+        InputTypeError,
+        r"^model must be an invhide model .*, got Linear$",
+    ),
+    ApiCase(
+        "save-over-a-file-taken-for-a-folder",
+        lambda folder: (tiny_model(), a_file("weights", b"precious")(folder)),
+        lambda args: save(*args),
+        NotAFolderError,
+        r"weights: is a file, not a folder; save to a folder, or to a file whose name ends in .safetensors$",
+    ),
+    ApiCase(
+        "save-diverged-weights",
+        lambda folder: (diverged(tiny_model()), folder / "diverged.safetensors"),
+        lambda args: save(*args),
+        ModelError,
+        r"diverged.safetensors: not written: the model's tensor nodes.coupling_1.phi.\S+ holds 1 NaN or infinite "
+        r"value\(s\) \(diverged weights\?\), which invhide.load refuses$",
+    ),
+    ApiCase(
+        "save-without-replace-over-a-model",
+        lambda folder: (tiny_model(1), model_file(folder)),
+        lambda args: save(*args, replace=False),
+        PathExistsError,
+        r"model.safetensors exists; pass replace=True to replace it$",
+    ),
+    ApiCase(
+        "atomic-write-over-a-pipe",
+        a_pipe("pipe.json"),
+        write_atomically,
+        PathError,
+        r"pipe.json: not a regular file \(a device, pipe or socket\), which invhide never replaces; choose a file "
+        r"name$",
+    ),
+    ApiCase(
+        "inference-reveal-generator-a-string",
+        lambda folder: (tiny_model(), pair()[0]),
+        lambda args: inference.reveal(*args, generator="seed"),
+        InputTypeError,
+        r"^generator must be a torch.Generator, got str$",
+    ),
     # -- training runs -------------------------------------------------------------------------------------------
     ApiCase(
         "train-on-grayscale-images",
@@ -469,6 +566,21 @@ API_CASES: list[ApiCase] = [
         lambda data: Trainer(tiny_model(), HidingLoss.paper(), data, config(), out_dir=None, progress=False),
         InputTypeError,
         r"^train_data\[0\] is a tuple of one tensor; pass the images themselves",
+    ),
+    ApiCase(
+        "train-with-validation-pairs-below-the-ssim-window",
+        lambda folder: [images(i, 3, 16, 16) for i in range(4)],
+        lambda data: Trainer(
+            tiny_model(),
+            HidingLoss.paper(),
+            data,
+            config(),
+            val_pairs=[(data[0][..., :8, :8], data[1][..., :8, :8])],
+            out_dir=None,
+            progress=False,
+        ),
+        InputError,
+        r"^val_pairs\[0\] must be at least 11x11 \(SSIM's window\), got 8x8$",
     ),
     ApiCase(
         "resume-without-a-checkpoint",
@@ -532,6 +644,54 @@ API_CASES: list[ApiCase] = [
         resume,
         MissingPathError,
         r"step_00000002/model.safetensors: no such checkpoint file",
+    ),
+    ApiCase(
+        "curves-of-a-log-without-a-step",
+        lambda folder: (folder / "train.csv").write_text("step,loss,skipped\nloss spike,1,\n") and folder,
+        training_curves,
+        FileFormatError,
+        r"train.csv: no row with a numeric step, so no training log to plot$",
+    ),
+    # -- evaluation: sizes the metrics and detectors cannot measure -------------------------------------------
+    ApiCase(
+        "ssim-smaller-than-its-window",
+        lambda folder: pair(size=10),
+        lambda args: ssim(*args),
+        InputError,
+        r"^x and y must be at least 11x11 \(SSIM's window\), got 10x10$",
+    ),
+    ApiCase(
+        "evaluate-pairs-smaller-than-the-ssim-window",
+        lambda folder: (tiny_model(), [pair(size=8)]),
+        lambda args: evaluate(*args),
+        InputError,
+        r"^cover and secret of pair 0 must be at least 11x11 \(SSIM's window\), got 8x8$",
+    ),
+    ApiCase(
+        "rs-analysis-of-a-1x1-image",
+        lambda folder: torch.zeros(3, 1, 1),
+        rs_analysis,
+        InputError,
+        r"^image has shape \(3, 1, 1\), too small for rs, which needs at least 4 pixels along a row or a column$",
+    ),
+    ApiCase(
+        "detectors-on-a-pair-of-1x1-images",
+        lambda folder: (
+            [images(i, 3, 8, 8) for i in range(2)] + [images(2, 3, 1, 1)],
+            [images(i, 3, 8, 8) for i in range(3, 5)] + [images(5, 3, 1, 1)],
+        ),
+        lambda args: evaluate_detectors(*args, ["rs"]),
+        InputError,
+        r"^pair 2 has images of shape \(3, 1, 1\), too small for rs, which needs at least 4 pixels along a row or a "
+        r"column; leave rs out or use larger images$",
+    ),
+    ApiCase(
+        "detectors-on-stegos-equal-to-their-covers",
+        lambda folder: [images(i, 3, 8, 8) for i in range(3)],
+        lambda covers: evaluate_detectors(covers, [cover.clone() for cover in covers], ["spa"]),
+        InputError,
+        r"^stegos are their covers, level for level, in every pair: there is nothing to tell apart; pass each "
+        r"cover's stego image",
     ),
 ]
 
@@ -652,6 +812,15 @@ def photos(folder: Path, count: int = 4, size: int = 16) -> Path:
     return folder / "photos"
 
 
+def tiny_pairs(folder: Path) -> list[str]:
+    """Folders ``covers`` and ``stegos`` of three 1x1 PNGs each: ``[covers, stegos]``."""
+    for name in ("covers", "stegos"):
+        (folder / name).mkdir()
+        for i in range(3):
+            write_image(images(40 + i, 3, 1, 1), folder / name / f"{i}.png")
+    return [str(folder / "covers"), str(folder / "stegos")]
+
+
 def made(values: tuple[str | Make, ...], folder: Path) -> list[str]:
     return [str(value(folder)) if callable(value) else value for value in values]
 
@@ -691,6 +860,22 @@ def small_image(name: str, size: int = 8) -> Make:
 
 def fresh_model(folder: Path) -> Path:
     return model_file(folder, InvertibleHider(num_blocks=1, subnet=subnets.conv(hidden=8, depth=2)))
+
+
+def faint_model(folder: Path) -> Path:
+    """A fresh model whose only moved weight is one value of 1e-3: it passes hides_nothing, its PNG stego is the cover."""
+    model = InvertibleHider(num_blocks=1, subnet=subnets.conv(hidden=8, depth=2))
+    with torch.no_grad():
+        model.nodes.coupling_1.phi.output_layer.weight[0, 0, 0, 0] = 1e-3
+    return save(model, folder / "faint.safetensors")
+
+
+def shipped_default(folder: Path) -> Path:
+    """The default shipped model's file (by path: the cases' model folder is empty)."""
+    name = zoo.default_name(zoo.SHIPPED)
+    if name is None:
+        pytest.skip("no default model ships in invhide/models/trained")
+    return zoo.SHIPPED / f"{name}.safetensors"
 
 
 def two_secret_model(folder: Path) -> Path:
@@ -782,6 +967,49 @@ def out_with_a_model(folder: Path) -> Path:
     return folder / "converted"
 
 
+def security_into(pairs_dir: Make, *extra: str, images: Make | None = None) -> Callable[[Path], list[str]]:
+    """``invhide eval IMAGES --security --detector rs --pairs-dir <pairs_dir(folder)> EXTRA...`` (16x16 photos)."""
+
+    def argv(folder: Path) -> list[str]:
+        found = photos(folder) if images is None else images(folder)
+        return ["eval", str(found), "--model", str(model_file(folder)), "--size", "16", "--security", "--detector",
+                "rs", "--pairs-dir", str(pairs_dir(folder)), *extra]  # fmt: skip
+
+    return argv
+
+
+def photos_as_covers_of(folder: Path) -> Path:
+    """The photos in ``pairs/covers``: the folder ``--pairs-dir pairs`` would write its covers into."""
+    (folder / "pairs").mkdir()
+    return photos(folder).rename(folder / "pairs" / "covers")
+
+
+def covers_linked_to_the_photos(folder: Path) -> Path:
+    """A folder ``pairs`` whose ``covers`` is a symbolic link to ``photos`` (made by the case)."""
+    (folder / "pairs").mkdir()
+    (folder / "pairs" / "covers").symlink_to(folder / "photos", target_is_directory=True)
+    return folder / "pairs"
+
+
+def pair_file_linked_to_a_photo(folder: Path) -> Path:
+    """A folder ``pairs/covers`` whose first pair file is a hard link to the first photo."""
+    (folder / "pairs" / "covers").mkdir(parents=True)
+    (folder / "pairs" / "covers" / "0000_0.png").hardlink_to(folder / "photos" / "0.png")
+    return folder / "pairs"
+
+
+def stegos_like(folder: Path, link: bool = False) -> list[str]:
+    """``[photos, stegos]``: ``stegos`` a copy of the photos, or hard links to them (each pair one file)."""
+    found = photos(folder)
+    (folder / "stegos").mkdir()
+    for path in sorted(found.iterdir()):
+        if link:
+            (folder / "stegos" / path.name).hardlink_to(path)
+        else:
+            shutil.copy(path, folder / "stegos")
+    return [str(found), str(folder / "stegos")]
+
+
 @dataclass(frozen=True)
 class CliCase:
     """One refused command: ``invhide <arrange(folder)>`` must exit with status 2 and print one matching line.
@@ -830,6 +1058,25 @@ CLI_CASES: list[CliCase] = [
         hide_with(fresh_model),
         r"^--model \S+/model.safetensors hides nothing: its weights leave hide the identity \(a freshly "
         r"initialised model\?\); train it first$",
+    ),
+    CliCase(
+        "hide-with-a-model-whose-secret-does-not-come-back",
+        hide_case(),
+        r"^--model \S+/model.safetensors does not hide this secret: revealed from the stego as saved, as `invhide "
+        r"reveal` will \(--seed 0\), it comes back at \d+\.\d\d dB PSNR, below 20 dB \(cover/stego PSNR \d+\.\d\d dB\); "
+        r"nothing written \(an untrained or undertrained model\?; --no-check writes the stego anyway\)$",
+    ),
+    CliCase(
+        "hide-with-one-weight-of-1e-3",
+        hide_with(faint_model),
+        r"^--model \S+/faint.safetensors hides nothing: the stego as saved is the cover, to within rounding "
+        r"\(cover/stego PSNR inf dB\); nothing written \(train the model first; --no-check writes the stego anyway\)$",
+    ),
+    CliCase(
+        "hide-a-1x1-image-with-the-default-model",
+        hide_case(cover=small_image("dot.png", 1), secret=small_image("dot2.png", 1), model=shipped_default),
+        r"^--model \S+\.safetensors does not hide this secret: .* below 20 dB .*; nothing written \(a 1x1 image is too "
+        r"small for it; --no-check writes the stego anyway\)$",
     ),
     CliCase(
         "hide-with-a-two-secret-model",
@@ -958,6 +1205,109 @@ CLI_CASES: list[CliCase] = [
         r"^\S+/photos: holds 1 image\(s\); eval pairs images, so it needs at least two",
     ),
     CliCase("eval-with-a-fresh-model", eval_with(model=fresh_model), r"^--model \S+ hides nothing"),
+    CliCase(
+        "eval-roc-without-security",
+        eval_with("--roc", lambda f: f / "roc.png"),
+        r"^--roc: used only with --security \(the steganalysis of the model's stego images\), and does nothing "
+        r"without it; add --security, or drop it$",
+    ),
+    CliCase(
+        "eval-security-options-without-security",
+        eval_with("--pairs-dir", lambda f: f / "pairs", "--detector", "rs", "--folds", "3"),
+        r"^--detector, --folds, --pairs-dir: used only with --security .*, and do nothing without it; add "
+        r"--security, or drop them$",
+    ),
+    CliCase(
+        "eval-security-pairs-dir-covers-is-the-images-folder-forced",
+        security_into(lambda f: f / "pairs", "--force", images=photos_as_covers_of),
+        r"^--pairs-dir \S+/pairs: its covers folder \S+/pairs/covers is the folder of test images \S+/pairs/covers; "
+        r"the pairs would replace its images: choose another --pairs-dir$",
+    ),
+    CliCase(
+        "eval-security-pairs-dir-covers-is-the-images-folder",
+        security_into(lambda f: f / "pairs", images=photos_as_covers_of),
+        r"^--pairs-dir \S+/pairs: its covers folder \S+/pairs/covers is the folder of test images \S+/pairs/covers; "
+        r"the pairs would replace its images: choose another --pairs-dir$",
+    ),
+    CliCase(
+        "eval-security-pairs-dir-covers-links-to-the-images",
+        security_into(covers_linked_to_the_photos, "--force"),
+        r"^--pairs-dir \S+/pairs: its covers folder \S+/pairs/covers is the folder of test images \S+/photos; the "
+        r"pairs would replace its images: choose another --pairs-dir$",
+    ),
+    CliCase(
+        "eval-security-pair-file-is-an-input-image",
+        security_into(pair_file_linked_to_a_photo, "--force"),
+        r"^--pairs-dir \S+/pairs/covers/0000_0.png: is the image 0.png of \S+/photos; writing it would destroy an "
+        r"input",
+    ),
+    CliCase(
+        "eval-security-size-above-the-images",
+        eval_with("--security", "--detector", "rs", size=64),
+        r"^--size 64: \S+/photos/0.png is 16x16, smaller than the 64x64 crop; pass a smaller --size$",
+    ),
+    CliCase(
+        "eval-security-roc-is-the-json",
+        eval_with("--security", "--json", lambda f: f / "r.png", "--roc", lambda f: f / "r.png"),
+        r"^--roc \S+/r.png: is also the --json file; give the two outputs different names$",
+    ),
+    CliCase(
+        "eval-json-is-a-pipe-forced",
+        eval_with("--json", a_pipe("pipe.json"), "--force"),
+        r"^--json \S+/pipe.json: not a regular file \(a device, pipe or socket\), which invhide never replaces; "
+        r"give the name of a file$",
+    ),
+    CliCase(
+        "steganalysis-the-same-folder-twice",
+        lambda f: ["steganalysis", str(photos(f)), str(f / "photos")],
+        r"^\S+/photos: is the folder of covers \S+/photos; steganalysis tells covers from their stego images, so "
+        r"give the folder of stego images second$",
+    ),
+    CliCase(
+        "steganalysis-the-same-folder-through-a-link",
+        lambda f: ["steganalysis", str(photos(f)), str(linked("photos", "again", symbolic=True)(f))],
+        r"^\S+/again: is the folder of covers \S+/photos; steganalysis tells covers",
+    ),
+    CliCase(
+        "steganalysis-pairs-of-one-file",
+        lambda f: ["steganalysis", *stegos_like(f, link=True)],
+        r"^\S+/stegos/0.png: is its cover \S+/photos/0.png \(the same file\); a pair must be a cover and its stego$",
+    ),
+    CliCase(
+        "steganalysis-train-steps-without-a-learned-detector",
+        lambda f: ["steganalysis", *stegos_like(f), "--detector", "rs", "--train-steps", "5"],
+        r"^--train-steps 5: only the learned detectors \(.+\) train, and --detector rs has none, so it would do "
+        r"nothing; drop it, or add one of them$",
+    ),
+    CliCase(
+        "eval-size-below-the-ssim-window",
+        eval_with(size=8),
+        r"^--size must be at least 11 \(SSIM's 11x11 window\), got 8; pass --size 12 or more$",
+    ),
+    CliCase(
+        "eval-security-size-too-small-for-rs",
+        eval_with("--security", "--detector", "rs", size=2),
+        r"^--size 2 makes 2x2 crops, too small for rs, which needs at least 4 pixels along a row or a column; pass a "
+        r"larger --size or run --detector without rs$",
+    ),
+    CliCase(
+        "steganalysis-rs-on-1x1-images",
+        lambda f: ["steganalysis", *tiny_pairs(f), "--detector", "rs"],
+        r"^\S+/covers/0.png is 1x1, too small for rs, which needs at least 4 pixels along a row or a column; use "
+        r"larger images or run --detector without rs$",
+    ),
+    CliCase(
+        "steganalysis-of-a-copy-of-the-covers",
+        lambda f: ["steganalysis", str(photos(f)), str(shutil.copytree(f / "photos", f / "copy")), "--detector", "spa"],
+        r"^the images of \S+/copy are their covers, level for level, in every pair: there is nothing to tell apart; "
+        r"pass the folder of their stego images$",
+    ),
+    CliCase(
+        "steganalysis-spa-on-1x1-images",
+        lambda f: ["steganalysis", *tiny_pairs(f), "--detector", "spa", "chi2"],
+        r"^\S+/covers/0.png is 1x1, too small for spa, which needs at least 2 pixels along a row or a column; use "
+        r"larger images or run --detector without spa$",
+    ),
     # -- train -------------------------------------------------------------------------------------------------
     CliCase(
         "train-resume-without-a-checkpoint",
@@ -993,6 +1343,11 @@ CLI_CASES: list[CliCase] = [
         r"^--eval-size 32: \S+/photos/0.png is 16x16, smaller than the 32x32 crop; pass a smaller --eval-size$",
     ),
     CliCase(
+        "train-eval-size-below-the-ssim-window",
+        train_with(eval_size=8),
+        r"^--eval-size must be at least 11 \(SSIM's 11x11 window\), got 8; pass --eval-size 12 or more$",
+    ),
+    CliCase(
         "train-batch-beyond-memory",
         train_with("--batch-size", "1000000000"),
         r"^--batch-size 1000000000 with 16x16 crops: one batch of images alone is [\d,.]+ GiB, more than this "
@@ -1013,6 +1368,30 @@ CLI_CASES: list[CliCase] = [
         train_with(train_dir=lambda f: f / "nothing"),
         r"^--train-dir \S+/nothing: no such folder$",
     ),
+    CliCase(
+        "train-init-is-the-out-folder-forced",
+        train_with("--init", out_with_a_model, "--force", "--steps", "2", out=lambda f: f / "converted"),
+        r"^--out \S+/converted: is the --init folder \S+/converted; choose another folder for what the command "
+        r"writes$",
+    ),
+    CliCase(
+        "train-init-model-in-the-out-folder-forced",
+        train_with(
+            "--init",
+            lambda f: out_with_a_model(f) / "model.safetensors",
+            "--force",
+            "--steps",
+            "2",
+            out=lambda f: f / "converted",
+        ),
+        r"^--out \S+/converted/model.safetensors: is the --init model \S+/converted/model.safetensors; writing it "
+        r"would destroy an input",
+    ),
+    CliCase(
+        "train-out-is-a-pipe",
+        train_with("--steps", "2", out=a_pipe("pipe")),
+        r"^--out \S+/pipe: is a device, pipe or socket, not a folder$",
+    ),
     # -- bench -------------------------------------------------------------------------------------------------
     CliCase("bench-json-exists", bench_into(existing("bench.json")), r"^--json \S+/bench.json: exists; pass --force"),
     CliCase("bench-json-is-a-folder", bench_into(a_folder("figures")), r"^--json \S+/figures: is a folder"),
@@ -1020,6 +1399,28 @@ CLI_CASES: list[CliCase] = [
         "bench-json-in-a-missing-folder",
         bench_into(lambda f: f / "missing" / "b.json"),
         r"^--json \S+/missing/b.json: the folder \S+/missing does not exist",
+    ),
+    CliCase(
+        "bench-json-is-a-pipe-forced",
+        lambda f: [*bench_into(a_pipe("pipe.json"))(f), "--force"],
+        r"^--json \S+/pipe.json: not a regular file \(a device, pipe or socket\), which invhide never replaces",
+    ),
+    CliCase(
+        "bench-option-of-a-skipped-part",
+        lambda f: ["bench", "--skip", "inference", "--sizes", "16"],
+        r"^--sizes: sets only the inference part, which --skip leaves out, so it would do nothing; drop it, or do not "
+        r"skip the inference part$",
+    ),
+    CliCase(
+        "bench-every-part-skipped",
+        lambda f: ["bench", "--skip", "inference", "training", "memory", "autocast"],
+        r"^--skip inference training memory autocast: every part is skipped, so nothing would be measured$",
+    ),
+    CliCase(
+        "bench-batch-beyond-memory",
+        lambda f: ["bench", "--batch", "1000000000", "--sizes", "1024", "--skip", "training", "memory", "autocast"],
+        r"^--batch 1000000000 with 1024x1024 crops: one batch of images alone is [\d,.]+ GiB, more than this "
+        r"machine's [\d,.]+ GiB of memory; pass a smaller --batch or --sizes$",
     ),
     # -- convert-official --------------------------------------------------------------------------------------
     CliCase(

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from helpers import images
 
 import invhide
 from invhide import HiNet, InvertibleHider
+from invhide.errors import InputTypeError, ModelError, NotAFolderError, PathError, PathExistsError
+from invhide.io import files
 from invhide.io.checkpoint import (
     MAX_TENSORS,
     CheckpointError,
@@ -130,7 +133,11 @@ def test_nan_weights_are_refused(tmp_path):
     model = HiNet(num_blocks=1)
     with torch.no_grad():
         model.nodes.coupling_1.phi.conv1.weight[0, 0, 0, 0] = float("nan")
-    save(model, tmp_path / "nan.safetensors")
+    with pytest.raises(ModelError, match=r"not written: the model's tensor nodes.coupling_1.phi.conv1.weight holds 1"):
+        save(model, tmp_path / "nan.safetensors")  # load would refuse it: save does not write it
+    assert list(tmp_path.iterdir()) == []
+    metadata = {"format": "invhide.model.v1", "config": json.dumps(model.config())}
+    save_tensors(model.state_dict(), tmp_path / "nan.safetensors", metadata)  # written by other means
     with pytest.raises(CheckpointError, match="coupling_1.phi.conv1.weight holds NaN"):
         load(tmp_path / "nan.safetensors")
 
@@ -145,6 +152,118 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
     with pytest.raises(FileNotFoundError, match="output folder .* does not exist"):
         save(HiNet(num_blocks=1), tmp_path / "missing" / "m.safetensors")
+
+
+@pytest.mark.parametrize("model", ["not a model", torch.nn.Linear(2, 2)], ids=["a string", "a plain module"])
+def test_save_refuses_what_is_not_an_invhide_model(tmp_path, model):
+    with pytest.raises(InputTypeError, match=r"^model must be an invhide model \(a torch.nn.Module with a config"):
+        save(model, tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_to_a_file_taken_for_a_folder_is_refused(tmp_path):
+    (tmp_path / "weights").write_bytes(b"precious")
+    with pytest.raises(NotAFolderError, match=r"weights: is a file, not a folder; save to a folder, or to a file"):
+        save(HiNet(num_blocks=1), tmp_path / "weights")
+    assert [p.name for p in tmp_path.iterdir()] == ["weights"] and (tmp_path / "weights").read_bytes() == b"precious"
+
+
+def test_save_without_replace_never_replaces(tmp_path):
+    save(HiNet(num_blocks=1), tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(PathExistsError, match=r"run/model.safetensors exists; pass replace=True to replace it$"):
+        save(HiNet(num_blocks=2), tmp_path / "run", replace=False)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+
+
+def test_atomic_write_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(PathExistsError) as caught, atomic_write(target, "w", replace=False) as file:
+        file.write("mine")
+        target.write_text("another process's")  # written while this write was under way
+    assert str(caught.value) == (
+        f"{target} appeared while it was being written (another process?) and was left as it is; nothing was written"
+    )
+    assert target.read_text() == "another process's" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_of_two_writers_of_one_new_file_exactly_one_succeeds(tmp_path):
+    target, both_written = tmp_path / "out.bin", threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def write(name: str) -> None:
+        try:
+            with atomic_write(target, replace=False) as file:
+                file.write(name.encode())
+                both_written.wait(timeout=30)  # both temporary files written before either is published
+            outcomes[name] = "written"
+        except PathExistsError as error:
+            outcomes[name] = error
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [name for name, outcome in outcomes.items() if outcome == "written"]
+    assert len(winners) == 1 and len(outcomes) == 2, outcomes
+    assert target.read_bytes() == winners[0].encode() and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+@pytest.mark.parametrize("replace", [True, False])
+def test_a_path_that_is_not_a_regular_file_is_never_replaced(tmp_path, replace):
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    message = r"pipe.json: not a regular file \(a device, pipe or socket\), which invhide never replaces"
+    with pytest.raises(PathError, match=message), atomic_write(pipe, "w", replace=replace) as file:
+        file.write("{}")
+    assert pipe.is_fifo() and [p.name for p in tmp_path.iterdir()] == ["pipe.json"]
+
+
+def test_atomic_path_publishes_what_a_writer_wrote_under_the_temporary_name(tmp_path):
+    target = tmp_path / "figure.png"
+    with files.atomic_path(target, replace=False) as temporary:
+        assert temporary.parent == tmp_path and temporary.suffix == ".png" and temporary.name.startswith(".")
+        temporary.write_bytes(b"png")
+    assert target.read_bytes() == b"png" and [p.name for p in tmp_path.iterdir()] == ["figure.png"]
+    with pytest.raises(RuntimeError), files.atomic_path(target) as temporary:
+        temporary.write_bytes(b"partial")
+        raise RuntimeError("the writer failed")
+    assert target.read_bytes() == b"png" and [p.name for p in tmp_path.iterdir()] == ["figure.png"]
+
+
+def test_a_locked_folder_is_held_by_one_block_and_released(tmp_path):
+    with files.locked_folder(tmp_path) as lock:
+        assert lock == tmp_path / files.LOCK_FILE and lock.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(PathError) as caught, files.locked_folder(tmp_path):
+            pass
+        assert str(caught.value) == (
+            f"{tmp_path} is in use by another invhide run (process {os.getpid()} holds {lock}); wait for it to end, "
+            f"or choose another folder"
+        )
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / files.LOCK_FILE).write_text("12345\n")  # left by a run that was killed: nobody holds it
+    with files.locked_folder(tmp_path):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_locked_by_another_process_is_refused(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from invhide.io import files\n"
+         f"with files.locked_folder({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(PathError, match=rf"\(process {holder.pid} holds "), files.locked_folder(tmp_path):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with files.locked_folder(tmp_path):  # the system released the killed holder's lock
+        pass
 
 
 def test_custom_callable_subnet_cannot_be_saved(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import images
+from helpers import images, shared
 from PIL import Image
 
 import invhide
@@ -22,7 +22,10 @@ from invhide import InvertibleHider, save
 from invhide.cli.main import build_parser, main
 from invhide.errors import InputError, InputTypeError, InvhideError, MissingPathError
 from invhide.evaluation import speed
+from invhide.evaluation.metrics import psnr
+from invhide.io.datasets import evaluation_pairs
 from invhide.io.images import read_image, write_image
+from invhide.models import zoo
 from invhide.models.inference import hide, reveal
 from invhide.nn import subnets
 from invhide.nn.subnets import ConvSubnet
@@ -82,8 +85,15 @@ def run(capsys, *argv):
 
 
 def hide_files(capsys, files, output, model, *extra):
-    """``invhide hide cover.png secret.png -o OUTPUT --model MODEL ...``."""
-    return run(capsys, "hide", files / "cover.png", files / "secret.png", "-o", output, "--model", model, *extra)
+    """``invhide hide cover.png secret.png -o OUTPUT --model MODEL --no-check ...``.
+
+    ``--no-check``: the shared models are random, far from the identity, and
+    the secret does not come back from their stegos, which ``hide`` refuses
+    otherwise (see the tests of the check below).
+    """
+    return run(
+        capsys, "hide", files / "cover.png", files / "secret.png", "-o", output, "--model", model, "--no-check", *extra
+    )
 
 
 def leftovers(folder, before):
@@ -141,15 +151,17 @@ def test_hide_and_reveal_write_the_library_results(files, tmp_path, cover, secre
     model = files / "model.safetensors"
     options = [f"--{key}={value}" for key, value in tiling.items()]
     done = command("hide", files / cover, files / secret, "-o", tmp_path / "stego.png", "--model", model,
-                   "--device", "cpu", *options)  # fmt: skip
+                   "--device", "cpu", "--no-check", *options)  # fmt: skip
     assert done.returncode == 0, done.stderr
     stego = levels(tmp_path / "stego.png")
     expected = library_stego(model, files / cover, files / secret, tmp_path / "expected_stego.png", **tiling)
-    assert stego.dtype == np.uint8 and stego.shape == expected.shape == (*read_image(files / cover).shape[1:], 3)
+    even = tuple(side + side % 2 for side in read_image(files / cover).shape[1:])  # 37x45 gives a 38x46 stego
+    assert stego.dtype == np.uint8 and stego.shape == expected.shape == (*even, 3)
     assert np.array_equal(stego, expected), f"{np.count_nonzero(stego != expected)} levels differ"
     # Not vacuous: the model really changes the cover, so writing the cover (or the secret) would fail above.
-    assert np.abs(stego.astype(int) - levels(files / cover)).mean() > 10
-    assert np.abs(stego.astype(int) - levels(files / secret)).mean() > 10
+    height, width = levels(files / cover).shape[:2]
+    assert np.abs(stego[:height, :width].astype(int) - levels(files / cover)).mean() > 10
+    assert np.abs(stego[:height, :width].astype(int) - levels(files / secret)).mean() > 10
     if tiling:  # and the tiles matter: the whole-image stego is another image
         whole = library_stego(model, files / cover, files / secret, tmp_path / "whole.png")
         assert not np.array_equal(stego, whole)
@@ -171,7 +183,8 @@ def test_console_script_writes_the_library_results(files, tmp_path):
     model = files / "model.safetensors"
     env = {**os.environ, "INVHIDE_MODEL": str(model)}
     env.pop("INVHIDE_DEBUG", None)
-    hide_ = [script, "hide", files / "cover.png", files / "secret.png", "-o", tmp_path / "s.png", "--device", "cpu"]
+    hide_ = [script, "hide", files / "cover.png", files / "secret.png", "-o", tmp_path / "s.png", "--device", "cpu",
+             "--no-check"]  # fmt: skip
     reveal_ = [script, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--device", "cpu"]
     for argv in (hide_, reveal_):
         done = subprocess.run(list(map(str, argv)), capture_output=True, text=True, env=env, cwd=tmp_path)
@@ -189,20 +202,22 @@ def test_console_script_writes_the_library_results(files, tmp_path):
 
 
 @pytest.mark.parametrize(("cover", "secret", "extra", "size"), [
-    ("dot.png", "dot.png", [], (1, 1)),
+    ("dot.png", "dot.png", [], (2, 2)),  # 1x1: made even (and refused by the check, see below)
+    ("odd_cover.png", "odd_secret.png", [], (38, 46)),  # 45x37: the padding is kept
     ("cover.png", "small.png", ["--fit", "crop"], (40, 48)),
     ("cover.png", "small.png", ["--fit", "resize"], (40, 48)),
 ])  # fmt: skip
-def test_any_size_comes_back_at_its_size(files, capsys, tmp_path, cover, secret, extra, size):
+def test_any_size_comes_back_at_its_size_made_even(files, capsys, tmp_path, cover, secret, extra, size):
     model = files / "model.safetensors"
     status, _, err = run(
-        capsys, "hide", files / cover, files / secret, "-o", tmp_path / "s.png", "--model", model, *extra
+        capsys, "hide", files / cover, files / secret, "-o", tmp_path / "s.png", "--model", model, "--no-check", *extra
     )
     assert status == 0, err
     fit = extra[1] if extra else "refuse"
     expected = hide(invhide.load(model), read_image(files / cover), read_image(files / secret), fit=fit)
     write_image(expected, tmp_path / "expected.png")
     assert np.array_equal(levels(tmp_path / "s.png"), levels(tmp_path / "expected.png"))
+    assert levels(tmp_path / "s.png").shape[:2] == size
     status, _, err = run(capsys, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png", "--model", model)
     assert status == 0, err
     assert levels(tmp_path / "r.png").shape[:2] == size
@@ -229,9 +244,8 @@ def test_float64_model_with_8_bit_images(files, capsys, tmp_path):
 
 def test_grayscale_input_warns_in_one_line(files, capsys, tmp_path):
     model = files / "model.safetensors"
-    status, _, err = run(
-        capsys, "hide", files / "gray.png", files / "secret.png", "-o", tmp_path / "s.png", "--model", model
-    )
+    status, _, err = run(capsys, "hide", files / "gray.png", files / "secret.png", "-o", tmp_path / "s.png",
+                         "--model", model, "--no-check")  # fmt: skip
     assert status == 0
     lines = err.splitlines()
     assert all(line.startswith("invhide: warning: ") for line in lines), err  # every warning is one line
@@ -289,6 +303,8 @@ def test_train_recipe_names_are_the_recipes():
         (["--amp", "int8"], "argument --amp: invalid choice: 'int8'"),
         (["--workers", "100000"], "argument --workers: expected an integer in [0, "),
         (["--workers", "-1"], "argument --workers: expected an integer in [0, "),
+        # checkpoints are named step_%08d: a 9-digit step would sort before the 8-digit ones
+        (["--steps", "100000000"], "argument --steps: expected an integer in [1, 99999999], got '100000000'"),
     ],
 )
 def test_train_precision_average_and_rounding_options_are_checked(argv, message, capsys):
@@ -380,6 +396,123 @@ def test_hide_warns_in_one_line_when_the_stego_shows_the_hiding(files, capsys, t
     assert status == 0 and err == "" and psnr > 20, (err, psnr)
 
 
+# --------------------------------------------------------------------------
+# hide checks itself; reveal says what it cannot know (issue 20)
+# --------------------------------------------------------------------------
+
+
+def without_model_settings(monkeypatch):
+    """The command then uses the default shipped model, as after a fresh install."""
+    for name in ("INVHIDE_MODEL", "INVHIDE_MODELS_DIR", "INVHIDE_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    if zoo.default_name(zoo.SHIPPED) is None:
+        pytest.skip("no default model ships in invhide/models/trained")
+
+
+def test_hide_prints_the_secret_it_verified_from_the_saved_stego(capsys, monkeypatch, tmp_path):
+    """From a fresh install: the recovered figure is what `invhide reveal` of the written file gives, odd sizes too."""
+    without_model_settings(monkeypatch)
+    cover, secret = evaluation_pairs(shared("kodak24"), size=96)[0]
+    write_image(cover[:, :65, :63], tmp_path / "cover.png")
+    write_image(secret[:, :65, :63], tmp_path / "secret.png")
+    status, out, err = run(capsys, "hide", tmp_path / "cover.png", tmp_path / "secret.png", "-o", tmp_path / "s.png")
+    assert status == 0, err
+    printed = re.fullmatch(
+        rf"wrote {re.escape(str(tmp_path / 's.png'))} \(64x66: the 63x65 cover made even\); cover/stego PSNR "
+        r"(\d+\.\d\d) dB as saved \(8-bit\); secret/recovery PSNR (\d+\.\d\d) dB, revealed from it as `invhide "
+        r"reveal` will\n",
+        out,
+    )
+    assert printed, out
+    status, _, err = run(capsys, "reveal", tmp_path / "s.png", "-o", tmp_path / "r.png")
+    assert status == 0 and "warning" not in err, err
+    stego, recovered = read_image(tmp_path / "s.png"), read_image(tmp_path / "r.png")
+    assert stego.shape == recovered.shape == (3, 66, 64)
+    stego_db = psnr(stego[None, :, :65, :63], read_image(tmp_path / "cover.png")[None]).item()
+    secret_db = psnr(recovered[None, :, :65, :63], read_image(tmp_path / "secret.png")[None]).item()
+    assert abs(float(printed.group(1)) - stego_db) < 0.006 and abs(float(printed.group(2)) - secret_db) < 0.006
+    assert stego_db > 30 and secret_db > 30, (stego_db, secret_db)
+
+
+def test_hide_refuses_a_model_whose_secret_does_not_come_back(files, capsys, tmp_path):
+    """Issue 20: a barely trained model's stego was written and reported as a success (6.96 dB reveal)."""
+    model = files / "model.safetensors"
+    status, out, err = run(capsys, "hide", files / "cover.png", files / "secret.png", "-o", tmp_path / "s.png",
+                           "--model", model)  # fmt: skip
+    assert status == 2 and out == "" and os.listdir(tmp_path) == [], (out, err)
+    assert re.fullmatch(
+        rf"invhide: error: --model {re.escape(str(model))} does not hide this secret: revealed from the stego as "
+        r"saved, as `invhide reveal` will \(--seed 0\), it comes back at \d\.\d\d dB PSNR, below 20 dB \(cover/stego "
+        r"PSNR 1\d\.\d\d dB\); nothing written \(an untrained or undertrained model\?; --no-check writes the stego "
+        r"anyway\)\n",
+        err,
+    ), err
+
+
+def test_hide_refuses_a_stego_that_is_its_cover(files, capsys, tmp_path):
+    """Issue 20: a model whose only trained weight is 1e-3 passed the hides-nothing probe and printed PSNR inf."""
+    faint = InvertibleHider(num_blocks=1, subnet=subnets.conv(hidden=8, depth=2))
+    with torch.no_grad():
+        faint.nodes.coupling_1.phi.output_layer.weight[0, 0, 0, 0] = 1e-3
+    save(faint, tmp_path / "faint.safetensors")
+    status, out, err = run(capsys, "hide", files / "cover.png", files / "secret.png", "-o", tmp_path / "s.png",
+                           "--model", tmp_path / "faint.safetensors")  # fmt: skip
+    assert status == 2 and out == "" and sorted(os.listdir(tmp_path)) == ["faint.safetensors"], (out, err)
+    assert err == (
+        f"invhide: error: --model {tmp_path / 'faint.safetensors'} hides nothing: the stego as saved is the cover, "
+        f"to within rounding (cover/stego PSNR inf dB); nothing written (train the model first; --no-check writes "
+        f"the stego anyway)\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def received(tmp_path_factory):
+    """A stego of the default model (as `invhide hide` writes it), copies of it as lossy files, and its cover."""
+    name = zoo.default_name(zoo.SHIPPED)
+    if name is None:
+        pytest.skip("no default model ships in invhide/models/trained")
+    folder = tmp_path_factory.mktemp("received")
+    cover, secret = evaluation_pairs(shared("kodak24"), size=64)[3]
+    write_image(cover, folder / "cover.png")
+    write_image(hide(zoo.load(name, folder=zoo.SHIPPED), cover, secret), folder / "stego.png")
+    with Image.open(folder / "stego.png") as stego:
+        stego.save(folder / "stego.jpg", quality=95)
+        stego.save(folder / "q100.jpg", quality=100)
+        stego.save(folder / "jpeg.png", format="JPEG", quality=95)
+        stego.save(folder / "stego.webp", quality=90)
+        stego.save(folder / "lossless.webp", lossless=True)
+    return folder
+
+
+LOSSY = r"{name} is a lossy file \({codec}\) and the default model \S+ was trained to reveal from lossless files only"
+NOTHING = r"{name} does not look like a stego image of the default model \S+: blurring it hardly changes what it "
+
+
+@pytest.mark.parametrize(("name", "extra", "warning"), [
+    ("stego.png", [], None),
+    ("lossless.webp", [], None),
+    ("stego.jpg", [], LOSSY.format(name="stego.jpg", codec="JPEG")),
+    ("q100.jpg", [], LOSSY.format(name="q100.jpg", codec="JPEG")),
+    ("jpeg.png", [], LOSSY.format(name="jpeg.png", codec="JPEG by its header, though named .png")),
+    ("stego.webp", [], LOSSY.format(name="stego.webp", codec="VP8 WebP")),
+    ("cover.png", [], NOTHING.format(name="cover.png")),
+    ("cover.png", ["--no-check"], None),
+])  # fmt: skip
+def test_reveal_warns_when_it_cannot_give_the_secret_back(
+    received, capsys, monkeypatch, tmp_path, name, extra, warning
+):
+    """Issue 20: a JPEG, a lossy WebP or a plain photograph revealed as if it were a stego, without a word."""
+    without_model_settings(monkeypatch)
+    status, out, err = run(capsys, "reveal", received / name, "-o", tmp_path / "r.png", *extra)
+    assert status == 0 and (tmp_path / "r.png").is_file(), err  # written all the same
+    warnings = [line for line in err.splitlines() if line.startswith("invhide: warning: ")]
+    if warning is None:
+        assert warnings == [], err
+    else:
+        pattern = f"invhide: warning: {re.escape(str(received))}/{warning}"
+        assert len(warnings) == 1 and re.match(pattern, warnings[0]), err
+
+
 def test_convert_official_to_a_file_that_model_loads(capsys, tmp_path):
     from test_hinet import far_from_identity_checkpoint
 
@@ -392,7 +525,7 @@ def test_convert_official_to_a_file_that_model_loads(capsys, tmp_path):
     write_image(images(0, 3, 16, 16), tmp_path / "c.png")
     write_image(images(1, 3, 16, 16), tmp_path / "s.png")
     status, _, err = run(capsys, "hide", tmp_path / "c.png", tmp_path / "s.png", "-o", tmp_path / "st.png",
-                         "--model", tmp_path / "out" / "m.safetensors")  # fmt: skip
+                         "--model", tmp_path / "out" / "m.safetensors", "--no-check")  # fmt: skip
     assert status == 0 and "error" not in err, err
     status, _, err = run(capsys, "convert-official", tmp_path / "model.pt", "-o", tmp_path / "out" / "m.pt")
     assert status == 2 and "a .pt name would be taken for a PyTorch pickle" in err
@@ -586,7 +719,7 @@ def test_a_plain_oserror_from_the_library_is_a_bug_too(files, capsys, monkeypatc
     ("argv", "advice"),
     [
         (["hide", "{d}/cover.png", "{d}/secret.png", "-o", "{d}/oom.png"], "--tile"),
-        (["eval", "{d}/photos", "--size", "8"], "--batch-size"),
+        (["eval", "{d}/photos", "--size", "16"], "--batch-size"),
     ],
 )
 @pytest.mark.parametrize(
@@ -653,11 +786,16 @@ def test_argparse_errors_stay_argparse_errors(capsys):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--repeat", "0"], "--repeat: expected a positive integer, got '0'"),
-        (["--threads", "-1"], "--threads: expected a positive integer, got '-1'"),
-        (["--sizes", "-8"], "--sizes: expected an even integer >= 2, got '-8'"),
-        (["--sizes", "255"], "--sizes: expected an even integer >= 2, got '255'"),
-        (["--crops", "64", "x"], "--crops: expected an even integer >= 2, got 'x'"),
+        (["--repeat", "0"], "--repeat: expected an integer in [1, 1000], got '0'"),
+        (["--repeat", "1000000000"], "--repeat: expected an integer in [1, 1000], got '1000000000'"),
+        (["--threads", "-1"], "--threads: expected an integer in [1, "),
+        (["--threads", "100000"], "--threads: expected an integer in [1, "),  # torch crashes (SIGSEGV) at 100000
+        (["--blocks", "1000000000"], "--blocks: expected an integer in [1, 1024], got '1000000000'"),
+        (["--depths", "4", "100000"], "--depths: expected an integer in [1, 1024], got '100000'"),
+        (["--sizes", "-8"], "--sizes: expected an even integer in [2, 8192], got '-8'"),
+        (["--sizes", "255"], "--sizes: expected an even integer in [2, 8192], got '255'"),
+        (["--sizes", "1000000"], "--sizes: expected an even integer in [2, 8192], got '1000000'"),
+        (["--crops", "64", "x"], "--crops: expected an even integer in [2, 8192], got 'x'"),
         (["--skip", "speed"], "--skip: invalid choice: 'speed'"),
     ],
 )
@@ -710,6 +848,118 @@ def test_bench_runs_and_writes_its_figures(capsys, tmp_path):
     assert memory["blocks"] == 1 and memory["crop"] == 8
     assert all(math.isfinite(memory[key]) for key in ("ordinary_mib", "memory_saving_mib"))
     assert "training" not in results and "hide img/s" in out
+
+
+# --------------------------------------------------------------------------
+# No race: outputs created, not replaced; output folders held by one run
+# --------------------------------------------------------------------------
+
+
+def test_two_hides_to_one_output_never_both_succeed(files, capsys, tmp_path, monkeypatch):
+    """Another process writes -o while this one computes: its file stays, this command fails in one line."""
+    import invhide.cli.commands as commands
+
+    output = tmp_path / "same.png"
+    compute = commands.inference.hide
+
+    def other_process_finishes_first(*args, **kwargs):
+        output.write_bytes(b"the other run's stego")
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(commands.inference, "hide", other_process_finishes_first)
+    status, out, err = hide_files(capsys, files, output, files / "model.safetensors")
+    assert status == 2 and err.count("\n") == 1, err
+    assert err == (
+        f"invhide: error: -o {output}: was written by another process while this one ran; it was left as it is and "
+        f"nothing was written: pass --force to replace it, or choose another name\n"
+    )
+    assert output.read_bytes() == b"the other run's stego" and sorted(os.listdir(tmp_path)) == ["same.png"]
+    status, _, err = hide_files(capsys, files, output, files / "model.safetensors", "--force")  # --force replaces
+    assert status == 0, err
+    assert levels(output).shape == (40, 48, 3)
+
+
+def test_concurrent_hides_to_one_output_one_succeeds(files, tmp_path):
+    """Two real `invhide hide -o same.png` processes started together: exactly one writes the file."""
+    argv = [sys.executable, "-m", "invhide.cli", "hide", files / "cover.png", files / "secret.png", "-o",
+            tmp_path / "same.png", "--model", files / "model.safetensors", "--no-check"]  # fmt: skip
+    runs = [subprocess.Popen(list(map(str, argv)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]  # fmt: skip
+    done = [(run.communicate(timeout=120), run.returncode) for run in runs]
+    assert sorted(status for _, status in done) == [0, 2], done
+    [((_, refused), _)] = [entry for entry in done if entry[1] == 2]
+    assert refused.count("\n") == 1 and "Traceback" not in refused and f"-o {tmp_path / 'same.png'}" in refused
+    assert sorted(os.listdir(tmp_path)) == ["same.png"] and levels(tmp_path / "same.png").shape == (40, 48, 3)
+
+
+def quick_train(files, out, *extra):
+    return ["train", "--recipe", "quick", "--train-dir", files / "photos", "--val-dir", files / "photos",
+            "--eval-size", "16", "--crop", "16", "--steps", "2", "--out", out, *extra]  # fmt: skip
+
+
+def test_a_second_train_into_a_held_out_folder_fails_at_once(files, capsys, tmp_path, monkeypatch):
+    """While a run trains into --out, another run into it (in any process) is refused in one line."""
+    import invhide.training.recipes as recipes
+
+    out = tmp_path / "run"
+    seen = {}
+
+    def train_and_meet_another_run(chosen, folder, **kwargs):
+        if "lock" not in seen:  # the first run; the second one, if it gets here, stops at once
+            seen["lock"] = sorted(os.listdir(folder))
+            seen["second"] = run(capsys, *quick_train(files, out, "--force"))
+        raise KeyboardInterrupt  # the run stops here: nothing trained, nothing saved
+
+    monkeypatch.setattr(recipes, "train_and_evaluate", train_and_meet_another_run)
+    status, _, err = run(capsys, *quick_train(files, out))
+    assert status == 130, err
+    assert seen["lock"] == [".invhide.lock"]
+    second, _, second_err = seen["second"]
+    assert second == 2 and second_err.count("\n") == 1, second_err
+    assert re.fullmatch(
+        rf"invhide: error: --out {re.escape(str(out))} is in use by another invhide run \(process {os.getpid()} "
+        rf"holds {re.escape(str(out / '.invhide.lock'))}\); wait for it to end, or choose another --out\n",
+        second_err,
+    ), second_err
+    assert not out.exists(), "the lock is removed, and the folder the run created with it"
+
+
+def test_an_out_folder_held_by_another_process_is_refused(files, capsys, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from invhide.io import files\n"
+         f"with files.locked_folder({str(out)!r}):\n    print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        status, _, err = run(capsys, *quick_train(files, out))
+        assert status == 2 and err.count("\n") == 1, err
+        assert f"--out {out} is in use by another invhide run (process {holder.pid} holds " in err
+        assert os.listdir(out) == [".invhide.lock"]  # the holder's, untouched; nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.8], ids=["while torch loads", "later"])
+def test_ctrl_c_from_the_first_instruction_is_one_line(files, tmp_path, delay):
+    """SIGINT early in `python -m invhide.cli hide`: no import traceback, exit status 130, nothing written."""
+    import signal
+    import time
+
+    argv = [sys.executable, "-m", "invhide.cli", "hide", files / "cover.png", files / "secret.png", "-o",
+            tmp_path / "s.png", "--model", files / "model.safetensors", "--no-check"]  # fmt: skip
+    process = subprocess.Popen(list(map(str, argv)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the command finished before the interrupt")
+    # 130, or killed by SIGINT while the modules load (a shell reports 130 too)
+    assert process.returncode in (130, -signal.SIGINT) and err == "invhide: interrupted\n", (process.returncode, err)
+    assert os.listdir(tmp_path) == []
 
 
 # --------------------------------------------------------------------------

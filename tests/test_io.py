@@ -644,6 +644,74 @@ class TestWrite:
 
 
 # --------------------------------------------------------------------------
+# What a file's coding did to its pixels: from its header, never its name
+# --------------------------------------------------------------------------
+
+
+def save_as(folder: Path, name: str, mode: str = "RGB", frames: int = 1, **options) -> Path:
+    """A 16x16 photograph-like image saved as ``name`` with Pillow's ``options`` (``format=`` overrides the name)."""
+    image = Image.fromarray(rgb_array(0, 16, 16)).convert(mode)
+    more = [Image.fromarray(rgb_array(i, 16, 16)).convert(mode) for i in range(1, frames)]
+    image.save(folder / name, **({"save_all": True, "append_images": more} if more else {}), **options)
+    return folder / name
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "expected"),
+    [
+        ("x.png", {}, ("PNG", "PNG", False, "lossless")),
+        ("gray.png", {"mode": "L"}, ("PNG", "PNG", False, "lossless")),
+        ("x.bmp", {}, ("BMP", "BMP", False, "lossless")),
+        ("lzw.tif", {"compression": "tiff_lzw"}, ("TIFF", "TIFF", False, "lossless")),
+        ("x.jpg", {"quality": 95}, ("JPEG", "JPEG", True, "jpeg")),
+        ("q100.jpg", {"quality": 100}, ("JPEG", "JPEG", True, "jpeg")),
+        ("jpeg.png", {"format": "JPEG"}, ("JPEG", "JPEG", True, "jpeg")),  # the header decides, not the name
+        ("x.webp", {"quality": 90}, ("WEBP", "VP8 WebP", True, "webp")),
+        ("alpha.webp", {"mode": "RGBA", "quality": 90}, ("WEBP", "VP8 WebP", True, "webp")),  # VP8X, ALPH, VP8
+        ("lossless.webp", {"lossless": True}, ("WEBP", "VP8L WebP", False, "webp")),
+        ("webp.png", {"format": "WEBP", "lossless": True}, ("WEBP", "VP8L WebP", False, "webp")),
+        ("animated.webp", {"frames": 2, "quality": 90}, ("WEBP", "VP8 WebP", True, "webp")),  # ANMF frames
+        ("animated_lossless.webp", {"frames": 2, "lossless": True}, ("WEBP", "VP8L WebP", False, "webp")),
+        ("jpeg.tif", {"compression": "jpeg"}, ("TIFF", "TIFF with JPEG compression", True, "jpeg")),
+        ("palette.png", {"mode": "P"}, ("PNG", "PNG with a palette of at most 256 colours", True, "palette")),
+        ("x.gif", {}, ("GIF", "GIF with a palette of at most 256 colours", True, "palette")),
+        ("x.jp2", {"irreversible": True}, ("JPEG2000", "JPEG 2000, irreversible wavelet", True, "jpeg2000")),
+        ("x.j2k", {"irreversible": False}, ("JPEG2000", "JPEG 2000, reversible wavelet", False, "lossless")),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_image_format_tells_lossy_files_by_their_header(tmp_path, name, options, expected):
+    path = save_as(tmp_path, name, **options)
+    found = invhide.io.images.image_format(path)
+    assert (found.format, found.codec, found.lossy, found.channel) == expected
+    if not found.lossy:  # the pixels read back are the ones saved (gray repeated in R, G, B)
+        saved = Image.fromarray(rgb_array(0, 16, 16)).convert(options.get("mode", "RGB")).convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImageConversionWarning)
+            assert torch.equal(read_image(path), as_tensor(np.asarray(saved)))
+
+
+def test_image_format_refuses_what_is_no_image(tmp_path):
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(ImageError, match=r"notes.png: not an image file"):
+        invhide.io.images.image_format(tmp_path / "notes.png")
+
+
+def test_encode_image_gives_the_bytes_write_image_stores(tmp_path):
+    x = torch.rand(3, 7, 9, generator=torch.Generator().manual_seed(0))
+    for suffix in invhide.io.images.LOSSLESS_SUFFIXES:
+        write_image(x, tmp_path / f"x{suffix}")
+        data = invhide.io.images.encode_image(x, suffix.upper())
+        assert (tmp_path / f"x{suffix}").read_bytes() == data
+        decoded = invhide.io.images.decode_image(data)
+        assert torch.equal(decoded, read_image(tmp_path / f"x{suffix}")) and torch.equal(decoded, quantize_8bit(x))
+    with pytest.raises(ValueError, match=r"^suffix: .jpg is a lossy or colour-reducing format"):
+        invhide.io.images.encode_image(x, ".jpg")
+    with pytest.raises(ImageError, match=r"^in-memory image: not an image write_image stores"):
+        invhide.io.images.decode_image(b"not an image")
+
+
+# --------------------------------------------------------------------------
 # Real photographs
 # --------------------------------------------------------------------------
 

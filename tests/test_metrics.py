@@ -9,10 +9,12 @@ import torch
 from helpers import images
 
 import invhide
+from invhide.errors import InputError
 from invhide.evaluation.metrics import (
     CHANNELS,
     METRICS,
     ROWS,
+    SSIM_WINDOW,
     Evaluation,
     evaluate,
     mae,
@@ -257,8 +259,13 @@ class TestSSIM:
         torch.testing.assert_close(ssim(x, x, "y"), torch.ones(2, dtype=torch.float64))
 
     def test_too_small(self):
-        with pytest.raises(ValueError, match="at least 11x11, got 10x16"):
+        with pytest.raises(
+            InputError, match=r"^x and y must be at least 11x11 \(SSIM's window\), got 10x16$"
+        ) as caught:
             ssim(torch.zeros(1, 3, 10, 16), torch.zeros(1, 3, 10, 16))
+        # The error carries its parts, so that a caller can name its own option.
+        assert (caught.value.argument, SSIM_WINDOW) == ("x and y", 11)
+        assert str(caught.value.renamed("--size")) == "--size must be at least 11x11 (SSIM's window), got 10x16"
 
 
 # --------------------------------------------------------------------------
@@ -434,6 +441,14 @@ class TestEvaluate:
             evaluate(hider, data, device="meta")
         with pytest.raises(ValueError, match="generator must live on cpu"):
             evaluate(hider, data, generator=SimpleNamespace(device=torch.device("meta")))  # no meta generators
+
+    def test_pairs_smaller_than_the_ssim_window_are_named(self):
+        data = [*pairs(13, 1), (torch.rand(3, 16, 10), torch.rand(3, 16, 10))]
+        with pytest.raises(
+            InputError, match=r"^cover and secret of pair 1 must be at least 11x11 .*got 16x10$"
+        ) as caught:
+            evaluate(tiny_hider(seed=9), data)
+        assert caught.value.argument == "cover and secret of pair 1" and "SSIM" in caught.value.problem
 
     def test_accessor_validation(self):
         result = evaluate(tiny_hider(seed=10), pairs(12, 1))

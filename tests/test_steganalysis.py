@@ -7,6 +7,7 @@ rates are bits per channel sample: 0, 0.1, 0.25 and 0.5.
 import argparse
 import importlib.util
 import json
+import time
 
 import numpy as np
 import pytest
@@ -88,6 +89,41 @@ def test_levels_refuses_what_is_not_an_8_bit_image():
         classic.levels(torch.full((3, 4, 4), 1.5))
     with pytest.raises(InputError, match=r"\(C, H, W\)"):
         classic.levels(torch.zeros(4, 4))
+
+
+def tiny_pairs(small: int, shape=(3, 1, 1), count=4):
+    """``count`` random cover/stego pairs of 24x24 levels, pair ``small`` of ``shape`` instead."""
+    generator = torch.Generator().manual_seed(3)
+    covers, stegos = [], []
+    for index in range(count):
+        size = shape if index == small else (3, 24, 24)
+        covers.append(torch.randint(0, 256, size, generator=generator, dtype=torch.uint8))
+        stegos.append(lsb_replacement(covers[-1], 1.0, generator=generator))
+    return covers, stegos
+
+
+def test_images_too_small_for_a_detector_are_refused_naming_the_image():
+    tiny = torch.zeros(3, 3, 1, dtype=torch.uint8)
+    with pytest.raises(InputError, match=r"^image has shape \(3, 3, 1\), too small for rs, which needs at least 4 "):
+        classic.rs_analysis(tiny)
+    for name in ("spa", "primary-sets", "fused"):  # adjacent pairs, or RS's groups of 4: a 1x1 image has none
+        with pytest.raises(InputError, match=f"too small for {name}, which needs at least"):
+            classic.classic_scores(torch.zeros(3, 1, 1, dtype=torch.uint8), [name])
+    assert classic.classic_scores(tiny, ["spa", "chi2"]).keys() == {"spa", "chi2"}  # 3 samples along a column
+    with pytest.raises(InputError, match=r"^pair 2 has images of shape \(3, 1, 1\), too small for rs, .*"
+                       r"; leave rs out or use larger images$") as caught:  # fmt: skip
+        evaluate_detectors(*tiny_pairs(2), ["chi2", "rs"], resamples=10)
+    assert caught.value.argument == "pair 2"  # a caller with file names rewords it (error.renamed)
+    with pytest.raises(InputError, match=r"^stegos\[1\] must hold finite values in \[0, 1\]"):
+        classic.level_pairs([torch.zeros(3, 4, 4)] * 2, [torch.zeros(3, 4, 4), torch.full((3, 4, 4), 2.0)])
+    covers, stegos = tiny_pairs(1, shape=(3, 24, 8))
+    settings = TrainingSettings(steps=1, batch_pairs=2, crop=16, lr=1e-3)
+    with pytest.raises(InputError, match=r"^pair 1 has images of shape \(3, 24, 8\), too small for srm-cnn, which "
+                       r"needs at least 16x16 pixels$"):  # fmt: skip
+        LearnedDetector("srm-cnn", settings=settings).fit(covers, stegos)
+    detector = LearnedDetector("srm-cnn", settings=settings).fit(covers[2:], stegos[2:])
+    with pytest.raises(InputError, match=r"^images\[1\] has shape \(3, 24, 8\), too small for srm-cnn"):
+        detector.score(covers)
 
 
 # --------------------------------------------------------------------------
@@ -356,6 +392,57 @@ def test_steganalysis_command_refuses_in_one_line(folders, capsys, tmp_path, mon
     status, out, err = _run(capsys, "steganalysis", folders / "covers", folders / folder, "--detector", "spa", *extra)
     assert status == 2 and out == "" and len(err.splitlines()) == 1, err
     assert pytest.importorskip("re").search(expected, err), err
+
+
+def test_stego_images_equal_to_their_covers_are_refused_not_scored():
+    covers, stegos = tiny_pairs(-1)
+    with pytest.raises(InputError, match=r"^stegos are their covers, level for level, in every pair") as caught:
+        evaluate_detectors(covers, [cover.clone() for cover in covers], ["spa"], resamples=10)  # not "AUC 0.500"
+    assert caught.value.argument == "stegos"
+    stegos[1:] = [cover.clone() for cover in covers[1:]]  # one pair differs: a measurement, however weak
+    assert evaluate_detectors(covers, stegos, ["spa"], resamples=10).pairs == 4
+
+
+def test_a_copy_of_the_covers_as_stego_folder_is_refused(capsys, tmp_path):
+    covers, _ = tiny_pairs(-1, count=3)
+    for folder in ("c", "copy"):
+        (tmp_path / folder).mkdir()
+        for index, image in enumerate(covers):
+            write_image(image.float() / 255, tmp_path / folder / f"{index}.png")
+    status, out, err = _run(capsys, "steganalysis", tmp_path / "c", tmp_path / "copy", "--detector", "spa")
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("invhide: error: the images of ") and "copy are their covers, level for level" in err, err
+
+
+def test_images_too_small_for_a_detector_are_refused_naming_the_file_or_option(capsys, tmp_path):
+    covers, stegos = tiny_pairs(0, shape=(3, 2, 3), count=3)
+    for folder, images in (("c", covers), ("s", stegos)):
+        (tmp_path / folder).mkdir()
+        for index, image in enumerate(images):
+            write_image(image.float() / 255, tmp_path / folder / f"{index}.png")
+    status, out, err = _run(capsys, "steganalysis", tmp_path / "c", tmp_path / "s", "--detector", "spa", "rs")
+    assert status == 2 and out == "" and len(err.splitlines()) == 1, err
+    assert err.endswith("c/0.png is 3x2, too small for rs, which needs at least 4 pixels along a row or a column; "
+                        "use larger images or run --detector without rs\n"), err  # fmt: skip
+    status, out, err = _run(capsys, "steganalysis", tmp_path / "c", tmp_path / "s")  # the defaults include srm-cnn
+    assert status == 2 and "c/0.png is 3x2, too small for rs" in err, err
+    status, out, err = _run(capsys, "steganalysis", tmp_path / "c", tmp_path / "s", "--detector", "srm-cnn")
+    assert status == 2 and "c/0.png is 3x2, too small for srm-cnn, which needs at least 16x16 pixels" in err, err
+
+
+def test_learned_detectors_write_plain_progress_lines_into_a_log(capsys):
+    """With stderr not a terminal (a log), training writes a line every few seconds, not a bar redraw per step."""
+    covers, stegos = tiny_pairs(-1)
+    settings = TrainingSettings(steps=8, batch_pairs=2, crop=16, lr=1e-3)
+    start = time.monotonic()
+    LearnedDetector("srm-cnn", settings=settings, progress=True).fit(covers, stegos)
+    elapsed = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b" not in err, repr(err[:300])
+    lines = err.splitlines()
+    assert 1 <= len(lines) <= 1 + elapsed / 10, lines  # one line per 10 s and one at the end
+    assert all(line.startswith("training srm-cnn: ") for line in lines), lines
+    assert lines[-1].startswith("training srm-cnn: 8/8 steps (100%), "), lines
 
 
 def test_missing_matplotlib_is_refused_before_any_work(folders, capsys, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,15 @@ import torch
 from helpers import images
 
 from invhide import InvertibleHider
-from invhide.errors import ConfigError, DivergenceError, InputError, MissingPathError
+from invhide.errors import ConfigError, DivergenceError, FileFormatError, InputError, MissingPathError
+from invhide.evaluation.figures import training_curves
 from invhide.io.datasets import ImageDataset
 from invhide.io.images import write_image
 from invhide.nn import subnets
 from invhide.testing import randomize_
 from invhide.training import TrainConfig, Trainer
 from invhide.training.guard import NON_FINITE, SPIKE, ExplosionGuard
+from invhide.training.logs import RunLog
 from invhide.training.losses import HidingLoss
 from invhide.training.sampling import StepBatches
 from invhide.training.step import HidingStep, round_ste
@@ -239,6 +242,47 @@ def test_logs_checkpoints_and_validation(tmp_path):
     assert {"psnr_stego_float", "psnr_recovered_8bit"} <= set(result.validation)
     loop = json.loads((tmp_path / "checkpoints" / "step_00000004" / "trainer.json").read_text())
     assert loop["step"] == 4 and loop["config"]["quantize"] is True
+
+
+def test_the_curves_of_a_run_that_skipped_an_update(tmp_path):
+    """``invhide train --lr 1e30``: a skipped update leaves text (its ``skipped`` cell) in train.csv; the curves
+    figure reads past it, and past event-like, torn and non-finite cells, instead of dying after the training."""
+    pytest.importorskip("matplotlib")
+    log = RunLog(tmp_path, tensorboard=False)
+    log.open(step=0)
+    terms = {"lr": 1e-3, "concealing": 1.0, "revealing": 2.0, "low_frequency": 0.5, "grad_norm": 1.0}
+    psnrs = {"psnr_stego": 20.0, "psnr_recovered": 18.0}
+    log.write({"kind": "train", "step": 1, "loss": 1.6e11, **terms, "skipped": SPIKE, **psnrs})  # sets the columns
+    log.write({"kind": "event", "event": "skipped", "at_step": 1, "problem": SPIKE, "loss": 1.6e11})
+    log.write({"kind": "train", "step": 2, "loss": 3.0, **terms, **psnrs})
+    log.write({"kind": "train", "step": 3, "loss": float("inf"), **terms, "skipped": SPIKE, **psnrs})
+    log.write({"kind": "val", "step": 2, "psnr_stego_float": float("nan"), "psnr_recovered_float": 20.0})
+    with (tmp_path / "train.csv").open("a") as file:
+        file.write("4,0.001,2.5,event,,,,,,\nnot a row\n")  # an edited row and a torn line
+    assert "loss spike" in (tmp_path / "train.csv").read_text()
+    path = training_curves(tmp_path)
+    assert path == tmp_path / "curves.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(MissingPathError, match=r"empty/train.csv: no such file, so no training log to plot$"):
+        training_curves(empty)
+    (empty / "train.csv").write_text("step,loss\nnot a step,1\n")
+    with pytest.raises(FileFormatError, match=r"train.csv: no row with a numeric step, so no training log to plot$"):
+        training_curves(empty)
+    assert not (empty / "curves.png").exists()
+
+
+def test_training_writes_plain_progress_lines_into_a_log(capsys):
+    """With stderr not a terminal (``invhide train ... > log 2>&1``), a line every few seconds, not a redraw per step."""
+    start = time.monotonic()
+    Trainer(tiny_model(), HidingLoss.paper(), Crop(tiny_data()), config(steps=40), progress=True).fit()
+    elapsed = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b" not in err, repr(err[:300])
+    lines = err.splitlines()
+    assert 1 <= len(lines) <= 1 + elapsed / 10, lines  # one line per 10 s and one at the end
+    assert lines[-1].startswith("training: 40/40 steps (100%), ") and "loss=" in lines[-1], lines
 
 
 def test_a_fresh_run_does_not_overwrite_a_previous_one(tmp_path):

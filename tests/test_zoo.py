@@ -20,7 +20,7 @@ from helpers import images
 from invhide import InvertibleHider
 from invhide.cli import models as cli_models
 from invhide.cli.main import run_reporting_errors
-from invhide.errors import ConfigError, FileFormatError, InputError, MissingPathError, PathExistsError
+from invhide.errors import ConfigError, FileFormatError, InputError, MissingPathError, NotAFolderError, PathExistsError
 from invhide.io.checkpoint import CheckpointError, load_tensors, save
 from invhide.io.checkpoint import load as load_path
 from invhide.models import zoo
@@ -245,6 +245,27 @@ def test_publish_refuses_to_overwrite_unless_asked(tmp_path):
         zoo.publish(hider(1), "tiny", tmp_path, fields())
     replaced = zoo.publish(hider(1), "tiny", tmp_path, fields(steps=99), overwrite=True)
     assert replaced.steps == 99 and zoo.load("tiny", folder=tmp_path) is not None
+
+
+def test_publish_never_replaces_a_model_written_meanwhile(tmp_path, monkeypatch):
+    """Without overwrite, weights that another process wrote after the check are left as they are."""
+    save = zoo.checkpoint.save
+
+    def another_process_first(model, path, **kwargs):
+        Path(path).write_bytes(b"another process's weights")
+        return save(model, path, **kwargs)
+
+    monkeypatch.setattr(zoo.checkpoint, "save", another_process_first)
+    with pytest.raises(PathExistsError, match=r"tiny.safetensors exists; pass replace=True"):
+        zoo.publish(hider(0), "tiny", tmp_path, fields())
+    assert (tmp_path / "tiny.safetensors").read_bytes() == b"another process's weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.safetensors"]
+
+
+def test_publish_into_a_file_is_refused(tmp_path):
+    (tmp_path / "models").write_bytes(b"not a folder")
+    with pytest.raises(NotAFolderError, match=r"models: is a file, not a model folder$"):
+        zoo.publish(hider(0), "tiny", tmp_path / "models", fields())
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,14 @@
   command uses.
 - :mod:`invhide.cli.steganalysis`: ``invhide steganalysis`` and ``invhide
   eval --security``.
+
+Ctrl-C is one line (``invhide: interrupted``) and exit status 130 from the
+command's first instruction: while the modules load (torch among them), the
+package root has the command end at once, killed by SIGINT (a shell reports
+130; it installs that SIGINT handler only when it runs as the ``invhide``
+command or ``python -m invhide.cli``), and :func:`~invhide.cli.main.main`
+puts Python's default handler back as it starts, so that an interrupted
+command reports what it saved and exits with status 130.
 """
 
 from invhide.cli.main import main

@@ -37,22 +37,43 @@ from invhide.cli.common import (
     check_file_output,
     check_folder_output,
     check_image_output,
+    check_not_an_input,
     check_one_secret,
     folder_images,
+    held_folder,
     installed,
+    new_file,
     output_folder,
     read_input_image,
     resolve_device,
 )
 from invhide.cli.models import FoundModel, blaming, find_model
-from invhide.cli.steganalysis import run_security
-from invhide.errors import ConfigError, InputError, InvhideError, MissingPathError, PathExistsError, describe
+from invhide.cli.steganalysis import check_no_security_options, run_security
+from invhide.errors import (
+    ConfigError,
+    InputError,
+    InvhideError,
+    MissingPathError,
+    ModelError,
+    PathExistsError,
+    describe,
+)
 from invhide.evaluation import speed
-from invhide.evaluation.metrics import evaluate, psnr
+from invhide.evaluation.metrics import SSIM_WINDOW, evaluate, psnr
 from invhide.io.checkpoint import save
 from invhide.io.datasets import IMAGE_SUFFIXES, SAMPLE_TEST, evaluation_pairs, sample_image_paths
 from invhide.io.files import atomic_write
-from invhide.io.images import DEFAULT_MAX_PIXELS, ImageInfo, ImageTooLargeError, inspect_image, write_image
+from invhide.io.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageFormat,
+    ImageInfo,
+    ImageTooLargeError,
+    decode_image,
+    encode_image,
+    image_format,
+    inspect_image,
+    write_image,
+)
 from invhide.models import inference, zoo
 from invhide.models.official import load_official
 from invhide.nn.functional import quantize_8bit
@@ -61,6 +82,7 @@ from invhide.training.checkpoints import latest_checkpoint, read_loop_state
 from invhide.training.precision import resolve_amp
 
 __all__ = [
+    "BENCH_DEFAULTS",
     "TRAIN_OUTPUTS",
     "run_bench",
     "run_convert",
@@ -108,6 +130,16 @@ def _even_size(option: str, value: int, model: Any) -> None:
         raise InputError(f"{option} {value}: the model's wavelet needs at least {least} pixels a side")
 
 
+def _measurable(option: str, value: int) -> None:
+    """Refuse an evaluation crop smaller than SSIM's window (Table 2 measures SSIM)."""
+    if value < SSIM_WINDOW:
+        raise InputError(
+            argument=option,
+            problem=f"must be at least {SSIM_WINDOW} (SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window), got {value}",
+            advice=f"pass {option} {SSIM_WINDOW + SSIM_WINDOW % 2} or more",
+        )
+
+
 def _headers(inputs: Sequence[Input]) -> list[ImageInfo]:
     """The headers of images a command will read (nothing decoded).
 
@@ -137,8 +169,62 @@ def _at_least(option: str, size: int, inputs: Sequence[Input], advice: str) -> N
 
 
 def _saved_psnr(cover: torch.Tensor, stego: torch.Tensor) -> float:
-    """PSNR in dB of the ``(3, H, W)`` stego as saved (rounded to 8 bits) against its cover."""
-    return psnr(quantize_8bit(stego.float()).cpu()[None], cover.float().cpu()[None]).item()
+    """PSNR in dB of the ``(3, H', W')`` stego as saved (rounded to 8 bits) against its ``(3, H, W)`` cover."""
+    height, width = cover.shape[-2:]
+    return psnr(quantize_8bit(stego[..., :height, :width].float()).cpu()[None], cover.float().cpu()[None]).item()
+
+
+def _verified(
+    found: FoundModel, model: Any, images: tuple[torch.Tensor, ...], args: argparse.Namespace, options: dict[str, Any]
+) -> inference.Verification:
+    """:func:`invhide.models.inference.verify` of ``(cover, secret, stego)``, the stego as ``-o`` will hold it.
+
+    The stego is encoded as ``write_image`` will write it (the same bytes)
+    and decoded back, then revealed as ``invhide reveal`` will (``--seed 0``).
+
+    Raises:
+        invhide.errors.ModelError: the stego is its cover, or the secret comes
+            back below :data:`~invhide.models.inference.MIN_SECRET_PSNR`; the
+            message names the model as the user gave it and the figure.
+    """
+    cover, secret, stego = images
+    received = decode_image(encode_image(stego, args.output.suffix)).to(stego.device)
+    with blaming(found.choice):
+        figures = inference.verify(model, cover, secret, received, fit=args.fit, seed=0, **options)
+    if figures.passed:
+        return figures
+    height, width = cover.shape[-2:]
+    if figures.identical:
+        problem = (
+            f"hides nothing: the stego as saved is the cover, to within rounding (cover/stego PSNR "
+            f"{figures.stego_psnr:.2f} dB)"
+        )
+        cause = "train the model first"
+    else:
+        problem = (
+            f"does not hide this secret: revealed from the stego as saved, as `invhide reveal` will (--seed 0), it "
+            f"comes back at {figures.secret_psnr:.2f} dB PSNR, below {inference.MIN_SECRET_PSNR:g} dB (cover/stego "
+            f"PSNR {figures.stego_psnr:.2f} dB)"
+        )
+        small = min(height, width) < 16
+        cause = f"a {width}x{height} image is too small for it" if small else "an untrained or undertrained model?"
+    raise ModelError(
+        f"{found.choice.described} {problem}; nothing written ({cause}; --no-check writes the stego anyway)"
+    )
+
+
+def _hide_summary(
+    args: argparse.Namespace, cover: torch.Tensor, stego: torch.Tensor, quality: float, figures: Any
+) -> str:
+    """The line ``invhide hide`` prints: what it wrote, the stego's PSNR, the verified secret's (or that it was not)."""
+    height, width = stego.shape[-2:]
+    size = f"{width}x{height}"
+    if (height, width) != tuple(cover.shape[-2:]):
+        size += f": the {cover.shape[-1]}x{cover.shape[-2]} cover made even"
+    text = f"wrote {args.output} ({size}); cover/stego PSNR {quality:.2f} dB as saved (8-bit)"
+    if figures is None:
+        return f"{text}; the secret's recovery was not verified (--no-check)"
+    return f"{text}; secret/recovery PSNR {figures.secret_psnr:.2f} dB, revealed from it as `invhide reveal` will"
 
 
 def _hide_warning(found: FoundModel, quality: float) -> None:
@@ -153,8 +239,10 @@ def _hide_warning(found: FoundModel, quality: float) -> None:
 def run_hide(args: argparse.Namespace) -> None:
     """``invhide hide COVER SECRET -o STEGO.png``: :func:`invhide.models.inference.hide`, written as 8 bits a channel.
 
-    Warns (one line) when the saved stego is far from its cover (PSNR below
-    :data:`~invhide.models.inference.LOW_STEGO_PSNR`).
+    Unless ``--no-check``, the stego as it will be saved is revealed first
+    (:func:`_verified`), and refused, nothing written, when the secret does
+    not survive. Warns (one line) when the saved stego is far from its cover
+    (PSNR below :data:`~invhide.models.inference.LOW_STEGO_PSNR`).
     """
     found = find_model(args.model)
     inputs = [(f"cover image {args.cover}", args.cover), (f"secret image {args.secret}", args.secret), *found.files]
@@ -174,16 +262,64 @@ def run_hide(args: argparse.Namespace) -> None:
         )
     with blaming(found.choice):
         stego = inference.hide(model, cover, secret, fit=args.fit, **options)
-    write_image(stego, args.output)
-    quality = _saved_psnr(cover, stego)
+    figures = None if args.no_check else _verified(found, model, (cover, secret, stego), args, options)
+    with new_file(args.output, "-o", force=args.force) as target:  # never over a file written meanwhile
+        write_image(stego, target)
+    quality = _saved_psnr(cover, stego) if figures is None else figures.stego_psnr
     _hide_warning(found, quality)
     if not args.quiet:
-        height, width = stego.shape[-2:]
-        print(f"wrote {args.output} ({width}x{height}); cover/stego PSNR {quality:.2f} dB as saved (8-bit)")
+        print(_hide_summary(args, cover, stego, quality, figures))
+
+
+_SUFFIX_FORMATS = {".bmp": "BMP", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".jpg": "JPEG", ".jpeg": "JPEG"}
+_SUFFIX_FORMATS |= {".webp": "WEBP", ".gif": "GIF", ".jp2": "JPEG2000", ".j2k": "JPEG2000", ".avif": "AVIF"}
+
+
+def _stored_as(path: Path) -> ImageFormat | None:
+    """:func:`invhide.io.images.image_format` of a file already read; ``None`` past Pillow's guard (--max-pixels)."""
+    try:
+        return image_format(path)
+    except ImageTooLargeError:
+        return None
+
+
+def _reveal_warning(found: FoundModel, model: Any, args: argparse.Namespace, stego: torch.Tensor) -> str | None:
+    """What ``invhide reveal`` cannot know about the secret it writes, in one line, or ``None``.
+
+    A lossy file (as its header says) that the model was not trained to
+    reveal from (:func:`invhide.models.inference.trained_channels`); else,
+    unless ``--no-check``, an image that holds nothing this model hid, as far
+    as :func:`invhide.models.inference.blur_agreement` tells.
+    """
+    stored, trained = _stored_as(args.stego), inference.trained_channels(model)
+    if stored is not None and stored.lossy and stored.channel not in trained:
+        suffix = args.stego.suffix.lower()
+        named = _SUFFIX_FORMATS.get(suffix, stored.format) != stored.format
+        return (
+            f"{args.stego} is a lossy file ({stored.codec}{f' by its header, though named {suffix}' if named else ''})"
+            f" and {found.choice.described} was trained to reveal from {' or '.join(sorted(trained))} files only: "
+            f"the secret written is likely noise; reveal from the lossless file that invhide hide wrote"
+        )
+    if args.no_check:
+        return None
+    agreement = inference.blur_agreement(model, stego, seed=args.seed)
+    if agreement < inference.NOT_A_STEGO_PSNR:
+        return None
+    return (
+        f"{args.stego} does not look like a stego image of {found.choice.described}: blurring it hardly changes what "
+        f"it reveals (the two agree at {agreement:.1f} dB, {inference.NOT_A_STEGO_PSNR:g} dB or more), so it holds "
+        f"nothing this model hid (a plain photograph, or a stego re-encoded by another program?); the secret written "
+        f"is likely noise"
+    )
 
 
 def run_reveal(args: argparse.Namespace) -> None:
-    """``invhide reveal STEGO -o SECRET.png``: :func:`invhide.models.inference.reveal`, ``z`` seeded by ``--seed``."""
+    """``invhide reveal STEGO -o SECRET.png``: :func:`invhide.models.inference.reveal`, ``z`` seeded by ``--seed``.
+
+    Warns in one line when the file is lossy (by its header) and the model
+    was not trained for it, or when the image holds nothing this model hid
+    (:func:`_reveal_warning`); the secret is written all the same.
+    """
     found = find_model(args.model)
     inputs = [(f"stego image {args.stego}", args.stego), *found.files]
     check_image_output(args.output, "-o", force=args.force, inputs=inputs)
@@ -195,7 +331,11 @@ def run_reveal(args: argparse.Namespace) -> None:
     generator = torch.Generator(device).manual_seed(args.seed)
     with blaming(found.choice):
         secret = inference.reveal(model, stego, generator=generator, **options)
-    write_image(secret, args.output)
+        warning = _reveal_warning(found, model, args, stego)
+    if warning is not None:
+        print(f"invhide: warning: {warning}", file=sys.stderr)
+    with new_file(args.output, "-o", force=args.force) as target:  # never over a file written meanwhile
+        write_image(secret, target)
     if not args.quiet:
         print(f"wrote {args.output} ({secret.shape[-1]}x{secret.shape[-2]})")
 
@@ -252,6 +392,23 @@ def _train_recipe(args: argparse.Namespace) -> recipes.Recipe:
     return chosen
 
 
+def _init_inputs(spec: str | None) -> list[Input]:
+    """The files ``--init`` reads (and its folder, for a run folder), as inputs that ``--out`` must not replace."""
+    if spec is None:
+        return []
+    source, shown = zoo.find(spec), f"--init model {spec}"
+    if isinstance(source, str):
+        entry = zoo.models_dir() / source
+        return [(shown, entry.with_suffix(".safetensors")), (shown, entry.with_suffix(".json"))]
+    if source.is_dir():
+        return [
+            (f"--init folder {source}", source),
+            (shown, source / "model.safetensors"),
+            (shown, source / "config.json"),
+        ]
+    return [(shown, source)]
+
+
 def _init_model(spec: str) -> torch.nn.Module:
     """The trained model of ``--init`` (loaded before anything else, so that a bad one fails first)."""
     try:
@@ -290,8 +447,11 @@ def _check_crop(option: str, side: int | None, model: Any) -> None:
         )
 
 
-def _check_batch_memory(batch_size: int, crop: int) -> None:
-    """Refuse a batch whose images alone (``2 * batch_size`` float32 crops) exceed this machine's memory."""
+def _check_batch_memory(batch_size: int, crop: int, option: str = "--batch-size", side: str = "--crop") -> None:
+    """Refuse a batch whose images alone (``2 * batch_size`` float32 crops) exceed this machine's memory.
+
+    ``option`` and ``side`` are how the command names the batch size and the crop side.
+    """
     try:
         memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, OSError, ValueError):  # not a POSIX system: the allocation itself will tell
@@ -299,8 +459,8 @@ def _check_batch_memory(batch_size: int, crop: int) -> None:
     needed = 2 * batch_size * 3 * crop * crop * 4
     if needed > memory:
         raise InputError(
-            f"--batch-size {batch_size} with {crop}x{crop} crops: one batch of images alone is {needed / 2**30:,.1f} "
-            f"GiB, more than this machine's {memory / 2**30:,.1f} GiB of memory; pass a smaller --batch-size or --crop"
+            f"{option} {batch_size} with {crop}x{crop} crops: one batch of images alone is {needed / 2**30:,.1f} "
+            f"GiB, more than this machine's {memory / 2**30:,.1f} GiB of memory; pass a smaller {option} or {side}"
         )
 
 
@@ -313,6 +473,7 @@ def _check_train_data(args: argparse.Namespace, chosen: recipes.Recipe) -> list[
     _check_crop("--crop", args.crop, probe)
     _check_batch_memory(chosen.config.batch_size, chosen.config.crop)
     _even_size("--eval-size", args.eval_size, probe)
+    _measurable("--eval-size", args.eval_size)
     if args.val_dir is not None:
         validation = folder_images(args.val_dir, "--val-dir")
     else:
@@ -322,12 +483,15 @@ def _check_train_data(args: argparse.Namespace, chosen: recipes.Recipe) -> list[
 
 
 def _check_train_out(args: argparse.Namespace, inputs: list[Input], steps: int) -> None:
-    """``--out``: a folder, not an input folder; a previous run only with a resume option; no stray outputs.
+    """``--out`` (held by this run): a previous run only with a resume option; no stray outputs, none an input.
 
-    A run to resume must not be past ``steps`` already.
+    A run to resume must not be past ``steps`` already. The files the run
+    writes at the top of ``--out`` are none of ``inputs`` (``--init``'s
+    model, the photographs), ``--force`` or not.
     """
     out: Path = args.out
-    check_folder_output(out, "--out", inputs=[entry for entry in inputs if entry[0].startswith("--")])
+    for name in TRAIN_OUTPUTS:
+        check_not_an_input(out / name, "--out", inputs)
     if args.resume and (not out.is_dir() or latest_checkpoint(out) is None):
         raise MissingPathError(
             f"--out {out}: no checkpoint to resume (no checkpoints/step_*/trainer.json); drop --resume to start a "
@@ -369,18 +533,23 @@ def _train_device(args: argparse.Namespace, chosen: recipes.Recipe) -> torch.dev
     return device
 
 
+def _holding(out: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold ``--out`` for the run (:func:`~invhide.cli.common.held_folder`); under torchrun, rank 0 holds it for all."""
+    if os.environ.get("RANK", "0").strip() not in ("", "0"):
+        return contextlib.nullcontext()
+    return held_folder(out, "--out")
+
+
 def _train(args: argparse.Namespace, chosen: recipes.Recipe, device: torch.device | None) -> Any:
     """:func:`invhide.training.recipes.train_and_evaluate` into ``--out``; Ctrl-C says how to resume."""
     resume: bool | str = True if args.resume else "auto" if args.resume_or_start else False
     try:
-        with output_folder(args.out, "--out"):  # removed again if nothing was written into it
-            try:
-                return recipes.train_and_evaluate(
-                    chosen, args.out, train_source=args.train_dir, val_source=args.val_dir,
-                    eval_size=args.eval_size, device=device, resume=resume,
-                )  # fmt: skip
-            except KeyboardInterrupt:
-                raise _interrupted(args) from None
+        return recipes.train_and_evaluate(
+            chosen, args.out, train_source=args.train_dir, val_source=args.val_dir,
+            eval_size=args.eval_size, device=device, resume=resume,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        raise _interrupted(args) from None
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
@@ -392,16 +561,21 @@ def run_train(args: argparse.Namespace) -> None:
     Every option is checked before the photographs are read: the recipe's
     settings, the folders, ``--crop`` and ``--eval-size`` against the model
     and the evaluation images' headers, ``--out`` (see
-    :func:`_check_train_out`) and the device. Ctrl-C saves the last completed
-    step (the trainer does) and ends with the command that resumes it.
+    :func:`_check_train_out`) and the device. ``--out`` is created when
+    missing (and removed again if the run writes nothing) and held for the
+    run, so a second run into it fails at once. Ctrl-C saves the last
+    completed step (the trainer does) and ends with the command that resumes
+    it.
     """
     chosen = _train_recipe(args)
-    inputs = _check_train_data(args, chosen)
-    _check_train_out(args, inputs, chosen.config.steps)
-    device = _train_device(args, chosen)
-    if chosen.config.tensorboard and not installed("tensorboard"):
-        print("note: no TensorBoard logs (pip install tensorboard); the records are in log.jsonl and the CSV files")
-    report = _train(args, chosen, device)
+    inputs = _check_train_data(args, chosen) + _init_inputs(args.init)
+    check_folder_output(args.out, "--out", inputs=[entry for entry in inputs if entry[0].startswith("--")])
+    with output_folder(args.out, "--out"), _holding(args.out):
+        _check_train_out(args, inputs, chosen.config.steps)
+        device = _train_device(args, chosen)
+        if chosen.config.tensorboard and not installed("tensorboard"):
+            print("note: no TensorBoard logs (pip install tensorboard); the records are in log.jsonl and the CSV files")
+        report = _train(args, chosen, device)
     if report.evaluation is None:  # a rank other than 0 under torchrun
         return
     print(f"\nevaluation on {report.evaluation.num_pairs} held-out pairs ({report.evaluation_seconds:.0f} s):")
@@ -419,12 +593,14 @@ def run_eval(args: argparse.Namespace) -> None:
     if getattr(args, "security", False):
         run_security(args)
         return
+    check_no_security_options(args)
     images = folder_images(args.folder)
     if len(images) < 2:
         raise InputError(
             f"{args.folder}: holds {len(images)} image(s); eval pairs images, so it needs at least two "
             f"({', '.join(IMAGE_SUFFIXES)} files)"
         )
+    _measurable("--size", args.size)
     found = find_model(args.model)
     if args.json is not None:
         check_file_output(args.json, "--json", force=args.force, inputs=[*images, *found.files])
@@ -438,7 +614,7 @@ def run_eval(args: argparse.Namespace) -> None:
     with blaming(found.choice):
         evaluation = evaluate(model, pairs, batch_size=args.batch_size, device=device, generator=generator)
     if args.json is not None:
-        with atomic_write(args.json, "w") as file:
+        with new_file(args.json, "--json", force=args.force) as target, atomic_write(target, "w") as file:
             json.dump(evaluation.to_dict(per_image=True), file, indent=2)
     print(evaluation.format())
 
@@ -468,18 +644,94 @@ def run_convert(args: argparse.Namespace) -> None:
     inputs = [(f"checkpoint {args.checkpoint}", args.checkpoint)]
     for path in _convert_outputs(output, inputs):
         check_file_output(path, "-o", force=args.force, inputs=inputs)
-    folder = output_folder(output, "-o") if output.suffix != ".safetensors" else contextlib.nullcontext()
-    with folder, warnings.catch_warnings():  # torch's advice about pickle protocols is for torch's developers
-        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+    with contextlib.ExitStack() as stack, warnings.catch_warnings():
+        if output.suffix != ".safetensors":  # a folder: created when missing, held while the files are written
+            stack.enter_context(output_folder(output, "-o"))
+            stack.enter_context(held_folder(output, "-o"))
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")  # torch's advice, for its developers
         model = load_official(args.checkpoint)
-        path = save(model, output)
+        try:
+            path = save(model, output, replace=args.force)
+        except PathExistsError as error:  # written by another process since the check
+            if error.argument is None:
+                raise
+            raise error.renamed(f"-o {error.argument}", advice="pass --force to replace it") from None
     print(f"wrote {path} ({model.num_blocks} blocks); use it with --model {output}")
 
 
+BENCH_DEFAULTS: dict[str, Any] = {
+    "sizes": [256, 1024],
+    "blocks": 16,
+    "batch": 1,
+    "train_crop": 128,
+    "train_batch": 4,
+    "depths": [4, 8, 16],
+    "crops": [64, 128],
+    "repeat": 3,
+    "autocast": ["bfloat16"],
+}
+"""What ``invhide bench`` measures with when an option is not given (the parser's defaults are ``None``)."""
+
+# The parts of invhide bench each option sets: given while --skip leaves out all of them, it would do nothing.
+_BENCH_PARTS: dict[str, tuple[str, ...]] = {
+    "sizes": ("inference",),
+    "batch": ("inference",),
+    "compile": ("inference",),
+    "blocks": ("inference", "training", "autocast"),
+    "repeat": ("inference", "training"),
+    "train_crop": ("training",),
+    "train_batch": ("training", "memory"),
+    "depths": ("memory",),
+    "crops": ("memory",),
+    "autocast": ("autocast",),
+}
+
+
+def _bench_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of :func:`invhide.evaluation.speed.run` from the options, refusing options that would do nothing.
+
+    Raises:
+        invhide.errors.InputError: every part skipped; an option given for
+            parts that ``--skip`` all leaves out (named); a batch whose images
+            alone exceed this machine's memory.
+    """
+    skipped = set(args.skip)
+    running = [part for part in speed.PARTS if part not in skipped]
+    if not running or (running == ["autocast"] and args.autocast == []):
+        raise InputError(f"--skip {' '.join(args.skip)}: every part is skipped, so nothing would be measured")
+    given = [name for name in _BENCH_PARTS if getattr(args, name) not in (None, False)]
+    idle = [name for name in given if skipped.issuperset(_BENCH_PARTS[name])]
+    if idle:
+        options = ", ".join("--" + name.replace("_", "-") for name in idle)
+        parts = [part for part in speed.PARTS if any(part in _BENCH_PARTS[name] for name in idle)]
+        they, them, sets = ("they", "them", "set") if len(idle) > 1 else ("it", "it", "sets")
+        what = f"the {' and '.join(parts)} part{'s' if len(parts) > 1 else ''}"
+        raise InputError(
+            f"{options}: {sets} only {what}, which --skip leaves out, so {they} would do nothing; drop {them}, or "
+            f"do not skip {what}"
+        )
+    settings = {name: getattr(args, name) for name in ("dtype", "threads", "skip")}
+    for name, default in BENCH_DEFAULTS.items():
+        value = getattr(args, name)
+        settings[name] = default if value is None else value
+    if "inference" in running:
+        _check_batch_memory(settings["batch"], max(settings["sizes"]), "--batch", "--sizes")
+    if "training" in running or "memory" in running:
+        largest = max([settings["train_crop"]] * ("training" in running) + settings["crops"] * ("memory" in running))
+        _check_batch_memory(settings["train_batch"], largest, "--train-batch", "--train-crop or --crops")
+    return settings
+
+
 def run_bench(args: argparse.Namespace) -> None:
-    """``invhide bench``: :func:`invhide.evaluation.speed.run` with the command's options."""
-    if args.json is not None:
-        check_file_output(args.json, "--json", force=args.force)
-    same = ("sizes", "blocks", "batch", "train_crop", "train_batch", "depths", "crops", "repeat", "dtype", "threads")
-    settings = {name: getattr(args, name) for name in (*same, "autocast", "skip")}  # the options speed.run names alike
-    speed.run(**settings, compile_subnets=args.compile, device=resolve_device(args.device), json_path=args.json)
+    """``invhide bench``: :func:`invhide.evaluation.speed.run` with the command's options.
+
+    Options that only set parts ``--skip`` leaves out are refused, as is a
+    ``--skip`` of every part.
+    """
+    settings = _bench_settings(args)
+    if args.json is None:
+        speed.run(**settings, compile_subnets=args.compile, device=resolve_device(args.device))
+        return
+    check_file_output(args.json, "--json", force=args.force)
+    with new_file(args.json, "--json", force=args.force) as target:
+        speed.run(**settings, compile_subnets=args.compile, device=resolve_device(args.device), json_path=target)

@@ -11,9 +11,16 @@ The output rules, the same for every command:
   ./x/../cover.png``, a hard link or a symbolic link to an input are all
   refused, whatever their spelling.
 - **An existing output file is refused unless** ``--force`` is given; a
-  folder is never replaced by a file.
+  folder is never replaced by a file, nor is anything that is not a regular
+  file (a device such as ``/dev/null``, a pipe, a socket), ``--force`` or not.
 - **A file output goes into a folder that exists**; a folder output
-  (``train --out``, ``convert-official -o DIR``) is created when missing.
+  (``train --out``, ``convert-official -o DIR``, ``eval --security
+  --pairs-dir``) is created when missing.
+- **Outputs are created, not overwritten, unless** ``--force``: a file
+  written to a name that another process took meanwhile is not published
+  (:func:`new_file`), and a folder output is held by one run at a time
+  (:func:`held_folder`), so two commands writing the same output never both
+  succeed.
 """
 
 from __future__ import annotations
@@ -39,11 +46,13 @@ from invhide.errors import (
     IsAFolderError,
     MissingPathError,
     NotAFolderError,
+    PathError,
     PathExistsError,
     describe,
     path_error,
 )
 from invhide.io.datasets import list_images
+from invhide.io.files import atomic_path, locked_folder
 from invhide.io.images import LOSSLESS_SUFFIXES, ImageError, ImageTooLargeError, read_image
 
 __all__ = [
@@ -55,7 +64,9 @@ __all__ = [
     "check_not_an_input",
     "check_one_secret",
     "folder_images",
+    "held_folder",
     "installed",
+    "new_file",
     "option_type",
     "output_folder",
     "path_kind",
@@ -257,12 +268,20 @@ def check_file_output(path: Path, option: str, *, force: bool = False, inputs: I
         invhide.errors.InputError: ``path`` is an input, or its name is empty.
         invhide.errors.IsAFolderError: ``path`` is a folder.
         invhide.errors.PathExistsError: ``path`` exists and ``force`` is false.
+        invhide.errors.PathError: ``path`` is not a regular file (a device,
+            pipe or socket), which no ``--force`` replaces.
         invhide.errors.MissingPathError: its folder does not exist.
         invhide.errors.NotAFolderError: its "folder" is a file.
     """
     check_not_an_input(path, option, inputs)
-    if path_kind(path, option) == "folder":
+    kind = path_kind(path, option)
+    if kind == "folder":
         raise IsAFolderError(f"{option} {path}: is a folder; give a file name")
+    if kind == "other":
+        raise PathError(
+            f"{option} {path}: not a regular file (a device, pipe or socket), which invhide never replaces; "
+            f"give the name of a file"
+        )
     parent = path.parent
     kind = path_kind(parent, option)
     if kind is None:
@@ -312,11 +331,65 @@ def check_folder_output(path: Path, option: str, *, inputs: Iterable[Input] = ()
     existing = path
     while path_kind(existing, option) is None and existing != existing.parent:
         existing = existing.parent
-    if path_kind(existing, option) != "folder":
-        where = "is a file" if existing == path else f"is below {existing}, which is a file"
+    kind = path_kind(existing, option)
+    if kind != "folder":
+        what = "a file" if kind == "file" else "a device, pipe or socket"
+        where = f"is {what}" if existing == path else f"is below {existing}, which is {what}"
         raise NotAFolderError(f"{option} {path}: {where}, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise AccessError(f"{option} {path}: cannot write in {existing}: permission denied")
+
+
+@contextlib.contextmanager
+def new_file(path: Path, option: str, *, force: bool) -> Iterator[Path]:
+    """The temporary name to write the output ``path`` under; it takes the name ``path`` when the block succeeds.
+
+    Without ``force``, a file that another process wrote at ``path`` while
+    this one worked is left as it is and this output is not published (see
+    :func:`invhide.io.files.atomic_path`): of two commands writing the same
+    new file, one fails, in one line naming ``option``.
+
+    Raises:
+        invhide.errors.PathExistsError: ``path`` appeared meanwhile and ``force`` is false.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "r.json"
+        >>> with new_file(target, "--json", force=False) as temporary:
+        ...     _ = temporary.write_text("{}")
+        >>> target.read_text()
+        '{}'
+    """
+    try:
+        with atomic_path(path, replace=force) as temporary:
+            yield temporary
+    except PathExistsError as error:
+        if error.argument != str(path):
+            raise
+        raise PathExistsError(
+            f"{option} {path}: was written by another process while this one ran; it was left as it is and nothing "
+            f"was written: pass --force to replace it, or choose another name"
+        ) from None
+
+
+@contextlib.contextmanager
+def held_folder(path: Path, option: str) -> Iterator[None]:
+    """Hold the output folder ``path`` (it exists) for the block: a second command writing into it fails at once.
+
+    See :func:`invhide.io.files.locked_folder`; the lock file is removed when
+    the block ends.
+
+    Raises:
+        invhide.errors.PathError: another run holds the folder (the message names ``option`` and the process).
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(locked_folder(path))
+        except PathError as error:
+            if error.argument != str(path):
+                raise
+            raise error.renamed(f"{option} {path}", advice=f"wait for it to end, or choose another {option}") from None
+        yield
 
 
 def folder_images(folder: Path, option: str | None = None) -> list[Input]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -44,9 +45,21 @@ from invhide.cli import commands, models, steganalysis
 from invhide.cli.common import option_type, positive_option, seed_option
 from invhide.errors import InputError, InvhideError, describe
 from invhide.evaluation.speed import AUTOCAST_DTYPES, DTYPES, PARTS
+from invhide.models.inference import MIN_SECRET_PSNR
 from invhide.training.recipes import RECIPES
 
-__all__ = ["DEBUG_ENV", "build_parser", "is_out_of_memory", "main", "run_reporting_errors"]
+__all__ = [
+    "DEBUG_ENV",
+    "MAX_BENCH_BLOCKS",
+    "MAX_BENCH_REPEAT",
+    "MAX_BENCH_SIDE",
+    "MAX_PROCESSES",
+    "MAX_STEPS",
+    "build_parser",
+    "is_out_of_memory",
+    "main",
+    "run_reporting_errors",
+]
 
 DEBUG_ENV = "INVHIDE_DEBUG"
 """Environment variable: set to ``1`` to show the traceback of user errors too (as ``--debug`` does)."""
@@ -70,13 +83,33 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-_MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))
+def _even_side_within(name: str, value: int, *, high: int) -> int:
+    """``value`` if it is an even integer in ``[2, high]`` (an image side a benchmark allocates)."""
+    return _even_integer(name, checks.integer(name, value, low=2, high=high))
+
+
+MAX_PROCESSES = max(64, 4 * (os.cpu_count() or 1))
+"""Most data-loading processes (``--workers``) and torch threads (``bench --threads``): 4 per CPU, at least 64."""
+MAX_STEPS = 10**8 - 1
+"""Most training steps (``train --steps``): checkpoint folders are named with 8 digits, ``step_00001234``."""
+MAX_BENCH_SIDE = 8192
+"""Largest image side ``invhide bench`` allocates (``--sizes``, ``--train-crop``, ``--crops``)."""
+MAX_BENCH_BLOCKS = 1024
+"""Most coupling blocks ``invhide bench`` builds (``--blocks``, ``--depths``)."""
+MAX_BENCH_REPEAT = 1000
+"""Most timed calls per figure ``invhide bench`` makes (``--repeat``)."""
+
 _non_negative = option_type(int, "a non-negative integer", checks.non_negative_int)
 _even_side = option_type(int, "an even integer >= 2", _even_integer)
+_steps = option_type(int, f"an integer in [1, {MAX_STEPS}]", checks.integer, low=1, high=MAX_STEPS)
+_threads = option_type(int, f"an integer in [1, {MAX_PROCESSES}]", checks.integer, low=1, high=MAX_PROCESSES)
+_bench_side = option_type(int, f"an even integer in [2, {MAX_BENCH_SIDE}]", _even_side_within, high=MAX_BENCH_SIDE)
+_blocks = option_type(int, f"an integer in [1, {MAX_BENCH_BLOCKS}]", checks.integer, low=1, high=MAX_BENCH_BLOCKS)
+_repeat = option_type(int, f"an integer in [1, {MAX_BENCH_REPEAT}]", checks.integer, low=1, high=MAX_BENCH_REPEAT)
 _positive_float = option_type(float, "a positive finite number", checks.number, low=0, low_open=True)
 _decay = option_type(float, "a number in (0, 1)", checks.number, low=0, high=1, low_open=True, high_open=True)
 _workers = option_type(
-    int, f"an integer in [0, {_MAX_WORKERS}] (data-loading processes)", checks.integer, low=0, high=_MAX_WORKERS
+    int, f"an integer in [0, {MAX_PROCESSES}] (data-loading processes)", checks.integer, low=0, high=MAX_PROCESSES
 )
 
 
@@ -133,12 +166,25 @@ def _add_hide(subparsers: _Subparsers) -> None:
     hide = _command(subparsers, "hide", "hide SECRET in COVER and write the stego PNG", commands.run_hide, _TILE_ADVICE)
     hide.add_argument("cover", type=_path, help="cover image")
     hide.add_argument("secret", type=_path, help="secret image")
-    hide.add_argument("-o", "--output", type=_path, required=True, help=f"stego image to write {_IMAGE_OUTPUT}")
+    hide.add_argument(
+        "-o",
+        "--output",
+        type=_path,
+        required=True,
+        help=f"stego image to write {_IMAGE_OUTPUT}, the cover's size made even: an odd side gains a row or "
+        f"column, which carries part of the secret (reveal gives the secret at that size)",
+    )
     hide.add_argument(
         "--fit",
         choices=("refuse", "resize", "crop"),
         default="refuse",
         help="a secret of another size than the cover: refuse (default), resize or centre-crop it",
+    )
+    hide.add_argument(
+        "--no-check",
+        action="store_true",
+        help=f"skip the check (default: reveal the stego as saved, as `invhide reveal` will, and refuse, writing "
+        f"nothing, when the stego is its cover or the secret comes back below {MIN_SECRET_PSNR:g} dB PSNR)",
     )
     _add_image_options(hide)
 
@@ -149,6 +195,12 @@ def _add_reveal(subparsers: _Subparsers) -> None:
     reveal.add_argument("-o", "--output", type=_path, required=True, help=f"recovered secret to write {_IMAGE_OUTPUT}")
     _add_image_options(reveal)
     reveal.add_argument("--seed", type=seed_option, default=0, help="seeds the random z of the reveal (default: 0)")
+    reveal.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip the test that warns when the image holds nothing this model hid (two small reveals; a lossy "
+        "file is told from its header all the same)",
+    )
 
 
 def _add_train_recipe_options(parser: argparse.ArgumentParser) -> None:
@@ -162,7 +214,7 @@ def _add_train_recipe_options(parser: argparse.ArgumentParser) -> None:
         default="paper",
         help="training recipe (default: paper; quick: a small model trained in minutes)",
     )
-    group.add_argument("--steps", type=positive_option, help="optimizer steps (default: the recipe's)")
+    group.add_argument("--steps", type=_steps, help=f"optimizer steps, at most {MAX_STEPS} (default: the recipe's)")
     group.add_argument("--crop", type=_even_side, help="training crop side, even (default: the recipe's)")
     group.add_argument("--batch-size", type=positive_option, help="cover/secret pairs per step (default: the recipe's)")
     group.add_argument("--lr", type=_positive_float, help="learning rate (default: the recipe's)")
@@ -288,30 +340,33 @@ def _add_bench(subparsers: _Subparsers) -> None:
         "try smaller --sizes, --batch, --train-crop, --train-batch or --crops",
     )
     bench.add_argument(
-        "--sizes", type=_even_side, nargs="+", default=[256, 1024], help="inference sizes (default: 256 1024)"
+        "--sizes", type=_bench_side, nargs="+", help="inference sizes, even, at most 8192 (default: 256 1024)"
     )
-    bench.add_argument("--blocks", type=positive_option, default=16, help="coupling blocks for speed (default: 16)")
-    bench.add_argument("--batch", type=positive_option, default=1, help="images per inference call (default: 1)")
-    bench.add_argument("--train-crop", type=_even_side, default=128, help="training crop side (default: 128)")
-    bench.add_argument("--train-batch", type=positive_option, default=4, help="pairs per training step (default: 4)")
-    bench.add_argument(
-        "--depths", type=positive_option, nargs="+", default=[4, 8, 16], help="depths for memory (default: 4 8 16)"
-    )
-    bench.add_argument(
-        "--crops", type=_even_side, nargs="+", default=[64, 128], help="crops for memory (default: 64 128)"
-    )
-    bench.add_argument("--repeat", type=positive_option, default=3, help="timed calls per figure (median; default: 3)")
+    bench.add_argument("--blocks", type=_blocks, help="coupling blocks for speed, at most 1024 (default: 16)")
+    bench.add_argument("--batch", type=positive_option, help="images per inference call (default: 1)")
+    bench.add_argument("--train-crop", type=_bench_side, help="training crop side, even (default: 128)")
+    bench.add_argument("--train-batch", type=positive_option, help="pairs per training step (default: 4)")
+    bench.add_argument("--depths", type=_blocks, nargs="+", help="depths for memory (default: 4 8 16)")
+    bench.add_argument("--crops", type=_bench_side, nargs="+", help="crops for memory, even (default: 64 128)")
+    bench.add_argument("--repeat", type=_repeat, help="timed calls per figure (median), at most 1000 (default: 3)")
     bench.add_argument("--dtype", choices=DTYPES, default="float32", help="weights and inputs (default: float32)")
-    bench.add_argument("--threads", type=positive_option, help="torch threads (default: torch's choice)")
+    bench.add_argument(
+        "--threads", type=_threads, help="torch threads, at most 4 per CPU or 64 (default: torch's choice)"
+    )
     bench.add_argument("--compile", action="store_true", help="torch.compile the subnets for the inference figures")
     bench.add_argument(
         "--autocast",
         nargs="*",
-        default=["bfloat16"],
         choices=AUTOCAST_DTYPES,
-        help="autocast dtypes whose invertibility error to report (default: bfloat16)",
+        help="autocast dtypes whose invertibility error to report, none for none (default: bfloat16)",
     )
-    bench.add_argument("--skip", nargs="*", default=[], choices=PARTS, help="parts to skip")
+    bench.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=PARTS,
+        help="parts to skip; an option that only sets skipped parts is refused",
+    )
     bench.add_argument("--json", type=_path, help="also write the figures to this JSON file")
     bench.add_argument("--force", action="store_true", help=_FORCE_HELP)
     bench.add_argument("--device", help=_DEVICE_HELP)
@@ -371,10 +426,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["hide", "missing.png", "secret.png", "-o", "stego.png", "--model", "m"])
         2
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv  # `invhide train` prints the command that resumes an interrupted run
-    debug = args.debug or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    if getattr(signal.getsignal(signal.SIGINT), "__module__", None) == "invhide":  # set while the modules loaded
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here, Ctrl-C is a KeyboardInterrupt
+    try:  # Ctrl-C while the parser is built or reads the options: one line too
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(argv)
+        args.argv = argv  # `invhide train` prints the command that resumes an interrupted run
+        debug = args.debug or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    except KeyboardInterrupt:
+        print("invhide: interrupted", file=sys.stderr)
+        return 130
     return run_reporting_errors(args.run, args, debug=debug, memory_advice=args.memory_advice)
 
 

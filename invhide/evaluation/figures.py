@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import Tensor
 
-from invhide.errors import MissingPathError
+from invhide.errors import FileFormatError, MissingPathError
 from invhide.io.files import atomic_write
 
 __all__ = ["hiding_figure", "pyplot", "save_figure", "training_curves"]
@@ -114,15 +114,99 @@ def hiding_figure(
     return save_figure(figure, path)
 
 
-def _read_csv(path: Path) -> list[dict[str, float]]:
+def _number(text: object) -> float | None:
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _read_log(path: str | os.PathLike[str]) -> tuple[list[dict[str, float]], list[float]]:
+    """The numbers of a run's ``train.csv`` or ``val.csv``, and the steps whose update was skipped.
+
+    A log is read as a log reader would: each row keeps its finite numeric
+    cells; text (the ``skipped`` column's ``loss spike``), empty and
+    non-finite cells are left out, and a row without a numeric ``step``
+    (a torn or edited line) is dropped. A row whose ``skipped`` cell holds
+    text is a step whose update was skipped; its step is listed apart.
+
+    Args:
+        path: the CSV file; a missing file reads as no rows.
+
+    Returns:
+        ``(rows, skipped)``: one ``{column: value}`` per row with a step, in
+        file order, and the steps of the skipped updates.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "train.csv"
+        >>> _ = path.write_text("step,loss,skipped\\n1,0.5,\\n2,9e9,loss spike\\nnot a row\\n")
+        >>> _read_log(path)
+        ([{'step': 1.0, 'loss': 0.5}, {'step': 2.0, 'loss': 9000000000.0}], [2.0])
+    """
+    path = Path(path)
     if not path.is_file():
-        return []
-    with path.open(newline="") as file:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(file)]
+        return [], []
+    rows, skipped = [], []
+    with path.open(newline="", errors="replace") as file:
+        for row in csv.DictReader(file):
+            cells = ((key, _number(text)) for key, text in row.items() if key is not None)  # None: surplus cells
+            numbers = {key: value for key, value in cells if value is not None}
+            if "step" not in numbers:
+                continue
+            rows.append(numbers)
+            if (row.get("skipped") or "").strip() and "skipped" not in numbers:
+                skipped.append(numbers["step"])
+    return rows, skipped
+
+
+def _plot_losses(axis: Any, train: list[dict[str, float]], skipped: list[float]) -> None:
+    """The total loss and its unweighted terms on a log scale; the skipped updates marked."""
+    steps = [r["step"] for r in train]
+    axis.plot(steps, [r.get("loss", math.nan) for r in train], label="total", color="black", linewidth=1)
+    for name in ("concealing", "revealing", "low_frequency"):
+        if any(name in r for r in train):
+            axis.plot(steps, [r.get(name, math.nan) for r in train], label=name, linewidth=0.8)
+    losses = {r["step"]: r["loss"] for r in train if "loss" in r}
+    marked = [step for step in skipped if step in losses]
+    if marked:
+        axis.plot(marked, [losses[step] for step in marked], "x", color="red", label="update skipped (loss spike)")
+    axis.set_yscale("log")
+    axis.set_xlabel("step")
+    axis.set_title("training loss (unweighted terms)")
+    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: no data hidden
+
+
+def _plot_psnrs(axis: Any, train: list[dict[str, float]], val: list[dict[str, float]]) -> None:
+    """The training batches' PSNRs as lines, the validations' as points."""
+    steps = [r["step"] for r in train]
+    for key, label in (
+        ("psnr_stego", "stego vs cover (train batch)"),
+        ("psnr_recovered", "recovery vs secret (train batch)"),
+    ):
+        axis.plot(steps, [r.get(key, math.nan) for r in train], label=label, linewidth=0.8, alpha=0.6)
+    for key, label in (
+        ("psnr_stego_float", "stego vs cover (validation)"),
+        ("psnr_recovered_float", "recovery vs secret (validation, float stego)"),
+        ("psnr_recovered_8bit", "recovery vs secret (validation, 8-bit stego)"),
+    ):
+        points = [(r["step"], r[key]) for r in val if key in r]
+        if points:
+            axis.plot(*zip(*points, strict=True), marker="o", label=label)
+    axis.set_xlabel("step")
+    axis.set_ylabel("PSNR (dB, RGB)")
+    axis.set_title("PSNR")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
 
 
 def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None = None) -> Path:
     """Plot the loss and the PSNRs of a run from its ``train.csv`` and ``val.csv``.
+
+    The logs are read cell by cell: a step whose update was skipped (its
+    ``skipped`` cell says why) is marked on the loss curve; text, empty and
+    non-finite cells leave a gap; a row without a numeric step is left out.
 
     Args:
         run_dir: the trainer's output folder.
@@ -132,7 +216,10 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
         The PNG path.
 
     Raises:
-        FileNotFoundError: the folder has no ``train.csv``.
+        invhide.errors.MissingPathError: the folder has no ``train.csv``
+            (a ``FileNotFoundError``).
+        invhide.errors.FileFormatError: ``train.csv`` holds no row with a
+            numeric step.
 
     Example:
         >>> import tempfile, pathlib
@@ -142,37 +229,15 @@ def training_curves(run_dir: str | os.PathLike[str], path: str | os.PathLike[str
         'curves.png'
     """
     run_dir = Path(run_dir)
-    train = _read_csv(run_dir / "train.csv")
+    log = run_dir / "train.csv"
+    if not log.is_file():
+        raise MissingPathError(f"{log}: no such file, so no training log to plot")
+    train, skipped = _read_log(log)
     if not train:
-        raise MissingPathError(f"{run_dir / 'train.csv'}: no training log to plot")
-    val = _read_csv(run_dir / "val.csv")
+        raise FileFormatError(f"{log}: no row with a numeric step, so no training log to plot")
+    val, _ = _read_log(run_dir / "val.csv")
     figure, (loss_axis, psnr_axis) = pyplot().subplots(1, 2, figsize=(11, 5))
-    steps = [r["step"] for r in train]
-    loss_axis.plot(steps, [r["loss"] for r in train], label="total", color="black", linewidth=1)
-    for name in ("concealing", "revealing", "low_frequency"):
-        if name in train[0]:
-            loss_axis.plot(steps, [r.get(name, float("nan")) for r in train], label=name, linewidth=0.8)
-    loss_axis.set_yscale("log")
-    loss_axis.set_xlabel("step")
-    loss_axis.set_title("training loss (unweighted terms)")
-    loss_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)  # below: no data hidden
-    for key, label in (
-        ("psnr_stego", "stego vs cover (train batch)"),
-        ("psnr_recovered", "recovery vs secret (train batch)"),
-    ):
-        psnr_axis.plot(steps, [r[key] for r in train], label=label, linewidth=0.8, alpha=0.6)
-    for key, label in (
-        ("psnr_stego_float", "stego vs cover (validation)"),
-        ("psnr_recovered_float", "recovery vs secret (validation, float stego)"),
-        ("psnr_recovered_8bit", "recovery vs secret (validation, 8-bit stego)"),
-    ):
-        points = [(r["step"], r[key]) for r in val if key in r and math.isfinite(r[key])]
-        if points:
-            psnr_axis.plot(*zip(*points, strict=True), marker="o", label=label)
-    psnr_axis.set_xlabel("step")
-    psnr_axis.set_ylabel("PSNR (dB, RGB)")
-    psnr_axis.set_title("PSNR")
-    psnr_axis.grid(alpha=0.3)
-    psnr_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    _plot_losses(loss_axis, train, skipped)
+    _plot_psnrs(psnr_axis, train, val)
     figure.tight_layout()
     return save_figure(figure, path if path is not None else run_dir / "curves.png")

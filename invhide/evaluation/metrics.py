@@ -31,6 +31,7 @@ __all__ = [
     "CHANNELS",
     "METRICS",
     "ROWS",
+    "SSIM_WINDOW",
     "STEGO_SETTINGS",
     "Evaluation",
     "evaluate",
@@ -55,8 +56,9 @@ _SETTING_NAMES = dict(zip((False, True), STEGO_SETTINGS, strict=True))  # quanti
 # ITU-R BT.601 luma for RGB in [0, 1], in 0..255 units (range 16..235), as MATLAB's rgb2ycbcr.
 _Y_OFFSET = 16.0
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
+SSIM_WINDOW = 11
+"""Side of SSIM's Gaussian window: the smallest height and width :func:`ssim` and :func:`evaluate` take."""
 # SSIM as Wang et al. 2004: 11x11 Gaussian window of standard deviation 1.5, K1 = 0.01, K2 = 0.03.
-_SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
 _SSIM_K = (0.01, 0.03)
 _PEAK = 255.0
@@ -136,16 +138,22 @@ def _rmse(x: Tensor, y: Tensor) -> Tensor:
     return _mse(x, y).sqrt()
 
 
+def _check_window(name: str, image: Tensor) -> None:
+    """Refuse an image smaller than SSIM's window (pytorch-msssim would silently skip the smoothing along it)."""
+    height, width = image.shape[-2:]
+    if height < SSIM_WINDOW or width < SSIM_WINDOW:
+        raise InputError(
+            argument=name,
+            problem=f"must be at least {SSIM_WINDOW}x{SSIM_WINDOW} (SSIM's window), got {height}x{width}",
+        )
+
+
 def _ssim(x: Tensor, y: Tensor) -> Tensor:
-    height, width = x.shape[-2:]
-    if height < _SSIM_WINDOW or width < _SSIM_WINDOW:
-        # pytorch-msssim would silently skip the smoothing along a short side.
-        raise InputError(f"SSIM needs images of at least {_SSIM_WINDOW}x{_SSIM_WINDOW}, got {height}x{width}")
     # pytorch-msssim's default window is built in float32 (SSIM off by about 1e-6 even for float64 images):
     # the same normalised exp(-k^2 / (2 sigma^2)), at the images' precision, repeated per channel.
-    offsets = torch.arange(_SSIM_WINDOW, dtype=x.dtype, device=x.device) - _SSIM_WINDOW // 2
+    offsets = torch.arange(SSIM_WINDOW, dtype=x.dtype, device=x.device) - SSIM_WINDOW // 2
     window = torch.exp(-offsets.square() / (2 * _SSIM_SIGMA**2))
-    window = (window / window.sum()).reshape(1, 1, 1, _SSIM_WINDOW).repeat(x.shape[1], 1, 1, 1)
+    window = (window / window.sum()).reshape(1, 1, 1, SSIM_WINDOW).repeat(x.shape[1], 1, 1, 1)
     return pytorch_msssim.ssim(x, y, data_range=_PEAK, size_average=False, win=window, K=_SSIM_K)
 
 
@@ -226,7 +234,7 @@ def ssim(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
 
     Args:
         x: ``(B, C, H, W)`` floats, nominally in ``[0, 1]`` (not clamped),
-            H and W at least 11; ``C == 3`` for ``"y"``.
+            H and W at least :data:`SSIM_WINDOW` (11); ``C == 3`` for ``"y"``.
         y: the same shape as ``x``.
         channel: ``"rgb"`` (every channel) or ``"y"`` (BT.601 luma, :func:`rgb_to_y`).
 
@@ -247,7 +255,9 @@ def ssim(x: Tensor, y: Tensor, channel: Channel = "rgb") -> Tensor:
         >>> ssim(x, x).tolist()
         [1.0, 1.0]
     """
-    return _ssim(*_prepare(x, y, channel))
+    x, y = _prepare(x, y, channel)
+    _check_window("x and y", x)
+    return _ssim(x, y)
 
 
 _METRIC_MATH = {"psnr": _psnr, "ssim": _ssim, "mae": _mae, "rmse": _rmse}
@@ -401,6 +411,7 @@ def _single_pairs(pairs: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tens
                 f"cover and secret of pair {index} must have the same shape, "
                 f"got {tuple(cover.shape)} and {tuple(secret.shape)}"
             )
+        _check_window(f"cover and secret of pair {index}", cover)
         for name, image in (("cover", cover), ("secret", secret)):
             low, high = image.min().item(), image.max().item()
             if low < 0 or high > 1:
@@ -503,7 +514,7 @@ def evaluate(
         model: an :class:`~invhide.InvertibleHider` with one secret (anything with
             ``hide(cover, secret) -> (stego, lost)`` and ``reveal(stego, z=...)``).
         pairs: ``(cover, secret)`` pairs, each ``(3, H, W)`` or ``(B, 3, H, W)``
-            floats in ``[0, 1]``; sizes may differ between pairs.
+            floats in ``[0, 1]``, H and W at least :data:`SSIM_WINDOW`; sizes may differ between pairs.
         batch_size: images per forward pass (consecutive same-size pairs).
         device: where to run; the model's device (the model is not moved).
         generator: draws ``z`` on ``device``; default seeded with 0 (reproducible).
@@ -513,8 +524,8 @@ def evaluate(
         An :class:`Evaluation`.
 
     Raises:
-        ValueError: no pairs, images outside ``[0, 1]``, mismatched shapes, a bad ``batch_size`` or
-            ``quantize``, several secrets, or a model, generator and device that disagree.
+        ValueError: no pairs, images outside ``[0, 1]`` or under :data:`SSIM_WINDOW`, mismatched shapes,
+            a bad ``batch_size`` or ``quantize``, several secrets, a model, generator and device that disagree.
         TypeError: a pair that is not two float tensors.
 
     Example:

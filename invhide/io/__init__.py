@@ -10,10 +10,21 @@ name.
 - :mod:`invhide.io.checkpoint`: safetensors model files with their config, and the model classes they rebuild.
 - :mod:`invhide.io.datasets`: folders of photographs as training crops and as evaluation pairs.
 - :mod:`invhide.io.keyfiles`: key files that only their owner can read, never replaced.
+- :mod:`invhide.io.progress`: progress bars on a terminal, plain lines in a log.
 """
 
-from invhide.io import checkpoint, datasets, files, images, keyfiles
+from invhide.io import checkpoint, datasets, files, images, keyfiles, progress
 from invhide.io.files import atomic_write
 from invhide.io.images import read_image, write_image
 
-__all__ = ["atomic_write", "checkpoint", "datasets", "files", "images", "keyfiles", "read_image", "write_image"]
+__all__ = [
+    "atomic_write",
+    "checkpoint",
+    "datasets",
+    "files",
+    "images",
+    "keyfiles",
+    "progress",
+    "read_image",
+    "write_image",
+]

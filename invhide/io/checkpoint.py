@@ -36,7 +36,18 @@ import torch
 from torch import Tensor, nn
 
 from invhide.checks import device as check_device
-from invhide.errors import ConfigError, FileFormatError, InputError, IsAFolderError, MissingPathError, describe
+from invhide.errors import (
+    ConfigError,
+    FileFormatError,
+    InputError,
+    InputTypeError,
+    IsAFolderError,
+    MissingPathError,
+    ModelError,
+    NotAFolderError,
+    describe,
+    path_error,
+)
 from invhide.io.files import atomic_write
 
 __all__ = [
@@ -157,13 +168,21 @@ def state_mismatches(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]
     return problems
 
 
-def save_tensors(tensors: Mapping[str, Tensor], path: PathLike, metadata: Mapping[str, str] | None = None) -> None:
+def save_tensors(
+    tensors: Mapping[str, Tensor],
+    path: PathLike,
+    metadata: Mapping[str, str] | None = None,
+    *,
+    replace: bool = True,
+) -> None:
     """Write tensors to a safetensors file atomically (contiguous CPU copies).
 
     Args:
         tensors: ``{name: tensor}``, any devices and dtypes.
         path: the ``.safetensors`` file to write; its folder must exist.
         metadata: strings stored in the file's header.
+        replace: replace an existing file; ``False``: create it or fail
+            (:func:`invhide.io.files.atomic_write`).
 
     Example:
         >>> import tempfile, pathlib
@@ -176,7 +195,7 @@ def save_tensors(tensors: Mapping[str, Tensor], path: PathLike, metadata: Mappin
     cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     # safetensors 0.8 writes a broken header for no tensors with an empty metadata dict: pass None instead.
     data = safetensors.torch.save(cpu, metadata=dict(metadata or {}) or None)
-    with atomic_write(path) as file:
+    with atomic_write(path, replace=replace) as file:
         file.write(data)
 
 
@@ -338,19 +357,55 @@ def _check_floating(path: Path, infos: Mapping[str, TensorInfo]) -> None:
             )
 
 
-def save(model: nn.Module, path: PathLike) -> Path:
+def _non_finite(model: nn.Module) -> tuple[str, int] | None:
+    """The first floating-point tensor of ``model``'s state holding NaN or infinite values, and how many."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            bad = int((~torch.isfinite(tensor.detach())).sum())
+            if bad:
+                return name, bad
+    return None
+
+
+def _save_target(path: Path) -> Path:
+    """The ``.safetensors`` file :func:`save` writes for ``path``, its folder created when ``path`` names a folder."""
+    if path.suffix == ".safetensors":
+        return path
+    if path.exists() and not path.is_dir():
+        raise NotAFolderError(
+            f"{path}: is a file, not a folder; save to a folder, or to a file whose name ends in .safetensors"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise path_error(error, f"{path}: cannot create the folder: {error.strerror or describe(error)}") from None
+    return path / MODEL_FILE
+
+
+def save(model: nn.Module, path: PathLike, *, replace: bool = True) -> Path:
     """Save a model's weights and config.
+
+    Nothing is written for a model that is not an invhide model or whose
+    weights hold NaN or infinite values (:func:`load` would refuse them).
 
     Args:
         model: a hider with a ``config()`` method (any invhide model).
         path: a ``.safetensors`` file, or a folder (created if missing) that
             receives ``model.safetensors`` and ``config.json``.
+        replace: replace existing files; ``False``: create them or fail
+            (:func:`invhide.io.files.atomic_write`).
 
     Returns:
         The path of the written ``.safetensors`` file.
 
     Raises:
-        TypeError: the model cannot describe itself (custom subnet callable).
+        invhide.errors.InputTypeError: not a ``torch.nn.Module`` with a
+            ``config()`` method, or a model that cannot describe itself
+            (custom subnet callable).
+        invhide.errors.ModelError: a weight holds NaN or infinite values.
+        invhide.errors.NotAFolderError: ``path`` is an existing file whose
+            name does not end in ``.safetensors`` (taken for a folder).
+        invhide.errors.PathExistsError: ``replace`` is false and a file exists.
 
     Example:
         >>> import tempfile, pathlib
@@ -359,18 +414,24 @@ def save(model: nn.Module, path: PathLike) -> Path:
         >>> load(path).config() == invhide.HiNet(num_blocks=2).config()
         True
     """
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "config", None)):
+        raise InputTypeError(
+            f"model must be an invhide model (a torch.nn.Module with a config() method, such as invhide.HiNet), "
+            f"got {type(model).__name__}"
+        )
     config = model.config()  # type: ignore[operator]
     path = Path(path)
+    bad = _non_finite(model)
+    if bad is not None:
+        raise ModelError(
+            f"{path}: not written: the model's tensor {bad[0]} holds {bad[1]} NaN or infinite value(s) (diverged "
+            f"weights?), which invhide.load refuses"
+        )
     text = json.dumps(config, indent=2, sort_keys=True)
-    metadata = {"format": _FORMAT, "config": text}
-    if path.suffix == ".safetensors":
-        file = path
-    else:
-        path.mkdir(parents=True, exist_ok=True)
-        file = path / MODEL_FILE
-    save_tensors(model.state_dict(), file, metadata)
+    file = _save_target(path)
+    save_tensors(model.state_dict(), file, {"format": _FORMAT, "config": text}, replace=replace)
     if file.name == MODEL_FILE:
-        with atomic_write(file.parent / CONFIG_FILE, "w") as handle:
+        with atomic_write(file.parent / CONFIG_FILE, "w", replace=replace) as handle:
             handle.write(text + "\n")
     return file
 

@@ -59,8 +59,12 @@ __all__ = [
     "LOSSLESS_SUFFIXES",
     "ImageConversionWarning",
     "ImageError",
+    "ImageFormat",
     "ImageInfo",
     "ImageTooLargeError",
+    "decode_image",
+    "encode_image",
+    "image_format",
     "inspect_image",
     "read_compact",
     "read_image",
@@ -81,6 +85,7 @@ _LOSSY_SUFFIXES = (".avif", ".gif", ".heic", ".jfif", ".jp2", ".jpeg", ".jpg", "
 _FORMATS = {".bmp": "BMP", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}
 _GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _TIFF_BITS_PER_SAMPLE = 258
+_TIFF_LOSSY = {"jpeg": "jpeg", "tiff_jpeg": "jpeg", "webp": "webp"}  # Pillow's names of TIFF's lossy compressions
 
 
 class ImageError(FileFormatError):
@@ -161,6 +166,27 @@ class ImageInfo(NamedTuple):
     mode: str
     format: str | None
     conversion: str | None
+
+
+class ImageFormat(NamedTuple):
+    """How an image file stores its pixels, as its header says (never its name): see :func:`image_format`.
+
+    Attributes:
+        format: Pillow's format name, e.g. ``"PNG"``, ``"JPEG"``, ``"WEBP"``.
+        codec: the coding in words, e.g. ``"PNG"``, ``"JPEG"``, ``"VP8 WebP"``
+            (lossy), ``"VP8L WebP"`` (lossless), ``"TIFF with JPEG compression"``.
+        lossy: whether storing an image in it changes its pixels: a lossy
+            codec, or a palette of at most 256 colours.
+        channel: what the file did to the pixels, by name: ``"lossless"``,
+            else ``"jpeg"``, ``"webp"``, ``"jpeg2000"``, ``"avif"``, ``"heif"``
+            or ``"palette"`` (a model trained to reveal through one of them
+            says so, see :func:`invhide.models.inference.trained_channels`).
+    """
+
+    format: str
+    codec: str
+    lossy: bool
+    channel: str
 
 
 # --------------------------------------------------------------------------
@@ -345,6 +371,104 @@ def inspect_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
     with _open(path, max_pixels) as (image, file):
         width, height = image.size
         return ImageInfo(Path(path), width, height, image.mode, image.format, _conversion(image, file, path))
+
+
+def _webp_chunk(file: BinaryIO) -> bytes | None:
+    """The first image chunk of a WebP file: ``b"VP8 "`` (lossy) or ``b"VP8L"`` (lossless), or ``None``.
+
+    A WebP file is a RIFF container of chunks (``VP8X`` extended header,
+    ``ALPH``, ``ANMF`` animation frames holding chunks of their own...); the
+    first ``VP8 `` or ``VP8L`` chunk codes the first frame, the one
+    :func:`read_image` reads.
+    """
+    file.seek(0)
+    header = file.read(12)
+    if len(header) < 12 or header[:4] != b"RIFF" or header[8:] != b"WEBP":
+        return None
+    position, end = 12, 8 + struct.unpack("<I", header[4:8])[0]
+    while position + 8 <= end:
+        file.seek(position)
+        chunk = file.read(8)
+        if len(chunk) < 8:
+            return None
+        name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if name in (b"VP8 ", b"VP8L"):
+            return name
+        # an animation frame: 16 bytes of frame header, then the frame's own chunks
+        position += 8 + 16 if name == b"ANMF" else 8 + size + size % 2
+    return None
+
+
+def _jpeg2000_reversible(file: BinaryIO) -> bool:
+    """Whether a JPEG 2000 codestream uses the reversible 5/3 wavelet (lossless coding), from its COD segment."""
+    file.seek(0)
+    data = file.read(1 << 16)
+    start = data.find(b"\xff\x4f\xff\x51")  # SOC then SIZ: the codestream, bare (.j2k) or in a .jp2 box
+    position = start + 2
+    while start >= 0 and position + 4 <= len(data) and data[position] == 0xFF:
+        if data[position + 1] == 0x52:  # COD: Lcod, Scod, SGcod (4 bytes), then levels, block sizes, style, transform
+            return position + 13 < len(data) and data[position + 13] == 1
+        position += 2 + struct.unpack(">H", data[position + 2 : position + 4])[0]
+    return False
+
+
+def _format_of(image: Image.Image, file: BinaryIO) -> ImageFormat:
+    """The :class:`ImageFormat` of an opened image (its header and, for some formats, a few of its bytes)."""
+    name = image.format or "unknown"
+    if name in ("JPEG", "MPO"):
+        return ImageFormat(name, "JPEG", True, "jpeg")
+    if name == "WEBP":
+        lossless = _webp_chunk(file) == b"VP8L"
+        return ImageFormat(name, "VP8L WebP" if lossless else "VP8 WebP", not lossless, "webp")
+    if name == "JPEG2000":
+        if _jpeg2000_reversible(file):
+            return ImageFormat(name, "JPEG 2000, reversible wavelet", False, "lossless")
+        return ImageFormat(name, "JPEG 2000, irreversible wavelet", True, "jpeg2000")
+    if name in ("AVIF", "HEIF"):
+        return ImageFormat(name, name, True, name.lower())
+    compression = image.info.get("compression") if name == "TIFF" else None
+    if compression in _TIFF_LOSSY:
+        codec = "JPEG" if _TIFF_LOSSY[compression] == "jpeg" else "WebP"
+        return ImageFormat(name, f"TIFF with {codec} compression", True, _TIFF_LOSSY[compression])
+    if name == "GIF" or image.mode in ("P", "PA"):
+        return ImageFormat(name, f"{name} with a palette of at most 256 colours", True, "palette")
+    return ImageFormat(name, name, False, "lossless")
+
+
+def image_format(path: PathLike) -> ImageFormat:
+    """How the image file ``path`` stores its pixels: which codec, and whether it is lossy, from its header.
+
+    The header decides, never the name: a JPEG renamed ``.png`` is a JPEG.
+    Lossy are JPEG, lossy WebP (a ``VP8`` chunk; ``VP8L`` is lossless WebP),
+    JPEG 2000 with the irreversible wavelet, AVIF, HEIF, TIFF with JPEG or
+    WebP compression, and palette images (GIF, or a PNG, BMP or TIFF of at
+    most 256 colours). Nothing is decoded, and no size limit of invhide's
+    applies (Pillow's decompression-bomb guard does).
+
+    Args:
+        path: an image file.
+
+    Returns:
+        An :class:`ImageFormat`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        IsADirectoryError: ``path`` is a folder.
+        ImageTooLargeError: beyond Pillow's decompression-bomb guard.
+        ImageError: empty file, not an image, corrupt header or zero size.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> Image.new("RGB", (8, 8)).save(folder / "photo.png", format="JPEG")  # a JPEG named .png
+        >>> image_format(folder / "photo.png")
+        ImageFormat(format='JPEG', codec='JPEG', lossy=True, channel='jpeg')
+        >>> Image.new("RGB", (8, 8)).save(folder / "x.webp", lossless=True)
+        >>> image_format(folder / "x.webp").lossy
+        False
+    """
+    with _open(path, None) as (image, file):
+        return _format_of(image, file)
 
 
 # --------------------------------------------------------------------------
@@ -565,7 +689,7 @@ def _encode(levels: Tensor, suffix: str) -> bytes:
     return buffer.getvalue()
 
 
-def _check_target(path: Path, shown: str, suffix: str) -> None:
+def _check_suffix(shown: str, suffix: str) -> None:
     if suffix in _LOSSY_SUFFIXES:
         raise InputError(
             f"{shown}: {suffix} is a lossy or colour-reducing format that would destroy the hidden image; "
@@ -575,6 +699,63 @@ def _check_target(path: Path, shown: str, suffix: str) -> None:
         raise InputError(
             f"{shown}: unsupported file suffix {suffix or '(none)'!r}; expected one of {', '.join(LOSSLESS_SUFFIXES)}"
         )
+
+
+def encode_image(image: Tensor, suffix: str = ".png") -> bytes:
+    """The bytes :func:`write_image` stores for ``image`` in a file with this ``suffix``, in memory.
+
+    Encoding is deterministic: a file that :func:`write_image` writes holds
+    exactly these bytes, so a caller can check what a reader will get
+    (:func:`decode_image`) before writing anything.
+
+    Args:
+        image: ``(3, H, W)`` or ``(1, 3, H, W)`` float tensor, any device
+            (clamped to ``[0, 1]`` and rounded to 8 bits, as :func:`write_image` does).
+        suffix: ``.png``, ``.tif``, ``.tiff`` or ``.bmp`` (any case).
+
+    Raises:
+        TypeError: not a float tensor.
+        ValueError: wrong shape, NaN or infinite values, a lossy or unknown suffix.
+
+    Example:
+        >>> x = torch.rand(3, 4, 6)
+        >>> bool(torch.equal(decode_image(encode_image(x)), quantize_8bit(x)))
+        True
+    """
+    suffix = suffix.lower() if isinstance(suffix, str) else suffix
+    _check_suffix("suffix", suffix)
+    return _encode(_levels(image, "image"), suffix)
+
+
+def decode_image(data: bytes) -> Tensor:
+    """The image in bytes from :func:`encode_image` (a file :func:`write_image` wrote), as :func:`read_image` reads it.
+
+    Args:
+        data: the bytes of an 8-bit RGB PNG, TIFF or BMP.
+
+    Returns:
+        ``(3, H, W)`` float32 in ``[0, 1]``.
+
+    Raises:
+        ImageError: the bytes are not such an image.
+
+    Example:
+        >>> decode_image(encode_image(torch.ones(3, 2, 2))).shape
+        torch.Size([3, 2, 2])
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            mode, array = image.mode, np.array(image)
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error) as error:
+        raise ImageError(f"in-memory image: not an image write_image stores: {describe(error)}") from None
+    if mode != "RGB":
+        raise ImageError(f"in-memory image: mode {mode}, not the 8-bit RGB that write_image stores")
+    return to_float(torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))))
+
+
+def _check_target(path: Path, shown: str, suffix: str) -> None:
+    _check_suffix(shown, suffix)
     folder = path.parent
     if not folder.exists():
         raise MissingPathError(f"{shown}: the output folder {folder} does not exist (folders are not created)")

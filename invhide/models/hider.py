@@ -321,8 +321,7 @@ class InvertibleHider(InvertibleGraph):
                 exact secrets back).
             generator: seeds the draw of ``z`` (must live on ``stego``'s
                 device).
-            key: the key the secrets were hidden with (see :meth:`hide`); a
-                wrong key reveals an image unrelated to the secret.
+            key: the key of :meth:`hide`; a wrong one reveals something unrelated to the secret.
             check_finite: refuse NaN or infinite inputs and outputs (see
                 :meth:`hide`).
 
@@ -334,9 +333,8 @@ class InvertibleHider(InvertibleGraph):
             invhide.errors.InputError: invalid shapes, a ``z`` that does not
                 match the stego, a generator on another device, NaN or
                 infinite values (names the input).
-            invhide.errors.InputTypeError: a non-tensor or non-float input,
-                one whose dtype or device is not the model's, or a
-                ``generator`` that is not a ``torch.Generator``.
+            invhide.errors.InputTypeError: a non-tensor or non-float input, one whose dtype
+                or device is not the model's, or a ``generator`` that is not a ``torch.Generator``.
             invhide.errors.ModelError: finite inputs gave a NaN or infinite
                 result: the weights are corrupt or diverged.
         """

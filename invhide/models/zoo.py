@@ -508,8 +508,8 @@ def load(
     return checkpoint.load(found, map_location=map_location, channels_last=channels_last)
 
 
-def _write(entry: ModelRecord) -> None:
-    with atomic_write(entry.path, "w") as file:
+def _write(entry: ModelRecord, *, replace: bool = True) -> None:
+    with atomic_write(entry.path, "w", replace=replace) as file:
         file.write(json.dumps(entry.to_dict(), indent=2) + "\n")
 
 
@@ -589,10 +589,12 @@ def publish(
     if not overwrite and (weights.exists() or path.exists()):
         raise PathExistsError(f"{folder}: a model named {name!r} exists; pass overwrite=True to replace it")
     stored = _in_dtype(model, dtype)
+    if folder.exists() and not folder.is_dir():
+        raise NotAFolderError(f"{folder}: is a file, not a model folder")
     folder.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(stored, weights)
+    checkpoint.save(stored, weights, replace=overwrite)  # without overwrite, never over a file written meanwhile
     entry = _record_from({**data, "sha256": file_sha256(weights), "default": False}, str(path), ConfigError)
-    _write(entry)
+    _write(entry, replace=overwrite)
     return set_default(name, folder) if data["default"] else entry
 
 

@@ -7,7 +7,7 @@ rank, rollbacks)``, :mod:`~invhide.training.sampling`; on CUDA, bit for bit
 only with ``torch.use_deterministic_algorithms(True)``), a loss-explosion
 guard (:class:`~invhide.training.guard.ExplosionGuard`), atomic checkpoints
 (:mod:`~invhide.training.checkpoints`), Ctrl-C that saves the last completed
-step, logs (:class:`~invhide.training.logs.RunLog`) and a tqdm bar, training
+step, logs (:class:`~invhide.training.logs.RunLog`) and a progress bar, training
 through the 8-bit rounding (``quantize``, ``quantize_from``; the float model
 before it kept in :data:`BEFORE_ROUNDING`), a moving average of the weights
 (``ema_decay``), mixed precision (``amp``), gradient clipping, and
@@ -36,12 +36,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from invhide.checks import tensor
 from invhide.errors import ConfigError, InputError, InputTypeError, MissingPathError
-from invhide.evaluation.metrics import evaluate, psnr
+from invhide.evaluation.metrics import SSIM_WINDOW, evaluate, psnr
 from invhide.io import checkpoint
+from invhide.io.progress import progress_bar
 from invhide.models.hider import PublicKeyWarning
 from invhide.nn.keys import KEY_BYTES
 from invhide.training import distributed
@@ -176,6 +176,13 @@ def _check_setup(
         )
     if config.memory_saving and not hasattr(model, "memory_saving"):
         raise InputTypeError(f"memory_saving needs an InvertibleGraph model, got {type(model).__name__}")
+    for i, (cover, _) in enumerate(val_pairs or ()):
+        if min(cover.shape[-2:]) < SSIM_WINDOW:  # validation measures SSIM: fail now, not at its first run
+            raise InputError(
+                argument=f"val_pairs[{i}]",
+                problem=f"must be at least {SSIM_WINDOW}x{SSIM_WINDOW} (SSIM's window), got "
+                f"{cover.shape[-2]}x{cover.shape[-1]}",
+            )
 
 
 def _check_first_image(train_data: Any, channels: int, crop: int) -> None:
@@ -214,7 +221,7 @@ class Trainer:
             ``None`` keeps everything in memory.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; under torchrun on
             CUDA, the local rank's GPU. Default: CUDA when available.
-        progress: show a tqdm progress bar (rank 0 only).
+        progress: show a progress bar (rank 0 only; plain lines when stderr is not a terminal).
 
     Raises:
         TypeError: a ``config`` that is not a ``TrainConfig``, data set rows
@@ -695,7 +702,7 @@ class Trainer:
         if not self.progress:
             yield None
             return
-        bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step", dynamic_ncols=True)
+        bar = progress_bar(total=self.config.steps, initial=self.step, desc="training", unit="step")
         try:
             yield bar
         finally:

@@ -162,6 +162,7 @@ class PixelDomainHider(InvertibleHider):
         channels: int = 3,
         memory_saving: bool = False,
     ) -> None:
+        self.keyed = False  # the hider's graph is built here, not by InvertibleHider.__init__: set what it sets
         self.num_secrets = positive_int("num_secrets", num_secrets)
         self.num_blocks = positive_int("num_blocks", num_blocks)
         self.channels = positive_int("channels", channels)

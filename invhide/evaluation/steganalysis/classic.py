@@ -33,6 +33,7 @@ from invhide.errors import InputError, InputTypeError
 __all__ = [
     "CLASSIC_DETECTORS",
     "DEFAULT_SPA_TRACES",
+    "MIN_LENGTH",
     "chi_square_attack",
     "classic_scores",
     "fused",
@@ -55,6 +56,14 @@ more robust estimate than ``m = 0`` alone; the Security page gives the
 measurement behind 8.
 """
 
+MIN_LENGTH: dict[str, int] = {"spa": 2, "rs": 4, "chi2": 1, "primary-sets": 2, "fused": 4}
+"""The fewest samples along a row or a column each classic detector needs.
+
+Sample pair analysis and primary sets count adjacent pairs, RS analysis
+groups of 4 adjacent samples; ``"fused"`` runs them all. Smaller images are
+refused rather than given a score that measures nothing.
+"""
+
 _FUSED_PARTS = ("spa", "rs", "chi2", "primary-sets")
 _CHI2_PREFIXES = 100
 _CHI2_MIN_EXPECTED = 5.0
@@ -65,13 +74,14 @@ _CHI2_MIN_EXPECTED = 5.0
 # --------------------------------------------------------------------------
 
 
-def levels(image: Tensor) -> Tensor:
+def levels(image: Tensor, *, name: str = "image") -> Tensor:
     """An image as 8-bit levels: ``(C, H, W)`` uint8.
 
     Args:
         image: ``(C, H, W)`` uint8 levels, or floats in ``[0, 1]`` (as
             :func:`invhide.io.images.read_image` returns), which are scaled by
             255 and rounded (exact for an image read from an 8-bit file).
+        name: what the error messages call it (``"covers[3]"``).
 
     Returns:
         ``(C, H, W)`` uint8 on the CPU (the input itself when it already is).
@@ -84,18 +94,19 @@ def levels(image: Tensor) -> Tensor:
         >>> levels(torch.tensor([[[0.0, 0.5, 1.0]]])).tolist()
         [[[0, 128, 255]]]
     """
-    tensor("image", image, floating=False)
+    tensor(name, image, floating=False)
     if image.dim() != 3 or image.numel() == 0:
-        raise InputError(f"image must have shape (C, H, W) with at least one pixel, got {tuple(image.shape)}")
+        problem = f"must have shape (C, H, W) with at least one pixel, got {tuple(image.shape)}"
+        raise InputError(argument=name, problem=problem)
     if image.dtype == torch.uint8:
         return image.cpu()
     if not image.is_floating_point():
-        raise InputTypeError(f"image must be uint8 levels or floats in [0, 1], got dtype {image.dtype}")
+        problem = f"must be uint8 levels or floats in [0, 1], got dtype {image.dtype}"
+        raise InputTypeError(argument=name, problem=problem)
     work = image.detach().cpu().double()
     if not bool(torch.isfinite(work).all()) or float(work.min()) < 0 or float(work.max()) > 1:
-        raise InputError(
-            f"image must hold finite values in [0, 1], got values from {float(work.min()):g} to {float(work.max()):g}"
-        )
+        problem = f"must hold finite values in [0, 1], got values from {float(work.min()):g} to {float(work.max()):g}"
+        raise InputError(argument=name, problem=problem)
     return torch.round(work * 255).to(torch.uint8)
 
 
@@ -121,7 +132,10 @@ def level_pairs(
         raise InputError(f"expected as many covers as stego images, got {len(covers)} and {len(stegos)}")
     if len(covers) < at_least:
         raise InputError(f"expected at least {at_least} cover/stego pair(s), got {len(covers)}")
-    pairs = [(levels(cover), levels(stego)) for cover, stego in zip(covers, stegos, strict=True)]
+    pairs = [
+        (levels(cover, name=f"covers[{index}]"), levels(stego, name=f"stegos[{index}]"))
+        for index, (cover, stego) in enumerate(zip(covers, stegos, strict=True))
+    ]
     for index, (cover, stego) in enumerate(pairs):
         if cover.shape != stego.shape:
             raise InputError(
@@ -169,9 +183,17 @@ def lsb_replacement(image: Tensor, rate: float, *, generator: torch.Generator | 
 # --------------------------------------------------------------------------
 
 
-def _channels(image: Tensor) -> list[np.ndarray]:
-    """The channels of an image, checked by :func:`levels`, as ``(H, W)`` int32 numpy level arrays."""
-    return list(levels(image).numpy().astype(np.int32))
+def _channels(image: Tensor, detectors: Sequence[str] = ()) -> list[np.ndarray]:
+    """The channels of an image, checked by :func:`levels` and against :data:`MIN_LENGTH`, as ``(H, W)`` int32."""
+    image = levels(image)
+    for detector in detectors:
+        if max(image.shape[-2:]) < MIN_LENGTH[detector]:
+            raise InputError(
+                argument="image",
+                problem=f"has shape {tuple(image.shape)}, too small for {detector}, which needs at least "
+                f"{MIN_LENGTH[detector]} pixels along a row or a column",
+            )
+    return list(image.numpy().astype(np.int32))
 
 
 def _per_channel(estimate: Callable[[np.ndarray], float], channels: Sequence[np.ndarray]) -> Tensor:
@@ -271,7 +293,7 @@ def sample_pair_analysis(image: Tensor, *, traces: int = DEFAULT_SPA_TRACES) -> 
         torch.Size([3])
     """
     traces = integer("traces", traces, low=1, high=128)
-    return _per_channel(partial(_spa_channel, traces=traces), _channels(image))
+    return _per_channel(partial(_spa_channel, traces=traces), _channels(image, ["spa"]))
 
 
 def _primary_sets_channel(channel: np.ndarray) -> float:
@@ -313,7 +335,7 @@ def primary_sets(image: Tensor) -> Tensor:
         >>> primary_sets(cover).shape
         torch.Size([3])
     """
-    return _per_channel(_primary_sets_channel, _channels(image))
+    return _per_channel(_primary_sets_channel, _channels(image, ["primary-sets"]))
 
 
 # --------------------------------------------------------------------------
@@ -347,9 +369,7 @@ def _rs_counts(groups: np.ndarray) -> tuple[float, float, float, float, int]:
 
 
 def _rs_channel(channel: np.ndarray) -> float:
-    groups = _groups(channel)
-    if not groups:
-        raise InputError(f"RS analysis needs groups of 4 samples; a {tuple(channel.shape)} channel has none")
+    groups = _groups(channel)  # not empty: checked by _check_rs_size
     differences = []
     for image in (groups, [group ^ 1 for group in groups]):  # as given (p / 2), and every LSB flipped (1 - p / 2)
         r_m = s_m = r_nm = s_nm = total = 0.0
@@ -377,11 +397,15 @@ def rs_analysis(image: Tensor) -> Tensor:
     ``p = x / (x - 1/2)`` for the root ``x`` of smaller magnitude.
 
     Args:
-        image: ``(C, H, W)`` uint8 levels or floats in ``[0, 1]``, at least 4
-            samples along one side (see :func:`levels`).
+        image: ``(C, H, W)`` uint8 levels or floats in ``[0, 1]``, at least
+            4 samples along one side (:data:`MIN_LENGTH`; see :func:`levels`).
 
     Returns:
         ``(C,)`` float64 estimates of ``p``.
+
+    Raises:
+        invhide.errors.InputError: a bad image (see :func:`levels`), or one
+            with fewer than 4 samples along both sides.
 
     References:
         J. Fridrich, M. Goljan, R. Du, "Reliable detection of LSB
@@ -393,7 +417,7 @@ def rs_analysis(image: Tensor) -> Tensor:
         >>> rs_analysis(cover).shape
         torch.Size([3])
     """
-    return _per_channel(_rs_channel, _channels(image))
+    return _per_channel(_rs_channel, _channels(image, ["rs"]))
 
 
 # --------------------------------------------------------------------------
@@ -519,7 +543,8 @@ def classic_scores(
         ``{name: score}``; a higher score means more likely stego.
 
     Raises:
-        invhide.errors.InputError: an unknown name.
+        invhide.errors.InputError: an unknown name, a bad image, or one too
+            small for a named detector (:data:`MIN_LENGTH`).
 
     Example:
         >>> scores = classic_scores(torch.full((3, 16, 16), 0.5), ["spa", "fused"])
@@ -528,7 +553,7 @@ def classic_scores(
     """
     for name in names:
         one_of("detector", name, CLASSIC_DETECTORS)
-    channels = _channels(image)
+    channels = _channels(image, names)
     estimates: dict[str, float] = {}
     for part in _FUSED_PARTS:
         if part in names or "fused" in names:

@@ -21,13 +21,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from invhide.checks import device as check_device
 from invhide.checks import integer, non_negative_int, number, one_of, positive_int
 from invhide.errors import InputError
 from invhide.evaluation.steganalysis.classic import level_pairs, levels
 from invhide.evaluation.steganalysis.networks import MIN_SIDE, SRMNet, SRNet
+from invhide.io.progress import progress_bar
 
 __all__ = [
     "DEFAULT_TRAINING",
@@ -172,13 +172,22 @@ class LearnedDetector:
                 sizes, or an image smaller than the networks take.
         """
         covers, stegos = level_pairs(covers, stegos)
+        for index, cover in enumerate(covers):
+            self._check_size(f"pair {index}", "has images of shape", cover)
         smallest = min(min(image.shape[-2:]) for image in covers)
-        if smallest < MIN_SIDE:
-            raise InputError(f"{self.name} needs images of at least {MIN_SIDE}x{MIN_SIDE}, got one of side {smallest}")
         start = time.perf_counter()
         self.network = self._train(covers, stegos, replace(self.settings, crop=min(self.settings.crop, smallest)))
         self.training_seconds = time.perf_counter() - start
         return self
+
+    def _check_size(self, name: str, has: str, image: Tensor) -> None:
+        """Refuse an image smaller than :data:`~invhide.evaluation.steganalysis.networks.MIN_SIDE` a side."""
+        if min(image.shape[-2:]) < MIN_SIDE:
+            raise InputError(
+                argument=name,
+                problem=f"{has} {tuple(image.shape)}, too small for {self.name}, which needs at least "
+                f"{MIN_SIDE}x{MIN_SIDE} pixels",
+            )
 
     def _train(self, covers: list[Tensor], stegos: list[Tensor], settings: TrainingSettings) -> nn.Module:
         """A fresh network trained with AdamW on pair-constrained batches, returned in eval mode."""
@@ -189,7 +198,7 @@ class LearnedDetector:
         labels = torch.cat((torch.zeros(settings.batch_pairs), torch.ones(settings.batch_pairs))).to(self.device)
         network.train()
         name = f"training {self.name}"
-        with tqdm(total=settings.steps, desc=name, unit="step", dynamic_ncols=True, disable=not self.progress) as bar:
+        with progress_bar(total=settings.steps, desc=name, unit="step", enabled=self.progress) as bar:
             for step in range(settings.steps):
                 batch = self._batch(covers, stegos, settings, draws).to(self.device)
                 for group in optimizer.param_groups:
@@ -241,11 +250,10 @@ class LearnedDetector:
             raise InputError(f"{self.name} must be trained (fit) before it scores images")
         tile = integer("tile", tile, low=MIN_SIDE)
         scores = []
-        for image in images:
-            image = levels(image)
+        for index, image in enumerate(images):
+            image = levels(image, name=f"images[{index}]")
+            self._check_size(f"images[{index}]", "has shape", image)
             height, width = image.shape[-2:]
-            if min(height, width) < MIN_SIDE:
-                raise InputError(f"{self.name} needs images of at least {MIN_SIDE}x{MIN_SIDE}, got {height}x{width}")
             total = weight = 0.0
             for top in _starts(height, tile):
                 for left in _starts(width, tile):

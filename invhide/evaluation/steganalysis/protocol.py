@@ -34,8 +34,9 @@ from torch import Tensor
 from invhide.checks import integer, non_negative_int, positive_int
 from invhide.errors import InputError
 from invhide.evaluation.figures import pyplot, save_figure
-from invhide.evaluation.steganalysis.classic import CLASSIC_DETECTORS, classic_scores, level_pairs
+from invhide.evaluation.steganalysis.classic import CLASSIC_DETECTORS, MIN_LENGTH, classic_scores, level_pairs
 from invhide.evaluation.steganalysis.learned import LEARNED_DETECTORS, LearnedDetector, TrainingSettings, derive_seed
+from invhide.evaluation.steganalysis.networks import MIN_SIDE
 from invhide.evaluation.steganalysis.statistics import ROC_GRID, auc, best_threshold, pair_bootstrap, roc_curve
 from invhide.io.files import atomic_write
 
@@ -46,6 +47,7 @@ __all__ = [
     "SecurityReport",
     "evaluate_detectors",
     "fold_of_pairs",
+    "too_small",
 ]
 
 DETECTORS: tuple[str, ...] = CLASSIC_DETECTORS + LEARNED_DETECTORS
@@ -188,6 +190,46 @@ class SecurityReport:
         return save_figure(figure, path, dpi=120)
 
 
+def too_small(detector: str, height: int, width: int) -> str | None:
+    """Why ``detector`` cannot score a ``height x width`` image, as a phrase that names it; ``None`` if it can.
+
+    A classic detector needs
+    :data:`~invhide.evaluation.steganalysis.classic.MIN_LENGTH` samples along
+    a row or a column (4 for RS analysis), a learned one
+    :data:`~invhide.evaluation.steganalysis.networks.MIN_SIDE` on both sides.
+
+    Example:
+        >>> too_small("rs", 1, 3)
+        'rs, which needs at least 4 pixels along a row or a column'
+        >>> too_small("spa", 1, 2) is None
+        True
+    """
+    if detector in MIN_LENGTH and max(height, width) < MIN_LENGTH[detector]:
+        return f"{detector}, which needs at least {MIN_LENGTH[detector]} pixels along a row or a column"
+    if detector in LEARNED_DETECTORS and min(height, width) < MIN_SIDE:
+        return f"{detector}, which needs at least {MIN_SIDE}x{MIN_SIDE} pixels"
+    return None
+
+
+def _check_pairs(covers: Sequence[Tensor], stegos: Sequence[Tensor], names: Sequence[str]) -> None:
+    """Refuse, before any work, stego images that all equal their covers, or a pair too small for a detector."""
+    if all(torch.equal(cover, stego) for cover, stego in zip(covers, stegos, strict=True)):
+        raise InputError(
+            argument="stegos",
+            problem="are their covers, level for level, in every pair: there is nothing to tell apart",
+            advice="pass each cover's stego image (the same images twice measure nothing)",
+        )
+    for index, cover in enumerate(covers):
+        for name in names:
+            reason = too_small(name, *cover.shape[-2:])
+            if reason is not None:
+                raise InputError(
+                    argument=f"pair {index}",
+                    problem=f"has images of shape {tuple(cover.shape)}, too small for {reason}",
+                    advice=f"leave {name} out or use larger images",
+                )
+
+
 def fold_of_pairs(pairs: int, folds: int, seed: int) -> np.ndarray:
     """The fold of each pair: a seeded permutation cut into ``folds`` parts of (nearly) equal size.
 
@@ -320,8 +362,8 @@ def evaluate_detectors(
         A :class:`SecurityReport`.
 
     Raises:
-        invhide.errors.InputError: unknown detectors, fewer than 2 pairs,
-            unequal counts, a pair of two sizes, bad folds.
+        invhide.errors.InputError: unknown detectors, fewer than 2 pairs, unequal counts, a pair of two
+            sizes, stegos all equal to their covers, a pair too small for a detector, bad folds.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -339,6 +381,7 @@ def evaluate_detectors(
     seed = non_negative_int("seed", seed)
     resamples = positive_int("resamples", resamples)
     covers, stegos = level_pairs(covers, stegos, at_least=2)
+    _check_pairs(covers, stegos, names)
     fold = fold_of_pairs(len(covers), folds, seed)
     protocol = _Protocol(covers, stegos, fold, int(folds), seed, log or (lambda _line: None))
     scored = protocol.classic([name for name in names if name in CLASSIC_DETECTORS])
