@@ -43,6 +43,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--val-every", type=int, default=1000)
+    parser.add_argument(
+        "--concealing",
+        type=float,
+        default=None,
+        help="concealing weight throughout (default: the recipe's fine-tune 4)",
+    )
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     base = invhide.load(args.init)
@@ -54,6 +60,7 @@ def main() -> None:
         quantize_from=0,
         val_every=args.val_every,
         checkpoint_every=250,
+        weight_schedule=None if args.concealing is None else ((0, "concealing", args.concealing),),
     ).starting_from(keyed_copy(base), f"{args.init}, keyed")
     print(chosen.summary())
     report = train_and_evaluate(

@@ -11,6 +11,12 @@ random key, the benchmark measures PSNR and SSIM against the secret of:
 - the reveal with the right key (the receiver);
 - ``--wrong`` random keys, and the 256 keys one bit away from the right key:
   mean and maximum per pair, then over the pairs;
+- what a wrong key leaves: the reveal under any wrong key is the secret's
+  8x8 tiles in another order, so the benchmark also rearranges the tiles of
+  one wrong-key reveal onto the secret's positions at the least squared error
+  (an assignment that knows the secret: the bound of a perfect jigsaw
+  solver), and does the same to the stego's tiles (the baseline of that
+  bound: how close any image's tiles can be rearranged to the secret);
 - with ``--attack-minutes``, a learned attack: the model's own reverse pass
   fine-tuned to map stego images to secrets over random keys it is never
   told, and a small U-Net trained on the same, each for the given CPU time on
@@ -21,6 +27,8 @@ python benchmarks/keys.py --model runs/keyed-v1 --pairs-dir ../shared/data/kodak
 python benchmarks/keys.py --model runs/keyed-v1 --pairs-dir ../shared/data/kodak24 \\
     --attack-dir ../shared/data/photos49 --attack-minutes 60 --figure docs/figures/keys-attack.png
 
+``--attack-minutes`` is process CPU time (all threads) per attack.
+
 A benchmark measures and prints; it never asserts.
 """
 
@@ -29,13 +37,16 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 import invhide
@@ -76,8 +87,36 @@ def near_keys(key: bytes) -> list[bytes]:
     return found
 
 
-def measure_pair(model: InvertibleHider, cover: Tensor, secret: Tensor, wrong: int) -> dict[str, float]:
-    """Every figure of one pair, hidden under a fresh random key."""
+def _tiles(image: Tensor, tile: int) -> Tensor:
+    """``(1, C, H, W)`` as ``(H/t * W/t, C*t*t)`` rows, row-major (H and W multiples of ``tile``)."""
+    c, h, w = image.shape[1:]
+    return image[0].reshape(c, h // tile, tile, w // tile, tile).permute(1, 3, 0, 2, 4).reshape(-1, c * tile * tile)
+
+
+def jigsaw_oracle(guess: Tensor, secret: Tensor, tile: int = 8) -> Tensor:
+    """``guess``'s ``tile x tile`` tiles moved to the secret's positions at the least total squared error.
+
+    An assignment that knows the secret (the Hungarian method on the
+    tile-to-tile distances): no jigsaw solver, which must work without the
+    secret, rearranges better.
+    """
+    c, h, w = secret.shape[1:]
+    h, w = h - h % tile, w - w % tile
+    pieces, target = _tiles(guess[..., :h, :w], tile), _tiles(secret[..., :h, :w], tile)
+    cost = torch.cdist(target.double(), pieces.double()).square().numpy()
+    rows, cols = linear_sum_assignment(cost)
+    placed = torch.empty_like(pieces)
+    placed[torch.from_numpy(rows)] = pieces[torch.from_numpy(np.asarray(cols))]
+    image = placed.reshape(h // tile, w // tile, c, tile, tile).permute(2, 0, 3, 1, 4).reshape(1, c, h, w)
+    out = secret.clone()
+    out[..., :h, :w] = image
+    return out
+
+
+def measure_pair(
+    model: InvertibleHider, cover: Tensor, secret: Tensor, wrong: int, shown: dict[str, Tensor] | None = None
+) -> dict[str, float]:
+    """Every figure of one pair, hidden under a fresh random key; the images of the figure go into ``shown``."""
     key = os.urandom(KEY_BYTES)
     with torch.no_grad():
         stego, _ = model.hide(cover, secret, key=key)
@@ -89,6 +128,13 @@ def measure_pair(model: InvertibleHider, cover: Tensor, secret: Tensor, wrong: i
         row[f"{name}_psnr"], row[f"{name}_ssim"] = p.item(), s.item()
     best = max(("stego", "grey"), key=lambda name: row[f"{name}_psnr"])
     row["baseline_psnr"], row["baseline_ssim"] = row[f"{best}_psnr"], row[f"{best}_ssim"]
+    one_wrong = reveal(model, stego, [os.urandom(KEY_BYTES)])
+    rebuilt = {"jigsaw_wrong": jigsaw_oracle(one_wrong, secret), "jigsaw_stego": jigsaw_oracle(stego, secret)}
+    for name, guess in rebuilt.items():
+        p, s = scores(guess, secret)
+        row[f"{name}_psnr"], row[f"{name}_ssim"] = p.item(), s.item()
+    if shown is not None:
+        shown.update(secret=secret, stego=stego, right=guesses["right"], wrong=one_wrong, **rebuilt)
     for name, keys in (("wrong", [os.urandom(KEY_BYTES) for _ in range(wrong)]), ("near", near_keys(key))):
         if keys:
             p, s = scores(reveal(model, stego, keys), secret)
@@ -143,12 +189,13 @@ def attack_data(model: InvertibleHider, folder: Path, pairs: int, crop: int) -> 
 
 def train_attacker(
     predict: Callable[[Tensor], Tensor], params: list[Tensor], data: tuple[Tensor, Tensor], seconds: float
-) -> int:
-    """Adam on the mean squared error of ``predict(stego)`` against the secret, for ``seconds`` of process time."""
+) -> tuple[int, float]:
+    """Adam on the mean squared error of ``predict(stego)`` against the secret, for ``seconds`` of process time;
+    the steps taken and the mean loss of the last 100."""
     stegos, secrets = data
     optimizer = torch.optim.Adam(params, lr=1e-3)
     generator = torch.Generator().manual_seed(2)
-    start, steps = time.process_time(), 0
+    start, steps, recent = time.process_time(), 0, []
     while time.process_time() - start < seconds:
         index = torch.randint(len(stegos), (16,), generator=generator)
         loss = nn.functional.mse_loss(predict(stegos[index]), secrets[index])
@@ -156,11 +203,15 @@ def train_attacker(
         loss.backward()
         optimizer.step()
         steps += 1
-    return steps
+        recent = [*recent[-99:], loss.item()]
+    return steps, statistics.fmean(recent) if recent else math.nan
 
 
-def learned_attacks(model: InvertibleHider, args: argparse.Namespace) -> dict[str, Callable[[Tensor], Tensor]]:
-    """The two trained attackers, each as a function from ``(B, 3, H, W)`` stego images to guesses."""
+def learned_attacks(
+    model: InvertibleHider, args: argparse.Namespace
+) -> tuple[dict[str, Callable[[Tensor], Tensor]], dict[str, dict[str, float]]]:
+    """The two trained attackers, each as a function from ``(B, 3, H, W)`` stego images to guesses, and how each
+    was trained (steps, CPU and wall seconds, the last loss)."""
     data = attack_data(model, args.attack_dir, args.attack_pairs, args.attack_crop)
     reverse = copy.deepcopy(model)
     public = torch.zeros(KEY_BYTES, dtype=torch.uint8)
@@ -174,10 +225,47 @@ def learned_attacks(model: InvertibleHider, args: argparse.Namespace) -> dict[st
         "reverse pass fine-tuned": (reverse_predict, list(reverse.parameters())),
         "U-Net": (unet, list(unet.parameters())),
     }
+    training = {}
     for name, (predict, params) in attackers.items():
-        steps = train_attacker(predict, params, data, 60 * args.attack_minutes)
-        print(f"attack {name!r}: {steps} steps in {args.attack_minutes} CPU minutes on {args.attack_pairs} pairs")
-    return {name: predict for name, (predict, _) in attackers.items()}
+        wall = time.perf_counter()
+        steps, loss = train_attacker(predict, params, data, 60 * args.attack_minutes)
+        wall = time.perf_counter() - wall
+        training[name] = {"steps": steps, "cpu_seconds": 60 * args.attack_minutes, "wall_seconds": wall, "loss": loss}
+        print(
+            f"attack {name!r}: {steps} steps, {args.attack_minutes} CPU minutes ({wall:.0f} s wall) on "
+            f"{args.attack_pairs} pairs; last training loss {loss:.4f}",
+            flush=True,
+        )
+    return {name: predict for name, (predict, _) in attackers.items()}, training
+
+
+def figure(panels: list[dict[str, Tensor]], path: Path) -> None:
+    """One row per pair: the secret, the stego, the reveals under the right and a wrong key, the oracle jigsaw of
+    the wrong-key reveal, and each learned attack's guess."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = {
+        "secret": "secret",
+        "stego": "stego (8-bit PNG)",
+        "right": "right key",
+        "wrong": "a wrong key",
+        "jigsaw_wrong": "wrong key, tiles placed\nby an oracle",
+    }
+    names = [n for n in panels[0] if n in titles or n.startswith("attack: ")]
+    fig, axes = plt.subplots(len(panels), len(names), figsize=(2.2 * len(names), 2.4 * len(panels)), squeeze=False)
+    for row, panel in zip(axes, panels, strict=True):
+        for ax, name in zip(row, names, strict=True):
+            image = panel[name][0].clamp(0, 1).permute(1, 2, 0).numpy()
+            ax.imshow(image)
+            p = scores(panel[name], panel["secret"])[0].item()
+            label = titles.get(name, name.removeprefix("attack: "))
+            ax.set_title(label if name == "secret" else f"{label}\n{p:.1f} dB", fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -191,19 +279,39 @@ def main() -> None:
     parser.add_argument("--attack-crop", type=int, default=128, help="their crop side (default 128)")
     parser.add_argument("--attack-minutes", type=float, default=0, help="CPU minutes per attack (0: no attack)")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--figure", type=Path, help="draw the first two pairs (and the attacks' guesses) here")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
     model = invhide.load(args.model).eval()
     if not getattr(model, "keyed", False):
         parser.error(f"--model {args.model}: not a keyed model")
     pairs = evaluation_pairs(args.pairs_dir, size=args.size)
-    rows = [measure_pair(model, cover[None], secret[None], args.wrong) for cover, secret in pairs]
-    result = {"pairs": len(rows), "rows": rows, "summary": summary(rows)}
+    panels: list[dict[str, Tensor]] = [{} for _ in range(min(2, len(pairs)))]
+    rows = []
+    for i, (cover, secret) in enumerate(pairs):
+        rows.append(measure_pair(model, cover[None], secret[None], args.wrong, panels[i] if i < 2 else None))
+        print(f"pair {i + 1}/{len(pairs)}: {json.dumps({k: round(v, 2) for k, v in rows[-1].items()})}", flush=True)
+    result = {"pairs": len(rows), "size": args.size, "rows": rows, "summary": summary(rows)}
+    result["measure_seconds"] = time.perf_counter() - started
+    if args.json:  # the key figures, kept even if the attacks are stopped
+        args.json.write_text(json.dumps(result, indent=1))
     if args.attack_minutes > 0 and args.attack_dir is not None:
-        attacks = learned_attacks(model, args)
-        result["attacks"] = {name: attack_scores(model, predict, pairs) for name, predict in attacks.items()}
+        attacks, result["attack_training"] = learned_attacks(model, args)
+        result["attacks"] = {}
+        for name, predict in attacks.items():
+            result["attacks"][name] = attack_scores(model, predict, pairs)
+            for panel in panels:
+                with torch.no_grad():
+                    panel[f"attack: {name}"] = predict(panel["stego"]).clamp(0, 1)
+    result["seconds"] = time.perf_counter() - started
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
+    if args.figure:
+        figure(panels, args.figure)
 
 
 def attack_scores(model: InvertibleHider, predict: Callable[[Tensor], Tensor], pairs: list) -> dict[str, float]:

@@ -138,6 +138,39 @@ class TestKeyedHider:
         with pytest.raises(ValueError, match="not keyed"):
             hider.hide(images(0, 1, 3, 8, 8), images(1, 1, 3, 8, 8), key=bytes(32))
 
+    def test_lock_then_hide_is_hide_with_the_key(self):
+        hider = self.hider()
+        cover, secret, key = images(0, 1, 3, 16, 24), images(1, 1, 3, 16, 24), bytes(range(9, 41))
+        locked = hider.lock(secret, key)
+        stego, lost = hider.hide(cover, secret, key=key)
+        assert torch.allclose(hider.hide(cover, locked, locked=True)[0], stego, atol=1e-6)
+        opened = hider.unlock(hider.reveal(stego, z=lost, locked=True), key)
+        assert torch.allclose(opened, hider.reveal(stego, z=lost, key=key), atol=1e-6)
+        with pytest.raises(ValueError, match="locked=True"):
+            hider.hide(cover, locked, key=key, locked=True)
+        with pytest.raises(ValueError, match="not keyed"):
+            invhide.InvertibleHider(num_blocks=1, subnet="conv").lock(secret, key)
+
+    def test_windowed_hide_and_reveal_lock_the_whole_image(self):
+        """A window-by-window hide and reveal (tile < image) locks once: any tiling reveals the secret."""
+        from invhide.models import inference
+
+        hider = self.hider()
+        cover, secret, key = images(0, 1, 3, 48, 64), images(1, 1, 3, 48, 64), bytes(range(50, 82))
+        whole = inference.hide(hider, cover, secret, key=key)
+        windowed = inference.hide(hider, cover, secret, key=key, tile=24, overlap=8)
+        assert (whole - windowed).abs().max() < 0.02  # windows see their context: close to the whole, as unkeyed
+        z = hider.hide(cover, secret, key=key)[1]  # the true lost part: the reveal gives the secret back
+        exact = inference.reveal(hider, whole, z=z, key=key)
+        assert torch.allclose(exact, secret, atol=1e-4)
+        for tile in (None, 24, 32):
+            revealed = inference.reveal(hider, whole, z=z, key=key, tile=tile, overlap=8)
+            assert (revealed - exact).abs().max() < 0.02, tile
+        wrong = inference.reveal(hider, whole, z=z, key=bytes(32), tile=24, overlap=8)
+        assert (wrong - secret).abs().mean() > 0.1
+        with pytest.raises(ValueError, match="not keyed"):
+            inference.hide(invhide.InvertibleHider(num_blocks=1, subnet="conv"), cover, secret, key=key)
+
     def test_the_key_is_never_in_the_model(self, tmp_path):
         hider = self.hider()
         key = bytes(range(100, 132))

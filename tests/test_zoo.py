@@ -474,17 +474,24 @@ def test_invhide_models_lists_names_headlines_and_the_default(tmp_path, monkeypa
     monkeypatch.setenv(zoo.MODELS_DIR_ENV, str(tmp_path))
     zoo.publish(hider(), "long-name", tmp_path, fields(headline="the first headline"))
     zoo.publish(hider(), "short", tmp_path, fields(headline="the second headline", default=True))
+    keyed = randomize_(InvertibleHider(num_blocks=2, subnet="conv", keyed=True), seed=0, gain=0.5).eval()
+    zoo.publish(keyed, "with-key", tmp_path, fields(headline="the third headline"))
     _, status = models_command()
     out = capsys.readouterr().out.splitlines()
     assert status == 0
-    assert out[:2] == ["  long-name  the first headline", "* short      the second headline"]
-    assert out[2].startswith("* the default of hide, reveal and eval")
+    assert out[:3] == [
+        "  long-name  no key  the first headline",
+        "* short      no key  the second headline",
+        "  with-key   keyed   the third headline",
+    ]
+    assert out[3].startswith("* the default of hide, reveal and eval")
+    assert out[4].startswith("keyed: hides under a key")
 
     _, status = models_command("short")
     shown = json.loads(capsys.readouterr().out)
     assert status == 0 and shown == zoo.record("short").to_dict()
     _, status = models_command("--json")
-    assert status == 0 and [r["name"] for r in json.loads(capsys.readouterr().out)] == ["long-name", "short"]
+    assert status == 0 and [r["name"] for r in json.loads(capsys.readouterr().out)] == ["long-name", "short", "with-key"]
 
     _, status = models_command("nope")
     out, err = capsys.readouterr()

@@ -47,6 +47,7 @@ from invhide.cli.common import (
     read_input_image,
     resolve_device,
 )
+from invhide.cli.keys import command_key
 from invhide.cli.models import FoundModel, blaming, find_model
 from invhide.cli.steganalysis import check_no_security_options, run_security
 from invhide.errors import (
@@ -250,7 +251,7 @@ def run_hide(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     model = found.load(device)
     check_one_secret(model, found.choice.described, "hide")
-    options = tiling(args, model)
+    options = {**tiling(args, model), "key": command_key(args, model, found.choice.described, confirm=True)}
     max_pixels = args.max_pixels or DEFAULT_MAX_PIXELS
     cover = read_input_image(args.cover, max_pixels).to(device)
     secret = read_input_image(args.secret, max_pixels).to(device)
@@ -326,7 +327,7 @@ def run_reveal(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     model = found.load(device)
     check_one_secret(model, found.choice.described, "reveal")
-    options = tiling(args, model)
+    options = {**tiling(args, model), "key": command_key(args, model, found.choice.described, confirm=False)}
     stego = read_input_image(args.stego, args.max_pixels or DEFAULT_MAX_PIXELS).to(device)
     generator = torch.Generator(device).manual_seed(args.seed)
     with blaming(found.choice):

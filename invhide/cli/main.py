@@ -41,7 +41,7 @@ import torch
 
 import invhide
 from invhide import checks
-from invhide.cli import commands, models, steganalysis
+from invhide.cli import commands, keys, models, steganalysis
 from invhide.cli.common import option_type, positive_option, seed_option
 from invhide.errors import InputError, InvhideError, describe
 from invhide.evaluation.speed import AUTOCAST_DTYPES, DTYPES, PARTS
@@ -187,6 +187,7 @@ def _add_hide(subparsers: _Subparsers) -> None:
         f"nothing, when the stego is its cover or the secret comes back below {MIN_SECRET_PSNR:g} dB PSNR)",
     )
     _add_image_options(hide)
+    keys.add_key_options(hide)
 
 
 def _add_reveal(subparsers: _Subparsers) -> None:
@@ -201,6 +202,7 @@ def _add_reveal(subparsers: _Subparsers) -> None:
         help="skip the test that warns when the image holds nothing this model hid (two small reveals; a lossy "
         "file is told from its header all the same)",
     )
+    keys.add_key_options(reveal)
 
 
 def _add_train_recipe_options(parser: argparse.ArgumentParser) -> None:
@@ -408,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_hide, _add_reveal, _add_train, _add_eval, _add_bench, _add_convert):
         add(subparsers)
     models.add_parser(subparsers)
+    keys.add_keygen(subparsers)
     steganalysis.add_parser(subparsers)
     for sub in subparsers.choices.values():  # `invhide hide --debug ...` works too
         _add_debug(sub, default=argparse.SUPPRESS)

@@ -1,8 +1,8 @@
 """``invhide models``, and which model ``hide``, ``reveal`` and ``eval`` use.
 
 - :func:`add_parser` registers the ``invhide models`` command, which lists
-  the models of the model zoo (:mod:`invhide.models.zoo`): name, headline,
-  and which is the default.
+  the models of the model zoo (:mod:`invhide.models.zoo`): name, whether it
+  is keyed, headline, and which is the default.
 - :func:`choose_model` decides which model a command uses: ``--model`` when
   given, else ``$INVHIDE_MODEL``, else the default shipped model, else it
   refuses in one line that says how to get a model.
@@ -274,9 +274,11 @@ def run_models(args: argparse.Namespace) -> None:
         return
     width = max(len(r.name) for r in records)
     for entry in records:
-        print(f"{'*' if entry.default else ' '} {entry.name:<{width}}  {entry.headline}")
+        keyed = "keyed  " if entry.architecture.get("keyed", False) else "no key "
+        print(f"{'*' if entry.default else ' '} {entry.name:<{width}}  {keyed} {entry.headline}")
     if any(r.default for r in records):
         print(f"* the default of hide, reveal and eval (when neither --model nor ${DEFAULT_MODEL_ENV} is given)")
+    print("keyed: hides under a key (invhide keygen, --key-file); no key: anyone with invhide can reveal its secrets")
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:

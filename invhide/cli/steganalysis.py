@@ -53,6 +53,7 @@ from invhide.evaluation.steganalysis.learned import DEFAULT_TRAINING
 from invhide.evaluation.steganalysis.protocol import DEFAULT_DETECTORS, DETECTORS, evaluate_detectors, too_small
 from invhide.io.datasets import ImagePair, evaluation_pairs
 from invhide.io.images import inspect_image, read_image, write_image
+from invhide.models.hider import public_key
 
 __all__ = [
     "MAX_BOOTSTRAP",
@@ -396,7 +397,7 @@ def _save_pairs(
         cover = torch.stack([pair.cover for pair in batch]).to(device, dtype)
         secret = torch.stack([pair.secret for pair in batch]).to(device, dtype)
         with torch.no_grad(), blaming(found.choice):
-            stego, _ = model.hide(cover, secret)
+            stego, _ = model.hide(cover, secret, **public_key(model))
         for offset, pair in enumerate(batch):
             name = _pair_name(start + offset, pair.cover_path)
             write_image(pair.cover, folder / "covers" / name)

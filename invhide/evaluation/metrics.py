@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from invhide.checks import image_batch, one_of, positive_int
 from invhide.errors import InputError, InputTypeError
+from invhide.models.hider import public_key
 from invhide.nn.functional import quantize_8bit
 
 __all__ = [
@@ -482,11 +483,14 @@ def _hide_and_measure(
     model: nn.Module, cover: Tensor, secret: Tensor, generator: torch.Generator, settings: tuple[bool, ...]
 ) -> Iterator[tuple[Key, Tensor]]:
     """Hide one batch, reveal it under each stego setting with one shared ``z``; yield every cell's ``(B,)``."""
-    stego, lost = model.hide(cover, secret)
+    stego, lost = model.hide(cover, secret, **public_key(model))
     z = torch.randn(lost.shape, generator=generator, dtype=lost.dtype, device=lost.device)
     for rounded in settings:
         shown = quantize_8bit(stego) if rounded else stego
-        compared = {"cover/stego": (cover, shown), "secret/recovery": (secret, model.reveal(shown, z=z))}
+        compared = {
+            "cover/stego": (cover, shown),
+            "secret/recovery": (secret, model.reveal(shown, z=z, **public_key(model))),
+        }
         for row, (reference, result) in compared.items():
             for (channel, metric), value in _measure(reference, result).items():
                 yield (_SETTING_NAMES[rounded], row, channel, metric), value

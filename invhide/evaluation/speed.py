@@ -43,6 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from invhide import checks
 from invhide.errors import InputError, InputTypeError, IsAFolderError, MissingPathError
 from invhide.io.files import atomic_write
+from invhide.models.hider import public_key
 from invhide.models.hinet import HiNet
 from invhide.models.zoo import cpu_model
 from invhide.nn.subnets import Subnet
@@ -260,10 +261,15 @@ def _inference_rows(bench: _Bench, size: int) -> list[dict[str, Any]]:
         if bench.compile_subnets:
             _compile_subnets(model)
         with torch.inference_mode():
-            stego, _ = model.hide(cover, secret)
-            flops = flops_per_call(lambda model=model: model.hide(cover, secret)) / bench.batch
-            hide_s = time_call(lambda model=model: model.hide(cover, secret), bench.device, bench.repeat)
-            reveal_s = time_call(lambda model=model, stego=stego: model.reveal(stego), bench.device, bench.repeat)
+            key = public_key(model)
+            stego, _ = model.hide(cover, secret, **key)
+            flops = flops_per_call(lambda model=model, key=key: model.hide(cover, secret, **key)) / bench.batch
+            hide_s = time_call(
+                lambda model=model, key=key: model.hide(cover, secret, **key), bench.device, bench.repeat
+            )
+            reveal_s = time_call(
+                lambda model=model, stego=stego, key=key: model.reveal(stego, **key), bench.device, bench.repeat
+            )
         stegos.append(stego)
         rows.append(
             {
@@ -295,8 +301,8 @@ def _inference(bench: _Bench) -> list[dict[str, Any]]:
 
 
 def _train_step(model: HiNet, cover: torch.Tensor, secret: torch.Tensor, z: torch.Tensor) -> None:
-    stego, _ = model.hide(cover, secret)
-    recovered = model.reveal(stego, z=z)
+    stego, _ = model.hide(cover, secret, **public_key(model))
+    recovered = model.reveal(stego, z=z, **public_key(model))
     ((stego - cover).square().sum() + (recovered - secret).square().sum()).backward()
 
 
@@ -460,11 +466,11 @@ def _autocast(bench: _Bench) -> list[dict[str, Any]]:
     cover, secret = torch.rand(2, 1, 3, 128, 128, generator=torch.Generator().manual_seed(0)).to(bench.device)
     rows = []
     with torch.inference_mode():
-        reference, _ = model.hide(cover, secret)
+        reference, _ = model.hide(cover, secret, **public_key(model))
         for name in bench.autocast:
             with torch.autocast(bench.device.type, dtype=getattr(torch, name)):
-                stego, lost = model.hide(cover, secret)
-                recovered = model.reveal(stego, z=lost)
+                stego, lost = model.hide(cover, secret, **public_key(model))
+                recovered = model.reveal(stego, z=lost, **public_key(model))
             rows.append({"dtype": name, "round_trip_max_abs_error": (recovered.float() - secret).abs().max().item(),
                          "stego_vs_float32_max_abs": (stego.float() - reference).abs().max().item()})  # fmt: skip
     bench.log(f"\nautocast on {bench.device.type}, {bench.blocks} blocks, 128x128: reveal(hide(x), z=lost) against x")

@@ -2,18 +2,24 @@
 
 The graph (node names in quotes)::
 
-    "cover"  -> "cover_dwt"  ----------------------\\                                  /-> "stego_idwt" -> "stego"
-                                                   "coupling_1" -> ... "coupling_M"
-    "secret" -> "secret_dwt" [-> "secret_keyed"] -/                                  \\-> "lost_idwt"  -> "lost"
-                                   ^ "key" (a keyed hider only)
+    "cover"  -> "cover_dwt"  -\\                                  /-> "stego_idwt" -> "stego"
+                               "coupling_1" -> ... "coupling_M"
+    "secret" -> "secret_dwt" -/                                  \\-> "lost_idwt"  -> "lost"
 
 Running it forward hides; running it with ``rev=True`` reveals. Nothing but
-the direction of the run distinguishes the two. A keyed hider permutes the
-secret's wavelet coefficients with its key, in tiles of :data:`KEY_TILE` x
-:data:`KEY_TILE` (8x8 pixels), before any coupling sees them
-(:class:`~invhide.nn.keys.KeyedPermutation`), so no path leads from the secret
-to the stego around the key. Without the key, the tiles' content survives in
-an unknown order.
+the direction of the run distinguishes the two.
+
+A keyed hider *locks* the secret with its key before the graph sees it
+(:meth:`InvertibleHider.lock`): the secret's wavelet coefficients are permuted
+in tiles of :data:`KEY_TILE` x :data:`KEY_TILE` (8x8 pixels for Haar) by
+:class:`~invhide.nn.keys.KeyedPermutation`, a FrEIA module keyed at call time,
+so no path leads from the secret to the stego around the key; revealing
+unlocks what the graph gives back. The lock works on the whole image, outside
+the graph, so that a large image hidden or revealed window by window
+(:mod:`invhide.models.inference`) is locked once, as one image: a permutation
+of tiles across the image cannot be cut into windows. Without the key, the
+tiles' content survives in an unknown order (the Keys page measures what
+that leaves to an attacker).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from FrEIA.framework import ConditionNode, InputNode, Node, OutputNode
+from FrEIA.framework import InputNode, Node, OutputNode
 from torch import Tensor
 
 from invhide.checks import build_from_config, image_batch, positive_int
@@ -35,7 +41,7 @@ from invhide.nn.keys import KEY_BYTES, KeyedPermutation, key_tensor
 from invhide.nn.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
 from invhide.nn.subnets import SubnetFactory, SubnetSpec, resolve
 
-__all__ = ["KEY_TILE", "PUBLIC_KEY", "InvertibleHider", "PublicKeyWarning"]
+__all__ = ["KEY_TILE", "PUBLIC_KEY", "InvertibleHider", "PublicKeyWarning", "public_key"]
 
 KEY_TILE = 4
 """Side of the wavelet-domain tiles a keyed hider's key permutes (4: 8x8-pixel tiles of the secret)."""
@@ -48,6 +54,20 @@ Key = bytes | Sequence[bytes] | Tensor
 
 class PublicKeyWarning(UserWarning):
     """A keyed hider was used without a key: it used :data:`PUBLIC_KEY`, which anyone can reveal with."""
+
+
+def public_key(model: object) -> dict[str, bytes]:
+    """``{"key": PUBLIC_KEY}`` for a keyed model, ``{}`` for any other: the key of a measurement, said, not warned.
+
+    Evaluations, benchmarks and self-checks measure a keyed model under the
+    public key (any key measures alike): ``model.hide(cover, secret,
+    **public_key(model))`` works with every model.
+
+    Example:
+        >>> public_key(InvertibleHider(num_blocks=1, keyed=True)) == {"key": PUBLIC_KEY}, public_key(object())
+        (True, {})
+    """
+    return {"key": PUBLIC_KEY} if getattr(model, "keyed", False) else {}
 
 
 class InvertibleHider(InvertibleGraph):
@@ -151,12 +171,6 @@ class InvertibleHider(InvertibleGraph):
         secret_dwt = Node(secret, WaveletDownsampling, wavelet_args, name="secret_dwt")
         nodes: list[Node] = [cover, secret, cover_dwt, secret_dwt]
         branches = [(cover_dwt, 0), (secret_dwt, 0)]
-        if self.keyed:
-            key = ConditionNode(KEY_BYTES, name="key")
-            tiles = {"tile": KEY_TILE, "flip": False, "label": "secret"}
-            keyed_secret = Node(secret_dwt, KeyedPermutation, tiles, conditions=key, name="secret_keyed")
-            nodes += [key, keyed_secret]
-            branches[1] = (keyed_secret, 0)
         for i in range(1, num_blocks + 1):
             block = Node(branches, HidingCoupling, coupling_args, name=f"coupling_{i}")
             nodes.append(block)
@@ -165,6 +179,9 @@ class InvertibleHider(InvertibleGraph):
         lost_idwt = Node(branches[1], WaveletUpsampling, wavelet_args, name="lost_idwt")
         nodes += [stego_idwt, lost_idwt, OutputNode(stego_idwt, name="stego"), OutputNode(lost_idwt, name="lost")]
         super().__init__(nodes, memory_saving=memory_saving)
+        if self.keyed:  # outside the graph: see lock()
+            branch = [(4 * num_secrets * channels, size // 2, size // 2)]
+            self.secret_lock = KeyedPermutation(branch, [(KEY_BYTES,)], tile=KEY_TILE, flip=False, label="secret")
         # Channels-last weights make hide and reveal run channels-last (see _memory_format).
         self.to(memory_format=torch.channels_last)
 
@@ -257,7 +274,12 @@ class InvertibleHider(InvertibleGraph):
         return torch.contiguous_format
 
     def hide(
-        self, cover: Tensor, *secrets: Tensor, key: Key | None = None, check_finite: bool = False
+        self,
+        cover: Tensor,
+        *secrets: Tensor,
+        key: Key | None = None,
+        locked: bool = False,
+        check_finite: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """Hide the secret images in the cover.
 
@@ -268,6 +290,9 @@ class InvertibleHider(InvertibleGraph):
             key: a keyed hider's key (see :data:`Key`); without one it uses
                 :data:`PUBLIC_KEY` and warns (:class:`PublicKeyWarning`). An
                 unkeyed hider refuses a key.
+            locked: a keyed hider's secrets come already locked by
+                :meth:`lock` (no ``key`` then), as when a large image is hidden
+                window by window.
             check_finite: refuse NaN or infinite inputs and outputs: one pass
                 over each and, on an accelerator, one wait for the device, so
                 it is off unless asked for.
@@ -293,10 +318,11 @@ class InvertibleHider(InvertibleGraph):
             name = f"secret {i + 1}" if self.num_secrets > 1 else "secret"
             self._check_image(name, secret, self.channels, check_finite, ("cover", cover))
         secret = secrets[0] if self.num_secrets == 1 else torch.cat(secrets, dim=1)
+        if self._locks(key, locked):
+            secret = self._lock(secret, key, rev=False)
         given, layout = self._layout_of(cover), self._memory_format()
         cover, secret = cover.contiguous(memory_format=layout), secret.contiguous(memory_format=layout)
-        keys = self._keys(key, cover)
-        (stego, lost), _ = self._run([cover, secret], keys, rev=False, jac=False)
+        (stego, lost), _ = self._run([cover, secret], [], rev=False, jac=False)
         stego, lost = stego.contiguous(memory_format=given), lost.contiguous(memory_format=given)
         if check_finite:
             self._refuse_non_finite("stego", stego)
@@ -310,6 +336,7 @@ class InvertibleHider(InvertibleGraph):
         generator: torch.Generator | None = None,
         *,
         key: Key | None = None,
+        locked: bool = False,
         check_finite: bool = False,
     ) -> Tensor:
         """Recover the secret images from a stego image.
@@ -322,6 +349,8 @@ class InvertibleHider(InvertibleGraph):
             generator: seeds the draw of ``z`` (must live on ``stego``'s
                 device).
             key: the key of :meth:`hide`; a wrong one reveals something unrelated to the secret.
+            locked: a keyed hider returns the secrets still locked, for
+                :meth:`unlock` to open (no ``key`` then).
             check_finite: refuse NaN or infinite inputs and outputs (see
                 :meth:`hide`).
 
@@ -339,6 +368,7 @@ class InvertibleHider(InvertibleGraph):
                 result: the weights are corrupt or diverged.
         """
         self._check_image("stego", stego, self.channels, check_finite)
+        unlock = self._locks(key, locked)
         lost_channels = self.num_secrets * self.channels
         if z is None:
             if generator is not None:
@@ -357,24 +387,77 @@ class InvertibleHider(InvertibleGraph):
             self._check_image("z", z, lost_channels, check_finite, ("stego", stego))
         given, layout = self._layout_of(stego), self._memory_format()
         stego, z = stego.contiguous(memory_format=layout), z.contiguous(memory_format=layout)
-        keys = self._keys(key, stego)
-        (_, secret), _ = self._run([stego, z], keys, rev=True, jac=False)
+        (_, secret), _ = self._run([stego, z], [], rev=True, jac=False)
+        if unlock:
+            secret = self._lock(secret, key, rev=True)
         secret = secret.contiguous(memory_format=given)
         if check_finite:
             self._refuse_non_finite("recovered secret", secret)
         return secret
 
-    def _keys(self, key: Key | None, like: Tensor) -> list[Tensor]:
-        """The graph's conditions for ``key``: ``[]`` for an unkeyed hider, else the ``(B, 32)`` key tensor."""
+    def lock(self, secret: Tensor, key: Key | None = None) -> Tensor:
+        """A keyed hider's secret as its key scrambles it before any coupling, in the image domain.
+
+        The secret's wavelet tiles (:data:`KEY_TILE` x :data:`KEY_TILE`, all
+        channels together) are permuted by the key, and the result brought
+        back to pixels: ``hide(cover, secret, key=k)`` is ``hide(cover,
+        lock(secret, k), locked=True)``, and ``unlock(reveal(stego,
+        locked=True), k)`` is ``reveal(stego, key=k)``. The permutation
+        depends on the image's size, so lock whole images.
+
+        Args:
+            secret: ``(B, kC, H, W)`` (several secrets concatenated along the
+                channels), H and W even.
+            key: as :meth:`hide` takes it (``None``: :data:`PUBLIC_KEY`, with a warning).
+
+        Raises:
+            invhide.errors.InputError: an unkeyed hider, or a bad key or image.
+
+        Example:
+            >>> hider = InvertibleHider(num_blocks=1, subnet="conv", keyed=True)
+            >>> secret, key = torch.rand(1, 3, 16, 16), bytes(range(32))
+            >>> locked = hider.lock(secret, key)
+            >>> bool(torch.allclose(hider.unlock(locked, key), secret, atol=1e-6)), bool(torch.equal(locked, secret))
+            (True, False)
+        """
+        if not self.keyed:
+            raise InputError("this model is not keyed: it hides without a key, so there is nothing to lock")
+        secret = self._check_image("secret", secret, self.num_secrets * self.channels, False)
+        return self._lock(secret, key, rev=False)
+
+    def unlock(self, locked: Tensor, key: Key | None = None) -> Tensor:
+        """The inverse of :meth:`lock` under the same key (a wrong key gives the secret's tiles in another order)."""
+        if not self.keyed:
+            raise InputError("this model is not keyed: it hides without a key, so there is nothing to unlock")
+        locked = self._check_image("locked secret", locked, self.num_secrets * self.channels, False)
+        return self._lock(locked, key, rev=True)
+
+    def _locks(self, key: Key | None, locked: bool) -> bool:
+        """Whether :meth:`hide` or :meth:`reveal` locks with ``key``; refuses a key it cannot use."""
         if not self.keyed:
             if key is not None:
                 raise InputError("this model is not keyed: it hides without a key, so drop the key")
-            return []
+            if locked:
+                raise InputError(argument="locked", problem="applies to a keyed model only; this one is not keyed")
+            return False
+        if locked and key is not None:
+            raise InputError(argument="key", problem="comes with locked=True: the key locked the secret already")
+        return not locked
+
+    def _lock(self, image: Tensor, key: Key | None, rev: bool) -> Tensor:
+        """``image`` locked (or with ``rev``, unlocked) by ``key``: wavelet, keyed permutation, inverse wavelet."""
+        options = {"wavelet": self.wavelet, "layout": self.layout, "backend": self.wavelet_backend}
+        coefficients = functional.dwt(image, **options)
+        (coefficients,), _ = self.secret_lock([coefficients], c=self._keys(key, image), rev=rev, jac=False)
+        return functional.idwt(coefficients, **options)
+
+    def _keys(self, key: Key | None, like: Tensor) -> list[Tensor]:
+        """The ``(B, 32)`` key tensor for ``key``, :data:`PUBLIC_KEY` (with a warning) when ``None``."""
         if key is None:
             warnings.warn(
                 "a keyed model used without a key uses the published public key: anyone can reveal its secrets",
                 PublicKeyWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             key = PUBLIC_KEY
         batch = like.shape[0]

@@ -66,6 +66,7 @@ from torch import Tensor, nn
 from invhide.checks import image_batch, integer, non_negative_int, one_of, positive_int, tensor
 from invhide.errors import InputError, InputTypeError
 from invhide.io.progress import progress_bar
+from invhide.models.hider import PUBLIC_KEY, Key, public_key
 from invhide.nn.functional import quantize_8bit
 
 __all__ = [
@@ -297,6 +298,7 @@ def hide(
     secret: Tensor,
     *,
     fit: str = "refuse",
+    key: Key | None = None,
     tile: int | None = None,
     overlap: int = 64,
     progress: bool = False,
@@ -314,6 +316,10 @@ def hide(
         cover: ``(B, C, H, W)`` or ``(C, H, W)`` in ``[0, 1]``, any H, W >= 1.
         secret: the same, of the cover's size unless ``fit`` says otherwise.
         fit: ``"refuse"``, ``"resize"`` or ``"crop"``, see :func:`fit_secret`.
+        key: a keyed model's key (``None``: the public key, with a
+            warning); the whole secret is locked with it once, then hidden
+            window by window (:meth:`~invhide.models.hider.InvertibleHider.lock`).
+            An unkeyed model refuses a key.
         tile: process in windows of this side (even); ``None``: whole image.
         overlap: context pixels around each window's kept centre (even).
         progress: show a progress bar over the windows.
@@ -356,11 +362,26 @@ def hide(
     dtype = _working_dtype(model, cover.dtype)
     padded = pad_to(cover.to(dtype), min_size)[0], pad_to(fit_secret(secret, size, fit).to(dtype), min_size)[0]
     whole = padded_size(size, min_size)  # the stego keeps what the padding carries
+    options = _locking(model, key)
+    if options:  # a keyed model: lock the whole secret once (a permutation across the image is not windowed)
+        padded = padded[0], model.lock(padded[1], key)
     stego = _windowed(
-        model, lambda c, s: model.hide(c, s, check_finite=True)[0], padded, whole, tile, overlap, progress
+        model, lambda c, s: model.hide(c, s, check_finite=True, **options)[0], padded, whole, tile, overlap, progress
     )
     stego = stego.to(cover.dtype)
     return stego[0] if single else stego
+
+
+def _locking(model: nn.Module, key: Key | None) -> dict[str, bool]:
+    """The options of ``model.hide`` and ``model.reveal`` for windows of an image locked as a whole with ``key``.
+
+    ``{"locked": True}`` for a keyed model; ``{}`` for an unkeyed one, which refuses a key.
+    """
+    if getattr(model, "keyed", False):
+        return {"locked": True}
+    if key is not None:
+        raise InputError(argument="key", problem="was given, but this model is not keyed: it hides without a key")
+    return {}
 
 
 def _stand_in(z: object, generator: torch.Generator | None, like: Tensor, channels: int) -> Tensor:
@@ -384,6 +405,7 @@ def reveal(
     *,
     z: Tensor | None = None,
     generator: torch.Generator | None = None,
+    key: Key | None = None,
     tile: int | None = None,
     overlap: int = 64,
     progress: bool = False,
@@ -397,6 +419,9 @@ def reveal(
         z: stand-in for the lost part, shaped like the padded stego;
             ``N(0, 1)`` from ``generator`` when not given.
         generator: seeds ``z``.
+        key: the key of :func:`hide` (``None``: the public key, with a
+            warning, for a keyed model). A wrong key is not detected: it
+            reveals the secret's 8x8 tiles in another order.
         tile: process in windows of this side (even); ``None``: whole image.
         overlap: context pixels around each window's kept centre (even).
         progress: show a progress bar over the windows.
@@ -427,10 +452,19 @@ def reveal(
     z = _stand_in(z, generator, padded, lost_channels)
     if stego.shape[0] == 0:  # an empty batch: an empty result
         return stego.new_empty((0, lost_channels, *size))
+    options = _locking(model, key)
     secret = _windowed(
-        model, lambda s, n: model.reveal(s, z=n, check_finite=True), (padded, z), size, tile, overlap, progress
+        model,
+        lambda s, n: model.reveal(s, z=n, check_finite=True, **options),
+        (padded, z),
+        tuple(padded.shape[-2:]),
+        tile,
+        overlap,
+        progress,
     )
-    secret = secret.clamp(0, 1).to(stego.dtype)
+    if options:  # the windows give the whole secret locked
+        secret = model.unlock(secret, key)
+    secret = secret[..., : size[0], : size[1]].clamp(0, 1).to(stego.dtype)
     return secret[0] if single else secret
 
 
@@ -473,8 +507,8 @@ def hides_nothing(model: nn.Module, *, size: int = 16, seed: int = 0) -> bool:
     generator = torch.Generator().manual_seed(integer("seed", seed))
     probe = list(torch.rand(1 + 2 * count, 1, channels, side, side, generator=generator).to(device, dtype))
     with _evaluating(model):
-        stego_a, _ = model.hide(probe[0], *probe[1 : 1 + count])
-        stego_b, _ = model.hide(probe[0], *probe[1 + count :])
+        stego_a, _ = model.hide(probe[0], *probe[1 : 1 + count], **public_key(model))
+        stego_b, _ = model.hide(probe[0], *probe[1 + count :], **public_key(model))
     return torch.equal(stego_a, stego_b)
 
 
@@ -520,6 +554,7 @@ def verify(
     stego: Tensor,
     *,
     fit: str = "refuse",
+    key: Key | None = None,
     seed: int = 0,
     tile: int | None = None,
     overlap: int = 64,
@@ -543,6 +578,7 @@ def verify(
         stego: ``(B, C, H', W')`` or ``(C, H', W')``, at least the cover's
             size (:func:`hide`'s stego is :func:`padded_size`).
         fit: as given to :func:`hide`.
+        key: as given to :func:`hide`.
         seed: seeds ``z`` of the reveal.
         tile: reveal in windows of this side (even); ``None``: whole image.
         overlap: context pixels around each window's kept centre (even).
@@ -579,7 +615,7 @@ def verify(
     expected = fit_secret(secrets, (height, width), fit).to(stegos.device)
     if covers.shape[0] == 0:
         return Verification(math.nan, math.nan, False)
-    revealed = reveal(model, stegos, generator=generator, tile=tile, overlap=overlap, progress=progress)
+    revealed = reveal(model, stegos, generator=generator, key=key, tile=tile, overlap=overlap, progress=progress)
     revealed = quantize_8bit(revealed[..., :height, :width])
     received, reference = stegos[..., :height, :width], covers.to(stegos.device)
     identical = bool(((received.float() - reference.float()).abs().flatten(1).amax(1) < 0.75 / 255).any())
@@ -606,7 +642,9 @@ def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: 
     :data:`NOT_A_STEGO_PSNR`, ``image`` cannot be a stego of ``model``, as
     far as this test tells; below it, it may be one. Both reveals use the
     same ``z`` and the image's centre window, so the test costs two reveals
-    of at most ``window x window`` pixels.
+    of at most ``window x window`` pixels. It needs no key: a keyed model's
+    reveals are compared under :data:`~invhide.models.hider.PUBLIC_KEY`,
+    and any one key permutes both alike, which leaves their PSNR as it is.
 
     Args:
         model: a hider.
@@ -631,8 +669,10 @@ def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: 
     if part.shape[0] == 0:
         return math.inf
     blurred = F.avg_pool2d(F.pad(part, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    key = PUBLIC_KEY if getattr(model, "keyed", False) else None
+    seed = integer("seed", seed)
     revealed = [
-        quantize_8bit(reveal(model, x, generator=torch.Generator(part.device).manual_seed(integer("seed", seed))))
+        quantize_8bit(reveal(model, x, generator=torch.Generator(part.device).manual_seed(seed), key=key))
         for x in (part, blurred)
     ]
     return _psnr(*revealed).min().item()

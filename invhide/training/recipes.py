@@ -92,7 +92,7 @@ from invhide.errors import ConfigError
 from invhide.evaluation.metrics import Evaluation, evaluate
 from invhide.io.datasets import SAMPLE_TEST, SAMPLE_TRAIN, ImageDataset, ImagePair, evaluation_pairs, sample_image_paths
 from invhide.io.files import atomic_write
-from invhide.models.hider import InvertibleHider
+from invhide.models.hider import InvertibleHider, public_key
 from invhide.models.hinet import HiNet
 from invhide.nn import subnets
 from invhide.training.config import TrainConfig
@@ -561,8 +561,8 @@ def _figures(model: nn.Module, pairs: Sequence[Any], out_dir: Path, device: torc
     cover = torch.stack([p.cover for p in shown]).to(device)
     secret = torch.stack([p.secret for p in shown]).to(device)
     with torch.inference_mode():
-        stego, _ = model.hide(cover, secret)
-        recovered = model.reveal(stego, generator=torch.Generator(device).manual_seed(seed))
+        stego, _ = model.hide(cover, secret, **public_key(model))
+        recovered = model.reveal(stego, generator=torch.Generator(device).manual_seed(seed), **public_key(model))
     titles = [f"{p.names[0]} / {p.names[1]}" for p in shown]
     return {
         "figure": hiding_figure(cover, stego, secret, recovered, out_dir / "figure.png", titles=titles),
