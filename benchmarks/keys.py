@@ -17,6 +17,10 @@ random key, the benchmark measures PSNR and SSIM against the secret of:
   (an assignment that knows the secret: the bound of a perfect jigsaw
   solver), and does the same to the stego's tiles (the baseline of that
   bound: how close any image's tiles can be rearranged to the secret);
+- with ``--identify``, a confirmation attack that needs no oracle: the
+  attacker holds candidate images (here: every secret of ``--pairs-dir``) and
+  asks which one a stego hides, by rearranging one wrong-key reveal onto each
+  candidate and taking the closest;
 - with ``--attack-minutes``, a learned attack: the model's own reverse pass
   fine-tuned to map stego images to secrets over random keys it is never
   told, and a small U-Net trained on the same, each for the given CPU time on
@@ -43,6 +47,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,15 +70,20 @@ def scores(guess: Tensor, secret: Tensor) -> tuple[Tensor, Tensor]:
     return psnr(guess, secret), ssim(guess, secret)
 
 
-def reveal(model: InvertibleHider, stego: Tensor, keys: list[bytes], batch: int = 16) -> Tensor:
-    """The reveal of one ``(1, 3, H, W)`` stego under each key, ``z`` from a fixed seed (as the command reveals)."""
-    outputs = []
-    for start in range(0, len(keys), batch):
-        chunk = keys[start : start + batch]
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            many = stego.expand(len(chunk), -1, -1, -1)
-            outputs.append(model.reveal(many, generator=generator, key=key_tensor(chunk)))
+def reveal(model: InvertibleHider, stego: Tensor, keys: list[bytes], batch: int = 64) -> Tensor:
+    """The reveal of one ``(1, 3, H, W)`` stego under each key, ``z`` from seed 0 (as ``invhide reveal`` draws it).
+
+    The key enters a keyed hider only through :meth:`~InvertibleHider.unlock`
+    of what the network reveals (:meth:`~InvertibleHider.lock`), so the network
+    runs once and each key costs one unlock: exactly ``model.reveal(stego,
+    generator=torch.Generator().manual_seed(0), key=key)`` for every key.
+    """
+    with torch.no_grad():
+        locked = model.reveal(stego, generator=torch.Generator().manual_seed(0), locked=True)
+        outputs = [
+            model.unlock(locked.expand(len(keys[i : i + batch]), -1, -1, -1), key_tensor(keys[i : i + batch]))
+            for i in range(0, len(keys), batch)
+        ]
     return torch.cat(outputs)
 
 
@@ -239,6 +249,30 @@ def learned_attacks(
     return {name: predict for name, (predict, _) in attackers.items()}, training
 
 
+def identify(model: InvertibleHider, pairs: list) -> dict[str, Any]:
+    """Which candidate each stego hides, told from one wrong-key reveal: the candidate its tiles rearrange closest to.
+
+    Every pair is hidden under a fresh random key and revealed under another
+    random key; the reveal's tiles are placed onto each candidate secret (all
+    the secrets of the pairs) by :func:`jigsaw_oracle`, and the attacker picks
+    the candidate with the highest PSNR. The oracle here is legitimate: the
+    candidates are the attacker's own images.
+    """
+    candidates = [secret[None] for _, secret in pairs]
+    hits, margins = 0, []
+    for i, (cover, secret) in enumerate(pairs):
+        with torch.no_grad():
+            stego = quantize_8bit(model.hide(cover[None], secret[None], key=os.urandom(KEY_BYTES))[0])
+        wrong = reveal(model, stego, [os.urandom(KEY_BYTES)])
+        fits = [scores(jigsaw_oracle(wrong, c), c)[0].item() for c in candidates]
+        best = max(range(len(fits)), key=fits.__getitem__)
+        hits += best == i
+        margins.append(fits[i] - max(f for j, f in enumerate(fits) if j != i))
+        print(f"identify {i + 1}/{len(pairs)}: picked {best}, true {i}, margin {margins[-1]:.2f} dB", flush=True)
+    return {"candidates": len(candidates), "correct": hits, "margin_db_mean": statistics.fmean(margins),
+            "margin_db_min": min(margins)}  # fmt: skip
+
+
 def figure(panels: list[dict[str, Tensor]], path: Path) -> None:
     """One row per pair: the secret, the stego, the reveals under the right and a wrong key, the oracle jigsaw of
     the wrong-key reveal, and each learned attack's guess."""
@@ -280,6 +314,8 @@ def main() -> None:
     parser.add_argument("--attack-minutes", type=float, default=0, help="CPU minutes per attack (0: no attack)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--figure", type=Path, help="draw the first two pairs (and the attacks' guesses) here")
+    parser.add_argument("--identify", action="store_true", help="also run the confirmation attack (identify())")
+    parser.add_argument("--skip-keys", action="store_true", help="skip the wrong and near keys (with --identify)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -291,10 +327,12 @@ def main() -> None:
     pairs = evaluation_pairs(args.pairs_dir, size=args.size)
     panels: list[dict[str, Tensor]] = [{} for _ in range(min(2, len(pairs)))]
     rows = []
-    for i, (cover, secret) in enumerate(pairs):
+    for i, (cover, secret) in enumerate([] if args.skip_keys else pairs):
         rows.append(measure_pair(model, cover[None], secret[None], args.wrong, panels[i] if i < 2 else None))
         print(f"pair {i + 1}/{len(pairs)}: {json.dumps({k: round(v, 2) for k, v in rows[-1].items()})}", flush=True)
-    result = {"pairs": len(rows), "size": args.size, "rows": rows, "summary": summary(rows)}
+    result = {"pairs": len(rows), "size": args.size, "rows": rows, "summary": summary(rows) if rows else {}}
+    if args.identify:
+        result["identify"] = identify(model, pairs)
     result["measure_seconds"] = time.perf_counter() - started
     if args.json:  # the key figures, kept even if the attacks are stopped
         args.json.write_text(json.dumps(result, indent=1))

@@ -369,22 +369,7 @@ class InvertibleHider(InvertibleGraph):
         """
         self._check_image("stego", stego, self.channels, check_finite)
         unlock = self._locks(key, locked)
-        lost_channels = self.num_secrets * self.channels
-        if z is None:
-            if generator is not None:
-                if not isinstance(generator, torch.Generator):
-                    raise InputTypeError(
-                        argument="generator", problem=f"must be a torch.Generator, got {type(generator).__name__}"
-                    )
-                if generator.device.type != stego.device.type:
-                    raise InputError(
-                        f"generator is on {generator.device} but stego is on {stego.device}: create it with "
-                        f"torch.Generator({str(stego.device)!r})"
-                    )
-            shape = (stego.shape[0], lost_channels, *stego.shape[2:])
-            z = torch.randn(shape, generator=generator, dtype=stego.dtype, device=stego.device)
-        else:
-            self._check_image("z", z, lost_channels, check_finite, ("stego", stego))
+        z = self._latent(stego, z, generator, check_finite)
         given, layout = self._layout_of(stego), self._memory_format()
         stego, z = stego.contiguous(memory_format=layout), z.contiguous(memory_format=layout)
         (_, secret), _ = self._run([stego, z], [], rev=True, jac=False)
@@ -394,6 +379,24 @@ class InvertibleHider(InvertibleGraph):
         if check_finite:
             self._refuse_non_finite("recovered secret", secret)
         return secret
+
+    def _latent(self, stego: Tensor, z: Tensor | None, generator: torch.Generator | None, finite: bool) -> Tensor:
+        """``z`` checked against ``stego``, or drawn from ``N(0, 1)`` with ``generator`` (checked too)."""
+        lost_channels = self.num_secrets * self.channels
+        if z is not None:
+            return self._check_image("z", z, lost_channels, finite, ("stego", stego))
+        if generator is not None:
+            if not isinstance(generator, torch.Generator):
+                raise InputTypeError(
+                    argument="generator", problem=f"must be a torch.Generator, got {type(generator).__name__}"
+                )
+            if generator.device.type != stego.device.type:
+                raise InputError(
+                    f"generator is on {generator.device} but stego is on {stego.device}: create it with "
+                    f"torch.Generator({str(stego.device)!r})"
+                )
+        shape = (stego.shape[0], lost_channels, *stego.shape[2:])
+        return torch.randn(shape, generator=generator, dtype=stego.dtype, device=stego.device)
 
     def lock(self, secret: Tensor, key: Key | None = None) -> Tensor:
         """A keyed hider's secret as its key scrambles it before any coupling, in the image domain.

@@ -305,21 +305,18 @@ def hide(
 ) -> Tensor:
     """Hide ``secret`` in ``cover`` at any size; the stego has the cover's size, made even.
 
-    An odd side gains a row or a column (and a side shorter than the model's
-    ``min_size`` grows to it, see :func:`padded_size`): the stego keeps
-    what the padding carries, so that the secret's last row and column come
-    back as well as the rest. Crop ``stego[..., :H, :W]`` for a stego of the
-    cover's exact size, at that cost.
+    An odd side gains a row or a column (a side under ``min_size`` grows to
+    it, :func:`padded_size`), which carries part of the secret: crop
+    ``stego[..., :H, :W]`` for the cover's exact size, at that cost.
 
     Args:
         model: a trained hider with one secret.
-        cover: ``(B, C, H, W)`` or ``(C, H, W)`` in ``[0, 1]``, any H, W >= 1.
-        secret: the same, of the cover's size unless ``fit`` says otherwise.
+        cover, secret: ``(B, C, H, W)`` or ``(C, H, W)`` in ``[0, 1]``, any H, W >= 1,
+            the secret of the cover's size unless ``fit`` says otherwise.
         fit: ``"refuse"``, ``"resize"`` or ``"crop"``, see :func:`fit_secret`.
-        key: a keyed model's key (``None``: the public key, with a
-            warning); the whole secret is locked with it once, then hidden
-            window by window (:meth:`~invhide.models.hider.InvertibleHider.lock`).
-            An unkeyed model refuses a key.
+        key: a keyed model's key (``None``: the public key, with a warning),
+            which locks the whole secret once (:meth:`InvertibleHider.lock
+            <invhide.models.hider.InvertibleHider.lock>`); an unkeyed model refuses one.
         tile: process in windows of this side (even); ``None``: whole image.
         overlap: context pixels around each window's kept centre (even).
         progress: show a progress bar over the windows.
@@ -329,12 +326,11 @@ def hide(
         ``padded_size((H, W), model.min_size)``; empty for an empty batch.
 
     Raises:
-        invhide.errors.InputError: values outside ``[0, 1]`` or NaN,
-            mismatched sizes with ``fit="refuse"``, bad tiling arguments.
+        invhide.errors.InputError: values outside ``[0, 1]`` or NaN, mismatched
+            sizes with ``fit="refuse"``, bad tiling arguments, a key the model cannot use.
         invhide.errors.InputTypeError: a non-tensor or non-float input, or a
             cover on another device than the model.
-        invhide.errors.ModelError: the model turned the finite inputs into
-            NaN or infinite values (corrupt or diverged weights).
+        invhide.errors.ModelError: finite inputs gave NaN or infinite values.
 
     Example:
         >>> model = invhide.InvertibleHider(num_blocks=1, subnet="conv")
@@ -342,6 +338,26 @@ def hide(
         >>> tuple(stego.shape)
         (3, 34, 18)
     """
+    cover, secret, single = _hide_inputs(model, cover, secret, fit, tile, overlap)
+    size, min_size = (cover.shape[-2], cover.shape[-1]), getattr(model, "min_size", 2)
+    if cover.shape[0] == 0:  # an empty batch: an empty stego, once the sizes are known to fit
+        if fit == "refuse":
+            fit_secret(secret, size)  # raises unless the sizes agree
+        return cover.new_empty((*cover.shape[:-2], *padded_size(size, min_size)))
+    dtype, options = _working_dtype(model, cover.dtype), _locking(model, key)
+    padded = pad_to(cover.to(dtype), min_size)[0], pad_to(fit_secret(secret, size, fit).to(dtype), min_size)[0]
+    if options:  # a keyed model: lock the whole secret once (a permutation across the image is not windowed)
+        padded = padded[0], model.lock(padded[1], key)
+    whole = padded_size(size, min_size)  # the stego keeps what the padding carries
+    hiding = lambda c, s: model.hide(c, s, check_finite=True, **options)[0]  # noqa: E731
+    stego = _windowed(model, hiding, padded, whole, tile, overlap, progress).to(cover.dtype)
+    return stego[0] if single else stego
+
+
+def _hide_inputs(
+    model: nn.Module, cover: object, secret: object, fit: str, tile: object, overlap: object
+) -> tuple[Tensor, Tensor, bool]:
+    """:func:`hide`'s checked cover and secret batches, and whether the cover was one image, not a batch."""
     if getattr(model, "num_secrets", 1) != 1:
         raise InputError(
             f"this model hides {model.num_secrets} secrets per cover; hide() takes one secret (use "
@@ -354,22 +370,7 @@ def hide(
     one_of("fit", fit, FITS)
     if secret.shape[0] != cover.shape[0]:
         raise InputError(f"cover and secret batches differ: {cover.shape[0]} and {secret.shape[0]}")
-    size, min_size = (cover.shape[-2], cover.shape[-1]), getattr(model, "min_size", 2)
-    if cover.shape[0] == 0:  # an empty batch: an empty stego, once the sizes are known to fit
-        if fit == "refuse":
-            fit_secret(secret, size)  # raises unless the sizes agree
-        return cover.new_empty((*cover.shape[:-2], *padded_size(size, min_size)))
-    dtype = _working_dtype(model, cover.dtype)
-    padded = pad_to(cover.to(dtype), min_size)[0], pad_to(fit_secret(secret, size, fit).to(dtype), min_size)[0]
-    whole = padded_size(size, min_size)  # the stego keeps what the padding carries
-    options = _locking(model, key)
-    if options:  # a keyed model: lock the whole secret once (a permutation across the image is not windowed)
-        padded = padded[0], model.lock(padded[1], key)
-    stego = _windowed(
-        model, lambda c, s: model.hide(c, s, check_finite=True, **options)[0], padded, whole, tile, overlap, progress
-    )
-    stego = stego.to(cover.dtype)
-    return stego[0] if single else stego
+    return cover, secret, single
 
 
 def _locking(model: nn.Module, key: Key | None) -> dict[str, bool]:
@@ -419,9 +420,8 @@ def reveal(
         z: stand-in for the lost part, shaped like the padded stego;
             ``N(0, 1)`` from ``generator`` when not given.
         generator: seeds ``z``.
-        key: the key of :func:`hide` (``None``: the public key, with a
-            warning, for a keyed model). A wrong key is not detected: it
-            reveals the secret's 8x8 tiles in another order.
+        key: the key of :func:`hide` (``None``: the public key, with a warning); a
+            wrong one is not detected: it reveals the secret's tiles in another order.
         tile: process in windows of this side (even); ``None``: whole image.
         overlap: context pixels around each window's kept centre (even).
         progress: show a progress bar over the windows.
@@ -433,11 +433,9 @@ def reveal(
     Raises:
         invhide.errors.InputError: NaN or infinite values, a ``z`` of the
             wrong shape, bad tiling arguments.
-        invhide.errors.InputTypeError: a non-tensor or non-float input, a
-            ``generator`` that is not one, or a stego on another device than
-            the model.
-        invhide.errors.ModelError: the model turned the finite inputs into
-            NaN or infinite values (corrupt or diverged weights).
+        invhide.errors.InputTypeError: a non-tensor or non-float input, a ``generator``
+            that is not one, or a stego on another device than the model.
+        invhide.errors.ModelError: finite inputs gave NaN or infinite values.
 
     Example:
         >>> model = invhide.InvertibleHider(num_blocks=1, subnet="conv")
@@ -453,15 +451,11 @@ def reveal(
     if stego.shape[0] == 0:  # an empty batch: an empty result
         return stego.new_empty((0, lost_channels, *size))
     options = _locking(model, key)
-    secret = _windowed(
-        model,
-        lambda s, n: model.reveal(s, z=n, check_finite=True, **options),
-        (padded, z),
-        tuple(padded.shape[-2:]),
-        tile,
-        overlap,
-        progress,
-    )
+
+    def step(window: Tensor, latent: Tensor) -> Tensor:
+        return model.reveal(window, z=latent, check_finite=True, **options)
+
+    secret = _windowed(model, step, (padded, z), tuple(padded.shape[-2:]), tile, overlap, progress)
     if options:  # the windows give the whole secret locked
         secret = model.unlock(secret, key)
     secret = secret[..., : size[0], : size[1]].clamp(0, 1).to(stego.dtype)
@@ -562,12 +556,10 @@ def verify(
 ) -> Verification:
     """Reveal ``stego`` as its receiver will and measure what comes back, to check a hide before keeping it.
 
-    ``stego`` is what the receiver gets: the stego as read back from the
-    file, e.g. ``quantize_8bit(hide(...))`` for a PNG (the float stego would
-    overstate the secret's PSNR). It is revealed with ``z`` drawn from
-    ``torch.Generator(stego.device).manual_seed(seed)``, as ``invhide reveal
-    --seed SEED`` does, so the figures are reproducible and are those of
-    ``invhide reveal`` of the file. Refuse the stego unless
+    ``stego`` is what the receiver gets, e.g. ``quantize_8bit(hide(...))``
+    for a PNG (the float stego would overstate the secret's PSNR), revealed
+    with ``z`` from ``torch.Generator(stego.device).manual_seed(seed)`` as
+    ``invhide reveal --seed SEED`` does it. Refuse the stego unless
     :attr:`Verification.passed`: a stego identical to its cover hides
     nothing, whatever its PSNR (``inf``).
 
@@ -577,12 +569,9 @@ def verify(
         secret: as given to :func:`hide`, brought to the cover's size by ``fit``.
         stego: ``(B, C, H', W')`` or ``(C, H', W')``, at least the cover's
             size (:func:`hide`'s stego is :func:`padded_size`).
-        fit: as given to :func:`hide`.
-        key: as given to :func:`hide`.
+        fit, key: as given to :func:`hide`.
         seed: seeds ``z`` of the reveal.
-        tile: reveal in windows of this side (even); ``None``: whole image.
-        overlap: context pixels around each window's kept centre (even).
-        progress: show a progress bar over the windows.
+        tile, overlap, progress: as :func:`reveal` takes them.
 
     Returns:
         A :class:`Verification`.
@@ -590,8 +579,7 @@ def verify(
     Raises:
         invhide.errors.InputError: as :func:`hide` and :func:`reveal`, or a
             stego smaller than the cover or of another batch size.
-        invhide.errors.InputTypeError: as :func:`reveal`.
-        invhide.errors.ModelError: as :func:`reveal`.
+        invhide.errors.InputTypeError, invhide.errors.ModelError: as :func:`reveal`.
 
     Example:
         >>> fresh = invhide.InvertibleHider(num_blocks=1, subnet="conv")  # the identity: it hides nothing
@@ -600,6 +588,22 @@ def verify(
         >>> figures.secret_psnr < MIN_SECRET_PSNR, figures.passed
         (True, False)
     """
+    covers, secrets, stegos = _verify_inputs(model, cover, secret, stego)
+    height, width = covers.shape[-2:]
+    generator = torch.Generator(stegos.device).manual_seed(integer("seed", seed))
+    expected = fit_secret(secrets, (height, width), fit).to(stegos.device)
+    if covers.shape[0] == 0:
+        return Verification(math.nan, math.nan, False)
+    revealed = reveal(model, stegos, generator=generator, key=key, tile=tile, overlap=overlap, progress=progress)
+    revealed = quantize_8bit(revealed[..., :height, :width])
+    received, reference = stegos[..., :height, :width], covers.to(stegos.device)
+    identical = bool(((received.float() - reference.float()).abs().flatten(1).amax(1) < 0.75 / 255).any())
+    stego_db = _psnr(received, reference).max().item()
+    return Verification(stego_db, _psnr(revealed, expected).min().item(), identical)
+
+
+def _verify_inputs(model: nn.Module, cover: object, secret: object, stego: object) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`verify`'s checked batches: covers and secrets in ``[0, 1]``, stegos as many, at least the covers' size."""
     channels = getattr(model, "channels", 3)
     covers, _ = _batch("cover", cover, channels)
     secrets, _ = _batch("secret", secret, channels)
@@ -611,16 +615,7 @@ def verify(
             problem=f"must be a batch of {covers.shape[0]} at least the cover's size {height}x{width} (height x "
             f"width), got shape {tuple(stegos.shape)}",
         )
-    generator = torch.Generator(stegos.device).manual_seed(integer("seed", seed))
-    expected = fit_secret(secrets, (height, width), fit).to(stegos.device)
-    if covers.shape[0] == 0:
-        return Verification(math.nan, math.nan, False)
-    revealed = reveal(model, stegos, generator=generator, key=key, tile=tile, overlap=overlap, progress=progress)
-    revealed = quantize_8bit(revealed[..., :height, :width])
-    received, reference = stegos[..., :height, :width], covers.to(stegos.device)
-    identical = bool(((received.float() - reference.float()).abs().flatten(1).amax(1) < 0.75 / 255).any())
-    stego_db = _psnr(received, reference).max().item()
-    return Verification(stego_db, _psnr(revealed, expected).min().item(), identical)
+    return covers, secrets, stegos
 
 
 def _centre(image: Tensor, side: int) -> Tensor:
