@@ -176,11 +176,9 @@ def test_an_unkeyed_model_refuses_a_key(files, capsys, tmp_path, monkeypatch):
 
 
 def test_a_key_comes_one_way_only(files, capsys, tmp_path):
+    argv = ["hide", files / "cover.png", files / "secret.png", "-o", tmp_path / "s.png", "--key-file", "k"]
     with pytest.raises(SystemExit):
-        main(
-            ["hide", str(files / "cover.png"), str(files / "secret.png"), "-o", str(tmp_path / "s.png")]
-            + ["--key-file", "k", "--passphrase"]
-        )
+        main([*map(str, argv), "--passphrase"])
     assert "not allowed with argument" in capsys.readouterr().err
 
 

@@ -491,7 +491,11 @@ def test_invhide_models_lists_names_headlines_and_the_default(tmp_path, monkeypa
     shown = json.loads(capsys.readouterr().out)
     assert status == 0 and shown == zoo.record("short").to_dict()
     _, status = models_command("--json")
-    assert status == 0 and [r["name"] for r in json.loads(capsys.readouterr().out)] == ["long-name", "short", "with-key"]
+    assert status == 0 and [r["name"] for r in json.loads(capsys.readouterr().out)] == [
+        "long-name",
+        "short",
+        "with-key",
+    ]
 
     _, status = models_command("nope")
     out, err = capsys.readouterr()
