@@ -524,3 +524,50 @@ def test_missing_kornia_is_a_clear_import_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "kornia.enhance", None)
     with pytest.raises(ImportError, match=r'needs kornia: pip install "invhide\[jpeg\]"'):
         JPEG(90)
+
+
+# --------------------------------------------------------------------------
+# invhide eval --channel: the real channels in Table 2
+# --------------------------------------------------------------------------
+
+
+def test_evaluate_measures_the_stego_after_each_real_channel():
+    from invhide import InvertibleHider
+    from invhide.evaluation.channels import parse
+    from invhide.evaluation.metrics import evaluate, psnr
+    from invhide.nn.functional import quantize_8bit
+    from invhide.testing import randomize_
+
+    model = randomize_(InvertibleHider(num_blocks=1, subnet="conv"), seed=0, gain=0.05).eval()
+    cover, secret = torch.rand(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    channels = [parse("jpeg:90"), parse("noise:2")]
+    result = evaluate(model, [(cover, secret)], channels=channels)
+    assert result.stego_settings == ("float", "8-bit", "jpeg:90", "noise:2")
+    with torch.no_grad():
+        stego, lost = model.hide(cover, secret)
+        z = torch.randn(lost.shape, generator=torch.Generator().manual_seed(0))
+        received = parse("jpeg:90")(quantize_8bit(stego))
+        expected = psnr(model.reveal(received, z=z), secret)
+    assert torch.allclose(result.per_image("secret/recovery", "psnr", stego="jpeg:90"), expected.double(), atol=1e-4)
+    assert torch.allclose(result.per_image("cover/stego", "psnr", stego="jpeg:90"), psnr(received, cover).double())
+    assert "then jpeg:90 for real" in result.format()
+    with pytest.raises(ValueError, match="twice"):
+        evaluate(model, [(cover, secret)], channels=[parse("jpeg:90"), parse("JPEG:90")])
+
+
+def test_eval_command_takes_channels_and_refuses_bad_ones(tmp_path, capsys):
+    from invhide import InvertibleHider, save
+    from invhide.cli.main import main
+    from invhide.io.images import write_image
+    from invhide.testing import randomize_
+
+    save(randomize_(InvertibleHider(num_blocks=1, subnet="conv"), seed=0, gain=0.05), tmp_path / "m")
+    for i in range(2):
+        write_image(torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)), tmp_path / f"{i}.png")
+    argv = ["eval", str(tmp_path), "--model", str(tmp_path / "m"), "--size", "32"]
+    assert main([*argv, "--channel", "webp:80", "--channel", "resize:0.75"]) == 0
+    out = capsys.readouterr().out
+    assert "then webp:80 for real" in out and "then resize:0.75 for real" in out
+    with pytest.raises(SystemExit):
+        main([*argv, "--channel", "jpeg:50-95"])
+    assert "--channel" in capsys.readouterr().err

@@ -592,6 +592,8 @@ def run_train(args: argparse.Namespace) -> None:
 def run_eval(args: argparse.Namespace) -> None:
     """``invhide eval FOLDER``: Table 2 on the folder's pairs; with ``--security``, the steganalysis detectors."""
     if getattr(args, "security", False):
+        if args.channel:
+            raise InputError("--channel measures Table 2 after a real channel; --security does not take it (drop one)")
         run_security(args)
         return
     check_no_security_options(args)
@@ -613,7 +615,9 @@ def run_eval(args: argparse.Namespace) -> None:
     pairs = evaluation_pairs(args.folder, size=args.size)
     generator = torch.Generator(device).manual_seed(args.seed)
     with blaming(found.choice):
-        evaluation = evaluate(model, pairs, batch_size=args.batch_size, device=device, generator=generator)
+        evaluation = evaluate(
+            model, pairs, batch_size=args.batch_size, device=device, generator=generator, channels=args.channel or ()
+        )
     if args.json is not None:
         with new_file(args.json, "--json", force=args.force) as target, atomic_write(target, "w") as file:
             json.dump(evaluation.to_dict(per_image=True), file, indent=2)

@@ -44,6 +44,8 @@ from invhide import checks
 from invhide.cli import commands, keys, models, steganalysis
 from invhide.cli.common import option_type, positive_option, seed_option
 from invhide.errors import InputError, InvhideError, describe
+from invhide.evaluation.channels import RealChannel
+from invhide.evaluation.channels import parse as parse_channel
 from invhide.evaluation.speed import AUTOCAST_DTYPES, DTYPES, PARTS
 from invhide.models.inference import MIN_SECRET_PSNR
 from invhide.training.recipes import RECIPES
@@ -75,6 +77,14 @@ def _even_integer(name: str, value: int) -> int:
     if checks.integer(name, value, low=2) % 2:
         raise InputError(argument=name, problem=f"must be even, got {value}")
     return value
+
+
+def _channel(text: str) -> RealChannel:
+    """An argparse ``type``: a real channel by its spec (:func:`invhide.evaluation.channels.parse`)."""
+    try:
+        return parse_channel(text)
+    except InvhideError as error:
+        raise argparse.ArgumentTypeError(describe(error)) from None
 
 
 def _path(text: str) -> Path:
@@ -330,6 +340,14 @@ def _add_eval(subparsers: _Subparsers) -> None:
     evaluate.add_argument("--force", action="store_true", help=_FORCE_HELP)
     evaluate.add_argument("--device", help=_DEVICE_HELP)
     evaluate.add_argument("--seed", type=seed_option, default=0, help="seeds the random z of the reveal (default: 0)")
+    evaluate.add_argument(
+        "--channel",
+        action="append",
+        type=_channel,
+        metavar="SPEC",
+        help="also measure the stego after a real channel, read back as a receiver would: jpeg:Q, webp:Q (Pillow), "
+        "noise:SIGMA (0-255 scale, then 8 bits), resize:SCALE (down and back, bicubic), round; repeatable",
+    )
     steganalysis.add_security_options(evaluate)
 
 

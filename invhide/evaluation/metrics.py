@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from invhide.checks import image_batch, one_of, positive_int
 from invhide.errors import InputError, InputTypeError
+from invhide.evaluation.channels import RealChannel
 from invhide.models.hider import public_key
 from invhide.nn.functional import quantize_8bit
 
@@ -53,6 +54,7 @@ ROWS: tuple[str, ...] = ("cover/stego", "secret/recovery")
 STEGO_SETTINGS: tuple[str, ...] = ("float", "8-bit")
 """The stego an :class:`Evaluation` reveals from: as the network outputs it, or ``quantize_8bit`` of it."""
 _SETTING_NAMES = dict(zip((False, True), STEGO_SETTINGS, strict=True))  # quantize flag -> stego setting
+_TITLES = {"float": "stego kept as floats (not rounded)", "8-bit": "stego rounded to 8 bits (as a PNG)"}
 
 # ITU-R BT.601 luma for RGB in [0, 1], in 0..255 units (range 16..235), as MATLAB's rgb2ycbcr.
 _Y_OFFSET = 16.0
@@ -354,7 +356,7 @@ class Evaluation:
         lines = [f"{self.num_pairs} cover/secret pairs, {sizes}"]
         widths = {"psnr": 9, "ssim": 8, "mae": 8, "rmse": 9}
         for stego in self.stego_settings:
-            title = "stego kept as floats (not rounded)" if stego == "float" else "stego rounded to 8 bits (as a PNG)"
+            title = _TITLES.get(stego, f"stego as a PNG, then {stego} for real (Pillow's codec or the operation)")
             groups = "".join(f"{row:<{sum(widths.values())}}" for row in ROWS)
             header = "".join(f"{metric.upper():<{widths[metric]}}" for _ in ROWS for metric in METRICS)
             lines += ["", title, f"{'':6}{groups}".rstrip(), f"{'':6}{header}".rstrip()]
@@ -443,6 +445,22 @@ def _check_quantize(quantize: object) -> tuple[bool, ...]:
     return settings
 
 
+def _check_channels(channels: Sequence[RealChannel], settings: tuple[bool, ...]) -> tuple[RealChannel, ...]:
+    """``channels`` as a tuple, refused unless each is a :class:`RealChannel` whose name no other setting has."""
+    channels = tuple(channels)
+    names = [_SETTING_NAMES[rounded] for rounded in settings]
+    for channel in channels:
+        if not isinstance(channel, RealChannel):
+            raise InputTypeError(
+                argument="channels",
+                problem=f"must hold invhide.evaluation.channels.parse(...) results, got {channel!r}",
+            )
+        if channel.name in names:
+            raise InputError(argument="channels", problem=f"names {channel.name!r} twice (or as a stego setting)")
+        names.append(channel.name)
+    return channels
+
+
 def _resolve(device: torch.device | str) -> torch.device:
     """The full device name, with its index: ``cuda`` becomes ``cuda:0`` where 0 is the current one."""
     return torch.empty(0, device=device).device
@@ -480,20 +498,31 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def _hide_and_measure(
-    model: nn.Module, cover: Tensor, secret: Tensor, generator: torch.Generator, settings: tuple[bool, ...]
+    model: nn.Module,
+    cover: Tensor,
+    secret: Tensor,
+    generators: tuple[torch.Generator, torch.Generator],
+    settings: tuple[bool, ...],
+    channels: Sequence[RealChannel],
 ) -> Iterator[tuple[Key, Tensor]]:
-    """Hide one batch, reveal it under each stego setting with one shared ``z``; yield every cell's ``(B,)``."""
+    """Hide one batch, reveal it under each stego setting and channel with one shared ``z``; yield every cell.
+
+    ``generators``: the one of ``z``, and a CPU one for the channels that draw noise.
+    """
     stego, lost = model.hide(cover, secret, **public_key(model))
-    z = torch.randn(lost.shape, generator=generator, dtype=lost.dtype, device=lost.device)
-    for rounded in settings:
-        shown = quantize_8bit(stego) if rounded else stego
+    z = torch.randn(lost.shape, generator=generators[0], dtype=lost.dtype, device=lost.device)
+    received = {_SETTING_NAMES[rounded]: quantize_8bit(stego) if rounded else stego for rounded in settings}
+    for channel in channels:  # the real codec works on the 8-bit PNG, on the CPU
+        passed = channel(quantize_8bit(stego).float().cpu(), generator=generators[1])
+        received[channel.name] = passed.to(device=stego.device, dtype=stego.dtype)
+    for name, shown in received.items():
         compared = {
             "cover/stego": (cover, shown),
             "secret/recovery": (secret, model.reveal(shown, z=z, **public_key(model))),
         }
         for row, (reference, result) in compared.items():
             for (channel, metric), value in _measure(reference, result).items():
-                yield (_SETTING_NAMES[rounded], row, channel, metric), value
+                yield (name, row, channel, metric), value
 
 
 def evaluate(
@@ -504,6 +533,7 @@ def evaluate(
     device: torch.device | str | None = None,
     generator: torch.Generator | None = None,
     quantize: Sequence[bool] = (False, True),
+    channels: Sequence[RealChannel] = (),
 ) -> Evaluation:
     """Measure a hider as in the paper's Table 2: cover/stego and secret/recovery quality.
 
@@ -523,6 +553,9 @@ def evaluate(
         device: where to run; the model's device (the model is not moved).
         generator: draws ``z`` on ``device``; default seeded with 0 (reproducible).
         quantize: the stego settings, ``False`` (``"float"``) and/or ``True`` (``"8-bit"``).
+        channels: real channels (:func:`invhide.evaluation.channels.parse`), each one more stego
+            setting named as the channel (``"jpeg:90"``): the 8-bit stego through the real codec or
+            operation, as the receiver reads it (noise from a CPU generator seeded with 0).
 
     Returns:
         An :class:`Evaluation`.
@@ -543,16 +576,18 @@ def evaluate(
     batch_size = positive_int("batch_size", batch_size)
     settings = _check_quantize(quantize)
     device, dtype, generator = _placement(model, device, generator)
+    channels = _check_channels(channels, settings)
+    generators = (generator, torch.Generator().manual_seed(0))
     collected: dict[Key, list[Tensor]] = {}
     sizes: dict[tuple[int, int], None] = {}
     with _eval_mode(model), torch.inference_mode():
         for cover, secret in _batches(pairs, batch_size):
             cover, secret = cover.to(device=device, dtype=dtype), secret.to(device=device, dtype=dtype)
-            for key, value in _hide_and_measure(model, cover, secret, generator, settings):
+            for key, value in _hide_and_measure(model, cover, secret, generators, settings, channels):
                 collected.setdefault(key, []).append(value)
             sizes[(cover.shape[-2], cover.shape[-1])] = None
     if not collected:
         raise InputError("evaluate needs at least one cover/secret pair, got none")
     values = {key: torch.cat(parts) for key, parts in collected.items()}  # outside inference mode: plain tensors
-    stego_settings = tuple(_SETTING_NAMES[rounded] for rounded in settings)
+    stego_settings = tuple(_SETTING_NAMES[rounded] for rounded in settings) + tuple(c.name for c in channels)
     return Evaluation(values, len(next(iter(values.values()))), tuple(sizes), stego_settings)
