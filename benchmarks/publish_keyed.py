@@ -93,7 +93,7 @@ def main() -> None:
     kodak = measured["kodak24@256"]["results"]["8-bit"]
     stego, secret = (kodak[row]["rgb"]["psnr"]["mean"] for row in ("cover/stego", "secret/recovery"))
     headline = (
-        f"keyed (its key hides the order of 8x8 blocks, not their content: see the Keys page); kodak24 8-bit: "
+        f"its key hides the order of 8x8 blocks, not their content (see the Keys page); kodak24 8-bit: "
         f"{stego:.2f} dB stego, {secret:.2f} dB secret (RGB, 256x256); {BASE} made keyed + {steps} steps"
     )
     fields = {

@@ -537,25 +537,21 @@ def evaluate(
 ) -> Evaluation:
     """Measure a hider as in the paper's Table 2: cover/stego and secret/recovery quality.
 
-    For each batch the model hides the secret in the cover, then, for each ``quantize`` setting,
-    reveals from the stego: ``False`` from the float stego, ``True`` from ``quantize_8bit`` of it
-    (what an 8-bit PNG holds; the cover/stego row then measures that rounded stego too). The lost
-    part is replaced by ``z ~ N(0, 1)``, drawn once per batch for both settings. Runs under
-    ``torch.inference_mode()`` in eval mode (every module's mode is restored afterwards);
-    recovered images are measured unclamped.
+    For each batch the model hides the secret in the cover, then, for each ``quantize`` setting
+    and channel, reveals from the stego as received (the cover/stego row measures that stego):
+    ``False`` the float stego, ``True`` ``quantize_8bit`` of it (an 8-bit PNG). The lost part is
+    ``z ~ N(0, 1)``, drawn once per batch for all settings. In eval mode (restored afterwards),
+    under ``torch.inference_mode()``; recovered images are measured unclamped.
 
     Args:
-        model: an :class:`~invhide.InvertibleHider` with one secret (anything with
-            ``hide(cover, secret) -> (stego, lost)`` and ``reveal(stego, z=...)``).
-        pairs: ``(cover, secret)`` pairs, each ``(3, H, W)`` or ``(B, 3, H, W)``
-            floats in ``[0, 1]``, H and W at least :data:`SSIM_WINDOW`; sizes may differ between pairs.
+        model: a hider of one secret (``hide(cover, secret) -> (stego, lost)``, ``reveal(stego, z=...)``).
+        pairs: ``(cover, secret)`` pairs, each ``(3, H, W)`` or ``(B, 3, H, W)`` in ``[0, 1]``, H, W >= 11.
         batch_size: images per forward pass (consecutive same-size pairs).
         device: where to run; the model's device (the model is not moved).
         generator: draws ``z`` on ``device``; default seeded with 0 (reproducible).
         quantize: the stego settings, ``False`` (``"float"``) and/or ``True`` (``"8-bit"``).
-        channels: real channels (:func:`invhide.evaluation.channels.parse`), each one more stego
-            setting named as the channel (``"jpeg:90"``): the 8-bit stego through the real codec or
-            operation, as the receiver reads it (noise from a CPU generator seeded with 0).
+        channels: real channels (:func:`invhide.evaluation.channels.parse`), each a stego setting
+            named as the channel (``"jpeg:90"``): the 8-bit stego through it (noise seeded with 0).
 
     Returns:
         An :class:`Evaluation`.
@@ -573,11 +569,9 @@ def evaluate(
         >>> result.mean("secret/recovery", "psnr", channel="y", stego="8-bit") < 20  # z is not the lost part
         True
     """
-    batch_size = positive_int("batch_size", batch_size)
-    settings = _check_quantize(quantize)
+    batch_size, settings = positive_int("batch_size", batch_size), _check_quantize(quantize)
     device, dtype, generator = _placement(model, device, generator)
-    channels = _check_channels(channels, settings)
-    generators = (generator, torch.Generator().manual_seed(0))
+    channels, generators = _check_channels(channels, settings), (generator, torch.Generator().manual_seed(0))
     collected: dict[Key, list[Tensor]] = {}
     sizes: dict[tuple[int, int], None] = {}
     with _eval_mode(model), torch.inference_mode():

@@ -311,8 +311,8 @@ def hide(
 
     Args:
         model: a trained hider with one secret.
-        cover, secret: ``(B, C, H, W)`` or ``(C, H, W)`` in ``[0, 1]``, any H, W >= 1,
-            the secret of the cover's size unless ``fit`` says otherwise.
+        cover: ``(B, C, H, W)`` or ``(C, H, W)`` in ``[0, 1]``, any H, W >= 1.
+        secret: the same, of the cover's size unless ``fit`` says otherwise.
         fit: ``"refuse"``, ``"resize"`` or ``"crop"``, see :func:`fit_secret`.
         key: a keyed model's key (``None``: the public key, with a warning),
             which locks the whole secret once (:meth:`InvertibleHider.lock
@@ -567,19 +567,20 @@ def verify(
         model: the hider that made ``stego``.
         cover: as given to :func:`hide`: ``(B, C, H, W)`` or ``(C, H, W)`` in ``[0, 1]``.
         secret: as given to :func:`hide`, brought to the cover's size by ``fit``.
-        stego: ``(B, C, H', W')`` or ``(C, H', W')``, at least the cover's
-            size (:func:`hide`'s stego is :func:`padded_size`).
-        fit, key: as given to :func:`hide`.
+        stego: ``(B, C, H', W')`` or ``(C, H', W')``, at least the cover's size.
+        fit: as given to :func:`hide`.
+        key: as given to :func:`hide`.
         seed: seeds ``z`` of the reveal.
-        tile, overlap, progress: as :func:`reveal` takes them.
+        tile: as :func:`reveal` takes it.
+        overlap: as :func:`reveal` takes it.
+        progress: as :func:`reveal` takes it.
 
     Returns:
         A :class:`Verification`.
 
     Raises:
-        invhide.errors.InputError: as :func:`hide` and :func:`reveal`, or a
-            stego smaller than the cover or of another batch size.
-        invhide.errors.InputTypeError, invhide.errors.ModelError: as :func:`reveal`.
+        invhide.errors.InputError: as :func:`hide`, or a stego smaller than the cover or of another batch.
+        invhide.errors.ModelError: as :func:`reveal` (and its InputTypeError).
 
     Example:
         >>> fresh = invhide.InvertibleHider(num_blocks=1, subnet="conv")  # the identity: it hides nothing
