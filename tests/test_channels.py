@@ -6,6 +6,7 @@ real photographs (Kodak crops), with floors measured on these crops.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 
@@ -571,3 +572,92 @@ def test_eval_command_takes_channels_and_refuses_bad_ones(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*argv, "--channel", "jpeg:50-95"])
     assert "--channel" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------
+# Training through channels: TrainConfig.channels, HidingStep, invhide train --channel
+# --------------------------------------------------------------------------
+
+
+def _fit(config, seed=0):
+    from invhide import InvertibleHider
+    from invhide.training import Trainer
+    from invhide.training.losses import HidingLoss
+
+    torch.manual_seed(seed)
+    hider = InvertibleHider(num_blocks=1, subnet="conv")
+    data = list(torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(seed)))
+    result = Trainer(hider, HidingLoss.reference_code(reduction="mean"), data, config, progress=False).fit()
+    return [record["loss"] for record in result.history if record.get("kind") == "train"]
+
+
+def test_train_config_channels_imply_rounding_and_are_checked():
+    from invhide.training import TrainConfig
+
+    config = TrainConfig(channels=["noise:1-10", "resize:0.5-0.9"])
+    assert config.channels == ("noise:1-10", "resize:0.5-0.9") and config.quantize and config.quantize_at(0)
+    later = TrainConfig(channels=("noise:2",), quantize_from=5)
+    assert not later.quantize and not later.quantize_at(4) and later.quantize_at(5)
+    with pytest.raises(ValueError, match="channels 'webp:80' names WebP"):
+        TrainConfig(channels=("webp:80",))
+    with pytest.raises(ValueError, match="channels must be a sequence"):
+        TrainConfig(channels="noise:2")
+    assert TrainConfig(**dataclasses.asdict(config)) == config  # as a checkpoint's config comes back
+
+
+def test_training_through_channels_is_seeded_and_is_not_plain_rounding():
+    from invhide.training import TrainConfig
+
+    settings = {"steps": 3, "batch_size": 2, "crop": 16, "lr": 1e-3, "tensorboard": False, "log_every": 1}
+    through = TrainConfig(**settings, channels=("noise:5-10", "resize:0.5"))
+    first, again = _fit(through), _fit(through)
+    assert first == again and len(first) == 3
+    assert first[1:] != _fit(TrainConfig(**settings, quantize=True))[1:]
+
+
+def test_hiding_step_reveals_from_the_channel_and_passes_gradients():
+    from invhide import InvertibleHider
+    from invhide.testing import randomize_
+    from invhide.training.channels import GaussianNoise
+    from invhide.training.step import HidingStep
+
+    seen = []
+
+    class Recording(GaussianNoise):
+        def forward(self, x, generator=None):
+            seen.append((x.detach().clone(), generator))
+            return super().forward(x, generator=generator)
+
+    model = randomize_(InvertibleHider(num_blocks=1, subnet="conv"), seed=1, gain=0.5)
+    step = HidingStep(model, quantize=True, channel=Recording((20, 20)))
+    cover, secret, z = torch.rand(3, 2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    step.generator = torch.Generator().manual_seed(3)
+    stego, _, recovered = step(cover, secret, z)
+    assert len(seen) == 1 and torch.equal(seen[0][0], stego.detach()) and seen[0][1] is step.generator
+    plain = HidingStep(model, quantize=True)(cover, secret, z)[2]
+    assert not torch.allclose(recovered, plain)
+    recovered.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
+def test_train_command_channel_option(tmp_path, capsys, monkeypatch):
+    import invhide.training.recipes as recipes
+    from invhide.cli.main import main
+    from invhide.io.images import write_image
+
+    for i in range(4):
+        write_image(torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(i)), tmp_path / f"{i}.png")
+    seen = {}
+
+    def capture(chosen, *args, **kwargs):
+        seen["config"] = chosen.config
+        raise KeyboardInterrupt  # stop before any training
+
+    monkeypatch.setattr(recipes, "train_and_evaluate", capture)
+    argv = ["train", "--recipe", "quick", "--train-dir", str(tmp_path), "--val-dir", str(tmp_path), "--eval-size",
+            "16", "--crop", "16", "--steps", "4", "--out", str(tmp_path / "run")]  # fmt: skip
+    main([*argv, "--channel", "noise:1-10", "--channel", "resize:0.75"])
+    assert seen["config"].channels == ("noise:1-10", "resize:0.75") and seen["config"].quantize
+    with pytest.raises(SystemExit):
+        main([*argv, "--channel", "webp:80"])
+    assert "argument --channel: spec 'webp:80' names WebP" in capsys.readouterr().err

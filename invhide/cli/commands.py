@@ -378,6 +378,7 @@ def _train_recipe(args: argparse.Namespace) -> recipes.Recipe:
     overrides["checkpoint_every"] = args.checkpoint_every
     optional = {"quantize": args.quantize, "amp": args.amp, "ema_decay": args.ema}
     optional["memory_saving"] = args.memory_saving or None
+    optional["channels"] = tuple(args.channel) if args.channel else None
     overrides.update((key, value) for key, value in optional.items() if value is not None)
     if args.quantize_from is not None:
         overrides["quantize"], overrides["quantize_from"] = False, args.quantize_from

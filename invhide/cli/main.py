@@ -48,6 +48,7 @@ from invhide.evaluation.channels import RealChannel
 from invhide.evaluation.channels import parse as parse_channel
 from invhide.evaluation.speed import AUTOCAST_DTYPES, DTYPES, PARTS
 from invhide.models.inference import MIN_SECRET_PSNR
+from invhide.training.channels import channel as training_channel
 from invhide.training.recipes import RECIPES
 
 __all__ = [
@@ -85,6 +86,17 @@ def _channel(text: str) -> RealChannel:
         return parse_channel(text)
     except InvhideError as error:
         raise argparse.ArgumentTypeError(describe(error)) from None
+
+
+def _training_channel(text: str) -> str:
+    """An argparse ``type``: a channel spec to train through, checked (:func:`invhide.training.channels.channel`)."""
+    try:
+        training_channel(text)
+    except InvhideError as error:
+        raise argparse.ArgumentTypeError(describe(error)) from None
+    except ImportError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _path(text: str) -> Path:
@@ -260,6 +272,16 @@ def _add_train_precision_options(parser: argparse.ArgumentParser) -> None:
         type=_non_negative,
         metavar="STEP",
         help="train the reveal on the float stego until STEP, then on the stego rounded to 8 bits (a fine-tune)",
+    )
+    group.add_argument(
+        "--channel",
+        action="append",
+        type=_training_channel,
+        metavar="SPEC",
+        help="train through a lossy channel in place of the plain rounding (from --quantize-from, else from the "
+        "start): jpeg:Q or jpeg:LO-HI (kornia's differentiable JPEG), noise:SIGMA or LO-HI, resize:SCALE or LO-HI, "
+        "round; repeat it for one channel per image, drawn with equal chances; evaluate on the real ones "
+        "(invhide eval --channel)",
     )
     group.add_argument(
         "--amp",

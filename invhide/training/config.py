@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from invhide.checks import non_negative_int, number, one_of, positive_int
-from invhide.errors import ConfigError
+from invhide.errors import ConfigError, InvhideError
 from invhide.training.precision import AMP_CHOICES
 
 __all__ = ["SCHEDULES", "TrainConfig"]
@@ -68,6 +68,13 @@ class TrainConfig:
             step on, and from the float stego before it: float training, then
             fine-tuning through the rounding (``None``: as ``quantize`` says
             for the whole run; ``quantize=True`` is ``quantize_from=0``).
+        channels: lossy channels to train through (specs of
+            :func:`invhide.training.channels.channel`, such as
+            ``"jpeg:50-95"``, ``"noise:1-10"``, ``"resize:0.5-0.9"``,
+            ``"round"``): where the reveal would start from the rounded stego,
+            it starts from the stego after one of them, drawn per image with
+            equal chances, then rounded to 8 bits (straight-through). They
+            imply ``quantize=True`` unless ``quantize_from`` says when they start.
         amp: autocast the hide and reveal of training in reduced precision
             (the loss, the optimizer and validation stay float32):
             ``"bfloat16"``, ``"float16"`` (GPU only), ``"auto"`` (bfloat16
@@ -148,6 +155,7 @@ class TrainConfig:
     memory_saving: bool = False
     tensorboard: bool = True
     weight_schedule: tuple[tuple[int, str, float], ...] = ()
+    channels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in _POSITIVE:
@@ -163,6 +171,9 @@ class TrainConfig:
         one_of("amp", self.amp, AMP_CHOICES)
         self.betas = _betas(self.betas)
         self.weight_schedule = _weight_schedule(self.weight_schedule)
+        self.channels = _channels(self.channels)
+        if self.channels and self.quantize_from is None:
+            self.quantize = True
         self._check_combination()
 
     def _check_combination(self) -> None:
@@ -225,6 +236,22 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
         return dataclasses.asdict(self)
+
+
+def _channels(specs: object) -> tuple[str, ...]:
+    """The channel specs, each checked by building its channel (a JPEG needs kornia), as a tuple of strings."""
+    from invhide.training.channels import channel  # here: the channels module imports the training step
+
+    if isinstance(specs, str) or not isinstance(specs, Sequence):
+        raise ConfigError(
+            argument="channels", problem=f"must be a sequence of channel specs such as ('jpeg:50-95',), got {specs!r}"
+        )
+    for spec in specs:
+        try:
+            channel(spec)
+        except InvhideError as error:
+            raise error.renamed("channels") from None
+    return tuple(specs)
 
 
 def _betas(betas: object) -> tuple[float, float]:

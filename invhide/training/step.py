@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from invhide.models.hider import InvertibleHider
@@ -32,7 +33,11 @@ class HidingStep(nn.Module):
 
     Args:
         model: an :class:`~invhide.InvertibleHider`.
-        quantize: reveal from :func:`round_ste` of the stego.
+        quantize: reveal from :func:`round_ste` of the stego, or from what
+            ``channel`` makes of it when one is given.
+        channel: a lossy channel (:mod:`invhide.training.channels`) that
+            stands for the rounding; it draws its strengths from the
+            attribute ``generator`` (set it before each step; ``None``: torch's).
 
     Example:
         >>> step = HidingStep(invhide.InvertibleHider(num_blocks=1, subnet="conv"), quantize=True)
@@ -41,10 +46,12 @@ class HidingStep(nn.Module):
         (torch.Size([2, 3, 8, 8]), torch.Size([2, 3, 8, 8]), torch.Size([2, 3, 8, 8]))
     """
 
-    def __init__(self, model: nn.Module, quantize: bool = False) -> None:
+    def __init__(self, model: nn.Module, quantize: bool = False, channel: nn.Module | None = None) -> None:
         super().__init__()
         self.model = model
         self.quantize = quantize
+        self.channel = channel
+        self.generator: torch.Generator | None = None
 
     def forward(
         self, cover: Tensor, secret: Tensor, z: Tensor, key: Tensor | None = None
@@ -57,6 +64,8 @@ class HidingStep(nn.Module):
         if key is not None:
             options["key"] = key
         stego, lost = self.model.hide(cover, *secret.chunk(self.model.num_secrets, dim=1), **options)
-        received = round_ste(stego) if self.quantize else stego
+        received = stego
+        if self.quantize:
+            received = round_ste(stego) if self.channel is None else self.channel(stego, generator=self.generator)
         recovered = self.model.reveal(received, z=z, **options)
         return stego, lost, recovered

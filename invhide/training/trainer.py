@@ -149,6 +149,15 @@ class _Stop:
         return self.requests > 0 or self.agreed
 
 
+def _channel(specs: tuple[str, ...]) -> nn.Module | None:
+    """What the stego passes before the reveal for :attr:`TrainConfig.channels`: one of them per image, then 8 bits."""
+    if not specs:
+        return None
+    from invhide.training.channels import OneOf, Rounding8Bit, Sequence, channel
+
+    return Sequence(OneOf([channel(spec) for spec in specs]), Rounding8Bit())
+
+
 def _ignore_sigint(worker_id: int) -> None:
     """DataLoader workers leave Ctrl-C to the main process, which stops the run cleanly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -273,7 +282,7 @@ class Trainer:
         self._amp = resolve_amp(config.amp, self.device)
         self._scaler = torch.amp.GradScaler("cuda") if self._amp == torch.float16 else None
         self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay is not None else None
-        self._hiding = HidingStep(self.model, config.quantize_at(0))
+        self._hiding = HidingStep(self.model, config.quantize_at(0), _channel(config.channels))
         self._step_module: nn.Module = self._hiding
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -472,7 +481,7 @@ class Trainer:
             keys = torch.randint(0, 256, (cover.shape[0], KEY_BYTES), generator=generator, device=self.device)
             keys = keys.to(torch.uint8)
         self.model.train()
-        self._hiding.quantize = self.config.quantize_at(self.step)
+        self._hiding.quantize, self._hiding.generator = self.config.quantize_at(self.step), generator
         autocast = torch.autocast(self.device.type, dtype=self._amp) if self._amp else contextlib.nullcontext()
         with autocast:
             outputs = self._step_module(cover, secrets, z, keys)
