@@ -224,6 +224,7 @@ class Recipe:
               eps: 1e-08
               ...
               weight_schedule: ((0, 'low_frequency', 0.0), (10000, 'low_frequency', 10.0))
+              channels: ()
         """
         described = self.describe()
         model = dict(described["model"])
