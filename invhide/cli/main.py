@@ -44,7 +44,6 @@ from invhide import checks
 from invhide.cli import commands, keys, models, steganalysis
 from invhide.cli.common import option_type, positive_option, seed_option
 from invhide.errors import InputError, InvhideError, describe
-from invhide.evaluation.channels import RealChannel
 from invhide.evaluation.channels import parse as parse_channel
 from invhide.evaluation.speed import AUTOCAST_DTYPES, DTYPES, PARTS
 from invhide.models.inference import MIN_SECRET_PSNR
@@ -80,23 +79,32 @@ def _even_integer(name: str, value: int) -> int:
     return value
 
 
-def _channel(text: str) -> RealChannel:
-    """An argparse ``type``: a real channel by its spec (:func:`invhide.evaluation.channels.parse`)."""
-    try:
-        return parse_channel(text)
-    except InvhideError as error:
-        raise argparse.ArgumentTypeError(describe(error)) from None
+def _spec(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type``: a channel spec read by ``parse``; its error is argparse's one line for the option."""
+
+    def read(text: str) -> Any:
+        try:
+            return parse(text)
+        except InvhideError as error:
+            raise argparse.ArgumentTypeError(describe(error)) from None
+        except ImportError as error:  # kornia, for a differentiable JPEG
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return read
 
 
-def _training_channel(text: str) -> str:
-    """An argparse ``type``: a channel spec to train through, checked (:func:`invhide.training.channels.channel`)."""
-    try:
-        training_channel(text)
-    except InvhideError as error:
-        raise argparse.ArgumentTypeError(describe(error)) from None
-    except ImportError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+_channel = _spec(parse_channel)
+"""``eval --channel``: a real channel (:func:`invhide.evaluation.channels.parse`)."""
+
+
+def _training_spec(text: str) -> str:
+    """The spec of a channel to train through, once :func:`invhide.training.channels.channel` builds it."""
+    training_channel(text)
     return text
+
+
+_training_channel = _spec(_training_spec)
+"""``train --channel``: a checked spec of a channel to train through."""
 
 
 def _path(text: str) -> Path:

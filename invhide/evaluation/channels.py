@@ -48,7 +48,7 @@ from torch import Tensor
 
 from invhide.checks import image_batch, integer, number, one_of
 from invhide.errors import InputError, InputTypeError
-from invhide.nn.functional import quantize_8bit
+from invhide.nn.functional import levels_8bit, quantize_8bit
 
 __all__ = [
     "KINDS",
@@ -99,9 +99,7 @@ def _batch(image: object, name: str = "image") -> tuple[Tensor, bool]:
 
 def _levels(batch: Tensor) -> np.ndarray:
     """The 8-bit levels of ``quantize_8bit(batch)`` as a ``(B, H, W, C)`` uint8 array on the CPU."""
-    work = batch.detach().float() if batch.dtype in (torch.float16, torch.bfloat16) else batch.detach()
-    levels = torch.round(quantize_8bit(work) * 255).to(torch.uint8)
-    return np.ascontiguousarray(levels.permute(0, 2, 3, 1).cpu().numpy())
+    return np.ascontiguousarray(levels_8bit(batch.detach()).permute(0, 2, 3, 1).cpu().numpy())
 
 
 def _from_levels(levels: np.ndarray, like: Tensor, single: bool) -> Tensor:

@@ -511,9 +511,10 @@ def _hide_and_measure(
     """
     stego, lost = model.hide(cover, secret, **public_key(model))
     z = torch.randn(lost.shape, generator=generators[0], dtype=lost.dtype, device=lost.device)
-    received = {_SETTING_NAMES[rounded]: quantize_8bit(stego) if rounded else stego for rounded in settings}
+    png = quantize_8bit(stego)
+    received = {_SETTING_NAMES[rounded]: png if rounded else stego for rounded in settings}
     for channel in channels:  # the real codec works on the 8-bit PNG, on the CPU
-        passed = channel(quantize_8bit(stego).float().cpu(), generator=generators[1])
+        passed = channel(png.float().cpu(), generator=generators[1])
         received[channel.name] = passed.to(device=stego.device, dtype=stego.dtype)
     for name, shown in received.items():
         compared = {

@@ -52,7 +52,7 @@ from invhide.errors import (
     path_error,
 )
 from invhide.io.files import atomic_write
-from invhide.nn.functional import quantize_8bit
+from invhide.nn.functional import levels_8bit, quantize_8bit  # noqa: F401 (the examples call quantize_8bit)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -657,10 +657,7 @@ def _levels(image: object, name: str) -> Tensor:
         image = image[0]
     if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] < 1 or image.shape[2] < 1:
         raise InputError(argument=name, problem=f"must have shape (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
-    image = image_batch(name, image.detach()[None], finite=True)[0]
-    if image.dtype in (torch.float16, torch.bfloat16):
-        image = image.float()  # k / 255 in half precision would not always scale back to k exactly
-    return torch.round(quantize_8bit(image) * 255).to(torch.uint8)
+    return levels_8bit(image_batch(name, image.detach()[None], finite=True)[0])
 
 
 def to_uint8(image: Tensor) -> np.ndarray:

@@ -180,7 +180,9 @@ class InvertibleHider(InvertibleGraph):
         nodes += [stego_idwt, lost_idwt, OutputNode(stego_idwt, name="stego"), OutputNode(lost_idwt, name="lost")]
         super().__init__(nodes, memory_saving=memory_saving)
         if self.keyed:  # outside the graph: see lock()
-            branch = [(4 * num_secrets * channels, size // 2, size // 2)]
+            secret_dims = [(num_secrets * channels, size, size)]
+            self.secret_wavelet = WaveletDownsampling(secret_dims, **wavelet_args)
+            branch = self.secret_wavelet.output_dims(secret_dims)
             self.secret_lock = KeyedPermutation(branch, [(KEY_BYTES,)], tile=KEY_TILE, flip=False, label="secret")
         # Channels-last weights make hide and reveal run channels-last (see _memory_format).
         self.to(memory_format=torch.channels_last)
@@ -449,10 +451,10 @@ class InvertibleHider(InvertibleGraph):
 
     def _lock(self, image: Tensor, key: Key | None, rev: bool) -> Tensor:
         """``image`` locked (or with ``rev``, unlocked) by ``key``: wavelet, keyed permutation, inverse wavelet."""
-        options = {"wavelet": self.wavelet, "layout": self.layout, "backend": self.wavelet_backend}
-        coefficients = functional.dwt(image, **options)
+        (coefficients,), _ = self.secret_wavelet([image], jac=False)  # inputs checked at the edge
         (coefficients,), _ = self.secret_lock([coefficients], c=self._keys(key, image), rev=rev, jac=False)
-        return functional.idwt(coefficients, **options)
+        (image,), _ = self.secret_wavelet([coefficients], rev=True, jac=False)
+        return image
 
     def _keys(self, key: Key | None, like: Tensor) -> list[Tensor]:
         """The ``(B, 32)`` key tensor for ``key``, :data:`PUBLIC_KEY` (with a warning) when ``None``."""

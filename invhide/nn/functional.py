@@ -51,6 +51,7 @@ __all__ = [
     "haar_dwt",
     "haar_idwt",
     "idwt",
+    "levels_8bit",
     "min_wavelet_size",
     "quantize_8bit",
     "resolve_backend",
@@ -399,6 +400,26 @@ def quantize_8bit(x: Tensor) -> Tensor:
 # --------------------------------------------------------------------------
 # Soft clamps and coupling equations
 # --------------------------------------------------------------------------
+
+
+def levels_8bit(x: Tensor) -> Tensor:
+    """The levels ``k`` of :func:`quantize_8bit` of ``x`` (its values ``k / 255``), as ``torch.uint8``.
+
+    What an 8-bit image file stores; half-precision inputs are rounded in
+    float32 (``k / 255`` in 16 bits would not always scale back to ``k``).
+
+    Args:
+        x: any shape, floating point, finite.
+
+    Returns:
+        ``torch.uint8`` of ``x``'s shape, on its device.
+
+    Example:
+        >>> levels_8bit(torch.tensor([-0.2, 0.5, 1.7], dtype=torch.bfloat16)).tolist()
+        [0, 128, 255]
+    """
+    work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    return torch.round(quantize_8bit(work) * 255).to(torch.uint8)
 
 
 def soft_clamp(s: Tensor, clamp: float, activation: str = "sigmoid") -> Tensor:
