@@ -513,6 +513,28 @@ def test_reveal_warns_when_it_cannot_give_the_secret_back(
         assert len(warnings) == 1 and re.match(pattern, warnings[0]), err
 
 
+def test_the_lossy_warning_names_the_models_trained_for_that_file(capsys, monkeypatch, tmp_path):
+    """Issue 22: a JPEG revealed by a model not trained for it points to the ones that are (by their records)."""
+    fields = dict(headline="a test model", training={"data": "none"}, steps=1, wall_seconds=1.0,
+                  hardware={"cpu": "c", "threads": 1, "gpu": None}, command="c", tables={})  # fmt: skip
+    hider = randomize_(InvertibleHider(num_blocks=1, subnet="conv"), seed=0, gain=0.5)
+    zoo.publish(hider, "plain", tmp_path / "models", {**fields, "default": True})
+    zoo.publish(hider, "robust", tmp_path / "models", {**fields, "default": False,
+                "trained_channels": ["lossless", "jpeg"]})  # fmt: skip
+    monkeypatch.setenv("INVHIDE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.delenv("INVHIDE_MODEL", raising=False)
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / "stego.jpg", quality=90)
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / "stego.webp", quality=90)
+    status, _, err = run(capsys, "reveal", tmp_path / "stego.jpg", "-o", tmp_path / "a.png", "--no-check")
+    assert status == 0 and err.count("invhide: warning: ") == 1, err
+    assert err.rstrip().endswith("or hide with a model trained for jpeg files: robust"), err
+    status, _, err = run(capsys, "reveal", tmp_path / "stego.webp", "-o", tmp_path / "b.png", "--no-check")
+    assert status == 0 and "was trained to reveal from lossless files only" in err and "robust" not in err, err
+    status, _, err = run(capsys, "reveal", tmp_path / "stego.jpg", "-o", tmp_path / "c.png", "--no-check",
+                         "--model", "robust")  # fmt: skip
+    assert status == 0 and "warning" not in err, err
+
+
 def test_convert_official_to_a_file_that_model_loads(capsys, tmp_path):
     from test_hinet import far_from_identity_checkpoint
 

@@ -23,7 +23,7 @@ from invhide.cli.main import run_reporting_errors
 from invhide.errors import ConfigError, FileFormatError, InputError, MissingPathError, NotAFolderError, PathExistsError
 from invhide.io.checkpoint import CheckpointError, load_tensors, save
 from invhide.io.checkpoint import load as load_path
-from invhide.models import zoo
+from invhide.models import inference, zoo
 from invhide.testing import randomize_
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -94,8 +94,22 @@ def test_the_record_file_holds_every_field(tmp_path):
     assert data["format"] == zoo.RECORD_FORMAT and data["steps"] == 7 and data["weights"] == "tiny.safetensors"
     assert set(data) == {
         "format", "name", "headline", "default", "weights", "sha256", "dtype", "architecture", "training", "steps",
-        "wall_seconds", "hardware", "command", "tables",
+        "wall_seconds", "hardware", "command", "tables", "trained_channels",
     }  # fmt: skip
+    assert data["trained_channels"] == ["lossless"]  # left out: trained on lossless stegos only
+
+
+def test_the_channels_a_model_was_trained_for_reach_the_loaded_model(tmp_path):
+    """Issue 22: ``invhide reveal`` checks a lossy file against what the model's record declares."""
+    zoo.publish(hider(), "robust", tmp_path, fields(trained_channels=["lossless", "jpeg"]))
+    zoo.publish(hider(), "plain", tmp_path, fields())
+    assert zoo.record("robust", tmp_path).trained_channels == ("lossless", "jpeg")
+    assert inference.trained_channels(zoo.load("robust", folder=tmp_path)) == {"lossless", "jpeg"}
+    assert inference.trained_channels(zoo.load("plain", folder=tmp_path)) == {"lossless"}
+    data = json.loads((tmp_path / "plain.json").read_text())
+    del data["trained_channels"]  # a record written before the field existed
+    (tmp_path / "plain.json").write_text(json.dumps(data))
+    assert zoo.record("plain", tmp_path).trained_channels == ("lossless",)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -324,6 +338,9 @@ BAD_RECORDS = [
     ("no class", lambda d: edit(d, architecture={"num_blocks": 2}), "architecture must be a model config"),
     ("threads as text", lambda d: edit(d, hardware={"cpu": "x", "threads": "2", "gpu": None}), "hardware must be"),
     ("an empty command", lambda d: edit(d, command=" "), "command must be"),
+    ("channels without lossless", lambda d: edit(d, trained_channels=["jpeg"]), "'lossless' among them"),
+    ("an unknown channel", lambda d: edit(d, trained_channels=["lossless", "fax"]), "trained_channels must be"),
+    ("channels as text", lambda d: edit(d, trained_channels="jpeg"), "trained_channels must be a list"),
 ]
 
 

@@ -296,10 +296,12 @@ def _reveal_warning(found: FoundModel, model: Any, args: argparse.Namespace, ste
     if stored is not None and stored.lossy and stored.channel not in trained:
         suffix = args.stego.suffix.lower()
         named = _SUFFIX_FORMATS.get(suffix, stored.format) != stored.format
+        robust = [entry.name for entry in zoo.available(found.folder) if stored.channel in entry.trained_channels]
+        instead = f", or hide with a model trained for {stored.channel} files: {', '.join(robust)}" if robust else ""
         return (
             f"{args.stego} is a lossy file ({stored.codec}{f' by its header, though named {suffix}' if named else ''})"
             f" and {found.choice.described} was trained to reveal from {' or '.join(sorted(trained))} files only: "
-            f"the secret written is likely noise; reveal from the lossless file that invhide hide wrote"
+            f"the secret written is likely noise; reveal from the lossless file that invhide hide wrote{instead}"
         )
     if args.no_check:
         return None

@@ -56,6 +56,7 @@ from invhide.nn.functional import levels_8bit, quantize_8bit  # noqa: F401 (the 
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "FILE_CHANNELS",
     "LOSSLESS_SUFFIXES",
     "ImageConversionWarning",
     "ImageError",
@@ -166,6 +167,10 @@ class ImageInfo(NamedTuple):
     mode: str
     format: str | None
     conversion: str | None
+
+
+FILE_CHANNELS: tuple[str, ...] = ("lossless", "jpeg", "webp", "jpeg2000", "avif", "heif", "palette")
+"""The names of :attr:`ImageFormat.channel`: what a file can have done to the pixels."""
 
 
 class ImageFormat(NamedTuple):

@@ -59,6 +59,7 @@ from invhide.errors import ConfigError, InputError, InputTypeError, MissingPathE
 from invhide.io import checkpoint
 from invhide.io.checkpoint import CheckpointError
 from invhide.io.files import atomic_write
+from invhide.io.images import FILE_CHANNELS
 
 __all__ = [
     "DTYPES",
@@ -103,6 +104,8 @@ _MAX_HEADLINE = 200
 # Fields publish computes; record_fields may not set them.
 _COMPUTED = ("format", "name", "weights", "sha256", "dtype", "architecture")
 _GIVEN = ("headline", "default", "training", "steps", "wall_seconds", "hardware", "command", "tables")
+# Given fields a record may leave out, with what leaving one out means.
+_OPTIONAL: dict[str, Any] = {"trained_channels": ["lossless"]}
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,11 @@ class ModelRecord:
         command: the exact command that reproduces the model.
         tables: its measured results, e.g. one
             :meth:`~invhide.evaluation.metrics.Evaluation.to_dict` per test set.
+        trained_channels: the files it was trained to reveal from, by the
+            names of :attr:`invhide.io.images.ImageFormat.channel`, always
+            with ``"lossless"`` (a record without the field: only that);
+            :func:`load` gives the model this attribute, which
+            :func:`invhide.models.inference.trained_channels` reads.
         path: the record file it was read from (not part of the JSON).
     """
 
@@ -152,6 +160,7 @@ class ModelRecord:
     hardware: Mapping[str, Any] = field(hash=False)
     command: str
     tables: Mapping[str, Any] = field(hash=False)
+    trained_channels: tuple[str, ...]
     path: Path = field(compare=False)
 
     @property
@@ -174,6 +183,7 @@ class ModelRecord:
         for item in dataclasses.fields(self):
             if item.name != "path":
                 data[item.name] = copy.deepcopy(getattr(self, item.name))
+        data["trained_channels"] = list(self.trained_channels)
         return data
 
 
@@ -228,6 +238,9 @@ _RULES: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], bool], str], ...] = 
     ("command", lambda v, d: isinstance(v, str) and bool(v.strip()),
      "the non-empty command line that reproduces the model"),
     ("tables", lambda v, d: isinstance(v, dict), "a JSON object"),
+    ("trained_channels", lambda v, d: isinstance(v, list) and "lossless" in v and len(set(v)) == len(v)
+     and all(c in FILE_CHANNELS for c in v),
+     f"a list of distinct names from {list(FILE_CHANNELS)}, 'lossless' among them"),
 )  # fmt: skip
 
 
@@ -235,17 +248,19 @@ def _record_from(data: object, where: str, error: type[InputError]) -> ModelReco
     """A record from its JSON data, every field checked; ``where`` names the file (or the argument) in errors."""
     if not isinstance(data, dict):
         raise error(f"{where}: a model record must be a JSON object, got {type(data).__name__}")
-    expected = {"format", *_COMPUTED, *_GIVEN}
-    unknown, missing = sorted(set(data) - expected), sorted(expected - set(data))
+    expected = {"format", *_COMPUTED, *_GIVEN, *_OPTIONAL}
+    unknown, missing = sorted(set(data) - expected), sorted(expected - set(data) - set(_OPTIONAL))
     if unknown:
         raise error(f"{where}: unknown field(s) {unknown} in a model record; its fields are {sorted(expected)}")
     if missing:
         raise error(f"{where}: missing field(s) {missing} in a model record")
+    data = {**copy.deepcopy(_OPTIONAL), **data}
     for key, valid, expectation in _RULES:
         if not valid(data[key], data):
             raise error(f"{where}: {key} must be {expectation.format(name=data['name'])}, got {data[key]!r:.120}")
-    values = {key: data[key] for key in (*_COMPUTED, *_GIVEN) if key != "format"}
+    values = {key: data[key] for key in (*_COMPUTED, *_GIVEN, *_OPTIONAL) if key != "format"}
     values["wall_seconds"] = float(values["wall_seconds"])
+    values["trained_channels"] = tuple(values["trained_channels"])
     return ModelRecord(**values, path=Path(where))
 
 
@@ -426,6 +441,7 @@ def _load_record(entry: ModelRecord, map_location: str | torch.device, channels_
     config = model.config() if callable(getattr(model, "config", None)) else None
     if config != entry.architecture:
         raise CheckpointError(f"{entry.path}: its architecture differs from the model config stored in {weights}")
+    model.trained_channels = frozenset(entry.trained_channels)  # what invhide reveal checks a lossy file against
     return model.to(dtype=torch.float32).eval()
 
 
@@ -565,8 +581,9 @@ def publish(
             ``invhide/models/trained/`` of a source checkout to ship it.
         record_fields: the record's fields that describe the model:
             ``headline``, ``default``, ``training``, ``steps``,
-            ``wall_seconds``, ``hardware``, ``command`` and ``tables`` (see
-            :class:`ModelRecord`); the others are computed.
+            ``wall_seconds``, ``hardware``, ``command`` and ``tables``, and
+            optionally ``trained_channels`` (see :class:`ModelRecord`); the
+            others are computed.
         dtype: precision to store the weights in (:data:`DTYPES`); float16
             halves the file, to be measured before shipping (the loaded
             model computes in float32 from the rounded weights).
