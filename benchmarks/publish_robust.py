@@ -1,0 +1,113 @@
+#!/usr/bin/env python
+"""Publish a fine-tune trained through lossy channels (``invhide train --channel``) into the model zoo.
+
+Reads the finished run's folder (weights, ``log.jsonl``, ``train.csv``) and
+the per-channel measurements of ``benchmarks/robustness.py`` on it
+(``--robustness``, real Pillow files); evaluates the model on kodak24 and
+cbsd68 as ``benchmarks/publish_keyed.py`` does (8-bit PNG and float stego,
+float16 storage cost), and publishes it as a non-default model of
+``invhide/models/trained`` whose record declares the files it was trained to
+reveal from (``trained_channels``: ``invhide reveal`` then reads those
+without a warning, and its warning for other models names this one).
+
+python benchmarks/publish_robust.py --run runs/robust-keyed --name conv8-photos49-robust-keyed \\
+    --robustness benchmarks/results/robustness-conv8-photos49-robust-keyed.json --trained-for jpeg \\
+    --base conv8-photos49-keyed --command "invhide train ..."
+
+A benchmark measures and prints; it never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from publish_keyed import ROOT, tables
+from robustness import CHANNELS, PRIS_ATTACKS, rows
+
+import invhide
+from invhide.models import zoo
+from invhide.training.config import TrainConfig
+
+
+def run_facts(run: Path) -> tuple[int, float, dict[str, int]]:
+    """The run's steps and training seconds (its ``train.csv``) and the explosion guard's events (its log)."""
+    with open(run / "train.csv", newline="") as file:
+        last = list(csv.DictReader(file))[-1]
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    events = [r for r in records if r.get("kind") == "event"]
+    guard = {kind: sum(e["event"] == kind for e in events) for kind in ("rollback", "skipped")}
+    return int(last["step"]), float(last["time"]), guard
+
+
+def channel_table(robustness: dict[str, Any]) -> dict[str, Any]:
+    """The record's per-channel table: RGB PSNR means of stego and secret per real channel, and PRIS's average."""
+    found = {setting: {"stego": stego, "secret": secret} for setting, stego, secret in rows(robustness)}
+    return {
+        "data": "kodak24, 24 pairs, 256x256 centre crops, real Pillow files (benchmarks/robustness.py)",
+        "rgb_psnr_db": found,
+        "pris_five_attacks_secret_db": sum(found[a]["secret"] for a in PRIS_ATTACKS) / len(PRIS_ATTACKS),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="the finished run's folder")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--robustness", type=Path, required=True, help="benchmarks/robustness.py's JSON of this run")
+    parser.add_argument("--trained-for", action="append", default=[], help="a lossy file channel it reveals from")
+    parser.add_argument("--base", required=True, help="the shipped model the run started from (--init)")
+    parser.add_argument("--command", required=True, help="the training command, as run")
+    parser.add_argument("--config", type=json.loads, required=True, help="the run's TrainConfig settings, as JSON")
+    parser.add_argument("--headline", required=True, help="the record's one line; {stego}, {secret}, {jpeg90} ...")
+    parser.add_argument("--dry-run", action="store_true", help="measure and print, publish nothing")
+    args = parser.parse_args()
+    robustness = json.loads(args.robustness.read_text())
+    if robustness.get("channels") != list(CHANNELS):
+        raise SystemExit(f"{args.robustness}: measured other channels than benchmarks/robustness.py's {CHANNELS}")
+    model = invhide.load(args.run).eval()
+    base = zoo.record(args.base)
+    measured = {**tables(model), "channels": channel_table(robustness)}
+    steps, seconds, guard = run_facts(args.run)
+    config = TrainConfig(**args.config)  # checked as the trainer checks it
+    found = measured["channels"]["rgb_psnr_db"]
+    headline = args.headline.format(
+        stego=found["8-bit"]["stego"], secret=found["8-bit"]["secret"], steps=steps,
+        **{setting.replace(":", ""): found[setting]["secret"] for setting in CHANNELS},
+    )  # fmt: skip
+    fields = {
+        "headline": headline,
+        "default": False,
+        "training": {
+            "data": "../shared/data/photos49 (49 photographs)",
+            "validation": "../shared/data/kodak24 (24 pairs, 256x256)",
+            "recipe": "cpu",
+            "config": {key: getattr(config, key) for key in args.config},
+            "model": "final",
+            "guard": guard,
+            "base": {key: getattr(base, key) for key in ("name", "steps", "wall_seconds", "command")},
+            "this_run": {"steps": steps, "wall_seconds": seconds, "command": args.command},
+        },
+        "steps": base.steps + steps,
+        "wall_seconds": base.wall_seconds + seconds,
+        "hardware": zoo.hardware("cpu"),
+        "command": f"{base.command} && {args.command}",
+        "tables": measured,
+        "trained_channels": ["lossless", *args.trained_for],
+    }
+    print(json.dumps({k: v for k, v in fields.items() if k != "tables"}, indent=1))
+    print(json.dumps(measured["float16_storage"]), json.dumps(measured["channels"], indent=1))
+    if args.dry_run:
+        return
+    lost = max(measured["float16_storage"]["kodak24@256 8-bit RGB PSNR lost (dB)"].values())
+    dtype = "float16" if lost < 0.05 else "float32"
+    published = zoo.publish(model, args.name, ROOT / "invhide" / "models" / "trained", fields, dtype=dtype,
+                            overwrite=True)  # fmt: skip
+    print(f"published {published.name} ({published.dtype}, sha256 {published.sha256[:12]}...) -> {published.path}")
+
+
+if __name__ == "__main__":
+    main()
