@@ -678,9 +678,10 @@ def trained_channels(model: nn.Module) -> frozenset[str]:
     """The files ``model`` was trained to reveal from, by the names of :attr:`invhide.io.images.ImageFormat.channel`.
 
     A model that declares them has a ``trained_channels`` attribute (a
-    collection of names such as ``"lossless"``, ``"jpeg"``, ``"webp"``),
-    which a robust model's config may set; every model so far was trained on
-    exact or 8-bit-rounded stegos only, so the answer is ``{"lossless"}``.
+    collection of names such as ``"lossless"``, ``"jpeg"``, ``"webp"``):
+    :func:`invhide.load` sets it from a published model's record
+    (:attr:`invhide.models.zoo.ModelRecord.trained_channels`). Without it
+    the answer is ``{"lossless"}``: exact or 8-bit-rounded stegos only.
     ``invhide reveal`` warns when the file's channel is not among them.
 
     Example:
