@@ -8,7 +8,9 @@ key-dependent order, a fresh random key per pair and step. The run trains with
 the ``cpu`` recipe's loss and settings, overridden as given, revealing from
 the 8-bit stego from the first step (``quantize_from=0``, with the recipe's
 fine-tune concealing weight), validates on ``--val-dir`` and writes
-everything under ``--out`` (resumable: run the same command again).
+everything under ``--out`` (resumable: run the same command again). With
+``--channel`` it trains through lossy channels as ``invhide train --channel``
+does; ``--init`` may name a keyed model too (keying it again changes nothing).
 
 python benchmarks/keyed_finetune.py --out runs/keyed --steps 4000 --lr 3e-4 \\
     --train-dir ../shared/data/photos49 --val-dir ../shared/data/kodak24
@@ -49,6 +51,13 @@ def main() -> None:
         default=None,
         help="concealing weight throughout (default: the recipe's fine-tune 4)",
     )
+    parser.add_argument("--crop", type=int, default=None, help="training crop side (default: the recipe's 64)")
+    parser.add_argument(
+        "--channel",
+        action="append",
+        default=[],
+        help="train through this lossy channel (invhide train --channel), repeatable: one per image",
+    )
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     base = invhide.load(args.init)
@@ -61,6 +70,8 @@ def main() -> None:
         val_every=args.val_every,
         checkpoint_every=250,
         weight_schedule=None if args.concealing is None else ((0, "concealing", args.concealing),),
+        crop=args.crop,
+        channels=tuple(args.channel),
     ).starting_from(keyed_copy(base), f"{args.init}, keyed")
     print(chosen.summary())
     report = train_and_evaluate(

@@ -7,11 +7,12 @@ the per-channel measurements of ``benchmarks/robustness.py`` on it
 cbsd68 as ``benchmarks/publish_keyed.py`` does (8-bit PNG and float stego,
 float16 storage cost), and publishes it as a non-default model of
 ``invhide/models/trained`` whose record declares the files it was trained to
-reveal from (``trained_channels``: ``invhide reveal`` then reads those
-without a warning, and its warning for other models names this one).
+reveal from (``trained_channels``, from the run's channels: ``invhide reveal`` then
+reads those without a warning, and its warning for other models names this
+one).
 
 python benchmarks/publish_robust.py --run runs/robust-keyed --name conv8-photos49-robust-keyed \\
-    --robustness benchmarks/results/robustness-conv8-photos49-robust-keyed.json --trained-for jpeg \\
+    --robustness benchmarks/results/robustness-conv8-photos49-robust-keyed.json \\
     --base conv8-photos49-keyed --command "invhide train ..."
 
 A benchmark measures and prints; it never asserts.
@@ -30,6 +31,7 @@ from robustness import CHANNELS, PRIS_ATTACKS, rows
 
 import invhide
 from invhide.models import zoo
+from invhide.training.channels import file_channels
 from invhide.training.config import TrainConfig
 
 
@@ -58,7 +60,6 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="the finished run's folder")
     parser.add_argument("--name", required=True)
     parser.add_argument("--robustness", type=Path, required=True, help="benchmarks/robustness.py's JSON of this run")
-    parser.add_argument("--trained-for", action="append", default=[], help="a lossy file channel it reveals from")
     parser.add_argument("--base", required=True, help="the shipped model the run started from (--init)")
     parser.add_argument("--command", required=True, help="the training command, as run")
     parser.add_argument("--config", type=json.loads, required=True, help="the run's TrainConfig settings, as JSON")
@@ -73,6 +74,7 @@ def main() -> None:
     measured = {**tables(model), "channels": channel_table(robustness)}
     steps, seconds, guard = run_facts(args.run)
     config = TrainConfig(**args.config)  # checked as the trainer checks it
+    model.trained_channels = file_channels(config.channels)  # as the trainer sets it (a run may predate that)
     found = measured["channels"]["rgb_psnr_db"]
     headline = args.headline.format(
         stego=found["8-bit"]["stego"], secret=found["8-bit"]["secret"], steps=steps,
@@ -96,7 +98,6 @@ def main() -> None:
         "hardware": zoo.hardware("cpu"),
         "command": f"{base.command} && {args.command}",
         "tables": measured,
-        "trained_channels": ["lossless", *args.trained_for],
     }
     print(json.dumps({k: v for k, v in fields.items() if k != "tables"}, indent=1))
     print(json.dumps(measured["float16_storage"]), json.dumps(measured["channels"], indent=1))

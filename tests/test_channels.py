@@ -591,6 +591,28 @@ def _fit(config, seed=0):
     return [record["loss"] for record in result.history if record.get("kind") == "train"]
 
 
+@pytest.mark.parametrize(("specs", "files"), [
+    ((), {"lossless"}),
+    (("noise:1-10", "resize:0.5", "round"), {"lossless"}),
+    (("JPEG:70-95", "noise:2"), {"lossless", "jpeg"}),
+])  # fmt: skip
+def test_a_model_trained_through_jpeg_says_so_in_its_file(tmp_path, specs, files):
+    """Issue 22: what the trainer trained the reveal for reaches the saved model, so invhide reveal need not warn."""
+    from invhide import InvertibleHider
+    from invhide.io import checkpoint
+    from invhide.models.inference import trained_channels
+    from invhide.training import TrainConfig, Trainer
+    from invhide.training.losses import HidingLoss
+
+    hider = InvertibleHider(num_blocks=1, subnet="conv")
+    hider.trained_channels = {"lossless", "webp"}  # what a run says replaces what the model said before it
+    config = TrainConfig(steps=1, batch_size=2, crop=16, tensorboard=False, channels=specs)
+    data = list(torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
+    Trainer(hider, HidingLoss.reference_code(reduction="mean"), data, config, progress=False).fit()
+    assert trained_channels(hider) == files
+    assert trained_channels(checkpoint.load(checkpoint.save(hider, tmp_path / "m.safetensors"))) == files
+
+
 def test_train_config_channels_imply_rounding_and_are_checked():
     from invhide.training import TrainConfig
 

@@ -468,3 +468,24 @@ def test_no_tensors_round_trip(tmp_path):
     # first step resumes from it).
     save_tensors({}, tmp_path / "empty.safetensors")
     assert load_tensors(tmp_path / "empty.safetensors") == ({}, {})
+
+
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [('["jpeg"]', "'lossless' among them"), ('["lossless", "fax"]', "must be a JSON list"), ("{", "got '{'")],
+    ids=["no-lossless", "unknown", "not-json"],
+)
+def test_the_files_a_model_was_trained_for_travel_with_it(tmp_path, stored, message):
+    """Issue 22: a model trained through a JPEG channel says so in its weights file, checked when read."""
+    from invhide.io.checkpoint import load_tensors, save_tensors
+
+    model = InvertibleHider(num_blocks=1, subnet="conv")
+    assert "trained_channels" not in load_tensors(save(model, tmp_path / "plain.safetensors"))[1]
+    model.trained_channels = {"jpeg", "lossless"}
+    path = save(model, tmp_path / "robust.safetensors")
+    tensors, metadata = load_tensors(path)
+    assert metadata["trained_channels"] == '["lossless", "jpeg"]'
+    assert load(path).trained_channels == {"lossless", "jpeg"}
+    save_tensors(tensors, tmp_path / "bad.safetensors", {**metadata, "trained_channels": stored})
+    with pytest.raises(CheckpointError, match=message):
+        load(tmp_path / "bad.safetensors")

@@ -519,8 +519,8 @@ def test_the_lossy_warning_names_the_models_trained_for_that_file(capsys, monkey
                   hardware={"cpu": "c", "threads": 1, "gpu": None}, command="c", tables={})  # fmt: skip
     hider = randomize_(InvertibleHider(num_blocks=1, subnet="conv"), seed=0, gain=0.5)
     zoo.publish(hider, "plain", tmp_path / "models", {**fields, "default": True})
-    zoo.publish(hider, "robust", tmp_path / "models", {**fields, "default": False,
-                "trained_channels": ["lossless", "jpeg"]})  # fmt: skip
+    hider.trained_channels = {"lossless", "jpeg"}  # as the trainer sets it for a run through a JPEG channel
+    zoo.publish(hider, "robust", tmp_path / "models", {**fields, "default": False})
     monkeypatch.setenv("INVHIDE_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.delenv("INVHIDE_MODEL", raising=False)
     Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / "stego.jpg", quality=90)

@@ -99,17 +99,25 @@ def test_the_record_file_holds_every_field(tmp_path):
     assert data["trained_channels"] == ["lossless"]  # left out: trained on lossless stegos only
 
 
-def test_the_channels_a_model_was_trained_for_reach_the_loaded_model(tmp_path):
-    """Issue 22: ``invhide reveal`` checks a lossy file against what the model's record declares."""
-    zoo.publish(hider(), "robust", tmp_path, fields(trained_channels=["lossless", "jpeg"]))
+def test_the_channels_a_model_was_trained_for_reach_its_record_and_the_loaded_model(tmp_path):
+    """Issue 22: ``invhide reveal`` checks a lossy file against what the model says (its weights file stores it)."""
+    robust = hider()
+    robust.trained_channels = frozenset({"jpeg", "lossless"})
+    zoo.publish(robust, "robust", tmp_path, fields())
     zoo.publish(hider(), "plain", tmp_path, fields())
     assert zoo.record("robust", tmp_path).trained_channels == ("lossless", "jpeg")
     assert inference.trained_channels(zoo.load("robust", folder=tmp_path)) == {"lossless", "jpeg"}
     assert inference.trained_channels(zoo.load("plain", folder=tmp_path)) == {"lossless"}
+    with pytest.raises(InputError, match=r"must not set \['trained_channels'\]: publish computes them"):
+        zoo.publish(hider(), "other", tmp_path, fields(trained_channels=["lossless", "jpeg"]))
     data = json.loads((tmp_path / "plain.json").read_text())
     del data["trained_channels"]  # a record written before the field existed
     (tmp_path / "plain.json").write_text(json.dumps(data))
     assert zoo.record("plain", tmp_path).trained_channels == ("lossless",)
+    (tmp_path / "robust.json").write_text(json.dumps({**data, "name": "robust", "weights": "robust.safetensors",
+        "sha256": zoo.file_sha256(tmp_path / "robust.safetensors")}))  # fmt: skip
+    with pytest.raises(CheckpointError, match="its trained_channels differ from those stored in"):
+        zoo.load("robust", folder=tmp_path)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

@@ -429,7 +429,11 @@ def save(model: nn.Module, path: PathLike, *, replace: bool = True) -> Path:
         )
     text = json.dumps(config, indent=2, sort_keys=True)
     file = _save_target(path)
-    save_tensors(model.state_dict(), file, {"format": _FORMAT, "config": text}, replace=replace)
+    metadata = {"format": _FORMAT, "config": text}
+    trained = getattr(model, "trained_channels", None)
+    if trained is not None and set(trained) != {"lossless"}:  # see invhide.models.inference.trained_channels
+        metadata["trained_channels"] = json.dumps(sorted(trained, key=lambda c: (c != "lossless", c)))
+    save_tensors(model.state_dict(), file, metadata, replace=replace)
     if file.name == MODEL_FILE:
         with atomic_write(file.parent / CONFIG_FILE, "w", replace=replace) as handle:
             handle.write(text + "\n")
@@ -593,6 +597,8 @@ def load(path: PathLike, map_location: str | torch.device = "cpu", channels_last
     if len(dtypes) == 1:
         model.to(dtype=dtypes.pop())
     model.load_state_dict(tensors, strict=True)
+    if "trained_channels" in metadata:
+        model.trained_channels = _stored_channels(file, metadata["trained_channels"])
     model.to(map_location)
     model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     return model.eval()
@@ -605,6 +611,22 @@ def _model_file(path: Path) -> Path:
     if not (path / MODEL_FILE).is_file():
         raise MissingPathError(f"{path}: a folder without {MODEL_FILE}, so not a model or a finished training run")
     return path / MODEL_FILE
+
+
+def _stored_channels(file: Path, text: str) -> frozenset[str]:
+    """The files a stored model was trained to reveal from (its ``trained_channels`` metadata), checked."""
+    from invhide.io.images import FILE_CHANNELS  # here: images is heavier than loading a model needs
+
+    try:
+        channels = json.loads(text)
+    except (ValueError, RecursionError):
+        channels = None
+    if not isinstance(channels, list) or "lossless" not in channels or not set(channels) <= set(FILE_CHANNELS):
+        raise CheckpointError(
+            f"{file}: trained_channels in the metadata must be a JSON list of names from {list(FILE_CHANNELS)} "
+            f"with 'lossless' among them, got {text!r:.80}"
+        )
+    return frozenset(channels)
 
 
 def _stored_config(file: Path, metadata: Mapping[str, str]) -> dict[str, Any]:

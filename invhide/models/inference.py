@@ -679,8 +679,11 @@ def trained_channels(model: nn.Module) -> frozenset[str]:
 
     A model that declares them has a ``trained_channels`` attribute (a
     collection of names such as ``"lossless"``, ``"jpeg"``, ``"webp"``):
-    :func:`invhide.load` sets it from a published model's record
-    (:attr:`invhide.models.zoo.ModelRecord.trained_channels`). Without it
+    the trainer sets it from the channels it trains through
+    (:attr:`invhide.training.TrainConfig.channels`: a JPEG one adds
+    ``"jpeg"``), its weights file stores it, and :func:`invhide.load` sets
+    it again (a published model's record shows it too,
+    :attr:`invhide.models.zoo.ModelRecord.trained_channels`). Without it
     the answer is ``{"lossless"}``: exact or 8-bit-rounded stegos only.
     ``invhide reveal`` warns when the file's channel is not among them.
 

@@ -60,6 +60,7 @@ from invhide.io import checkpoint
 from invhide.io.checkpoint import CheckpointError
 from invhide.io.files import atomic_write
 from invhide.io.images import FILE_CHANNELS
+from invhide.models.inference import trained_channels
 
 __all__ = [
     "DTYPES",
@@ -102,9 +103,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_NAME = 64
 _MAX_HEADLINE = 200
 # Fields publish computes; record_fields may not set them.
-_COMPUTED = ("format", "name", "weights", "sha256", "dtype", "architecture")
+_COMPUTED = ("format", "name", "weights", "sha256", "dtype", "architecture", "trained_channels")
 _GIVEN = ("headline", "default", "training", "steps", "wall_seconds", "hardware", "command", "tables")
-# Given fields a record may leave out, with what leaving one out means.
+# Fields a record may leave out (one written before they existed), with what leaving one out means.
 _OPTIONAL: dict[str, Any] = {"trained_channels": ["lossless"]}
 
 
@@ -141,9 +142,10 @@ class ModelRecord:
             :meth:`~invhide.evaluation.metrics.Evaluation.to_dict` per test set.
         trained_channels: the files it was trained to reveal from, by the
             names of :attr:`invhide.io.images.ImageFormat.channel`, always
-            with ``"lossless"`` (a record without the field: only that);
-            :func:`load` gives the model this attribute, which
-            :func:`invhide.models.inference.trained_channels` reads.
+            with ``"lossless"``: the model's own
+            (:func:`invhide.models.inference.trained_channels`, which its
+            weights file stores), checked again by :func:`load`; a record
+            without the field means ``["lossless"]``.
         path: the record file it was read from (not part of the JSON).
     """
 
@@ -248,7 +250,7 @@ def _record_from(data: object, where: str, error: type[InputError]) -> ModelReco
     """A record from its JSON data, every field checked; ``where`` names the file (or the argument) in errors."""
     if not isinstance(data, dict):
         raise error(f"{where}: a model record must be a JSON object, got {type(data).__name__}")
-    expected = {"format", *_COMPUTED, *_GIVEN, *_OPTIONAL}
+    expected = {"format", *_COMPUTED, *_GIVEN}
     unknown, missing = sorted(set(data) - expected), sorted(expected - set(data) - set(_OPTIONAL))
     if unknown:
         raise error(f"{where}: unknown field(s) {unknown} in a model record; its fields are {sorted(expected)}")
@@ -258,7 +260,7 @@ def _record_from(data: object, where: str, error: type[InputError]) -> ModelReco
     for key, valid, expectation in _RULES:
         if not valid(data[key], data):
             raise error(f"{where}: {key} must be {expectation.format(name=data['name'])}, got {data[key]!r:.120}")
-    values = {key: data[key] for key in (*_COMPUTED, *_GIVEN, *_OPTIONAL) if key != "format"}
+    values = {key: data[key] for key in (*_COMPUTED, *_GIVEN) if key != "format"}
     values["wall_seconds"] = float(values["wall_seconds"])
     values["trained_channels"] = tuple(values["trained_channels"])
     return ModelRecord(**values, path=Path(where))
@@ -441,7 +443,8 @@ def _load_record(entry: ModelRecord, map_location: str | torch.device, channels_
     config = model.config() if callable(getattr(model, "config", None)) else None
     if config != entry.architecture:
         raise CheckpointError(f"{entry.path}: its architecture differs from the model config stored in {weights}")
-    model.trained_channels = frozenset(entry.trained_channels)  # what invhide reveal checks a lossy file against
+    if trained_channels(model) != set(entry.trained_channels):
+        raise CheckpointError(f"{entry.path}: its trained_channels differ from those stored in {weights}")
     return model.to(dtype=torch.float32).eval()
 
 
@@ -581,9 +584,8 @@ def publish(
             ``invhide/models/trained/`` of a source checkout to ship it.
         record_fields: the record's fields that describe the model:
             ``headline``, ``default``, ``training``, ``steps``,
-            ``wall_seconds``, ``hardware``, ``command`` and ``tables``, and
-            optionally ``trained_channels`` (see :class:`ModelRecord`); the
-            others are computed.
+            ``wall_seconds``, ``hardware``, ``command`` and ``tables`` (see
+            :class:`ModelRecord`); the others are computed.
         dtype: precision to store the weights in (:data:`DTYPES`); float16
             halves the file, to be measured before shipping (the loaded
             model computes in float32 from the rounded weights).
@@ -636,6 +638,7 @@ def _new_record(model: nn.Module, name: str, record_fields: Mapping[str, Any], d
         "sha256": "0" * 64,  # replaced once the weights are written
         "dtype": dtype,
         "architecture": model.config(),  # type: ignore[operator]
+        "trained_channels": sorted(trained_channels(model), key=lambda c: (c != "lossless", c)),
     }
     try:
         json.dumps(data, allow_nan=False)

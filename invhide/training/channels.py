@@ -36,6 +36,7 @@ A custom channel subclasses :class:`Channel` and implements
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
 
@@ -61,6 +62,7 @@ __all__ = [
     "Rounding8Bit",
     "Sequence",
     "channel",
+    "file_channels",
 ]
 
 RoundingMode = Literal["ste", "sine", "cubic"]
@@ -451,7 +453,10 @@ class JPEG(RangedChannel):
         pad_height, pad_width = -height % _JPEG_BLOCK, -width % _JPEG_BLOCK
         if pad_height or pad_width:
             work = F.pad(work, (0, pad_width, 0, pad_height), mode="replicate")
-        return self._codec(work, strength.to(work.dtype))[..., :height, :width].to(x.dtype)
+        with warnings.catch_warnings():  # kornia 0.8's torch.meshgrid without indexing=: its deprecation, not ours
+            warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release", category=UserWarning)
+            coded = self._codec(work, strength.to(work.dtype))
+        return coded[..., :height, :width].to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"quality={_format_range(self.strength)}"
@@ -666,3 +671,19 @@ def channel(spec: str) -> Channel:
         return builders[found.kind](strength)
     except InputError as error:
         raise InputError(argument="spec", problem=f"{spec!r}: {error}") from None
+
+
+def file_channels(specs: Iterable[str]) -> frozenset[str]:
+    """The image files a reveal trained through ``specs`` is fit for, by :attr:`invhide.io.images.ImageFormat.channel`.
+
+    Lossless files always; JPEG files when a spec is JPEG (kornia's stands
+    in for libjpeg). Noise, resizing and rounding are not file formats, and
+    no training channel stands for WebP. The trainer gives its model this
+    as ``trained_channels`` (:func:`invhide.models.inference.trained_channels`).
+
+    Example:
+        >>> sorted(file_channels(["jpeg:70-95", "noise:1-10"])), sorted(file_channels(["round"]))
+        (['jpeg', 'lossless'], ['lossless'])
+    """
+    kinds = {read_spec(spec).kind for spec in specs}
+    return frozenset({"lossless", *(kinds & {"jpeg"})})

@@ -281,6 +281,10 @@ class Trainer:
         self.log = RunLog(self.out_dir if self.rank == 0 else None, tensorboard=config.tensorboard)
         self._amp = resolve_amp(config.amp, self.device)
         self._scaler = torch.amp.GradScaler("cuda") if self._amp == torch.float16 else None
+        # The files this run trains the reveal for (saved with the model; invhide reveal warns about the others).
+        from invhide.training.channels import file_channels  # here: the channels module imports the training step
+
+        self.model.trained_channels = file_channels(config.channels)
         self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay is not None else None
         self._hiding = HidingStep(self.model, config.quantize_at(0), _channel(config.channels))
         self._step_module: nn.Module = self._hiding
