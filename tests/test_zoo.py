@@ -500,17 +500,19 @@ def test_invhide_models_lists_names_headlines_and_the_default(tmp_path, monkeypa
     zoo.publish(hider(), "long-name", tmp_path, fields(headline="the first headline"))
     zoo.publish(hider(), "short", tmp_path, fields(headline="the second headline", default=True))
     keyed = randomize_(InvertibleHider(num_blocks=2, subnet="conv", keyed=True), seed=0, gain=0.5).eval()
+    keyed.trained_channels = {"lossless", "jpeg"}
     zoo.publish(keyed, "with-key", tmp_path, fields(headline="the third headline"))
     _, status = models_command()
     out = capsys.readouterr().out.splitlines()
     assert status == 0
     assert out[:3] == [
-        "  long-name  no key  the first headline",
-        "* short      no key  the second headline",
-        "  with-key   keyed   the third headline",
+        "  long-name  no key  lossless       the first headline",
+        "* short      no key  lossless       the second headline",
+        "  with-key   keyed   lossless+jpeg  the third headline",
     ]
     assert out[3].startswith("* the default of hide, reveal and eval")
     assert out[4].startswith("keyed: hides under a key")
+    assert out[5].startswith("lossless, jpeg: the stego files it was trained to reveal from")
 
     _, status = models_command("short")
     shown = json.loads(capsys.readouterr().out)

@@ -273,12 +273,16 @@ def run_models(args: argparse.Namespace) -> None:
         print(f"{zoo.contents()}; {NO_MODEL_HINT}")
         return
     width = max(len(r.name) for r in records)
+    files = {r.name: "+".join(r.trained_channels) for r in records}
+    files_width = max(len(f) for f in files.values())
     for entry in records:
         keyed = "keyed  " if entry.architecture.get("keyed", False) else "no key "
-        print(f"{'*' if entry.default else ' '} {entry.name:<{width}}  {keyed} {entry.headline}")
+        shown = f"{entry.name:<{width}}  {keyed} {files[entry.name]:<{files_width}}  {entry.headline}"
+        print(f"{'*' if entry.default else ' '} {shown}")
     if any(r.default for r in records):
         print(f"* the default of hide, reveal and eval (when neither --model nor ${DEFAULT_MODEL_ENV} is given)")
     print("keyed: hides under a key (invhide keygen, --key-file); no key: anyone with invhide can reveal its secrets")
+    print("lossless, jpeg: the stego files it was trained to reveal from (see the Robustness page)")
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
