@@ -51,6 +51,9 @@ def main() -> None:
         default=None,
         help="concealing weight throughout (default: the recipe's fine-tune 4)",
     )
+    parser.add_argument(
+        "--no-key", action="store_true", help="fine-tune the model as it is, unkeyed (e.g. through --channel only)"
+    )
     parser.add_argument("--crop", type=int, default=None, help="training crop side (default: the recipe's 64)")
     parser.add_argument(
         "--channel",
@@ -72,7 +75,7 @@ def main() -> None:
         weight_schedule=None if args.concealing is None else ((0, "concealing", args.concealing),),
         crop=args.crop,
         channels=tuple(args.channel),
-    ).starting_from(keyed_copy(base), f"{args.init}, keyed")
+    ).starting_from(base if args.no_key else keyed_copy(base), args.init if args.no_key else f"{args.init}, keyed")
     print(chosen.summary())
     report = train_and_evaluate(
         chosen,

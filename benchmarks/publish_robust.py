@@ -57,22 +57,29 @@ def channel_table(robustness: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, required=True, help="the finished run's folder")
+    parser.add_argument(
+        "--run", type=Path, action="append", required=True,
+        help="the finished run's folder; repeat it for runs that continued each other, first to last (the model)",
+    )  # fmt: skip
     parser.add_argument("--name", required=True)
     parser.add_argument("--robustness", type=Path, required=True, help="benchmarks/robustness.py's JSON of this run")
     parser.add_argument("--base", required=True, help="the shipped model the run started from (--init)")
     parser.add_argument("--command", required=True, help="the training command, as run")
-    parser.add_argument("--config", type=json.loads, required=True, help="the run's TrainConfig settings, as JSON")
+    parser.add_argument(
+        "--config", type=json.loads, required=True, help="the (last) run's TrainConfig settings, as JSON"
+    )
     parser.add_argument("--headline", required=True, help="the record's one line; {stego}, {secret}, {jpeg90} ...")
     parser.add_argument("--dry-run", action="store_true", help="measure and print, publish nothing")
     args = parser.parse_args()
     robustness = json.loads(args.robustness.read_text())
     if robustness.get("channels") != list(CHANNELS):
         raise SystemExit(f"{args.robustness}: measured other channels than benchmarks/robustness.py's {CHANNELS}")
-    model = invhide.load(args.run).eval()
+    model = invhide.load(args.run[-1]).eval()
     base = zoo.record(args.base)
     measured = {**tables(model), "channels": channel_table(robustness)}
-    steps, seconds, guard = run_facts(args.run)
+    facts = [run_facts(run) for run in args.run]
+    steps, seconds = sum(f[0] for f in facts), sum(f[1] for f in facts)
+    guard = {kind: sum(f[2][kind] for f in facts) for kind in facts[0][2]}
     config = TrainConfig(**args.config)  # checked as the trainer checks it
     model.trained_channels = file_channels(config.channels)  # as the trainer sets it (a run may predate that)
     found = measured["channels"]["rgb_psnr_db"]
@@ -91,7 +98,12 @@ def main() -> None:
             "model": "final",
             "guard": guard,
             "base": {key: getattr(base, key) for key in ("name", "steps", "wall_seconds", "command")},
-            "this_run": {"steps": steps, "wall_seconds": seconds, "command": args.command},
+            "this_run": {
+                "steps": steps,
+                "wall_seconds": seconds,
+                "command": args.command,
+                "runs": [{"steps": f[0], "wall_seconds": f[1]} for f in facts],
+            },
         },
         "steps": base.steps + steps,
         "wall_seconds": base.wall_seconds + seconds,

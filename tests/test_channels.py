@@ -680,6 +680,10 @@ def test_train_command_channel_option(tmp_path, capsys, monkeypatch):
             "16", "--crop", "16", "--steps", "4", "--out", str(tmp_path / "run")]  # fmt: skip
     main([*argv, "--channel", "noise:1-10", "--channel", "resize:0.75"])
     assert seen["config"].channels == ("noise:1-10", "resize:0.75") and seen["config"].quantize
+    main([*argv, "--channel", "jpeg:70-95", "--quantize-from", "2", "--concealing", "16"])
+    assert seen["config"].weight_schedule == ((2, "concealing", 16.0),) and seen["config"].quantize_from == 2
+    main([*argv[:2], "cpu", *argv[3:], "--quantize-from", "0", "--concealing", "10"])  # replaces the recipe's 4
+    assert seen["config"].weight_schedule == ((0, "concealing", 10.0),)
     with pytest.raises(SystemExit):
         main([*argv, "--channel", "webp:80"])
     assert "argument --channel: spec 'webp:80' names WebP" in capsys.readouterr().err

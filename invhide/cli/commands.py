@@ -385,6 +385,11 @@ def _train_recipe(args: argparse.Namespace) -> recipes.Recipe:
     if args.quantize_from is not None:
         overrides["quantize"], overrides["quantize_from"] = False, args.quantize_from
     chosen = recipes.recipe(args.recipe, num_workers=args.workers, **overrides)
+    if args.concealing is not None:  # the recipe's schedule, its concealing entries replaced by this one
+        start = chosen.config.quantize_from or 0
+        kept = tuple(entry for entry in chosen.config.weight_schedule if entry[1] != "concealing")
+        schedule = (*kept, (start, "concealing", args.concealing))
+        chosen = recipes.recipe(args.recipe, num_workers=args.workers, **overrides, weight_schedule=schedule)
     if args.init is not None:
         chosen = chosen.starting_from(_init_model(args.init), args.init)
     config = chosen.config

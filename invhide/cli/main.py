@@ -292,6 +292,14 @@ def _add_train_precision_options(parser: argparse.ArgumentParser) -> None:
         "(invhide eval --channel)",
     )
     group.add_argument(
+        "--concealing",
+        type=_positive_float,
+        metavar="WEIGHT",
+        help="the concealing loss's weight from the step the reveal starts rounding on (--quantize-from, or the "
+        "recipe's; else from the start), in place of the recipe's; a --channel needs more than the cpu recipe's 4 "
+        "(the robust model: 16, then 10)",
+    )
+    group.add_argument(
         "--amp",
         choices=("float32", "bfloat16", "float16", "auto"),
         help="precision of the hide and reveal while training: bfloat16, float16 (GPU only), auto (bfloat16 where "
