@@ -11,9 +11,14 @@ reveal from (``trained_channels``, from the run's channels: ``invhide reveal`` t
 reads those without a warning, and its warning for other models names this
 one).
 
-python benchmarks/publish_robust.py --run runs/robust-keyed --name conv8-photos49-robust-keyed \\
-    --robustness benchmarks/results/robustness-conv8-photos49-robust-keyed.json \\
-    --base conv8-photos49-keyed --command "invhide train ..."
+python benchmarks/publish_robust.py --run runs/robust-c16 --run runs/robust-c10 --name conv8-photos49-robust \\
+    --robustness benchmarks/results/robustness-conv8-photos49-robust.json --base conv8-photos49-v2 \\
+    --command "$FIRST && $SECOND" --config '{"steps": 5000, "lr": 5e-5, "crop": 64, "warmup_steps": 100, \\
+    "quantize_from": 0, "weight_schedule": [[0, "concealing", 10.0]], "channels": ["jpeg:70-95", "noise:1-10", \\
+    "round"]}' --headline "secret survives JPEG 70-95 and noise, partly: kodak24 JPEG q90 {jpeg90:.2f} dB, noise 2 \\
+    {noise2:.2f}; PNG {stego:.2f} dB stego, {secret:.2f} secret; v2 + {steps} steps through channels"
+
+($FIRST and $SECOND: the two commands of benchmarks/trained/conv8-photos49-robust/README.md.)
 
 A benchmark measures and prints; it never asserts.
 """

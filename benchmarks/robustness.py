@@ -12,8 +12,8 @@ over PRIS's five attacks (8-bit rounding, noise sigma 1 and 10, JPEG 90 and
 model for all of them here). ``--figure`` draws one pair of the first model
 after each channel, with what it reveals.
 
-python benchmarks/robustness.py --model conv8-photos49-robust-keyed \\
-    --json benchmarks/results/robustness-conv8-photos49-robust-keyed.json --figure docs/figures/robustness.png
+python benchmarks/robustness.py --model conv8-photos49-robust \\
+    --json benchmarks/results/robustness-conv8-photos49-robust.json --figure docs/figures/robustness.png
 
 A benchmark measures and prints; it never asserts. Keyed models are measured
 under the public key (any key measures alike: the Keys page).

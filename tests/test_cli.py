@@ -533,6 +533,10 @@ def test_the_lossy_warning_names_the_models_trained_for_that_file(capsys, monkey
     status, _, err = run(capsys, "reveal", tmp_path / "stego.jpg", "-o", tmp_path / "c.png", "--no-check",
                          "--model", "robust")  # fmt: skip
     assert status == 0 and "warning" not in err, err
+    status, _, err = run(capsys, "reveal", tmp_path / "stego.webp", "-o", tmp_path / "d.png", "--no-check",
+                         "--model", "robust")  # fmt: skip
+    assert status == 0 and "was trained to reveal from jpeg or lossless files only: the secret written may be " in err
+    assert "robust" in err and err.count("invhide: warning: ") == 1, err
 
 
 def test_convert_official_to_a_file_that_model_loads(capsys, tmp_path):

@@ -298,10 +298,11 @@ def _reveal_warning(found: FoundModel, model: Any, args: argparse.Namespace, ste
         named = _SUFFIX_FORMATS.get(suffix, stored.format) != stored.format
         robust = [entry.name for entry in zoo.available(found.folder) if stored.channel in entry.trained_channels]
         instead = f", or hide with a model trained for {stored.channel} files: {', '.join(robust)}" if robust else ""
+        outcome = "is likely noise" if trained == {"lossless"} else "may be degraded or noise (see Robustness)"
         return (
             f"{args.stego} is a lossy file ({stored.codec}{f' by its header, though named {suffix}' if named else ''})"
             f" and {found.choice.described} was trained to reveal from {' or '.join(sorted(trained))} files only: "
-            f"the secret written is likely noise; reveal from the lossless file that invhide hide wrote{instead}"
+            f"the secret written {outcome}; reveal from the lossless file that invhide hide wrote{instead}"
         )
     if args.no_check:
         return None
