@@ -432,7 +432,9 @@ def save(model: nn.Module, path: PathLike, *, replace: bool = True) -> Path:
     metadata = {"format": _FORMAT, "config": text}
     trained = getattr(model, "trained_channels", None)
     if trained is not None and set(trained) != {"lossless"}:  # see invhide.models.inference.trained_channels
-        metadata["trained_channels"] = json.dumps(sorted(trained, key=lambda c: (c != "lossless", c)))
+        from invhide.io.images import channel_list  # here: images is heavier than saving a model needs
+
+        metadata["trained_channels"] = json.dumps(channel_list(trained))
     save_tensors(model.state_dict(), file, metadata, replace=replace)
     if file.name == MODEL_FILE:
         with atomic_write(file.parent / CONFIG_FILE, "w", replace=replace) as handle:
@@ -615,15 +617,15 @@ def _model_file(path: Path) -> Path:
 
 def _stored_channels(file: Path, text: str) -> frozenset[str]:
     """The files a stored model was trained to reveal from (its ``trained_channels`` metadata), checked."""
-    from invhide.io.images import FILE_CHANNELS  # here: images is heavier than loading a model needs
+    from invhide.io.images import FILE_CHANNELS, is_channel_list  # here: images is heavier than loading needs
 
     try:
         channels = json.loads(text)
     except (ValueError, RecursionError):
         channels = None
-    if not isinstance(channels, list) or "lossless" not in channels or not set(channels) <= set(FILE_CHANNELS):
+    if not is_channel_list(channels):
         raise CheckpointError(
-            f"{file}: trained_channels in the metadata must be a JSON list of names from {list(FILE_CHANNELS)} "
+            f"{file}: trained_channels in the metadata must be a JSON list of distinct names from {list(FILE_CHANNELS)} "
             f"with 'lossless' among them, got {text!r:.80}"
         )
     return frozenset(channels)

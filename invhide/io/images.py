@@ -30,7 +30,7 @@ import stat
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
@@ -63,10 +63,12 @@ __all__ = [
     "ImageFormat",
     "ImageInfo",
     "ImageTooLargeError",
+    "channel_list",
     "decode_image",
     "encode_image",
     "image_format",
     "inspect_image",
+    "is_channel_list",
     "read_compact",
     "read_image",
     "to_float",
@@ -171,6 +173,28 @@ class ImageInfo(NamedTuple):
 
 FILE_CHANNELS: tuple[str, ...] = ("lossless", "jpeg", "webp", "jpeg2000", "avif", "heif", "palette")
 """The names of :attr:`ImageFormat.channel`: what a file can have done to the pixels."""
+
+
+def channel_list(names: Iterable[str]) -> list[str]:
+    """``names`` (of :data:`FILE_CHANNELS`) as stored in a weights file or a model record: in that order, once each.
+
+    Example:
+        >>> channel_list({"jpeg", "lossless"})
+        ['lossless', 'jpeg']
+    """
+    given = set(names)
+    return [name for name in FILE_CHANNELS if name in given]
+
+
+def is_channel_list(value: object) -> bool:
+    """Whether ``value`` is a stored list of trained channels: distinct names of :data:`FILE_CHANNELS`, with
+    ``"lossless"`` among them (every model reveals from a lossless file)."""
+    return (
+        isinstance(value, list)
+        and "lossless" in value
+        and len(set(value)) == len(value)
+        and all(name in FILE_CHANNELS for name in value)
+    )
 
 
 class ImageFormat(NamedTuple):

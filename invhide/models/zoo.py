@@ -59,7 +59,7 @@ from invhide.errors import ConfigError, InputError, InputTypeError, MissingPathE
 from invhide.io import checkpoint
 from invhide.io.checkpoint import CheckpointError
 from invhide.io.files import atomic_write
-from invhide.io.images import FILE_CHANNELS
+from invhide.io.images import FILE_CHANNELS, channel_list, is_channel_list
 from invhide.models.inference import trained_channels
 
 __all__ = [
@@ -240,8 +240,7 @@ _RULES: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], bool], str], ...] = 
     ("command", lambda v, d: isinstance(v, str) and bool(v.strip()),
      "the non-empty command line that reproduces the model"),
     ("tables", lambda v, d: isinstance(v, dict), "a JSON object"),
-    ("trained_channels", lambda v, d: isinstance(v, list) and "lossless" in v and len(set(v)) == len(v)
-     and all(c in FILE_CHANNELS for c in v),
+    ("trained_channels", lambda v, d: is_channel_list(v),
      f"a list of distinct names from {list(FILE_CHANNELS)}, 'lossless' among them"),
 )  # fmt: skip
 
@@ -638,7 +637,7 @@ def _new_record(model: nn.Module, name: str, record_fields: Mapping[str, Any], d
         "sha256": "0" * 64,  # replaced once the weights are written
         "dtype": dtype,
         "architecture": model.config(),  # type: ignore[operator]
-        "trained_channels": sorted(trained_channels(model), key=lambda c: (c != "lossless", c)),
+        "trained_channels": channel_list(trained_channels(model)),
     }
     try:
         json.dumps(data, allow_nan=False)
