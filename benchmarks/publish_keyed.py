@@ -66,6 +66,12 @@ def fine_tune(run: Path) -> tuple[dict[str, Any], int, float, dict[str, Any]]:
     config = recipe(
         "cpu", steps=4000, lr=3e-4, warmup_steps=100, quantize_from=0, val_every=1000, checkpoint_every=250
     ).config
+    steps, guard = run_log(run)
+    return dataclasses.asdict(config), steps, 75 * 60 + 488.4, guard  # wall time as the run's README records it
+
+
+def run_log(run: Path) -> tuple[int, dict[str, int]]:
+    """A finished run's last training step and its explosion guard's events, from its ``log.jsonl``."""
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     events = [r for r in records if r.get("kind") == "event"]
     steps = max(r["step"] for r in records if r.get("kind") == "train")
@@ -73,7 +79,16 @@ def fine_tune(run: Path) -> tuple[dict[str, Any], int, float, dict[str, Any]]:
         "rollbacks": sum(e["event"] == "rollback" for e in events),
         "skipped": sum(e["event"] == "skipped" for e in events),
     }
-    return dataclasses.asdict(config), steps, 75 * 60 + 488.4, guard  # wall time as the run's README records it
+    return steps, guard
+
+
+def publish_measured(model: torch.nn.Module, name: str, fields: dict[str, Any]) -> None:
+    """Publish ``model`` with its record ``fields`` into the shipped folder: float16 when ``fields["tables"]``
+    measured that to cost under 0.05 dB, else float32; prints what it wrote."""
+    lost = max(fields["tables"]["float16_storage"]["kodak24@256 8-bit RGB PSNR lost (dB)"].values())
+    dtype = "float16" if lost < 0.05 else "float32"
+    published = zoo.publish(model, name, ROOT / "invhide" / "models" / "trained", fields, dtype=dtype, overwrite=True)
+    print(f"published {published.name} ({published.dtype}, sha256 {published.sha256[:12]}...) -> {published.path}")
 
 
 def main() -> None:
@@ -118,13 +133,8 @@ def main() -> None:
     print(json.dumps({k: v for k, v in fields.items() if k != "tables"}, indent=1))
     print(json.dumps(measured["float16_storage"]), json.dumps({k: measured[k]["results"]["8-bit"] for k in measured
                                                                if k.endswith("@256")})[:2000])  # fmt: skip
-    if args.dry_run:
-        return
-    lost = max(measured["float16_storage"]["kodak24@256 8-bit RGB PSNR lost (dB)"].values())
-    dtype = "float16" if lost < 0.05 else "float32"
-    published = zoo.publish(model, args.name, ROOT / "invhide" / "models" / "trained", fields, dtype=dtype,
-                            overwrite=True)  # fmt: skip
-    print(f"published {published.name} ({published.dtype}, sha256 {published.sha256[:12]}...) -> {published.path}")
+    if not args.dry_run:
+        publish_measured(model, args.name, fields)
 
 
 if __name__ == "__main__":

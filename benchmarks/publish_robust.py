@@ -31,7 +31,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from publish_keyed import ROOT, tables
+from publish_keyed import publish_measured, run_log, tables
 from robustness import CHANNELS, PRIS_ATTACKS, rows
 
 import invhide
@@ -41,13 +41,12 @@ from invhide.training.config import TrainConfig
 
 
 def run_facts(run: Path) -> tuple[int, float, dict[str, int]]:
-    """The run's steps and training seconds (its ``train.csv``) and the explosion guard's events (its log)."""
+    """The run's steps and explosion guard events (:func:`publish_keyed.run_log`) and its training seconds (the
+    last ``time`` of its ``train.csv``)."""
+    steps, guard = run_log(run)
     with open(run / "train.csv", newline="") as file:
-        last = list(csv.DictReader(file))[-1]
-    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    events = [r for r in records if r.get("kind") == "event"]
-    guard = {kind: sum(e["event"] == kind for e in events) for kind in ("rollback", "skipped")}
-    return int(last["step"]), float(last["time"]), guard
+        seconds = float(list(csv.DictReader(file))[-1]["time"])
+    return steps, seconds, guard
 
 
 def channel_table(robustness: dict[str, Any]) -> dict[str, Any]:
@@ -118,13 +117,8 @@ def main() -> None:
     }
     print(json.dumps({k: v for k, v in fields.items() if k != "tables"}, indent=1))
     print(json.dumps(measured["float16_storage"]), json.dumps(measured["channels"], indent=1))
-    if args.dry_run:
-        return
-    lost = max(measured["float16_storage"]["kodak24@256 8-bit RGB PSNR lost (dB)"].values())
-    dtype = "float16" if lost < 0.05 else "float32"
-    published = zoo.publish(model, args.name, ROOT / "invhide" / "models" / "trained", fields, dtype=dtype,
-                            overwrite=True)  # fmt: skip
-    print(f"published {published.name} ({published.dtype}, sha256 {published.sha256[:12]}...) -> {published.path}")
+    if not args.dry_run:
+        publish_measured(model, args.name, fields)
 
 
 if __name__ == "__main__":
