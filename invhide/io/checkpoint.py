@@ -625,8 +625,8 @@ def _stored_channels(file: Path, text: str) -> frozenset[str]:
         channels = None
     if not is_channel_list(channels):
         raise CheckpointError(
-            f"{file}: trained_channels in the metadata must be a JSON list of distinct names from {list(FILE_CHANNELS)} "
-            f"with 'lossless' among them, got {text!r:.80}"
+            f"{file}: trained_channels in the metadata must be a JSON list of distinct names from "
+            f"{list(FILE_CHANNELS)} with 'lossless' among them, got {text!r:.80}"
         )
     return frozenset(channels)
 
