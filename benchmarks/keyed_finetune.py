@@ -11,6 +11,9 @@ fine-tune concealing weight), validates on ``--val-dir`` and writes
 everything under ``--out`` (resumable: run the same command again). With
 ``--channel`` it trains through lossy channels as ``invhide train --channel``
 does; ``--init`` may name a keyed model too (keying it again changes nothing).
+``--chroma WEIGHT`` adds :class:`invhide.training.losses.ChromaLoss` to the
+loss with that weight, reduced as the concealing term is (the stego's colour
+change charged on top of the concealing loss).
 
 python benchmarks/keyed_finetune.py --out runs/keyed --steps 4000 --lr 3e-4 \\
     --train-dir ../shared/data/photos49 --val-dir ../shared/data/kodak24
@@ -21,10 +24,12 @@ A benchmark measures and prints; it never asserts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import invhide
 from invhide.models.hider import InvertibleHider
+from invhide.training.losses import ChromaLoss, HidingLoss
 from invhide.training.recipes import recipe, train_and_evaluate
 
 
@@ -61,6 +66,9 @@ def main() -> None:
         default=[],
         help="train through this lossy channel (invhide train --channel), repeatable: one per image",
     )
+    parser.add_argument(
+        "--chroma", type=float, default=None, help="add invhide.training.losses.ChromaLoss with this weight"
+    )
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     base = invhide.load(args.init)
@@ -76,6 +84,14 @@ def main() -> None:
         crop=args.crop,
         channels=tuple(args.channel),
     ).starting_from(base if args.no_key else keyed_copy(base), args.init if args.no_key else f"{args.init}, keyed")
+    if args.chroma is not None:
+        build_loss = chosen.build_loss
+
+        def with_chroma() -> HidingLoss:  # reduced as the concealing term is, so that the weights compare
+            loss = build_loss()
+            return loss.with_term("chroma", args.chroma, ChromaLoss(reduction=loss.terms["concealing"].reduction))
+
+        chosen = dataclasses.replace(chosen, build_loss=with_chroma)
     print(chosen.summary())
     report = train_and_evaluate(
         chosen,

@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from invhide.errors import InputError
 from invhide.nn import functional
 from invhide.training.losses import (
+    ChromaLoss,
     ConcealingLoss,
     HidingLoss,
     LossOutput,
@@ -180,6 +182,53 @@ class TestLowFrequencyWaveletLoss:
             LowFrequencyWaveletLoss()(stego=torch.zeros(1, 3, 5, 4), cover=torch.zeros(1, 3, 5, 4))
 
 
+def ycbcr(x):
+    """RGB -> JPEG's YCbCr (ITU-T T.871, without offsets) pixel by pixel, written out term by term."""
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b
+    return torch.stack([y, cb, cr], dim=1)
+
+
+class TestChromaLoss:
+    @pytest.mark.parametrize(("kind", "reduction"), list(BY_HAND))
+    def test_equals_distance_of_hand_computed_cb_cr(self, kind, reduction):
+        tensors = batch(40, shape=(2, 3, 6, 4))
+        expected = distance(ycbcr(tensors["stego"])[:, 1:], ycbcr(tensors["cover"])[:, 1:], kind, reduction)
+        value = ChromaLoss(kind=kind, reduction=reduction)(**tensors)
+        torch.testing.assert_close(value, expected, rtol=1e-12, atol=1e-15)
+
+    def test_a_grey_change_costs_nothing_and_a_colour_change_does(self):
+        cover = images(41, 1, 3, 8, 8, dtype=torch.float64)
+        grey = cover + 0.05 * torch.randn(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        assert ChromaLoss()(stego=grey, cover=cover).item() < 1e-24  # the same change in R, G and B: luminance only
+        colour = cover.clone()
+        colour[:, 2] += 0.05  # blue only
+        # Cb changes by 0.5 * 0.05 and Cr by -0.081312 * 0.05 at each of the 64 pixels.
+        expected = 64 * ((0.5 * 0.05) ** 2 + (0.081312 * 0.05) ** 2)
+        assert ChromaLoss()(stego=colour, cover=cover).item() == pytest.approx(expected, rel=1e-12)
+
+    def test_gradient_reaches_the_stego_only_through_colour(self):
+        cover = images(42, 1, 3, 4, 4, dtype=torch.float64)
+        stego = (cover + 0.1 * images(43, 1, 3, 4, 4, dtype=torch.float64)).requires_grad_()
+        ChromaLoss()(stego=stego, cover=cover).backward()
+        # d/d(stego) of sum(chroma^2) is 2 * rows^T chroma at every pixel: in the span of the Cb and Cr rows.
+        rows = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=torch.float64)
+        chroma = torch.einsum("ij,bjhw->bihw", rows, stego.detach() - cover)
+        torch.testing.assert_close(stego.grad, 2 * torch.einsum("ij,bihw->bjhw", rows, chroma))
+
+    def test_refuses_non_rgb_naming_the_channels(self):
+        with pytest.raises(InputError, match="3 channels.*got stego and cover with 1"):
+            ChromaLoss()(stego=torch.zeros(1, 1, 4, 4), cover=torch.zeros(1, 1, 4, 4))
+
+    def test_missing_keyword_and_bad_options(self):
+        with pytest.raises(TypeError, match="'cover'"):
+            ChromaLoss()(stego=torch.zeros(1, 3, 4, 4))
+        with pytest.raises(ValueError, match="kind must be one of"):
+            ChromaLoss(kind="mse")
+
+
 class TestHidingLoss:
     def test_named_losses_weights(self):
         assert HidingLoss.paper().weights == {"concealing": 10.0, "revealing": 1.0, "low_frequency": 10.0}
@@ -318,6 +367,7 @@ class TestConfig:
             HidingLoss.paper(),
             HidingLoss.reference_code(reduction="mean"),
             HidingLoss({"low": (0.5, LowFrequencyWaveletLoss("db2", "l1", "mean")), "rev": (2, RevealingLoss())}),
+            HidingLoss.paper().with_term("chroma", 20, ChromaLoss(reduction="mean")),
         ],
     )
     def test_round_trip(self, loss):
