@@ -10,7 +10,10 @@ how much of it survives Pillow's JPEG at ``--quality`` (4:2:0), measured as
 the coherent gain ``<k, r> / <r, r>``, where ``r`` is the hidden signal and
 ``k = jpeg(stego) - jpeg(cover)``: 1 when the part passes unchanged, 0 when
 nothing of it is left (quantisation noise, uncorrelated with ``r``, does
-not count)::
+not count). A second table sends only one part of the stego through the
+JPEG, luminance or colour (the other kept as sent; YCbCr, then back to RGB,
+not rounded again), and gives the secret revealed (``z = 0``) from each,
+which says which part of the codec's change the reveal cannot take::
 
     python benchmarks/hidden_signal.py --models conv8-photos49-v2 conv8-photos49-robust
 
@@ -29,6 +32,7 @@ from _shared import data_folder
 from torch import Tensor
 
 from invhide.evaluation import channels as real
+from invhide.evaluation.metrics import psnr
 from invhide.io.datasets import evaluation_pairs
 from invhide.models import zoo
 
@@ -53,11 +57,33 @@ def block_dct(image: Tensor) -> Tensor:
     return matrix @ blocks @ matrix.T
 
 
+def _mixed(luminance: Tensor, colour: Tensor) -> Tensor:
+    """RGB with the Y of ``luminance`` and the Cb, Cr of ``colour``."""
+    ycbcr = YCBCR.to(luminance)
+    y = torch.einsum("ij,bjhw->bihw", ycbcr[:1], luminance)
+    cbcr = torch.einsum("ij,bjhw->bihw", ycbcr[1:], colour)
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(ycbcr), torch.cat([y, cbcr], dim=1))
+
+
+def split_reveal(model: torch.nn.Module, stego: Tensor, secret: Tensor, quality: int) -> dict[str, float]:
+    """Secret PSNR (dB, mean) when the whole stego, only its colour or only its luminance goes through the JPEG."""
+    received = real.jpeg(stego, quality)
+    z = torch.zeros_like(secret)
+    cases = {
+        "png": stego,
+        "jpeg": received,
+        "only colour through jpeg": _mixed(stego, received),
+        "only luminance through jpeg": _mixed(received, stego),
+    }
+    return {case: psnr(model.reveal(x, z=z).clamp(0, 1), secret).mean().item() for case, x in cases.items()}
+
+
 def measure(name: str, cover: Tensor, secret: Tensor, quality: int) -> dict[str, dict[str, float]]:
     """Energy share and coherent JPEG gain of each part (Y/Cb/Cr x low/rest) of one model's hidden signal."""
     model = zoo.load(name).to(torch.float64).eval()
     with torch.no_grad():
         stego = real.round8(model.hide(cover, secret)[0].clamp(0, 1))
+        reveals = split_reveal(model, stego, secret, quality)
     hidden = block_dct(stego - cover)
     kept = block_dct(real.jpeg(stego, quality) - real.jpeg(cover, quality))
     energy, coherent = (hidden**2).sum(dim=(0, 2, 3)), (hidden * kept).sum(dim=(0, 2, 3))  # (3, 8, 8)
@@ -69,7 +95,7 @@ def measure(name: str, cover: Tensor, secret: Tensor, quality: int) -> dict[str,
         for part, mask in (("low", low), ("rest", ~low)):
             e, c = energy[index][mask].sum().item(), coherent[index][mask].sum().item()
             parts[f"{component} {part}"] = {"share": e / total, "kept": c / e}
-    return parts
+    return {"parts": parts, "secret_psnr": reveals}
 
 
 def main() -> None:
@@ -90,13 +116,15 @@ def main() -> None:
         f"kodak24, 24 pairs, 256x256: hidden signal (8-bit stego - cover) in YCbCr 8x8 DCT; 'low' = lowest {LOW}x{LOW}"
     )
     print(f"share: of the signal's energy; kept: coherent gain through Pillow JPEG q{args.quality} (1 = intact)")
-    for name, parts in results.items():
+    for name, result in results.items():
+        parts = result["parts"]
         print(f"\n{name}")
         print(f"{'part':<10}{'share':>8}{'kept':>8}")
         for part, row in parts.items():
             print(f"{part:<10}{row['share']:>8.1%}{row['kept']:>8.2f}")
         colour = sum(row["share"] for part, row in parts.items() if not part.startswith("Y"))
         print(f"{'colour':<10}{colour:>8.1%}")
+        print("secret PSNR, dB: " + ", ".join(f"{case} {value:.2f}" for case, value in result["secret_psnr"].items()))
     if args.json:
         args.json.write_text(json.dumps({"quality": args.quality, "models": results}, indent=2) + "\n")
 
