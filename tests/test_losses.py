@@ -218,9 +218,11 @@ class TestChromaLoss:
         chroma = torch.einsum("ij,bjhw->bihw", rows, stego.detach() - cover)
         torch.testing.assert_close(stego.grad, 2 * torch.einsum("ij,bihw->bjhw", rows, chroma))
 
-    def test_refuses_non_rgb_naming_the_channels(self):
-        with pytest.raises(InputError, match="3 channels.*got stego and cover with 1"):
+    def test_refuses_non_rgb_and_unbatched_naming_the_shape(self):
+        with pytest.raises(InputError, match=r"\(B, 3, H, W\), got stego and cover of shape \(1, 1, 4, 4\)"):
             ChromaLoss()(stego=torch.zeros(1, 1, 4, 4), cover=torch.zeros(1, 1, 4, 4))
+        with pytest.raises(InputError, match=r"of shape \(3, 4, 4\)"):  # one unbatched image
+            ChromaLoss()(stego=torch.zeros(3, 4, 4), cover=torch.zeros(3, 4, 4))
 
     def test_missing_keyword_and_bad_options(self):
         with pytest.raises(TypeError, match="'cover'"):

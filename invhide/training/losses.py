@@ -10,7 +10,8 @@ HiNet trains with three terms (paper, section 3.4):
 summed with weights ``lambda_c``, ``lambda_r`` and ``lambda_f``. A fourth
 term, :class:`ChromaLoss`, is not HiNet's: it charges the stego's change
 of colour (JPEG's Cb and Cr), which a JPEG mostly discards, so that a model
-trained through a JPEG channel hides in luminance. Each term is
+trained through a JPEG channel hides more in luminance (it does; what that
+bought is measured in its docstring). Each term is
 an ``nn.Module`` whose ``forward`` takes keyword tensors from a shared batch
 dictionary (``cover``, ``secret``, ``stego``, ``recovered``, ``lost``) and
 ignores those it does not use, so one call feeds every term::
@@ -309,7 +310,8 @@ _CHROMA = (  # JPEG's Cb and Cr rows of RGB -> YCbCr (ITU-T T.871), without the 
 class ChromaLoss(_PairLoss):
     """Chroma loss: the colour (JPEG's Cb and Cr) of the stego against the cover's.
 
-    Uses the keywords ``stego`` and ``cover``, both ``(B, 3, H, W)`` RGB.
+    Uses the keywords ``stego`` and ``cover``, both ``(B, 3, H, W)`` RGB
+    batches.
     A JPEG keeps little of an image's colour detail: it halves the
     resolution of Cb and Cr (4:2:0) and quantises them more coarsely than
     luminance, so whatever a hider puts into the stego's colour mostly does
@@ -328,14 +330,16 @@ class ChromaLoss(_PairLoss):
             elements.
 
     Raises:
-        invhide.errors.InputError: (when called) images without 3 channels.
+        invhide.errors.InputError: (when called) anything but ``(B, 3, H, W)``
+            batches.
 
     Example:
         >>> cover = torch.zeros(1, 3, 2, 2)
         >>> grey = cover + 0.1  # the same change in R, G and B: no colour
         >>> ChromaLoss()(cover=cover, stego=grey).item() < 1e-12
         True
-        >>> ChromaLoss()(cover=cover, stego=torch.zeros(1, 3, 2, 2).index_fill(1, torch.tensor([2]), 0.1)).item() > 0
+        >>> blue = torch.zeros(1, 3, 2, 2); blue[:, 2] = 0.1  # blue only: a colour change
+        >>> ChromaLoss()(cover=cover, stego=blue).item() > 0
         True
     """
 
@@ -343,9 +347,10 @@ class ChromaLoss(_PairLoss):
     target = "cover"
 
     def _compute(self, prediction: Tensor, target: Tensor) -> Tensor:
-        if prediction.shape[1] != 3:
+        if prediction.dim() != 4 or prediction.shape[1] != 3:
             raise InputError(
-                f"ChromaLoss needs RGB images (3 channels), got stego and cover with {prediction.shape[1]}"
+                f"ChromaLoss needs RGB image batches (B, 3, H, W), got stego and cover of shape "
+                f"{tuple(prediction.shape)}"
             )
         rows = prediction.new_tensor(_CHROMA)
         chroma = torch.einsum("ij,bjhw->bihw", rows, prediction - target)
