@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -390,7 +391,7 @@ def _train_recipe(args: argparse.Namespace) -> recipes.Recipe:
         start = chosen.config.quantize_from or 0
         kept = tuple(entry for entry in chosen.config.weight_schedule if entry[1] != "concealing")
         schedule = (*kept, (start, "concealing", args.concealing))
-        chosen = recipes.recipe(args.recipe, num_workers=args.workers, **overrides, weight_schedule=schedule)
+        chosen = dataclasses.replace(chosen, config=dataclasses.replace(chosen.config, weight_schedule=schedule))
     if args.init is not None:
         chosen = chosen.starting_from(_init_model(args.init), args.init)
     config = chosen.config
