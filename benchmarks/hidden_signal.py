@@ -65,9 +65,9 @@ def _mixed(luminance: Tensor, colour: Tensor) -> Tensor:
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(ycbcr), torch.cat([y, cbcr], dim=1))
 
 
-def split_reveal(model: torch.nn.Module, stego: Tensor, secret: Tensor, quality: int) -> dict[str, float]:
-    """Secret PSNR (dB, mean) when the whole stego, only its colour or only its luminance goes through the JPEG."""
-    received = real.jpeg(stego, quality)
+def split_reveal(model: torch.nn.Module, stego: Tensor, received: Tensor, secret: Tensor) -> dict[str, float]:
+    """Secret PSNR (dB, mean) when the whole stego (``received``: its JPEG), only its colour or only its luminance
+    goes through the JPEG."""
     z = torch.zeros_like(secret)
     cases = {
         "png": stego,
@@ -78,14 +78,16 @@ def split_reveal(model: torch.nn.Module, stego: Tensor, secret: Tensor, quality:
     return {case: psnr(model.reveal(x, z=z).clamp(0, 1), secret).mean().item() for case, x in cases.items()}
 
 
-def measure(name: str, cover: Tensor, secret: Tensor, quality: int) -> dict[str, dict[str, float]]:
-    """Energy share and coherent JPEG gain of each part (Y/Cb/Cr x low/rest) of one model's hidden signal."""
+def measure(name: str, cover: Tensor, cover_jpeg: Tensor, secret: Tensor, quality: int) -> dict[str, dict[str, float]]:
+    """Energy share and coherent JPEG gain of each part (Y/Cb/Cr x low/rest) of one model's hidden signal, and
+    :func:`split_reveal`; ``cover_jpeg`` is the covers' JPEG at ``quality``."""
     model = zoo.load(name).to(torch.float64).eval()
     with torch.no_grad():
         stego = real.round8(model.hide(cover, secret)[0].clamp(0, 1))
-        reveals = split_reveal(model, stego, secret, quality)
+        received = real.jpeg(stego, quality)
+        reveals = split_reveal(model, stego, received, secret)
     hidden = block_dct(stego - cover)
-    kept = block_dct(real.jpeg(stego, quality) - real.jpeg(cover, quality))
+    kept = block_dct(received - cover_jpeg)
     energy, coherent = (hidden**2).sum(dim=(0, 2, 3)), (hidden * kept).sum(dim=(0, 2, 3))  # (3, 8, 8)
     low = torch.zeros(8, 8, dtype=torch.bool)
     low[:LOW, :LOW] = True
@@ -111,7 +113,8 @@ def main() -> None:
     pairs = evaluation_pairs(data_folder("kodak24"), size=256)
     cover = real.round8(torch.stack([p.cover for p in pairs]).double())
     secret = torch.stack([p.secret for p in pairs]).double()
-    results = {name: measure(name, cover, secret, args.quality) for name in args.models}
+    cover_jpeg = real.jpeg(cover, args.quality)
+    results = {name: measure(name, cover, cover_jpeg, secret, args.quality) for name in args.models}
     print(
         f"kodak24, 24 pairs, 256x256: hidden signal (8-bit stego - cover) in YCbCr 8x8 DCT; 'low' = lowest {LOW}x{LOW}"
     )
