@@ -71,15 +71,15 @@ def scores(guess: Tensor, secret: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def reveal(model: InvertibleHider, stego: Tensor, keys: list[bytes], batch: int = 64) -> Tensor:
-    """The reveal of one ``(1, 3, H, W)`` stego under each key, ``z`` from seed 0 (as ``invhide reveal`` draws it).
+    """The reveal of one ``(1, 3, H, W)`` stego under each key, ``z`` zeros (as ``invhide reveal`` gives it).
 
     The key enters a keyed hider only through :meth:`~InvertibleHider.unlock`
     of what the network reveals (:meth:`~InvertibleHider.lock`), so the network
     runs once and each key costs one unlock: exactly ``model.reveal(stego,
-    generator=torch.Generator().manual_seed(0), key=key)`` for every key.
+    key=key)`` for every key.
     """
     with torch.no_grad():
-        locked = model.reveal(stego, generator=torch.Generator().manual_seed(0), locked=True)
+        locked = model.reveal(stego, locked=True)
         outputs = [
             model.unlock(locked.expand(len(keys[i : i + batch]), -1, -1, -1), key_tensor(keys[i : i + batch]))
             for i in range(0, len(keys), batch)

@@ -99,7 +99,6 @@ def figure(model: torch.nn.Module, cover: torch.Tensor, secret: torch.Tensor, pa
     """The cover and secret, then one stego after each channel of :data:`FIGURE_CHANNELS` (a row each): as received,
     its difference from the cover x10, and what it reveals, with their PSNRs."""
     plt = pyplot()
-    generator = torch.Generator().manual_seed(0)
     with torch.inference_mode():
         stego = quantize_8bit(inference.hide(model, cover[None], secret[None], **public_key(model)))
         figure_, axes = plt.subplots(len(FIGURE_CHANNELS) + 1, 3, figsize=(6.6, 2.35 * (len(FIGURE_CHANNELS) + 1)))
@@ -112,7 +111,7 @@ def figure(model: torch.nn.Module, cover: torch.Tensor, secret: torch.Tensor, pa
         axes[0][2].axis("off")
         for row, setting in enumerate(FIGURE_CHANNELS, start=1):
             received = stego if setting == "8-bit" else parse(setting)(stego, torch.Generator().manual_seed(0))
-            revealed = inference.reveal(model, received, generator=generator, **public_key(model)).clamp(0, 1)
+            revealed = inference.reveal(model, received, **public_key(model)).clamp(0, 1)
             shown = [
                 (received[0], f"{setting}: {psnr(received, cover[None]).item():.1f} dB"),
                 (((received - cover[None]).abs() * 10).clamp(0, 1)[0], "|received - cover| x10"),

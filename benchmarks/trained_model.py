@@ -63,8 +63,8 @@ def size_name(size: int | None) -> str:
 
 
 def measure(model: torch.nn.Module, pairs: list[Any]) -> Evaluation:
-    generator = torch.Generator().manual_seed(0)
-    return evaluate(model, pairs, generator=generator, batch_size=1 if pairs and pairs[0].cover.shape[-1] > 256 else 4)
+    """Table 2 of ``pairs``, revealed as users reveal (``z`` zeros); one pair per pass above 256x256."""
+    return evaluate(model, pairs, batch_size=1 if pairs and pairs[0].cover.shape[-1] > 256 else 4)
 
 
 def table_markdown(evaluations: dict[str, Evaluation], stego: str) -> str:
@@ -223,8 +223,7 @@ def float16_storage(model: torch.nn.Module, full_eval: Evaluation) -> tuple[dict
     with torch.inference_mode():
         s32, _ = model.hide(cover, secret)
         s16, _ = half.hide(cover, secret)
-        r32 = model.reveal(s32, generator=torch.Generator().manual_seed(0))
-        r16 = half.reveal(s16, generator=torch.Generator().manual_seed(0))
+        r32, r16 = model.reveal(s32), half.reveal(s16)
     float16 = {
         "psnr_shift_db": shifts,
         "max_abs_stego": (s32 - s16).abs().max().item(),

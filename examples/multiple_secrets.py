@@ -94,7 +94,7 @@ def main() -> None:
     result = trainer.fit()
     print(f"trained {result.steps} steps in {result.seconds:.1f} s; last loss {result.history[-1]['loss']:.4f}")
 
-    # Hide k test images in another one, save the stego as 8 bits, reveal with z ~ N(0, 1).
+    # Hide k test images in another one, save the stego as 8 bits, reveal with z = 0.
     groups = len(test) // (k + 1)
     test = test[: groups * (k + 1)].to(trainer.device).reshape(groups, k + 1, *test.shape[1:])
     cover, secrets = test[:, 0], test[:, 1:].unbind(dim=1)

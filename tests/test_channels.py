@@ -543,13 +543,19 @@ def test_evaluate_measures_the_stego_after_each_real_channel():
     cover, secret = torch.rand(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     channels = [parse("jpeg:90"), parse("noise:2")]
     result = evaluate(model, [(cover, secret)], channels=channels)
+    drawn = evaluate(model, [(cover, secret)], channels=channels, generator=torch.Generator().manual_seed(0))
     assert result.stego_settings == ("float", "8-bit", "jpeg:90", "noise:2")
     with torch.no_grad():
         stego, lost = model.hide(cover, secret)
-        z = torch.randn(lost.shape, generator=torch.Generator().manual_seed(0))
         received = parse("jpeg:90")(quantize_8bit(stego))
-        expected = psnr(model.reveal(received, z=z), secret)
+        expected = psnr(model.reveal(received, z=torch.zeros_like(lost)), secret)  # z zeros without a generator
+        z = torch.randn(lost.shape, generator=torch.Generator().manual_seed(0))
+        expected_drawn = psnr(model.reveal(received, z=z), secret)
     assert torch.allclose(result.per_image("secret/recovery", "psnr", stego="jpeg:90"), expected.double(), atol=1e-4)
+    assert torch.allclose(
+        drawn.per_image("secret/recovery", "psnr", stego="jpeg:90"), expected_drawn.double(), atol=1e-4
+    )
+    assert not torch.allclose(expected, expected_drawn)
     assert torch.allclose(result.per_image("cover/stego", "psnr", stego="jpeg:90"), psnr(received, cover).double())
     assert "then jpeg:90 for real" in result.format()
     with pytest.raises(ValueError, match="twice"):

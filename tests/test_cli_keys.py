@@ -66,7 +66,7 @@ def library(files, key):
     model = load(files / "keyed.safetensors")
     cover, secret = read_image(files / "cover.png"), read_image(files / "secret.png")
     stego = quantize_8bit(hide(model, cover, secret, key=key))
-    return stego, reveal(model, stego, generator=torch.Generator().manual_seed(0), key=key)
+    return stego, reveal(model, stego, key=key)
 
 
 def test_keygen_makes_a_private_32_byte_key_and_never_replaces_one(capsys, tmp_path):
@@ -94,8 +94,13 @@ def test_a_wrong_key_reveals_something_else_and_succeeds_all_the_same(files, cap
     keygen(capsys, tmp_path / "k")
     keygen(capsys, tmp_path / "other")
     hide_with(capsys, files, tmp_path / "st.png", "--key-file", tmp_path / "k")
-    right = reveal_with(capsys, files, tmp_path / "st.png", tmp_path / "r.png", "--key-file", tmp_path / "k")
-    wrong = reveal_with(capsys, files, tmp_path / "st.png", tmp_path / "w.png", "--key-file", tmp_path / "other")
+    # One drawn z for both: this near-identity test model reveals little beyond z, which the key permutes.
+    right = reveal_with(
+        capsys, files, tmp_path / "st.png", tmp_path / "r.png", "--key-file", tmp_path / "k", "--seed", 0
+    )
+    wrong = reveal_with(
+        capsys, files, tmp_path / "st.png", tmp_path / "w.png", "--key-file", tmp_path / "other", "--seed", 0
+    )
     assert right[0] == wrong[0] == 0 and right[2] == wrong[2] == ""  # nothing tells a wrong key from a right one
     assert (read_image(tmp_path / "r.png") - read_image(tmp_path / "w.png")).abs().mean() > 0.05
 

@@ -111,15 +111,17 @@ class TestRoundTrip:
 
 
 class TestReveal:
-    def test_z_is_drawn_and_seeded(self):
+    def test_z_is_zeros_or_drawn_and_seeded(self):
         hider = randomize_(InvertibleHider(num_blocks=2, subnet=TINY), 0)
         stego = images(0, 2, 3, 8, 8)
         with torch.no_grad():
+            default, zeros = hider.reveal(stego), hider.reveal(stego, z=torch.zeros(2, 3, 8, 8))
             a = hider.reveal(stego, generator=torch.Generator().manual_seed(5))
             b = hider.reveal(stego, generator=torch.Generator().manual_seed(5))
             c = hider.reveal(stego, generator=torch.Generator().manual_seed(6))
             z = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
             d = hider.reveal(stego, z=z)
+        assert torch.equal(default, zeros) and not torch.equal(default, a)
         assert torch.equal(a, b) and not torch.equal(a, c)
         assert torch.equal(a, d)
 

@@ -8,6 +8,7 @@ package's own folder, and nothing writes into it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -282,6 +283,26 @@ def test_publish_never_replaces_a_model_written_meanwhile(tmp_path, monkeypatch)
         zoo.publish(hider(0), "tiny", tmp_path, fields())
     assert (tmp_path / "tiny.safetensors").read_bytes() == b"another process's weights"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.safetensors"]
+
+
+def test_remeasure_replaces_the_measured_fields_only_and_checks_the_weights(tmp_path):
+    published = zoo.publish(hider(0), "tiny", tmp_path, fields(default=True))
+    weights = (tmp_path / "tiny.safetensors").read_bytes()
+    new = zoo.remeasure("tiny", tmp_path, headline="measured again", tables={"kodak24": {"psnr": 31.5}})
+    assert new.headline == "measured again" and new.tables == {"kodak24": {"psnr": 31.5}}
+    assert zoo.record("tiny", tmp_path) == new
+    assert dataclasses.replace(new, headline=published.headline, tables=published.tables) == published
+    assert (tmp_path / "tiny.safetensors").read_bytes() == weights  # the weights are not written
+    with pytest.raises(ConfigError, match="no NaN or infinity"):
+        zoo.remeasure("tiny", tmp_path, headline="h", tables={"psnr": float("nan")})
+    with pytest.raises(ConfigError, match="headline must be"):
+        zoo.remeasure("tiny", tmp_path, headline="", tables={})
+    with pytest.raises(MissingPathError, match="no model named 'other'"):
+        zoo.remeasure("other", tmp_path, headline="h", tables={})
+    (tmp_path / "tiny.safetensors").write_bytes(weights[:-1] + bytes([weights[-1] ^ 1]))
+    with pytest.raises(CheckpointError, match="does not match the SHA-256 of its record"):
+        zoo.remeasure("tiny", tmp_path, headline="h", tables={})
+    assert zoo.record("tiny", tmp_path) == new  # nothing written on a refusal
 
 
 def test_publish_into_a_file_is_refused(tmp_path):

@@ -182,7 +182,7 @@ def _verified(
     """:func:`invhide.models.inference.verify` of ``(cover, secret, stego)``, the stego as ``-o`` will hold it.
 
     The stego is encoded as ``write_image`` will write it (the same bytes)
-    and decoded back, then revealed as ``invhide reveal`` will (``--seed 0``).
+    and decoded back, then revealed as ``invhide reveal`` will (``z`` zeros).
 
     Raises:
         invhide.errors.ModelError: the stego is its cover, or the secret comes
@@ -192,7 +192,7 @@ def _verified(
     cover, secret, stego = images
     received = decode_image(encode_image(stego, args.output.suffix)).to(stego.device)
     with blaming(found.choice):
-        figures = inference.verify(model, cover, secret, received, fit=args.fit, seed=0, **options)
+        figures = inference.verify(model, cover, secret, received, fit=args.fit, **options)
     if figures.passed:
         return figures
     height, width = cover.shape[-2:]
@@ -204,7 +204,7 @@ def _verified(
         cause = "train the model first"
     else:
         problem = (
-            f"does not hide this secret: revealed from the stego as saved, as `invhide reveal` will (--seed 0), it "
+            f"does not hide this secret: revealed from the stego as saved, as `invhide reveal` will, it "
             f"comes back at {figures.secret_psnr:.2f} dB PSNR, below {inference.MIN_SECRET_PSNR:g} dB (cover/stego "
             f"PSNR {figures.stego_psnr:.2f} dB)"
         )
@@ -319,7 +319,8 @@ def _reveal_warning(found: FoundModel, model: Any, args: argparse.Namespace, ste
 
 
 def run_reveal(args: argparse.Namespace) -> None:
-    """``invhide reveal STEGO -o SECRET.png``: :func:`invhide.models.inference.reveal`, ``z`` seeded by ``--seed``.
+    """``invhide reveal STEGO -o SECRET.png``: :func:`invhide.models.inference.reveal`; ``z`` zeros, or drawn with
+    ``--seed``.
 
     Warns in one line when the file is lossy (by its header) and the model
     was not trained for it, or when the image holds nothing this model hid
@@ -333,7 +334,7 @@ def run_reveal(args: argparse.Namespace) -> None:
     check_one_secret(model, found.choice.described, "reveal")
     options = {**tiling(args, model), "key": command_key(args, model, found.choice.described, confirm=False)}
     stego = read_input_image(args.stego, args.max_pixels or DEFAULT_MAX_PIXELS).to(device)
-    generator = torch.Generator(device).manual_seed(args.seed)
+    generator = None if args.seed is None else torch.Generator(device).manual_seed(args.seed)
     with blaming(found.choice):
         secret = inference.reveal(model, stego, generator=generator, **options)
         warning = _reveal_warning(found, model, args, stego)
@@ -623,7 +624,7 @@ def run_eval(args: argparse.Namespace) -> None:
     _even_size("--size", args.size, model)
     _at_least("--size", args.size, images, "pass a smaller --size")
     pairs = evaluation_pairs(args.folder, size=args.size)
-    generator = torch.Generator(device).manual_seed(args.seed)
+    generator = None if args.seed is None else torch.Generator(device).manual_seed(args.seed)
     with blaming(found.choice):
         evaluation = evaluate(
             model, pairs, batch_size=args.batch_size, device=device, generator=generator, channels=args.channel or ()

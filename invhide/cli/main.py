@@ -151,6 +151,10 @@ _DEVICE_HELP = "cpu, cuda, cuda:1, mps, ... (default: cuda when available)"
 _MODEL_HELP = "model name, file or training-run folder (default: $INVHIDE_MODEL, else the default shipped model)"
 _FORCE_HELP = "replace an existing output file (default: refuse); an input is never overwritten"
 _IMAGE_OUTPUT = "(.png; also .tif, .tiff, .bmp: lossless formats only)"
+_SEED_HELP = (
+    "reveal with z drawn from N(0, 1) with this seed, as HiNet's reference code does (default: z zeros, the mean of "
+    "those draws, which measures better)"
+)
 _TILE_ADVICE = "try a smaller --tile (e.g. --tile 512) or --device cpu"
 _Subparsers = Any  # what ArgumentParser.add_subparsers() returns
 
@@ -225,7 +229,7 @@ def _add_reveal(subparsers: _Subparsers) -> None:
     reveal.add_argument("stego", type=_path, help="stego image")
     reveal.add_argument("-o", "--output", type=_path, required=True, help=f"recovered secret to write {_IMAGE_OUTPUT}")
     _add_image_options(reveal)
-    reveal.add_argument("--seed", type=seed_option, default=0, help="seeds the random z of the reveal (default: 0)")
+    reveal.add_argument("--seed", type=seed_option, help=_SEED_HELP)
     reveal.add_argument(
         "--no-check",
         action="store_true",
@@ -377,7 +381,9 @@ def _add_eval(subparsers: _Subparsers) -> None:
     evaluate.add_argument("--json", type=_path, help="also write every metric, per image, to this JSON file")
     evaluate.add_argument("--force", action="store_true", help=_FORCE_HELP)
     evaluate.add_argument("--device", help=_DEVICE_HELP)
-    evaluate.add_argument("--seed", type=seed_option, default=0, help="seeds the random z of the reveal (default: 0)")
+    evaluate.add_argument(
+        "--seed", type=seed_option, help=f"{_SEED_HELP}; with --security, seeds the detectors (default: 0)"
+    )
     evaluate.add_argument(
         "--channel",
         action="append",

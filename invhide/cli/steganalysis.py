@@ -151,7 +151,7 @@ def add_security_options(eval_parser: argparse.ArgumentParser) -> None:
     ``eval`` already has ``--model``, ``--size``, ``--batch-size``,
     ``--json``, ``--force``, ``--seed`` and ``--device``; with ``--security``,
     ``--json`` receives the steganalysis results and ``--seed`` seeds the
-    detectors. Without ``--security`` its options would do nothing, so
+    detectors (default 0). Without ``--security`` its options would do nothing, so
     ``eval`` refuses them (:func:`check_no_security_options`).
     """
     group = eval_parser.add_argument_group("security (with --security)")
@@ -248,7 +248,7 @@ def _report(args: argparse.Namespace, covers: list[Any], stegos: list[Any], dete
         stegos,
         detectors,
         folds=args.folds,
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,  # invhide eval --security without --seed
         resamples=args.bootstrap,
         training=_training(args, detectors),
         device=device,

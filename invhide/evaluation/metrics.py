@@ -468,8 +468,9 @@ def _resolve(device: torch.device | str) -> torch.device:
 
 def _placement(
     model: nn.Module, device: torch.device | str | None, generator: torch.Generator | None
-) -> tuple[torch.device, torch.dtype, torch.Generator]:
-    """The device and dtype to evaluate in (the model's) and the generator of ``z``; a one-secret model."""
+) -> tuple[torch.device, torch.dtype]:
+    """The device and dtype to evaluate in (the model's), checked against the generator of ``z``; a one-secret
+    model."""
     if getattr(model, "num_secrets", 1) != 1:
         raise InputError(f"evaluate measures hiders of one secret image, got num_secrets={model.num_secrets}")
     parameter = next(model.parameters(), None)
@@ -478,11 +479,9 @@ def _placement(
     device = model_device if device is None else _resolve(device)
     if parameter is not None and device != model_device:
         raise InputError(f"the model is on {model_device}, not on the requested device {device}; move it first")
-    if generator is None:
-        generator = torch.Generator(device=device).manual_seed(0)
-    elif _resolve(generator.device) != device:
+    if generator is not None and _resolve(generator.device) != device:
         raise InputError(f"generator must live on {device}, got a generator on {generator.device}")
-    return device, dtype, generator
+    return device, dtype
 
 
 @contextlib.contextmanager
@@ -501,16 +500,18 @@ def _hide_and_measure(
     model: nn.Module,
     cover: Tensor,
     secret: Tensor,
-    generators: tuple[torch.Generator, torch.Generator],
+    generators: tuple[torch.Generator | None, torch.Generator],
     settings: tuple[bool, ...],
     channels: Sequence[RealChannel],
 ) -> Iterator[tuple[Key, Tensor]]:
     """Hide one batch, reveal it under each stego setting and channel with one shared ``z``; yield every cell.
 
-    ``generators``: the one of ``z``, and a CPU one for the channels that draw noise.
+    ``generators``: the one of ``z`` (``None``: zeros), and a CPU one for the channels that draw noise.
     """
     stego, lost = model.hide(cover, secret, **public_key(model))
-    z = torch.randn(lost.shape, generator=generators[0], dtype=lost.dtype, device=lost.device)
+    z = torch.zeros_like(lost)
+    if generators[0] is not None:
+        z = torch.randn(lost.shape, generator=generators[0], dtype=lost.dtype, device=lost.device)
     png = quantize_8bit(stego)
     received = {_SETTING_NAMES[rounded]: png if rounded else stego for rounded in settings}
     for channel in channels:  # the real codec works on the 8-bit PNG, on the CPU
@@ -541,7 +542,8 @@ def evaluate(
     For each batch the model hides the secret in the cover, then, for each ``quantize`` setting
     and channel, reveals from the stego as received (the cover/stego row measures that stego):
     ``False`` the float stego, ``True`` ``quantize_8bit`` of it (an 8-bit PNG). The lost part is
-    ``z ~ N(0, 1)``, drawn once per batch for all settings. In eval mode (restored afterwards),
+    zeros, as :meth:`~invhide.models.hider.InvertibleHider.reveal` gives it by default (with
+    ``generator``, ``z ~ N(0, 1)`` drawn once per batch for all settings). In eval mode (restored afterwards),
     under ``torch.inference_mode()``; recovered images are measured unclamped.
 
     Args:
@@ -549,7 +551,7 @@ def evaluate(
         pairs: ``(cover, secret)`` pairs, each ``(3, H, W)`` or ``(B, 3, H, W)`` in ``[0, 1]``, H, W >= 11.
         batch_size: images per forward pass (consecutive same-size pairs).
         device: where to run; the model's device (the model is not moved).
-        generator: draws ``z`` on ``device``; default seeded with 0 (reproducible).
+        generator: draws ``z`` on ``device`` from ``N(0, 1)``; ``None``: ``z`` is zeros.
         quantize: the stego settings, ``False`` (``"float"``) and/or ``True`` (``"8-bit"``).
         channels: real channels (:func:`invhide.evaluation.channels.parse`), each a stego setting
             named as the channel (``"jpeg:90"``): the 8-bit stego through it (noise seeded with 0).
@@ -571,7 +573,7 @@ def evaluate(
         True
     """
     batch_size, settings = positive_int("batch_size", batch_size), _check_quantize(quantize)
-    device, dtype, generator = _placement(model, device, generator)
+    device, dtype = _placement(model, device, generator)
     channels, generators = _check_channels(channels, settings), (generator, torch.Generator().manual_seed(0))
     collected: dict[Key, list[Tensor]] = {}
     sizes: dict[tuple[int, int], None] = {}

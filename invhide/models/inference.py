@@ -40,7 +40,7 @@ Checks for tools that use a model they did not train:
   freshly initialised hider is the identity), cheaply, before any image is
   read.
 - :func:`verify` reveals a stego as its receiver will (from the 8-bit file,
-  with ``z`` seeded) and measures what comes back: a stego identical to its
+  with ``z`` as it reveals) and measures what comes back: a stego identical to its
   cover, or a secret below :data:`MIN_SECRET_PSNR`, means the secret does
   not survive. A stego whose PSNR against its cover is below
   :data:`LOW_STEGO_PSNR` shows the hiding.
@@ -97,19 +97,21 @@ MIN_SECRET_PSNR = 20.0
 
 Measured with the default shipped model (``conv8-photos49-v2``), the worst
 pair of kodak24, cbsd68, mcmaster and photos49 at 256x256 comes back at
-22.9 dB (most between 33 and 43 dB); models that hide nothing, or barely
-trained ones, give 5 to 10 dB. Below 20 dB a photograph is badly degraded.
+22.9 dB (80% of the 159 between 29.6 and 40.6 dB; ``benchmarks/stand_in.py
+--checks``); models that hide nothing, or barely trained ones, give 5 to
+10 dB. Below 20 dB a photograph is badly degraded.
 """
 
 NOT_A_STEGO_PSNR = 28.0
 """:func:`blur_agreement` (dB) at or above which an image carries nothing the model hid.
 
 Measured with the default shipped model on 256x256 centre crops (kodak24,
-cbsd68, mcmaster, photos49): its 8-bit stegos give 7 to 25 dB, flat or
-uniform secrets included; the same stegos re-encoded as JPEG (quality 95 or
-100) or lossy WebP (quality 90) give 30 to 44 dB; 141 of the 159 plain
-photographs give 28 dB or more (all of kodak24 and cbsd68), the others,
-richly textured, down to 17 dB: for those the test stays silent.
+cbsd68, mcmaster, photos49; ``benchmarks/stand_in.py --checks``): its 8-bit
+stegos give 7.5 to 19.4 dB (flat or uniform secrets, measured before, gave
+up to 25 dB); the same stegos re-encoded as JPEG (quality 95 or 100) or
+lossy WebP (quality 90) give 30.0 to 43.9 dB; 141 of the 159 plain
+photographs give 28 dB or more, the others, richly textured, down to
+16.7 dB: for those the test stays silent.
 """
 
 
@@ -386,10 +388,12 @@ def _locking(model: nn.Module, key: Key | None) -> dict[str, bool]:
 
 
 def _stand_in(z: object, generator: torch.Generator | None, like: Tensor, channels: int) -> Tensor:
-    """``z`` for the padded stego ``like``, checked, or drawn from ``N(0, 1)`` with ``generator``."""
+    """``z`` for the padded stego ``like``, checked; drawn from ``N(0, 1)`` with ``generator``; or zeros."""
     shape = (like.shape[0], channels, *like.shape[-2:])
     if z is None:
-        if generator is not None and not isinstance(generator, torch.Generator):
+        if generator is None:
+            return like.new_zeros(shape)
+        if not isinstance(generator, torch.Generator):
             raise InputTypeError(
                 argument="generator", problem=f"must be a torch.Generator, got {type(generator).__name__}"
             )
@@ -418,8 +422,8 @@ def reveal(
         stego: ``(B, C, H, W)`` or ``(C, H, W)``, e.g. read from an 8-bit PNG
             (a float stego may overshoot ``[0, 1]``).
         z: stand-in for the lost part, shaped like the padded stego;
-            ``N(0, 1)`` from ``generator`` when not given.
-        generator: seeds ``z``.
+            zeros when not given (see :class:`~invhide.models.hider.InvertibleHider`'s reveal).
+        generator: draw ``z`` from ``N(0, 1)`` with it instead of zeros.
         key: the key of :func:`hide` (``None``: the public key, with a warning); a
             wrong one is not detected: it reveals the secret's tiles in another order.
         tile: process in windows of this side (even); ``None``: whole image.
@@ -549,7 +553,7 @@ def verify(
     *,
     fit: str = "refuse",
     key: Key | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     tile: int | None = None,
     overlap: int = 64,
     progress: bool = False,
@@ -558,8 +562,8 @@ def verify(
 
     ``stego`` is what the receiver gets, e.g. ``quantize_8bit(hide(...))``
     for a PNG (the float stego would overstate the secret's PSNR), revealed
-    with ``z`` from ``torch.Generator(stego.device).manual_seed(seed)`` as
-    ``invhide reveal --seed SEED`` does it. Refuse the stego unless
+    as :func:`reveal` and ``invhide reveal`` do it (``z`` zeros; with ``seed``,
+    drawn as ``invhide reveal --seed SEED`` draws it). Refuse the stego unless
     :attr:`Verification.passed`: a stego identical to its cover hides
     nothing, whatever its PSNR (``inf``).
 
@@ -570,7 +574,7 @@ def verify(
         stego: ``(B, C, H', W')`` or ``(C, H', W')``, at least the cover's size.
         fit: as given to :func:`hide`.
         key: as given to :func:`hide`.
-        seed: seeds ``z`` of the reveal.
+        seed: draw ``z`` of the reveal from ``N(0, 1)`` with this seed instead of zeros.
         tile: as :func:`reveal` takes it.
         overlap: as :func:`reveal` takes it.
         progress: as :func:`reveal` takes it.
@@ -591,7 +595,7 @@ def verify(
     """
     covers, secrets, stegos = _verify_inputs(model, cover, secret, stego)
     height, width = covers.shape[-2:]
-    generator = torch.Generator(stegos.device).manual_seed(integer("seed", seed))
+    generator = _seeded(seed, stegos.device)
     expected = fit_secret(secrets, (height, width), fit).to(stegos.device)
     if covers.shape[0] == 0:
         return Verification(math.nan, math.nan, False)
@@ -626,15 +630,20 @@ def _centre(image: Tensor, side: int) -> Tensor:
     return image[..., top : top + side, left : left + side]
 
 
-def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: int = 0) -> float:
+def _seeded(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """A generator on ``device`` seeded with ``seed`` (checked), or ``None`` (``z`` zeros) without one."""
+    return None if seed is None else torch.Generator(device).manual_seed(integer("seed", seed))
+
+
+def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: int | None = None) -> float:
     """PSNR (dB) between what ``image`` reveals and what it reveals blurred: high when it carries nothing.
 
     A stego of ``model`` holds its secret in its finest detail, so a 3x3
     box blur changes what it reveals completely (the two reveals, rounded to
-    8 bits, agree at 7 to 25 dB for the default model's stegos); an image
+    8 bits, agree at 7 to 20 dB for the default model's stegos); an image
     that holds nothing of the model's, such as a plain photograph or a stego
     re-encoded as JPEG, reveals a faint ghost of itself that blurring hardly
-    changes (most agree at 29 dB or more). At or above
+    changes (most agree at 28 dB or more). At or above
     :data:`NOT_A_STEGO_PSNR`, ``image`` cannot be a stego of ``model``, as
     far as this test tells; below it, it may be one. Both reveals use the
     same ``z`` and the image's centre window, so the test costs two reveals
@@ -646,7 +655,7 @@ def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: 
         model: a hider.
         image: ``(B, C, H, W)`` or ``(C, H, W)`` floats, e.g. read from a file.
         window: side of the centre window tested (the whole image when smaller).
-        seed: seeds ``z`` of both reveals.
+        seed: draw ``z`` of both reveals from ``N(0, 1)`` with this seed instead of zeros.
 
     Returns:
         The PSNR in dB (for a batch, the lowest); ``inf`` when the reveals are identical.
@@ -666,11 +675,8 @@ def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: 
         return math.inf
     blurred = F.avg_pool2d(F.pad(part, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     key = PUBLIC_KEY if getattr(model, "keyed", False) else None
-    seed = integer("seed", seed)
-    revealed = [
-        quantize_8bit(reveal(model, x, generator=torch.Generator(part.device).manual_seed(seed), key=key))
-        for x in (part, blurred)
-    ]
+    seed = None if seed is None else integer("seed", seed)
+    revealed = [quantize_8bit(reveal(model, x, generator=_seeded(seed, part.device), key=key)) for x in (part, blurred)]
     return _psnr(*revealed).min().item()
 
 

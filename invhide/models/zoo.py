@@ -82,6 +82,7 @@ __all__ = [
     "names",
     "publish",
     "record",
+    "remeasure",
     "set_default",
 ]
 
@@ -529,6 +530,52 @@ def load(
 def _write(entry: ModelRecord, *, replace: bool = True) -> None:
     with atomic_write(entry.path, "w", replace=replace) as file:
         file.write(json.dumps(entry.to_dict(), indent=2) + "\n")
+
+
+def remeasure(name: str, folder: str | os.PathLike[str], *, headline: str, tables: Mapping[str, Any]) -> ModelRecord:
+    """Replace a published model's measured ``headline`` and ``tables``, its weights untouched.
+
+    For a change in how models are measured (say, the reveal's stand-in for
+    the lost part): the model is measured again and only what was measured
+    changes. The weights file must still match the record's SHA-256, and the
+    new record is checked as :func:`publish` checks one, before it is
+    written (atomically).
+
+    Args:
+        name: a model of ``folder``.
+        folder: the model folder (``invhide/models/trained`` of a source checkout).
+        headline: the new one-line summary.
+        tables: the new measured results.
+
+    Returns:
+        The record as written.
+
+    Raises:
+        invhide.errors.MissingPathError: no model ``name`` in ``folder``.
+        invhide.errors.CheckpointError: its weights file no longer matches its record.
+        invhide.errors.ConfigError: a headline or tables a record cannot hold.
+
+    Example:
+        >>> import tempfile
+        >>> fields = dict(headline="old", default=False, training={"data": "d"}, steps=1, wall_seconds=1.0,
+        ...               hardware={"cpu": "c", "threads": 1, "gpu": None}, command="c", tables={})
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = publish(invhide.InvertibleHider(num_blocks=1), "tiny", folder, fields)
+        ...     remeasure("tiny", folder, headline="new", tables={"x": 1}).headline
+        'new'
+    """
+    entry = record(name, folder)
+    weights = entry.path.parent / entry.weights
+    if file_sha256(weights) != entry.sha256:
+        raise CheckpointError(f"{weights}: does not match the SHA-256 of its record {entry.path}; publish it again")
+    data = {**entry.to_dict(), "headline": headline, "tables": copy.deepcopy(dict(tables))}
+    try:
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"tables must hold JSON values only (no NaN or infinity): {error}") from None
+    updated = _record_from(data, str(entry.path), ConfigError)
+    _write(updated)
+    return updated
 
 
 def set_default(name: str, folder: str | os.PathLike[str]) -> ModelRecord:

@@ -532,25 +532,25 @@ def _trainer(
 
 def _report(trainer: Trainer, trained: TrainResult, pairs: list[ImagePair], out: Path, log: _Log) -> Report:
     """The report of a finished run; on rank 0, with the trained model's evaluation, ``results.json`` and, with
-    matplotlib, the figures written into ``out``. The evaluation draws the same ``z`` as the trainer's own
-    validation, so ``results.json`` and the last row of ``val.csv`` agree."""
+    matplotlib, the figures written into ``out``. The evaluation reveals as the trainer's own validation does
+    (``z`` zeros), so ``results.json`` and the last row of ``val.csv`` agree."""
     model = trainer.trained_model.eval()  # the weight average when the run keeps one
     if trainer.rank != 0:  # under torchrun, rank 0 evaluates and writes the files
         return Report(model, trained, None, 0.0)
-    start, device, seed = time.perf_counter(), trainer.device, trainer.config.seed
-    evaluation = evaluate(model, pairs, device=device, generator=torch.Generator(device).manual_seed(seed))
+    start, device = time.perf_counter(), trainer.device
+    evaluation = evaluate(model, pairs, device=device)
     report = Report(model, trained, evaluation, time.perf_counter() - start)
     report.files = {"model": out / "model.safetensors", "results": out / "results.json"}
     with atomic_write(report.files["results"], "w") as file:
         file.write(json.dumps(evaluation.to_dict(per_image=True), indent=2) + "\n")
     try:
-        report.files.update(_figures(model, pairs, out, device, seed))
+        report.files.update(_figures(model, pairs, out, device))
     except ImportError as error:  # matplotlib is optional: the figures are extras, the run succeeded
         log(f"note: no figures ({' '.join(str(error).split()) or type(error).__name__})")
     return report
 
 
-def _figures(model: nn.Module, pairs: Sequence[Any], out_dir: Path, device: torch.device, seed: int) -> dict[str, Path]:
+def _figures(model: nn.Module, pairs: Sequence[Any], out_dir: Path, device: torch.device) -> dict[str, Path]:
     """``figure.png`` (the paper's Fig. 3 layout, three pairs) and ``curves.png``.
 
     Raises:
@@ -563,7 +563,7 @@ def _figures(model: nn.Module, pairs: Sequence[Any], out_dir: Path, device: torc
     secret = torch.stack([p.secret for p in shown]).to(device)
     with torch.inference_mode():
         stego, _ = model.hide(cover, secret, **public_key(model))
-        recovered = model.reveal(stego, generator=torch.Generator(device).manual_seed(seed), **public_key(model))
+        recovered = model.reveal(stego, **public_key(model))
     titles = [f"{p.names[0]} / {p.names[1]}" for p in shown]
     return {
         "figure": hiding_figure(cover, stego, secret, recovered, out_dir / "figure.png", titles=titles),
