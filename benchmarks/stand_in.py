@@ -5,7 +5,9 @@ The receiver does not have ``lost``; training reveals with ``z ~ N(0, 1)``
 (HiNet's protocol), so the reverse pass learns to answer any draw. This
 benchmark reveals every shipped model's 8-bit PNG stegos of ``--pairs-dir``
 (kodak24 by default, 256x256 centre crops, a keyed model under the public
-key) three ways and prints the secret's mean RGB PSNR for each:
+key) three ways and prints the secret's mean RGB PSNR for each, clamped to
+``[0, 1]`` as :func:`invhide.models.inference.reveal` returns it and
+``invhide reveal`` writes it (the evaluation tables measure unclamped):
 
 - ``zeros``: ``z = 0``, the mean of the training draws (the reveal's default);
 - ``one draw``: ``z`` from ``N(0, 1)``, one seeded draw per pair (the default before);
@@ -18,8 +20,9 @@ see now that they reveal with zeros: the secret's PSNR from each 8-bit stego
 (:func:`invhide.models.inference.verify`, ``invhide hide``'s self-check), and
 :func:`invhide.models.inference.blur_agreement` (``invhide reveal``'s test for
 an image that holds nothing the model hid) of the stegos, of the same stegos
-re-encoded as JPEG (quality 95 and 100) and lossy WebP (quality 90), and of
-the plain photographs (the covers), as :data:`NOT_A_STEGO_PSNR`'s docstring
+re-encoded as JPEG (quality 95 and 100) and lossy WebP (quality 90), of
+the plain photographs (the covers), and of the stegos of uniform secrets
+(black, grey, white, a solid colour, in each set's first six covers), as :data:`NOT_A_STEGO_PSNR`'s docstring
 reports them.
 
 python benchmarks/stand_in.py --checks --json benchmarks/results/stand-in.json
@@ -73,6 +76,12 @@ def reencoded(image: torch.Tensor, codec: str, quality: int) -> torch.Tensor:
     return back.permute(2, 0, 1).float() / 255
 
 
+UNIFORM_COVERS = 6
+"""Covers of each set that also hide each of :data:`UNIFORM_SECRETS` in the checks."""
+UNIFORM_SECRETS = ((0.0, 0.0, 0.0), (0.5, 0.5, 0.5), (1.0, 1.0, 1.0), (0.8, 0.2, 0.1))
+"""Flat secrets (RGB levels): black, mid-grey, white, a solid orange-red."""
+
+
 def checks_table(model: torch.nn.Module, sets: list[str]) -> dict[str, dict[str, float]]:
     """What ``invhide hide``'s self-check and ``invhide reveal``'s test measure: the secret's PSNR (dB) revealed from
     each 8-bit stego (:func:`verify`), and :func:`blur_agreement` (dB) of the stegos, their lossy re-encodes and
@@ -82,6 +91,7 @@ def checks_table(model: torch.nn.Module, sets: list[str]) -> dict[str, dict[str,
         "blur_agreement: stego (8-bit PNG)": [],
         "blur_agreement: stego as JPEG 95 or 100, WebP 90": [],
         "blur_agreement: photograph": [],
+        "blur_agreement: stego of a uniform secret": [],
     }
     for name in sets:
         for cover, secret in evaluation_pairs(data_folder(name), size=256):
@@ -94,6 +104,11 @@ def checks_table(model: torch.nn.Module, sets: list[str]) -> dict[str, dict[str,
                     inference.blur_agreement(model, reencoded(stego, codec, quality))
                 )
             found["blur_agreement: photograph"].append(inference.blur_agreement(model, cover))
+        for cover, _ in evaluation_pairs(data_folder(name), size=256)[:UNIFORM_COVERS]:
+            for level in UNIFORM_SECRETS:
+                uniform = torch.tensor(level).view(3, 1, 1).expand_as(cover)
+                stego = quantize_8bit(inference.hide(model, cover, uniform))
+                found["blur_agreement: stego of a uniform secret"].append(inference.blur_agreement(model, stego))
     threshold = inference.NOT_A_STEGO_PSNR
     return {
         kind: {

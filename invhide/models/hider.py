@@ -16,7 +16,7 @@ gives it their mean, zeros, unless told to draw. Zeros measure as the average
 of many drawn reveals does (the least-squares guess over the draws), and
 better than any one draw: kodak24, 8-bit PNG, the default model, 37.45 dB
 with zeros, 37.39 for the mean of eight drawn reveals, 36.99 for one
-(``benchmarks/stand_in.py``).
+(clamped to ``[0, 1]``; ``benchmarks/stand_in.py``).
 
 A keyed hider *locks* the secret with its key before the graph sees it
 (:meth:`InvertibleHider.lock`): the secret's wavelet coefficients are permuted
