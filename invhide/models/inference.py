@@ -107,8 +107,8 @@ NOT_A_STEGO_PSNR = 28.0
 
 Measured with the default shipped model on 256x256 centre crops (kodak24,
 cbsd68, mcmaster, photos49; ``benchmarks/stand_in.py --checks``): its 8-bit
-stegos give 7.5 to 19.4 dB (flat or uniform secrets, measured before, gave
-up to 25 dB); the same stegos re-encoded as JPEG (quality 95 or 100) or
+stegos give 7.5 to 19.4 dB, and those of uniform secrets (black, grey,
+white, a solid colour) 4.8 to 22.9 dB; the same stegos re-encoded as JPEG (quality 95 or 100) or
 lossy WebP (quality 90) give 30.0 to 43.9 dB; 141 of the 159 plain
 photographs give 28 dB or more, the others, richly textured, down to
 16.7 dB: for those the test stays silent.
@@ -640,7 +640,8 @@ def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: 
 
     A stego of ``model`` holds its secret in its finest detail, so a 3x3
     box blur changes what it reveals completely (the two reveals, rounded to
-    8 bits, agree at 7 to 20 dB for the default model's stegos); an image
+    8 bits, agree at 5 to 23 dB for the default model's stegos, uniform
+    secrets included); an image
     that holds nothing of the model's, such as a plain photograph or a stego
     re-encoded as JPEG, reveals a faint ghost of itself that blurring hardly
     changes (most agree at 28 dB or more). At or above
