@@ -641,10 +641,10 @@ def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: 
     A stego of ``model`` holds its secret in its finest detail, so a 3x3
     box blur changes what it reveals completely (the two reveals, rounded to
     8 bits, agree at 5 to 23 dB for the default model's stegos, uniform
-    secrets included); an image
-    that holds nothing of the model's, such as a plain photograph or a stego
-    re-encoded as JPEG, reveals a faint ghost of itself that blurring hardly
-    changes (most agree at 28 dB or more). At or above
+    secrets included); an image that holds nothing of the model's, such as a
+    plain photograph or a stego re-encoded as JPEG, reveals a faint ghost of
+    itself that blurring hardly changes (most agree at 28 dB or more). At or
+    above
     :data:`NOT_A_STEGO_PSNR`, ``image`` cannot be a stego of ``model``, as
     far as this test tells; below it, it may be one. Both reveals use the
     same ``z`` and the image's centre window, so the test costs two reveals
