@@ -33,7 +33,6 @@ A benchmark measures and prints; it never asserts.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import warnings
@@ -42,9 +41,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from _shared import data_folder
-from PIL import Image
 
 import invhide
+from invhide.evaluation import channels as real
 from invhide.evaluation.metrics import psnr
 from invhide.io.datasets import evaluation_pairs
 from invhide.models import inference, zoo
@@ -67,15 +66,6 @@ def reveals(model: torch.nn.Module, pairs: list, draws: int) -> dict[str, float]
     return {name: statistics.fmean(values) for name, values in rows.items()}
 
 
-def reencoded(image: torch.Tensor, codec: str, quality: int) -> torch.Tensor:
-    """``image`` written by Pillow as ``codec`` at ``quality`` and read back."""
-    array = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, codec, quality=quality)
-    back = torch.from_numpy(np.array(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")))
-    return back.permute(2, 0, 1).float() / 255
-
-
 UNIFORM_COVERS = 6
 """Covers of each set that also hide each of :data:`UNIFORM_SECRETS` in the checks."""
 UNIFORM_SECRETS = ((0.0, 0.0, 0.0), (0.5, 0.5, 0.5), (1.0, 1.0, 1.0), (0.8, 0.2, 0.1))
@@ -94,17 +84,18 @@ def checks_table(model: torch.nn.Module, sets: list[str]) -> dict[str, dict[str,
         "blur_agreement: stego of a uniform secret": [],
     }
     for name in sets:
-        for cover, secret in evaluation_pairs(data_folder(name), size=256):
+        pairs = evaluation_pairs(data_folder(name), size=256)
+        for cover, secret in pairs:
             stego = quantize_8bit(inference.hide(model, cover, secret))
             checked = inference.verify(model, cover, secret, stego)
             found["verify: secret from the 8-bit stego"].append(checked.secret_psnr)
             found["blur_agreement: stego (8-bit PNG)"].append(inference.blur_agreement(model, stego))
-            for codec, quality in (("JPEG", 95), ("JPEG", 100), ("WEBP", 90)):
+            for codec, quality in ((real.jpeg, 95), (real.jpeg, 100), (real.webp, 90)):
                 found["blur_agreement: stego as JPEG 95 or 100, WebP 90"].append(
-                    inference.blur_agreement(model, reencoded(stego, codec, quality))
+                    inference.blur_agreement(model, codec(stego, quality))
                 )
             found["blur_agreement: photograph"].append(inference.blur_agreement(model, cover))
-        for cover, _ in evaluation_pairs(data_folder(name), size=256)[:UNIFORM_COVERS]:
+        for cover, _ in pairs[:UNIFORM_COVERS]:
             for level in UNIFORM_SECRETS:
                 uniform = torch.tensor(level).view(3, 1, 1).expand_as(cover)
                 stego = quantize_8bit(inference.hide(model, cover, uniform))

@@ -509,8 +509,9 @@ def _hide_and_measure(
     ``generators``: the one of ``z`` (``None``: zeros), and a CPU one for the channels that draw noise.
     """
     stego, lost = model.hide(cover, secret, **public_key(model))
-    z = torch.zeros_like(lost)
-    if generators[0] is not None:
+    if generators[0] is None:
+        z = torch.zeros_like(lost)
+    else:
         z = torch.randn(lost.shape, generator=generators[0], dtype=lost.dtype, device=lost.device)
     png = quantize_8bit(stego)
     received = {_SETTING_NAMES[rounded]: png if rounded else stego for rounded in settings}

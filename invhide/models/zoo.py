@@ -569,11 +569,7 @@ def remeasure(name: str, folder: str | os.PathLike[str], *, headline: str, table
     if file_sha256(weights) != entry.sha256:
         raise CheckpointError(f"{weights}: does not match the SHA-256 of its record {entry.path}; publish it again")
     data = {**entry.to_dict(), "headline": headline, "tables": copy.deepcopy(dict(tables))}
-    try:
-        json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"tables must hold JSON values only (no NaN or infinity): {error}") from None
-    updated = _record_from(data, str(entry.path), ConfigError)
+    updated = _checked(data, "tables", str(entry.path))
     _write(updated)
     return updated
 
@@ -686,12 +682,18 @@ def _new_record(model: nn.Module, name: str, record_fields: Mapping[str, Any], d
         "architecture": model.config(),  # type: ignore[operator]
         "trained_channels": channel_list(trained_channels(model)),
     }
+    _checked(data, "record_fields", "record_fields")
+    return data
+
+
+def _checked(data: dict[str, Any], given: str, where: str) -> ModelRecord:
+    """The record of ``data``, refused (:class:`ConfigError`) unless it is plain JSON and every field is valid;
+    ``given`` names what the caller passed, ``where`` the record in errors."""
     try:
         json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"record_fields must hold JSON values only (no NaN or infinity): {error}") from None
-    _record_from(data, "record_fields", ConfigError)
-    return data
+        raise ConfigError(f"{given} must hold JSON values only (no NaN or infinity): {error}") from None
+    return _record_from(data, where, ConfigError)
 
 
 def _in_dtype(model: nn.Module, dtype: str) -> nn.Module:
