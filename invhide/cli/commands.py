@@ -105,8 +105,9 @@ _RESUME_FLAGS = ("--resume", "--resume-or-start")
 def tiling(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     """``tile``, ``overlap`` and ``progress`` for :mod:`invhide.models.inference` from ``--tile``/``--overlap``.
 
-    Both are rounded up to the multiple of the model's wavelet step that
-    tiling needs (2 for Haar).
+    Both are rounded up to the multiple of the model's window step that
+    tiling needs (:func:`invhide.models.inference.window_step`: 2 for Haar, 8
+    with a keyed model's refiner).
 
     Raises:
         invhide.errors.InputError: ``--tile`` not more than twice ``--overlap``.
@@ -115,7 +116,7 @@ def tiling(args: argparse.Namespace, model: Any) -> dict[str, Any]:
         >>> tiling(argparse.Namespace(tile=511, overlap=63, quiet=True), invhide.HiNet(num_blocks=1))
         {'tile': 512, 'overlap': 64, 'progress': False}
     """
-    step = 2 * max(1, math.ceil(getattr(model, "min_size", 2) / 2))
+    step = inference.window_step(model)
     tile, overlap = (step * math.ceil(value / step) for value in (args.tile, args.overlap))
     if tile - 2 * overlap < step:
         raise InputError(
@@ -123,6 +124,11 @@ def tiling(args: argparse.Namespace, model: Any) -> dict[str, Any]:
             f"(each tile keeps its centre); pass a larger --tile or a smaller --overlap"
         )
     return {"tile": tile, "overlap": overlap, "progress": not args.quiet}
+
+
+def _drawing(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """The generator a reveal draws its stand-in ``z`` from with ``--seed``; ``None`` (``z = 0``) without one."""
+    return None if seed is None else torch.Generator(device).manual_seed(seed)
 
 
 def _even_size(option: str, value: int, model: Any) -> None:
@@ -334,7 +340,7 @@ def run_reveal(args: argparse.Namespace) -> None:
     check_one_secret(model, found.choice.described, "reveal")
     options = {**tiling(args, model), "key": command_key(args, model, found.choice.described, confirm=False)}
     stego = read_input_image(args.stego, args.max_pixels or DEFAULT_MAX_PIXELS).to(device)
-    generator = None if args.seed is None else torch.Generator(device).manual_seed(args.seed)
+    generator = _drawing(args.seed, device)
     with blaming(found.choice):
         secret = inference.reveal(model, stego, generator=generator, **options)
         warning = _reveal_warning(found, model, args, stego)
@@ -624,7 +630,7 @@ def run_eval(args: argparse.Namespace) -> None:
     _even_size("--size", args.size, model)
     _at_least("--size", args.size, images, "pass a smaller --size")
     pairs = evaluation_pairs(args.folder, size=args.size)
-    generator = None if args.seed is None else torch.Generator(device).manual_seed(args.seed)
+    generator = _drawing(args.seed, device)
     with blaming(found.choice):
         evaluation = evaluate(
             model, pairs, batch_size=args.batch_size, device=device, generator=generator, channels=args.channel or ()

@@ -29,10 +29,16 @@ the graph, so that a large image hidden or revealed window by window
 of tiles across the image cannot be cut into windows. Without the key, the
 tiles' content survives in an unknown order (the Keys page measures what
 that leaves to an attacker).
+
+A hider may carry a :class:`~invhide.nn.refiners.Refiner` (``refiner=``):
+an ordinary, non-invertible network that :meth:`InvertibleHider.reveal`
+applies to what the graph gives back, before the key unlocks it. Hiding never
+uses it, and ``reveal(..., refine=False)`` is the invertible path alone.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -48,6 +54,7 @@ from invhide.nn import functional
 from invhide.nn.graph import InvertibleGraph
 from invhide.nn.keys import KEY_BYTES, KeyedPermutation, key_tensor
 from invhide.nn.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
+from invhide.nn.refiners import Refiner
 from invhide.nn.subnets import SubnetFactory, SubnetSpec, resolve
 
 __all__ = ["KEY_TILE", "PUBLIC_KEY", "InvertibleHider", "PublicKeyWarning", "public_key"]
@@ -123,6 +130,13 @@ class InvertibleHider(InvertibleGraph):
         keyed: hide under a key that :meth:`hide` and :meth:`reveal` take
             (see the module docstring); a wrong key reveals an image unrelated
             to the secret. Keys are never parameters: no model file holds one.
+        refiner: add a :class:`~invhide.nn.refiners.Refiner` that
+            :meth:`reveal` applies to the revealed secret before unlocking it:
+            ``True`` for the default options, or a mapping of its options but
+            ``channels`` (its ``period`` defaults to the key's tile in pixels,
+            ``2 * KEY_TILE``, for a keyed hider and to none otherwise). A new
+            refiner is the identity; train one with
+            :func:`invhide.training.refine.train_refiner`.
 
     Attributes:
         num_secrets: ``k``.
@@ -132,6 +146,7 @@ class InvertibleHider(InvertibleGraph):
             4 for ``"db2"``, 8 for ``"sym4"``); sides must also be even.
         memory_saving: see the argument of the same name.
         keyed: see the argument of the same name.
+        refiner: the :class:`~invhide.nn.refiners.Refiner`, or ``None``.
 
     Example:
         >>> hider = InvertibleHider(num_secrets=2, num_blocks=2, subnet=invhide.nn.subnets.conv(hidden=16))
@@ -158,6 +173,7 @@ class InvertibleHider(InvertibleGraph):
         wavelet_backend: functional.Backend = "auto",
         memory_saving: bool = False,
         keyed: bool = False,
+        refiner: bool | Mapping[str, Any] = False,
     ) -> None:
         self.keyed = bool(keyed)
         self.num_secrets = positive_int("num_secrets", num_secrets)
@@ -193,8 +209,36 @@ class InvertibleHider(InvertibleGraph):
             self.secret_wavelet = WaveletDownsampling(secret_dims, **wavelet_args)
             branch = self.secret_wavelet.output_dims(secret_dims)
             self.secret_lock = KeyedPermutation(branch, [(KEY_BYTES,)], tile=KEY_TILE, flip=False, label="secret")
+        self.refiner = self._refiner(refiner)
         # Channels-last weights make hide and reveal run channels-last (see _memory_format).
         self.to(memory_format=torch.channels_last)
+
+    def _refiner(self, options: bool | Mapping[str, Any]) -> Refiner | None:
+        """The refiner ``refiner=`` asks for, or ``None``."""
+        if options is False or options is None:
+            return None
+        if options is True:
+            options = {}
+        if not isinstance(options, Mapping):
+            raise InputTypeError(
+                argument="refiner", problem=f"must be True, False or a mapping of Refiner options, got {options!r}"
+            )
+        if "channels" in options:
+            raise InputError(argument="refiner", problem="takes no 'channels': the hider's secret channels are used")
+        options = {"period": 2 * KEY_TILE if self.keyed else None, **options}
+        return Refiner(self.num_secrets * self.channels, **options)
+
+    @property
+    def window_step(self) -> int:
+        """The multiple of pixels that windows of a large image start on (:mod:`~invhide.models.inference`).
+
+        Even, and at least :attr:`min_size`, so that every window sees the
+        whole image's wavelet blocks; a multiple of the refiner's ``period`` too,
+        so that it sees the whole image's tile borders.
+        """
+        step = 2 * max(1, math.ceil(self.min_size / 2))
+        period = self.refiner.period if self.refiner is not None else None
+        return step if period is None else math.lcm(step, period)
 
     # ------------------------------------------------------------------
     # Hiding and revealing
@@ -348,6 +392,7 @@ class InvertibleHider(InvertibleGraph):
         *,
         key: Key | None = None,
         locked: bool = False,
+        refine: bool = True,
         check_finite: bool = False,
     ) -> Tensor:
         """Recover the secret images from a stego image.
@@ -364,6 +409,10 @@ class InvertibleHider(InvertibleGraph):
             key: the key of :meth:`hide`; a wrong one reveals something unrelated to the secret.
             locked: a keyed hider returns the secrets still locked, for
                 :meth:`unlock` to open (no ``key`` then).
+            refine: apply the hider's :attr:`refiner`, if it has one, to what
+                the graph gives back (before unlocking); ``False``: the
+                invertible path alone, whose reveal with ``z = lost`` gives
+                the hidden secrets back exactly.
             check_finite: refuse NaN or infinite inputs and outputs (see
                 :meth:`hide`).
 
@@ -386,6 +435,8 @@ class InvertibleHider(InvertibleGraph):
         given, layout = self._layout_of(stego), self._memory_format()
         stego, z = stego.contiguous(memory_format=layout), z.contiguous(memory_format=layout)
         (_, secret), _ = self._run([stego, z], [], rev=True, jac=False)
+        if refine and self.refiner is not None:
+            secret = self.refiner(secret)
         if unlock:
             secret = self._lock(secret, key, rev=True)
         secret = secret.contiguous(memory_format=given)
@@ -524,6 +575,7 @@ class InvertibleHider(InvertibleGraph):
             "layout": self.layout,
             "wavelet_backend": self.wavelet_backend,
             **({"keyed": True} if self.keyed else {}),
+            **({"refiner": _options(self.refiner)} if self.refiner is not None else {}),
         }
 
     @classmethod
@@ -543,7 +595,13 @@ class InvertibleHider(InvertibleGraph):
             f"num_secrets={self.num_secrets}, num_blocks={self.num_blocks}, wavelet={self.wavelet!r}, "
             f"clamp={self.clamp}, channels={self.channels}, layout={self.layout!r}"
             + (", keyed=True" if self.keyed else "")
+            + (", refined=True" if self.refiner is not None else "")
         )
+
+
+def _options(refiner: Refiner) -> dict[str, Any]:
+    """A refiner's config without its channels, which the hider gives it."""
+    return {name: value for name, value in refiner.config().items() if name != "channels"}
 
 
 _CONVERSIONS = {

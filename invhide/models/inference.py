@@ -85,6 +85,7 @@ __all__ = [
     "tiles",
     "trained_channels",
     "verify",
+    "window_step",
 ]
 
 FITS: tuple[str, ...] = ("refuse", "resize", "crop")
@@ -277,6 +278,22 @@ def _working_dtype(model: nn.Module, fallback: torch.dtype) -> torch.dtype:
     return param.dtype if param is not None else fallback
 
 
+def window_step(model: nn.Module) -> int:
+    """The multiple of pixels that windows start on, and that ``tile`` and ``overlap`` must be multiples of.
+
+    A model's own ``window_step`` (:attr:`InvertibleHider.window_step
+    <invhide.models.hider.InvertibleHider.window_step>`), else the even
+    number of at least its ``min_size``: every window then sees the same
+    wavelet blocks as the whole image.
+
+    Example:
+        >>> window_step(invhide.InvertibleHider(num_blocks=1, subnet="conv", keyed=True, refiner=True))
+        8
+    """
+    step = getattr(model, "window_step", None)
+    return step if isinstance(step, int) else 2 * max(1, math.ceil(getattr(model, "min_size", 2) / 2))
+
+
 def _windowed(
     model: nn.Module,
     function: Callable[[Tensor, Tensor], Tensor],
@@ -287,10 +304,8 @@ def _windowed(
     progress: bool,
 ) -> Tensor:
     """``function`` of the padded ``inputs``, in eval mode and window by window, cropped back to ``size``."""
-    # Windows start on even pixels so that every window sees the same 2x2 wavelet blocks as the whole image.
-    step = 2 * max(1, math.ceil(getattr(model, "min_size", 2) / 2))
     with _evaluating(model):
-        result = _tiled(function, *inputs, tile, overlap, step, progress)
+        result = _tiled(function, *inputs, tile, overlap, window_step(model), progress)
     return result[..., : size[0], : size[1]]
 
 

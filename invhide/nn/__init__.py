@@ -14,9 +14,11 @@ Inside this layer the imports run one way, down this list:
   (wavelet down/upsampling, affine couplings).
 - :mod:`invhide.nn.graph`: FrEIA nodes run as one module, with name-keyed
   parameters, conditions and memory-saving backpropagation.
+- :mod:`invhide.nn.refiners`: the one part that is not invertible, an optional
+  learned refiner of revealed secrets (beside the graph, never in it).
 """
 
-from invhide.nn import backends, functional, graph, keys, modules, subnets
+from invhide.nn import backends, functional, graph, keys, modules, refiners, subnets
 from invhide.nn.graph import InvertibleGraph
 from invhide.nn.modules import AffineCoupling, HidingCoupling, WaveletDownsampling, WaveletUpsampling
 
@@ -31,5 +33,6 @@ __all__ = [
     "graph",
     "keys",
     "modules",
+    "refiners",
     "subnets",
 ]

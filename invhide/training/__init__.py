@@ -1,6 +1,6 @@
-"""Training: the hiding losses, the trainer and the named recipes."""
+"""Training: the hiding losses, the trainer, the named recipes and the refiner's training."""
 
-from invhide.training import losses, recipes, trainer
+from invhide.training import losses, recipes, refine, trainer
 from invhide.training.config import TrainConfig
 from invhide.training.losses import HidingLoss
 from invhide.training.recipes import recipe, train_and_evaluate
@@ -14,6 +14,7 @@ __all__ = [
     "losses",
     "recipe",
     "recipes",
+    "refine",
     "train_and_evaluate",
     "trainer",
 ]

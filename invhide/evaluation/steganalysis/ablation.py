@@ -188,6 +188,7 @@ class PixelDomainHider(InvertibleHider):
         lost = Node(branches[1], DepthToSpace, {}, name="lost_d2s")
         nodes += [stego, lost, OutputNode(stego, name="stego"), OutputNode(lost, name="lost")]
         InvertibleGraph.__init__(self, nodes, memory_saving=memory_saving)
+        self.refiner = None
         self.to(memory_format=torch.channels_last)
 
     def config(self) -> dict[str, Any]:
