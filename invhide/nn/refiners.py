@@ -8,7 +8,10 @@ remove. A keyed hider adds a structured one: its key shuffles the secret's
 into its random neighbours, so the revealed (still locked) secret is wrong
 mostly along the tile borders (on kodak24 with the shipped keyed model, the
 pixels on a border carry 1.6 times the squared error of the others; an
-unkeyed model's are even).
+unkeyed model's are even). A refiner trained for the shipped keyed model
+lifts its kodak24 secret from 34.53 to 36.63 dB; one trained the same way for
+the unkeyed default gains nothing (37.27 to 37.26 dB): it learns the key's
+damage, not a general denoiser (the Keys page).
 
 :class:`Refiner` is a small residual convolution network applied to the
 revealed secret, in the locked domain, before the key unlocks it
