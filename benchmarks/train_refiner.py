@@ -32,7 +32,7 @@ from invhide.evaluation.metrics import evaluate
 from invhide.io.checkpoint import save
 from invhide.io.datasets import evaluation_pairs
 from invhide.models.hider import PublicKeyWarning
-from invhide.training.refine import train_refiner, with_refiner
+from invhide.training.refine import train_refiner, with_refiner, without_refiner
 
 
 def _measure(model: torch.nn.Module, pairs: list) -> dict:
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=False)
-    model = invhide.load(args.model).float().eval()
+    model = without_refiner(invhide.load(args.model).float()).eval()  # a shipped refiner is replaced, not stacked
     pairs = evaluation_pairs(args.val_dir, size=256)
     print(f"{args.model} without a refiner, {args.val_dir.name} ({len(pairs)} pairs):")
     before = _measure(model, pairs)

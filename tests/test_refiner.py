@@ -16,7 +16,7 @@ from invhide.models.hider import InvertibleHider
 from invhide.models.hinet import HiNet
 from invhide.nn.refiners import Refiner, tile_borders
 from invhide.testing import randomize_
-from invhide.training.refine import train_refiner, with_refiner
+from invhide.training.refine import train_refiner, with_refiner, without_refiner
 
 KEY, OTHER = bytes(range(32)), bytes(range(1, 33))
 
@@ -228,3 +228,15 @@ def test_refiner_alone():
     x = torch.rand(2, 6, 8, 8)
     assert torch.equal(refiner(x), x)
     assert refiner.config() == {"channels": 6, "hidden": 4, "depth": 2, "period": 4, "negative_slope": 0.2}
+
+
+def test_without_refiner_reveals_as_refine_false_and_keeps_the_original():
+    model = hider()
+    bare = without_refiner(model)
+    assert bare.refiner is None and model.refiner is not None and "refiner" not in bare.config()
+    cover, secret = images()
+    stego, _ = model.hide(cover, secret, key=KEY)
+    torch.testing.assert_close(bare.reveal(stego, key=KEY), model.reveal(stego, key=KEY, refine=False))
+    assert without_refiner(bare).refiner is None
+    with pytest.raises(InputError, match="HiNet, which takes no refiner"):
+        without_refiner(HiNet(num_blocks=1))

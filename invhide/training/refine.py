@@ -44,7 +44,7 @@ from invhide.models.hider import InvertibleHider
 from invhide.nn.functional import quantize_8bit
 from invhide.nn.keys import KEY_BYTES
 
-__all__ = ["RefinerTraining", "train_refiner", "with_refiner"]
+__all__ = ["RefinerTraining", "train_refiner", "with_refiner", "without_refiner"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,23 @@ def with_refiner(model: InvertibleHider, **options: Any) -> InvertibleHider:
 
     Raises:
         invhide.errors.InputTypeError: ``model`` is not an InvertibleHider.
+        invhide.errors.InputError: a subclass that takes no refiner (HiNet).
     """
+    return _rebuilt(model, options or True)
+
+
+def without_refiner(model: InvertibleHider) -> InvertibleHider:
+    """A copy of ``model`` with its hider's weights and no refiner: what it reveals without one.
+
+    Raises:
+        invhide.errors.InputTypeError: ``model`` is not an InvertibleHider.
+        invhide.errors.InputError: a subclass that takes no refiner (HiNet).
+    """
+    return _rebuilt(model, None)
+
+
+def _rebuilt(model: InvertibleHider, refiner: bool | dict[str, Any] | None) -> InvertibleHider:
+    """``model``'s hider, its weights copied, with a new refiner of these options (``None``: none)."""
     if not isinstance(model, InvertibleHider):
         raise InputTypeError(argument="model", problem=f"must be an InvertibleHider, got {type(model).__name__}")
     config = model.config()
@@ -95,13 +111,15 @@ def with_refiner(model: InvertibleHider, **options: Any) -> InvertibleHider:
         raise InputError(
             argument="model", problem=f"is a {config.get('class')}, which takes no refiner; an InvertibleHider does"
         )
-    config["refiner"] = options or True
-    refined = InvertibleHider.from_config(config)
+    config.pop("refiner", None)
+    if refiner is not None:
+        config["refiner"] = refiner
+    rebuilt = InvertibleHider.from_config(config)
     hider = {name: value for name, value in model.state_dict().items() if not name.startswith("refiner.")}
-    fresh = {name: value for name, value in refined.state_dict().items() if name.startswith("refiner.")}
-    refined.load_state_dict({**hider, **fresh})  # strict: every weight of the hider lands, or this fails
+    fresh = {name: value for name, value in rebuilt.state_dict().items() if name.startswith("refiner.")}
+    rebuilt.load_state_dict({**hider, **fresh})  # strict: every weight of the hider lands, or this fails
     param = next(model.parameters())
-    return refined.to(device=param.device, dtype=param.dtype)
+    return rebuilt.to(device=param.device, dtype=param.dtype).train(model.training)
 
 
 def _pool(
