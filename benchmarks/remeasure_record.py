@@ -11,13 +11,17 @@ shipped model). The headline's figures that moved (kodak24's 8-bit secret
 and stego, and the channel figures) are replaced by the new ones, formatted
 as before; the Table 2 tables are printed in Markdown. Every other field stays as published: the training facts, and the
 tables that do not reveal (``speed``, ``security``) or that were measured by
-their own benchmark with its own command (``keys``, ``float16_storage``).
-Only the record is rewritten (:func:`invhide.models.zoo.remeasure`, which
+their own benchmark with its own command (``keys``, ``float16_storage``),
+except that ``--security-json`` (with ``--security-command``) stores a
+security evaluation measured on the shipped model as ``tables.security``, as
+``benchmarks/trained_model.py`` does. Only the record is rewritten (:func:`invhide.models.zoo.remeasure`, which
 checks the weights file against the record first).
 
 python benchmarks/remeasure_record.py conv8-photos49-v2
 python benchmarks/remeasure_record.py conv8-photos49-robust \\
     --robustness benchmarks/results/robustness-conv8-photos49-robust.json
+python benchmarks/remeasure_record.py conv8-photos49-keyed \\
+    --security-json benchmarks/trained/keyed-conv8-wip/security.json --security-command "invhide eval --security ..."
 
 A benchmark measures and prints; it never asserts.
 """
@@ -33,7 +37,7 @@ from typing import Any
 from _shared import data_folder
 from publish_robust import channel_table
 from robustness import CHANNELS
-from trained_model import measure, table_markdown
+from trained_model import measure, security_tables, table_markdown
 
 import invhide
 from invhide.io.datasets import evaluation_pairs
@@ -67,8 +71,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="a shipped model's name")
     parser.add_argument("--robustness", type=Path, help="benchmarks/robustness.py's JSON of this model")
+    parser.add_argument("--security-json", type=Path, help="`invhide eval --security --json` of this model")
+    parser.add_argument("--security-command", help="the command that wrote --security-json")
     parser.add_argument("--dry-run", action="store_true", help="measure and print, publish nothing")
     args = parser.parse_args()
+    if (args.security_json is None) != (args.security_command is None):
+        parser.error("--security-json and --security-command go together")
     entry = zoo.record(args.name)
     folder = Path(entry.path).parent
     model = invhide.load(args.name).eval()
@@ -88,6 +96,7 @@ def main() -> None:
         if robustness.get("channels") != list(CHANNELS) or robustness.get("model") != args.name:
             raise SystemExit(f"{args.robustness}: not benchmarks/robustness.py's channels measured on {args.name}")
         tables["channels"] = channel_table(robustness)
+    tables.update(security_tables(args))
     old, new = kodak_figures(entry.tables), kodak_figures(tables)
     print(json.dumps({name: [round(old[name], 3), round(new[name], 3)] for name in old}, indent=1))
     headline = new_headline(entry.headline, old, new)
