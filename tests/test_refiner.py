@@ -197,7 +197,7 @@ def test_training_improves_the_held_out_reveals_and_touches_nothing_else(keyed):
     for name, p in model.named_parameters():
         assert p.requires_grad
         if name in frozen:
-            assert torch.equal(p, frozen[name]), name
+            assert torch.equal(p, frozen[name]) and p.grad is None, name
 
 
 @pytest.mark.parametrize(

@@ -215,10 +215,9 @@ def train_refiner(
         revealed, targets = _pool(model, images, pairs, generator, device, progress)
     pool_seconds = time.perf_counter() - started
     train_x, train_y = revealed[held:], targets[held:]
+    # The pool was made without gradients and only the refiner's parameters are optimised: the hider is frozen
+    # without touching its requires_grad flags.
     refiner = model.refiner
-    frozen = [p for name, p in model.named_parameters() if not name.startswith("refiner.")]
-    for p in frozen:
-        p.requires_grad_(False)
     optimizer = torch.optim.Adam(refiner.parameters(), lr=lr)
     offsets = (crop - window) // step + 1
     started = time.perf_counter()
@@ -235,17 +234,16 @@ def train_refiner(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        seconds = time.perf_counter() - started
+        refiner.eval()
+        with torch.no_grad():
+            held_x, held_y = revealed[:held], targets[:held]
+            refined = torch.cat([refiner(held_x[i : i + 8]) for i in range(0, held, 8)]).clamp(0, 1)
+            before, after = psnr(held_x.clamp(0, 1), held_y).mean().item(), psnr(refined, held_y).mean().item()
+            mse_before = F.mse_loss(held_x.clamp(0, 1), held_y).item()
+            mse_after = F.mse_loss(refined, held_y).item()
     finally:
-        for p in frozen:
-            p.requires_grad_(True)
         model.train(was_training)
-    seconds = time.perf_counter() - started
-    refiner.eval()
-    with torch.no_grad():
-        held_x, held_y = revealed[:held], targets[:held]
-        refined = torch.cat([refiner(held_x[i : i + 8]) for i in range(0, held, 8)]).clamp(0, 1)
-        before, after = psnr(held_x.clamp(0, 1), held_y).mean().item(), psnr(refined, held_y).mean().item()
-        mse_before, mse_after = F.mse_loss(held_x.clamp(0, 1), held_y).item(), F.mse_loss(refined, held_y).item()
     report = RefinerTraining(steps, seconds, pool_seconds, held, before, after, mse_before, mse_after)
     log(str(report))
     return report
