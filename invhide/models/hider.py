@@ -236,7 +236,7 @@ class InvertibleHider(InvertibleGraph):
         whole image's wavelet blocks; a multiple of the refiner's ``period`` too,
         so that it sees the whole image's tile borders.
         """
-        step = 2 * max(1, math.ceil(self.min_size / 2))
+        step = functional.even_step(self.min_size)
         period = self.refiner.period if self.refiner is not None else None
         return step if period is None else math.lcm(step, period)
 

@@ -67,7 +67,7 @@ from invhide.checks import image_batch, integer, non_negative_int, one_of, posit
 from invhide.errors import InputError, InputTypeError
 from invhide.io.progress import progress_bar
 from invhide.models.hider import PUBLIC_KEY, Key, public_key
-from invhide.nn.functional import quantize_8bit
+from invhide.nn.functional import even_step, quantize_8bit
 
 __all__ = [
     "FITS",
@@ -291,7 +291,7 @@ def window_step(model: nn.Module) -> int:
         8
     """
     step = getattr(model, "window_step", None)
-    return step if isinstance(step, int) else 2 * max(1, math.ceil(getattr(model, "min_size", 2) / 2))
+    return step if isinstance(step, int) else even_step(getattr(model, "min_size", 2))
 
 
 def _windowed(

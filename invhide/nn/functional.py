@@ -46,6 +46,7 @@ __all__ = [
     "coupling_forward",
     "coupling_inverse",
     "dwt",
+    "even_step",
     "filter_bank_dwt",
     "filter_bank_idwt",
     "haar_dwt",
@@ -135,6 +136,18 @@ def min_wavelet_size(wavelet: str) -> int:
         (2, 4, 8)
     """
     return max(2, validate_wavelet(wavelet))
+
+
+def even_step(min_size: int) -> int:
+    """The even number of pixels, at least ``min_size``, that windows of a large image start on.
+
+    Every window then sees the same 2x2 wavelet blocks as the whole image.
+
+    Example:
+        >>> even_step(1), even_step(2), even_step(3), even_step(8)
+        (2, 2, 4, 8)
+    """
+    return 2 * max(1, math.ceil(min_size / 2))
 
 
 def _check(name: str, x: Tensor, wavelet: str, layout: str, backend: str, down: bool) -> str:
