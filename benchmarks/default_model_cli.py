@@ -13,6 +13,17 @@ its secret, and their means::
     python benchmarks/default_model_cli.py                       # the invhide on PATH
     python benchmarks/default_model_cli.py --invhide /tmp/venv/bin/invhide --size 512
 
+With ``--keys`` it is the keyed round trip of a key holder: per pair
+``invhide keygen -o key`` and ``-o other`` (two fresh 32-byte keys), ``invhide
+hide ... --key-file key``, then three reveals, each in its own process: with
+``--key-file key`` (the receiver), with ``--key-file other`` (a wrong key) and
+with no key (the published default key, which the command announces). It
+prints the PSNR of each reveal against the secret, and the no-information
+baseline (the better of the stego and mid-grey, per pair, as
+``benchmarks/keys.py`` measures it)::
+
+    python benchmarks/default_model_cli.py --invhide /tmp/venv/bin/invhide --size 512 --keys
+
 Run it with the ``invhide`` of a fresh ``pip install .`` to check what a
 new user gets.
 """
@@ -49,6 +60,12 @@ def psnr(a: Path, b: Path) -> float:
     return metrics.psnr(read_image(a)[None], read_image(b)[None]).item()
 
 
+def grey_psnr(a: Path) -> float:
+    """RGB PSNR of an image file against mid-grey (0.5 everywhere), the guess made knowing nothing."""
+    image = read_image(a)[None]
+    return metrics.psnr(image, image.new_full(image.shape, 0.5)).item()
+
+
 def run(command: list[str]) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -61,6 +78,7 @@ def main() -> None:
     parser.add_argument("--invhide", default="invhide", help="the invhide command to run (default: the one on PATH)")
     parser.add_argument("--size", type=int, default=512, help="centre-crop side (default: 512)")
     parser.add_argument("--data", default="kodak24", help="image set in ../shared/data (default: kodak24)")
+    parser.add_argument("--keys", action="store_true", help="hide under a fresh key; reveal with it, another, none")
     parser.add_argument("--keep", type=Path, help="keep the images in this folder (default: a temporary one)")
     args = parser.parse_args()
     command = shutil.which(args.invhide) or args.invhide
@@ -69,6 +87,7 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="invhide-default-"))
     work.mkdir(parents=True, exist_ok=True)
     stego_db, secret_db, announced = [], [], set()
+    wrong_db, keyless_db, baseline_db = [], [], []
     start = time.perf_counter()
     for i, path in enumerate(paths):
         secret_path = paths[(i + n // 2) % n]
@@ -78,22 +97,41 @@ def main() -> None:
         centre_crop(path, args.size).save(cover)
         centre_crop(secret_path, args.size).save(secret)
         stego, recovered = pair / "stego.png", pair / "recovered.png"
-        hidden = run([command, "hide", str(cover), str(secret), "-o", str(stego), "--force"])
-        revealed = run([command, "reveal", str(stego), "-o", str(recovered), "--force"])
-        announced |= {line for line in (hidden.stderr + revealed.stderr).splitlines() if "model" in line}
+        key, other = pair / "key", pair / "other"
+        keyed = []
+        if args.keys:
+            for key_path in (key, other):
+                key_path.unlink(missing_ok=True)
+                run([command, "keygen", "-o", str(key_path)])
+            keyed = ["--key-file", str(key)]
+        hidden = run([command, "hide", str(cover), str(secret), "-o", str(stego), "--force", *keyed])
+        revealed = run([command, "reveal", str(stego), "-o", str(recovered), "--force", *keyed])
+        notes = hidden.stderr + revealed.stderr
         stego_db.append(psnr(cover, stego))
         secret_db.append(psnr(secret, recovered))
-        print(
-            f"{path.name} hides {secret_path.name}: stego {stego_db[-1]:.2f} dB, recovered {secret_db[-1]:.2f} dB "
-            f"({hidden.stdout.strip().splitlines()[-1] if hidden.stdout.strip() else ''})",
-            flush=True,
-        )
+        line = f"{path.name} hides {secret_path.name}: stego {stego_db[-1]:.2f} dB, recovered {secret_db[-1]:.2f} dB"
+        if args.keys:
+            wrong, keyless = pair / "wrong-key.png", pair / "no-key.png"
+            notes += run([command, "reveal", str(stego), "-o", str(wrong), "--force", "--key-file", str(other)]).stderr
+            notes += run([command, "reveal", str(stego), "-o", str(keyless), "--force"]).stderr
+            wrong_db.append(psnr(secret, wrong))
+            keyless_db.append(psnr(secret, keyless))
+            baseline_db.append(max(psnr(secret, stego), grey_psnr(secret)))
+            line += f", wrong key {wrong_db[-1]:.2f} dB, no key {keyless_db[-1]:.2f} dB, baseline {baseline_db[-1]:.2f}"
+        announced |= {text for text in notes.splitlines() if "model" in text or "key" in text}
+        print(f"{line} ({hidden.stdout.strip().splitlines()[-1] if hidden.stdout.strip() else ''})", flush=True)
     print("\n".join(sorted(announced)))
     print(
         f"\n{n} pairs of {args.data} at {args.size}x{args.size}, 8-bit PNG stego, RGB: mean stego PSNR "
         f"{np.mean(stego_db):.2f} dB, mean recovered PSNR {np.mean(secret_db):.2f} dB "
         f"({time.perf_counter() - start:.0f} s, {command})"
     )
+    if args.keys:
+        print(
+            f"revealed against the secret, mean: right key {np.mean(secret_db):.2f} dB, another key "
+            f"{np.mean(wrong_db):.2f} dB (at most {np.max(wrong_db):.2f}), no key {np.mean(keyless_db):.2f} dB "
+            f"(at most {np.max(keyless_db):.2f}); no-information baseline {np.mean(baseline_db):.2f} dB"
+        )
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
 

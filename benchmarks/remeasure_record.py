@@ -14,7 +14,10 @@ tables that do not reveal (``speed``, ``security``) or that were measured by
 their own benchmark with its own command (``keys``, ``float16_storage``),
 except that ``--security-json`` (with ``--security-command``) stores a
 security evaluation measured on the shipped model as ``tables.security``, as
-``benchmarks/trained_model.py`` does. Only the record is rewritten (:func:`invhide.models.zoo.remeasure`, which
+``benchmarks/trained_model.py`` does, and ``--complete`` adds the Table 2
+tables (every test set, at 256 and full size) and the speed table that
+``trained_model.py`` writes and the record lacks (a model published by
+another script). Only the record is rewritten (:func:`invhide.models.zoo.remeasure`, which
 checks the weights file against the record first).
 
 python benchmarks/remeasure_record.py conv8-photos49-v2
@@ -22,6 +25,7 @@ python benchmarks/remeasure_record.py conv8-photos49-robust \\
     --robustness benchmarks/results/robustness-conv8-photos49-robust.json
 python benchmarks/remeasure_record.py conv8-photos49-keyed \\
     --security-json benchmarks/trained/keyed-conv8-wip/security.json --security-command "invhide eval --security ..."
+python benchmarks/remeasure_record.py conv8-photos49-keyed --complete
 
 A benchmark measures and prints; it never asserts.
 """
@@ -37,7 +41,7 @@ from typing import Any
 from _shared import data_folder
 from publish_robust import channel_table
 from robustness import CHANNELS
-from trained_model import measure, security_tables, table_markdown
+from trained_model import SIZES, TEST_SETS, measure, security_tables, size_name, speeds, table_markdown
 
 import invhide
 from invhide.io.datasets import evaluation_pairs
@@ -73,6 +77,11 @@ def main() -> None:
     parser.add_argument("--robustness", type=Path, help="benchmarks/robustness.py's JSON of this model")
     parser.add_argument("--security-json", type=Path, help="`invhide eval --security --json` of this model")
     parser.add_argument("--security-command", help="the command that wrote --security-json")
+    parser.add_argument(
+        "--complete",
+        action="store_true",
+        help="also measure the Table 2 tables and the speed that trained_model.py writes and this record lacks",
+    )
     parser.add_argument("--dry-run", action="store_true", help="measure and print, publish nothing")
     args = parser.parse_args()
     if (args.security_json is None) != (args.security_command is None):
@@ -81,6 +90,9 @@ def main() -> None:
     folder = Path(entry.path).parent
     model = invhide.load(args.name).eval()
     tables, evaluations = json.loads(json.dumps(entry.tables)), {}
+    if args.complete:
+        wanted = [f"{data}@{size_name(size)}" for data in TEST_SETS for size in SIZES]
+        tables.update({key: {} for key in wanted if key not in tables})
     for key in tables:
         match = TABLE.match(key)
         if match is None:
@@ -97,6 +109,9 @@ def main() -> None:
             raise SystemExit(f"{args.robustness}: not benchmarks/robustness.py's channels measured on {args.name}")
         tables["channels"] = channel_table(robustness)
     tables.update(security_tables(args))
+    if args.complete and "speed" not in tables:
+        tables["speed"] = speeds(model)
+        print(f"speed: {json.dumps({k: v for k, v in tables['speed'].items() if k[0].isdigit()})}")
     old, new = kodak_figures(entry.tables), kodak_figures(tables)
     print(json.dumps({name: [round(old[name], 3), round(new[name], 3)] for name in old}, indent=1))
     headline = new_headline(entry.headline, old, new)

@@ -76,11 +76,13 @@ class TestKeyedPermutation:
         assert result.log_det_error == 0.0
         (y,), log_det = block([x], c=[key_tensor([key, key])])
         assert torch.equal(log_det, torch.zeros(2, dtype=torch.float64))
-        units = channels * side * side if tile is None else (side // tile) ** 2
-        sign_bits = (units if tile is None else units * channels) if flip else 0
-        if tile is not None and side % tile:  # the strips no tile covers are permuted value by value
-            units += channels * (side * side - (side - side % tile) ** 2)
-        if key != other and math.lgamma(units + 1) / math.log(2) + sign_bits >= 40:  # 2^40 outcomes or more
+        if tile is None:
+            counts = [channels * side * side]
+        else:  # the t x t tiles; with strips left over, each strip's tiles and the corner's one tile
+            counts = [(side // tile) ** 2] + ([side // tile, side // tile, 1] if side % tile else [])
+        orders = sum(math.lgamma(n + 1) for n in counts) / math.log(2)
+        sign_bits = (sum(counts) * (1 if tile is None else channels)) if flip else 0
+        if key != other and orders + sign_bits >= 40:  # 2^40 outcomes or more
             (y_other,), _ = block([x], c=[key_tensor([other, other])])
             assert not torch.equal(y, y_other)
 
@@ -105,6 +107,35 @@ class TestKeyedPermutation:
         strips = torch.ones(size, dtype=torch.bool)
         strips[: size[0] // 4 * 4, : size[1] // 4 * 4] = False
         assert not torch.equal(y[..., strips], x[..., strips])  # the strips no tile covers move too
+
+    def test_the_strips_move_as_whole_tiles_within_their_strip(self):
+        """10x10 with 4x4 tiles: the 8x8 grid's tiles, the bottom strip's 2x4 and the right strip's 4x2 tiles
+        each move whole within their region; the 2x2 corner stays."""
+        block = KeyedPermutation([(1, 10, 10)], [(KEY_BYTES,)], tile=4, flip=False)
+        x = torch.arange(100.0).reshape(1, 1, 10, 10)
+
+        def tiles(image, rows, cols, th, tw):
+            return sorted(
+                tuple(image[0, 0, i : i + th, j : j + tw].flatten().tolist())
+                for i in range(rows.start, rows.stop, th)
+                for j in range(cols.start, cols.stop, tw)
+            )
+
+        regions = [
+            (slice(0, 8), slice(0, 8), 4, 4),
+            (slice(8, 10), slice(0, 8), 2, 4),
+            (slice(0, 8), slice(8, 10), 4, 2),
+            (slice(8, 10), slice(8, 10), 2, 2),
+        ]
+        outputs = []
+        for key in (bytes(range(32)), bytes(range(1, 33)), bytes([7] * 32)):
+            (y,), _ = block([x], c=[key_tensor([key])])
+            for region in regions:
+                assert tiles(y, *region) == tiles(x, *region)
+            assert torch.equal(y[..., 8:, 8:], x[..., 8:, 8:])
+            outputs.append(y)
+        moved = [any(not torch.equal(y[..., r, c], x[..., r, c]) for y in outputs) for r, c, _, _ in regions[:3]]
+        assert moved == [True, True, True]
 
 
 class TestKeyedHider:

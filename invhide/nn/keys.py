@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -174,9 +174,13 @@ class KeyedPermutation(InvertibleModule):
     With ``tile=None`` each image ``b`` of the batch, flattened to ``C*H*W``
     values, is permuted by :func:`permutation` of its own key; with
     ``tile=t`` the image is cut into ``t x t`` tiles (each with all ``C``
-    channels) and the tiles are permuted (the values of the last ``H mod t``
-    rows and ``W mod t`` columns, which no tile covers, are permuted one by
-    one, so any size works). With ``flip=True`` every value
+    channels) and the tiles are permuted. Any size works: where ``t`` does
+    not divide ``H`` (or ``W``), the last ``H mod t`` rows are cut into
+    ``(H mod t) x t`` tiles, permuted among themselves (likewise the last
+    columns), and the corner that both strips leave, at most
+    ``(t - 1) x (t - 1)`` values, stays in place (flipped with ``flip``):
+    what the tiles hold stays whole everywhere, which a network that learnt to
+    hide a tile-shuffled secret can carry. With ``flip=True`` every value
     (``tile=None``) or every channel of every tile is also multiplied by
     :func:`signs` of the key. Both are orthogonal maps: exactly invertible,
     log-determinant 0. The key comes at call time as the module's one
@@ -242,26 +246,35 @@ class KeyedPermutation(InvertibleModule):
                 rows.append(row if sign is None else row * sign)
         return torch.stack(rows) if rows else units.clone()
 
+    def _regions(self, h: int, w: int, t: int) -> Iterator[tuple[slice, slice, str]]:
+        """The regions whose tiles permute among themselves: the ``t x t`` grid, the strips left over, the corner."""
+        hc, wc = h - h % t, w - w % t
+        for rows, row_name in ((slice(0, hc), ""), (slice(hc, h), "bottom")):
+            for cols, col_name in ((slice(0, wc), ""), (slice(wc, w), "right")):
+                if rows.stop > rows.start and cols.stop > cols.start:
+                    name = "/".join(n for n in (row_name, col_name) if n)
+                    yield rows, cols, self.label if not name else f"{self.label}/{name}"
+
+    def _shuffle_tiles(self, region: Tensor, keys: Tensor, label: str, rev: bool, t: int) -> Tensor:
+        """``region`` cut into tiles of at most ``t x t`` (as many rows and columns as it has), permuted by the key."""
+        b, channels, h, w = region.shape
+        th, tw = min(t, h), min(t, w)
+        units = region.reshape(b, channels, h // th, th, w // tw, tw).permute(0, 2, 4, 1, 3, 5)
+        units = self._shuffle(units.reshape(b, -1, channels * th * tw), keys, label, rev, channels)
+        units = units.reshape(b, h // th, w // tw, channels, th, tw).permute(0, 3, 1, 4, 2, 5)
+        return units.reshape(b, channels, h, w)
+
     def forward(
         self, x_or_z: Sequence[Tensor], c: Sequence[Tensor] | None = None, rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor]:
         (x,), (keys,) = x_or_z, c  # type: ignore[misc]
-        b, channels, h, w = x.shape
+        b, _, h, w = x.shape
         if self.tile is None:
             y = self._shuffle(x.reshape(b, -1, 1), keys, self.label, rev).reshape(x.shape)
             return (y.contiguous(memory_format=_layout(x)),), x.new_zeros(b)
-        t = self.tile
-        hc, wc = h - h % t, w - w % t  # tiles cover [:hc, :wc]; the values of the strips left over move one by one
-        core = x[..., :hc, :wc].reshape(b, channels, hc // t, t, wc // t, t).permute(0, 2, 4, 1, 3, 5)
-        core = self._shuffle(core.reshape(b, -1, channels * t * t), keys, self.label, rev, channels)
-        core = core.reshape(b, hc // t, wc // t, channels, t, t).permute(0, 3, 1, 4, 2, 5).reshape(b, channels, hc, wc)
         y = torch.empty_like(x, memory_format=torch.contiguous_format)
-        y[..., :hc, :wc] = core
-        if (hc, wc) != (h, w):
-            rest = torch.ones(h, w, dtype=torch.bool, device=x.device)
-            rest[:hc, :wc] = False
-            values = self._shuffle(x[..., rest].reshape(b, -1, 1), keys, f"{self.label}/rest", rev)
-            y[..., rest] = values.reshape(b, channels, -1)
+        for rows, cols, label in self._regions(h, w, self.tile):
+            y[..., rows, cols] = self._shuffle_tiles(x[..., rows, cols], keys, label, rev, self.tile)
         return (y.contiguous(memory_format=_layout(x)),), x.new_zeros(b)
 
     def output_dims(self, input_dims: Dims) -> list[tuple[int, ...]]:
