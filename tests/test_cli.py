@@ -26,6 +26,7 @@ from invhide.evaluation.metrics import psnr
 from invhide.io.datasets import evaluation_pairs
 from invhide.io.images import read_image, write_image
 from invhide.models import zoo
+from invhide.models.hider import public_key
 from invhide.models.inference import hide, reveal
 from invhide.nn import subnets
 from invhide.nn.subnets import ConvSubnet
@@ -475,7 +476,8 @@ def received(tmp_path_factory):
     folder = tmp_path_factory.mktemp("received")
     cover, secret = evaluation_pairs(shared("kodak24"), size=64)[3]
     write_image(cover, folder / "cover.png")
-    write_image(hide(zoo.load(name, folder=zoo.SHIPPED), cover, secret), folder / "stego.png")
+    model = zoo.load(name, folder=zoo.SHIPPED)
+    write_image(hide(model, cover, secret, **public_key(model)), folder / "stego.png")  # as hide does without a key
     with Image.open(folder / "stego.png") as stego:
         stego.save(folder / "stego.jpg", quality=95)
         stego.save(folder / "q100.jpg", quality=100)

@@ -74,6 +74,7 @@ def round_trip(hider, cover, secret):
     return recovered[:, : secret.shape[-2], : secret.shape[-1]], tuple(stego.shape)
 
 
+@pytest.mark.filterwarnings("ignore::invhide.models.hider.PublicKeyWarning")  # a keyed default, used as a user would
 def test_odd_sizes_bring_their_last_row_and_column_back(default_model):
     """Issue 20: a 65x63 stego cropped to its cover's size lost what the padding carried (edges at 21-26 dB).
 
@@ -202,6 +203,7 @@ def one_weight(value):
     return hider.eval()
 
 
+@pytest.mark.filterwarnings("ignore::invhide.models.hider.PublicKeyWarning")  # a keyed default, used as a user would
 def test_verify_measures_what_the_receiver_gets(default_model):
     cover, secret = evaluation_pairs(shared("kodak24"), size=64)[0]
     stego = quantize_8bit(hide(default_model, cover, secret))
@@ -216,6 +218,7 @@ def test_verify_measures_what_the_receiver_gets(default_model):
     assert seeded.secret_psnr != figures.secret_psnr  # the seed reaches z
 
 
+@pytest.mark.filterwarnings("ignore::invhide.models.hider.PublicKeyWarning")  # a keyed default, used as a user would
 def test_verify_refuses_what_does_not_hide(default_model):
     cover, secret = images(0, 3, 32, 32), images(1, 3, 32, 32)
     faint = one_weight(1e-3)
@@ -244,6 +247,7 @@ def jpeg(image, quality=95):
     return torch.from_numpy(np.array(Image.open(buffer).convert("RGB"))).permute(2, 0, 1).float() / 255
 
 
+@pytest.mark.filterwarnings("ignore::invhide.models.hider.PublicKeyWarning")  # a keyed default, used as a user would
 def test_blur_agreement_tells_a_stego_from_what_holds_nothing(default_model):
     figures = {"stego": [], "photo": [], "jpeg": []}
     for cover, secret in evaluation_pairs(shared("kodak24"), size=96)[::6]:

@@ -14,7 +14,7 @@ have. Training reveals with ``z`` drawn from ``N(0, 1)``, as HiNet does, so
 the reverse pass learns to answer any such draw; :meth:`InvertibleHider.reveal`
 gives it their mean, zeros, unless told to draw. Zeros measure as the average
 of many drawn reveals does (the least-squares guess over the draws), and
-better than any one draw: kodak24, 8-bit PNG, the default model, 37.45 dB
+better than any one draw: kodak24, 8-bit PNG, ``conv8-photos49-v2``, 37.45 dB
 with zeros, 37.39 for the mean of eight drawn reveals, 36.99 for one
 (clamped to ``[0, 1]``; ``benchmarks/stand_in.py``).
 

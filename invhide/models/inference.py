@@ -9,7 +9,7 @@ come:
   :func:`hide` returns the stego at that padded size (:func:`padded_size`):
   the padding carries part of the secret, and cropping it away would lose
   the secret's last row and column (they came back 8 to 13 dB worse than
-  those of an even image, measured with the default model). For a cover of
+  those of an even image, measured with ``conv8-photos49-v2``). For a cover of
   even sides of at least the minimum, the stego has the cover's size.
   :func:`reveal` of a stego of any other size pads it the same way and crops
   the result back to the stego's size.
@@ -96,23 +96,27 @@ LOW_STEGO_PSNR = 20.0
 MIN_SECRET_PSNR = 20.0
 """Secret PSNR (dB), revealed from the 8-bit stego, below which :func:`verify` finds that the secret does not survive.
 
-Measured with the default shipped model (``conv8-photos49-v2``), the worst
-pair of kodak24, cbsd68, mcmaster and photos49 at 256x256 comes back at
-22.9 dB (80% of the 159 between 29.6 and 40.6 dB; ``benchmarks/stand_in.py
---checks``); models that hide nothing, or barely trained ones, give 5 to
+Measured with the default shipped model (``conv8-photos49-keyed``, under
+the public key), the worst pair of kodak24, cbsd68, mcmaster and photos49 at
+256x256 comes back at 23.4 dB (80% of the 159 between 30.8 and 39.3 dB;
+``benchmarks/stand_in.py --checks``; the unkeyed ``conv8-photos49-v2``: 22.9,
+and 29.6 to 40.6 dB); models that hide nothing, or barely trained ones, give 5 to
 10 dB. Below 20 dB a photograph is badly degraded.
 """
 
 NOT_A_STEGO_PSNR = 28.0
 """:func:`blur_agreement` (dB) at or above which an image carries nothing the model hid.
 
-Measured with the default shipped model on 256x256 centre crops (kodak24,
-cbsd68, mcmaster, photos49; ``benchmarks/stand_in.py --checks``): its 8-bit
-stegos give 7.5 to 19.4 dB, and those of uniform secrets (black, grey,
-white, a solid colour) 4.8 to 22.9 dB; the same stegos re-encoded as JPEG (quality 95 or 100) or
-lossy WebP (quality 90) give 30.0 to 43.9 dB; 141 of the 159 plain
-photographs give 28 dB or more, the others, richly textured, down to
-16.7 dB: for those the test stays silent.
+Measured with the default shipped model (``conv8-photos49-keyed``, under
+the public key) on 256x256 centre crops (kodak24, cbsd68, mcmaster,
+photos49; ``benchmarks/stand_in.py --checks``): its 8-bit stegos give 7.5 to
+18.8 dB, and those of uniform secrets (black, grey, white, a solid colour)
+5.0 to 24.6 dB; the same stegos re-encoded as JPEG (quality 95 or 100) or
+lossy WebP (quality 90) give 27.1 to 42.3 dB (471 of 477 at 28 dB or more);
+135 of the 159 plain photographs give 28 dB or more, the others, richly
+textured, down to 15.0 dB: for those the test stays silent. (The unkeyed
+``conv8-photos49-v2``: stegos 7.5 to 19.4 dB, uniform secrets 4.8 to 22.9,
+re-encoded 30.0 to 43.9, photographs 141 of 159.)
 """
 
 
@@ -655,8 +659,8 @@ def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: 
 
     A stego of ``model`` holds its secret in its finest detail, so a 3x3
     box blur changes what it reveals completely (the two reveals, rounded to
-    8 bits, agree at 5 to 23 dB for the default model's stegos, uniform
-    secrets included); an image that holds nothing of the model's, such as a
+    8 bits, agree at 5 to 25 dB for the stegos of ``conv8-photos49-keyed``
+    and ``conv8-photos49-v2``, uniform secrets included); an image that holds nothing of the model's, such as a
     plain photograph or a stego re-encoded as JPEG, reveals a faint ghost of
     itself that blurring hardly changes (most agree at 28 dB or more). At or
     above

@@ -10,7 +10,7 @@ mostly along the tile borders (on kodak24 with the shipped keyed model, the
 pixels on a border carry 1.6 times the squared error of the others; an
 unkeyed model's are even). A refiner trained for the shipped keyed model
 lifts its kodak24 secret from 34.53 to 36.63 dB; one trained the same way for
-the unkeyed default gains nothing (37.27 to 37.26 dB): it learns the key's
+the unkeyed ``conv8-photos49-v2`` gains nothing (37.27 to 37.26 dB): it learns the key's
 damage, not a general denoiser (the Keys page).
 
 :class:`Refiner` is a small residual convolution network applied to the
