@@ -11,13 +11,27 @@ at ``--size`` (8-bit PNG stego, a random key per pair):
 - ``input``: one keyed permutation before the first coupling (the shipped
   keyed model's design);
 - ``every``: a keyed permutation before every coupling (DKiS's place);
-- ``every-flip``: the same with key-dependent sign flips per tile and channel.
+- ``every-flip``: the same with key-dependent sign flips per tile and channel;
+- ``input-flip``: one keyed permutation with sign flips, before the first
+  coupling only (the flips without their cost in every block?);
+- ``input-colours``: one keyed permutation before the first coupling, then a
+  keyed order of each tile's three colour channels (one of the six, the same
+  in the four subbands): a wrong key shuffles the blocks *and* their colours,
+  aimed at the leak of a secret that is mostly one colour.
 
 Figures: stego and secret PSNR under the right key; the mean PSNR of a
-wrong-key reveal against the secret and the no-information baseline; the
-oracle jigsaw of one wrong-key reveal (``benchmarks/keys.py``): its 8x8
-tiles placed onto the secret at the least squared error; and how often one
-wrong-key reveal tells which of the test secrets a stego hides.
+wrong-key reveal against the secret and the no-information baseline, and
+the largest excess of a wrong-key reveal over its pair's baseline (the
+worst pair, one wrong key each); the
+oracle jigsaw of one wrong-key reveal, unclamped as an attacker who has the
+model computes it (``benchmarks/keys.py``; the ``wrong`` figure is the
+clamped reveal that ``invhide reveal`` writes): its 8x8
+tiles placed onto the secret at the least squared error, also with each
+tile's colour channels in the best of their six orders
+(``jigsaw_colours``, the attack on ``input-colours``), or with its 4x4
+wavelet tiles placed and each channel's sign chosen (``jigsaw_signs``, the
+attack on the flips); and how often one wrong-key reveal tells which of the
+test secrets a stego hides, by each oracle.
 These are research models for this comparison only; they live in this
 script, not in the library (a key inside the network cannot be windowed).
 
@@ -29,6 +43,7 @@ A benchmark measures and prints; it never asserts.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -36,16 +51,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from FrEIA.framework import ConditionNode, InputNode, Node, OutputNode
+from FrEIA.modules import InvertibleModule
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from invhide.evaluation.metrics import psnr
 from invhide.io.datasets import ImageDataset, evaluation_pairs
 from invhide.nn import subnets
-from invhide.nn.functional import quantize_8bit
+from invhide.nn.functional import haar_dwt, haar_idwt, quantize_8bit
 from invhide.nn.graph import InvertibleGraph
-from invhide.nn.keys import KEY_BYTES, KeyedPermutation, key_tensor
+from invhide.nn.keys import KEY_BYTES, KeyedPermutation, expand, key_tensor
 from invhide.nn.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
 from invhide.training import Trainer
 from invhide.training.recipes import recipe
@@ -53,7 +71,43 @@ from invhide.training.recipes import recipe
 sys.path.insert(0, str(Path(__file__).parent))
 from keys import jigsaw_oracle
 
-DESIGNS = ("input", "every", "every-flip")
+DESIGNS = ("input", "every", "every-flip", "input-flip", "input-colours")
+
+COLOUR_ORDERS = torch.tensor(list(itertools.permutations(range(3))))
+"""The six orders of three colour channels, one per row."""
+INVERSE_ORDERS = torch.argsort(COLOUR_ORDERS, dim=1)
+
+
+class KeyedColourPermutation(InvertibleModule):
+    """Each ``tile x tile`` wavelet tile's colour channels put in one of the six orders, drawn from the key.
+
+    The input is a subband-major wavelet image, ``(B, 4 * 3, H, W)``; one
+    tile's order is the same in its four subbands, so that an 8x8 pixel block
+    keeps its picture and changes its colours. Sides must be multiples of
+    ``tile`` (this study's sizes are). An orthogonal map: log-determinant 0.
+    """
+
+    def __init__(self, dims_in, dims_c=None, tile: int = 4, label: str = "colours") -> None:
+        super().__init__(dims_in, dims_c)
+        self.tile, self.label = tile, label
+
+    def forward(self, x_or_z, c=None, rev=False, jac=True):
+        (x,), (keys,) = x_or_z, c
+        b, channels, h, w = x.shape
+        t = self.tile
+        nh, nw = h // t, w // t
+        table = INVERSE_ORDERS if rev else COLOUR_ORDERS
+        orders = []
+        for key in keys.cpu().numpy():
+            drawn = np.frombuffer(expand(key.tobytes(), f"{self.label}/{nh}x{nw}", 2 * nh * nw), dtype="<u2") % 6
+            orders.append(table[torch.from_numpy(drawn.astype(np.int64))])
+        index = torch.stack(orders).to(x.device).view(b, nh, nw, 3).permute(0, 3, 1, 2)
+        index = index[:, None, :, :, None, :, None].expand(b, channels // 3, 3, nh, t, nw, t)
+        tiles = x.reshape(b, channels // 3, 3, nh, t, nw, t)
+        return (torch.gather(tiles, 2, index).reshape(x.shape),), x.new_zeros(b)
+
+    def output_dims(self, input_dims):
+        return [tuple(input_dims[0])]
 
 
 class KeyedStudyHider(InvertibleGraph):
@@ -69,13 +123,17 @@ class KeyedStudyHider(InvertibleGraph):
         branches = [(Node(cover, WaveletDownsampling, wavelet), 0), (Node(secret, WaveletDownsampling, wavelet), 0)]
         nodes += [branches[0][0], branches[1][0]]
         for i in range(blocks):
-            if design != "input" or i == 0:
-                flip = design == "every-flip"
+            if design.startswith("every") or i == 0:
+                flip = design in ("every-flip", "input-flip")
                 keyed = Node(
                     branches[1], KeyedPermutation, {"tile": 4, "flip": flip, "label": f"block{i}"}, conditions=key
                 )
                 nodes.append(keyed)
                 branches[1] = (keyed, 0)
+            if design == "input-colours" and i == 0:
+                coloured = Node(branches[1], KeyedColourPermutation, {"tile": 4}, conditions=key)
+                nodes.append(coloured)
+                branches[1] = (coloured, 0)
             block = Node(branches, HidingCoupling, coupling, name=f"coupling_{i}")
             nodes.append(block)
             branches = [(block, 0), (block, 1)]
@@ -92,6 +150,38 @@ class KeyedStudyHider(InvertibleGraph):
         return secret
 
 
+def jigsaw_oracle_signs(guess: Tensor, secret: Tensor, tile: int = 4) -> Tensor:
+    """The oracle against keyed tile permutations *and* sign flips: ``guess``'s wavelet tiles placed, and each
+    channel's sign chosen, at the least squared error to the secret's (Haar, the study's ``hinet`` layout).
+
+    For a target tile ``t`` and a piece ``p`` the best signs cost, channel by
+    channel, ``|t|^2 + |p|^2 - 2 |<t, p>|``; the Hungarian method places the
+    pieces. What an attacker who knows the design and the secret rebuilds
+    from a wrong-key reveal of ``input-flip``.
+    """
+    coefficients, target_coefficients = haar_dwt(guess, layout="hinet"), haar_dwt(secret, layout="hinet")
+    c, h, w = coefficients.shape[1:]
+
+    def tiles(x: Tensor) -> Tensor:  # (n, c, tile * tile)
+        return x[0].reshape(c, h // tile, tile, w // tile, tile).permute(1, 3, 0, 2, 4).reshape(-1, c, tile * tile)
+
+    pieces, targets = tiles(coefficients).double(), tiles(target_coefficients).double()
+    dots = torch.einsum("ick,jck->ijc", targets, pieces)
+    norms = targets.square().sum(-1)[:, None, :] + pieces.square().sum(-1)[None, :, :]
+    rows, cols = linear_sum_assignment((norms - 2 * dots.abs()).sum(-1).numpy())
+    rows_t, cols_t = torch.from_numpy(rows), torch.from_numpy(np.asarray(cols))
+    signs = torch.where(dots[rows_t, cols_t] < 0, -1.0, 1.0).to(pieces.dtype)
+    placed = torch.empty_like(pieces)
+    placed[rows_t] = pieces[cols_t] * signs[..., None]
+    placed = placed.reshape(h // tile, w // tile, c, tile, tile).permute(2, 0, 3, 1, 4).reshape(1, c, h, w)
+    return haar_idwt(placed.to(guess.dtype), layout="hinet")
+
+
+def fit(guess: Tensor, secret: Tensor) -> float:
+    """PSNR (dB) of an attacker's final image, clamped to [0, 1] as any image file holds it, against the secret."""
+    return psnr(guess.clamp(0, 1), secret).item()
+
+
 def random_keys(count: int) -> Tensor:
     return key_tensor([os.urandom(KEY_BYTES) for _ in range(count)])
 
@@ -99,7 +189,8 @@ def random_keys(count: int) -> Tensor:
 def measure(model: KeyedStudyHider, pairs: list[tuple[Tensor, Tensor]]) -> dict[str, float]:
     """Right-key quality, the wrong-key reveal against the baseline, the oracle jigsaw, identification."""
     model.eval()
-    rows: dict[str, list[float]] = {k: [] for k in ("stego", "right", "wrong", "baseline", "jigsaw", "jigsaw_stego")}
+    names = ("stego", "right", "wrong", "baseline", "jigsaw", "jigsaw_colours", "jigsaw_signs", "jigsaw_stego")
+    rows: dict[str, list[float]] = {k: [] for k in names}
     wrong_reveals, secrets = [], []
     with torch.no_grad():
         for cover, secret in pairs:
@@ -107,22 +198,32 @@ def measure(model: KeyedStudyHider, pairs: list[tuple[Tensor, Tensor]]) -> dict[
             stego = quantize_8bit(model.hide(cover, secret, key)[0])
             z = torch.randn(stego.shape, generator=torch.Generator().manual_seed(0))
             right = model.reveal(stego, z, key).clamp(0, 1)
-            wrong = model.reveal(stego, z, random_keys(1)).clamp(0, 1)
+            raw = model.reveal(stego, z, random_keys(1))  # what an attacker with the model computes, unclamped
+            wrong = raw.clamp(0, 1)  # what `invhide reveal` would write
             grey = torch.full_like(secret, 0.5)
             rows["stego"].append(psnr(stego, cover).item())
             rows["right"].append(psnr(right, secret).item())
             rows["wrong"].append(psnr(wrong, secret).item())
             rows["baseline"].append(max(psnr(stego, secret).item(), psnr(grey, secret).item()))
-            rows["jigsaw"].append(psnr(jigsaw_oracle(wrong, secret), secret).item())
+            rows["jigsaw"].append(fit(jigsaw_oracle(raw, secret), secret))
+            rows["jigsaw_colours"].append(fit(jigsaw_oracle(raw, secret, colour_orders=True), secret))
+            rows["jigsaw_signs"].append(fit(jigsaw_oracle_signs(raw, secret), secret))
             rows["jigsaw_stego"].append(psnr(jigsaw_oracle(stego, secret), secret).item())
-            wrong_reveals.append(wrong)
+            wrong_reveals.append(raw)
             secrets.append(secret)
-    hits = 0
+    hits, colour_hits, sign_hits = 0, 0, 0
     for i, wrong in enumerate(wrong_reveals):
-        fits = [psnr(jigsaw_oracle(wrong, s), s).item() for s in secrets]
+        fits = [fit(jigsaw_oracle(wrong, s), s) for s in secrets]
         hits += max(range(len(fits)), key=fits.__getitem__) == i
+        fits = [fit(jigsaw_oracle(wrong, s, colour_orders=True), s) for s in secrets]
+        colour_hits += max(range(len(fits)), key=fits.__getitem__) == i
+        fits = [fit(jigsaw_oracle_signs(wrong, s), s) for s in secrets]
+        sign_hits += max(range(len(fits)), key=fits.__getitem__) == i
     out = {k: statistics.fmean(v) for k, v in rows.items()}
+    out["worst_over_baseline"] = max(w - b for w, b in zip(rows["wrong"], rows["baseline"], strict=True))
     out["identified"] = hits / len(pairs)
+    out["identified_colours"] = colour_hits / len(pairs)
+    out["identified_signs"] = sign_hits / len(pairs)
     return out
 
 

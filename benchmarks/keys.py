@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import math
 import os
@@ -103,20 +104,26 @@ def _tiles(image: Tensor, tile: int) -> Tensor:
     return image[0].reshape(c, h // tile, tile, w // tile, tile).permute(1, 3, 0, 2, 4).reshape(-1, c * tile * tile)
 
 
-def jigsaw_oracle(guess: Tensor, secret: Tensor, tile: int = 8) -> Tensor:
+def jigsaw_oracle(guess: Tensor, secret: Tensor, tile: int = 8, colour_orders: bool = False) -> Tensor:
     """``guess``'s ``tile x tile`` tiles moved to the secret's positions at the least total squared error.
 
     An assignment that knows the secret (the Hungarian method on the
     tile-to-tile distances): no jigsaw solver, which must work without the
-    secret, rearranges better.
+    secret, rearranges better. With ``colour_orders`` each tile may also take
+    any of the six orders of its three colour channels (the one nearest the
+    secret's tile), the oracle against a key that also reorders colours.
     """
     c, h, w = secret.shape[1:]
     h, w = h - h % tile, w - w % tile
     pieces, target = _tiles(guess[..., :h, :w], tile), _tiles(secret[..., :h, :w], tile)
-    cost = torch.cdist(target.double(), pieces.double()).square().numpy()
-    rows, cols = linear_sum_assignment(cost)
+    orders = list(itertools.permutations(range(c))) if colour_orders else [tuple(range(c))]
+    variants = torch.stack([pieces.view(len(pieces), c, -1)[:, list(o)].reshape(len(pieces), -1) for o in orders])
+    costs = torch.stack([torch.cdist(target.double(), v.double()).square() for v in variants])  # (orders, n, n)
+    cost, best = costs.min(dim=0)
+    rows, cols = linear_sum_assignment(cost.numpy())
+    rows_t, cols_t = torch.from_numpy(rows), torch.from_numpy(np.asarray(cols))
     placed = torch.empty_like(pieces)
-    placed[torch.from_numpy(rows)] = pieces[torch.from_numpy(np.asarray(cols))]
+    placed[rows_t] = variants[best[rows_t, cols_t], cols_t]
     image = placed.reshape(h // tile, w // tile, c, tile, tile).permute(2, 0, 3, 1, 4).reshape(1, c, h, w)
     out = secret.clone()
     out[..., :h, :w] = image
