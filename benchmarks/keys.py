@@ -187,6 +187,11 @@ class UNet(nn.Module):
         return self.out(torch.cat((torch.relu(self.up(middle)), skip), dim=1))
 
 
+ATTACKS = {"reverse": "reverse pass fine-tuned", "unet": "U-Net"}
+"""The learned attacks, by option and by name: the model's own reverse pass (with its refiner, if any) fine-tuned,
+and a small U-Net."""
+
+
 def attack_data(model: InvertibleHider, folder: Path, pairs: int, crop: int) -> tuple[Tensor, Tensor]:
     """``pairs`` stego images (8-bit, fresh random keys) of random crops of ``folder``'s photographs, and secrets."""
     data = ImageDataset(folder, crop=crop)
@@ -242,6 +247,7 @@ def learned_attacks(
         "reverse pass fine-tuned": (reverse_predict, list(reverse.parameters())),
         "U-Net": (unet, list(unet.parameters())),
     }
+    attackers = {ATTACKS[choice]: attackers[ATTACKS[choice]] for choice in ATTACKS if choice in args.attacks}
     training = {}
     for name, (predict, params) in attackers.items():
         wall = time.perf_counter()
@@ -319,6 +325,9 @@ def main() -> None:
     parser.add_argument("--attack-pairs", type=int, default=2000, help="pairs the attacks train on (default 2000)")
     parser.add_argument("--attack-crop", type=int, default=128, help="their crop side (default 128)")
     parser.add_argument("--attack-minutes", type=float, default=0, help="CPU minutes per attack (0: no attack)")
+    parser.add_argument(
+        "--attacks", nargs="+", choices=list(ATTACKS), default=list(ATTACKS), help="learned attacks (default: both)"
+    )
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--figure", type=Path, help="draw the first two pairs (and the attacks' guesses) here")
     parser.add_argument("--identify", action="store_true", help="also run the confirmation attack (identify())")
@@ -348,7 +357,7 @@ def main() -> None:
         result["attacks"] = {}
         for name, predict in attacks.items():
             result["attacks"][name] = attack_scores(model, predict, pairs)
-            for panel in panels:
+            for panel in (p for p in panels if "stego" in p):  # none with --skip-keys
                 with torch.no_grad():
                     panel[f"attack: {name}"] = predict(panel["stego"]).clamp(0, 1)
     result["seconds"] = time.perf_counter() - started
