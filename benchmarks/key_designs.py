@@ -14,6 +14,9 @@ at ``--size`` (8-bit PNG stego, a random key per pair):
 - ``every-flip``: the same with key-dependent sign flips per tile and channel;
 - ``input-flip``: one keyed permutation with sign flips, before the first
   coupling only (the flips without their cost in every block?);
+- ``key-subnets``: one keyed permutation before the first coupling, and
+  every coupling's subnets read 16 constant channels of +1 or -1 drawn from
+  the key, so that a wrong key runs other functions backwards;
 - ``input-colours``: one keyed permutation before the first coupling, then a
   keyed order of each tile's three colour channels (one of the six, the same
   in the four subbands): a wrong key shuffles the blocks *and* their colours,
@@ -60,10 +63,10 @@ from torch import Tensor
 
 from invhide.evaluation.metrics import psnr
 from invhide.io.datasets import ImageDataset, evaluation_pairs
-from invhide.nn import subnets
+from invhide.nn import functional, subnets
 from invhide.nn.functional import haar_dwt, haar_idwt, quantize_8bit
 from invhide.nn.graph import InvertibleGraph
-from invhide.nn.keys import KEY_BYTES, KeyedPermutation, expand, key_tensor
+from invhide.nn.keys import KEY_BYTES, KeyedPermutation, expand, key_tensor, signs
 from invhide.nn.modules import HidingCoupling, WaveletDownsampling, WaveletUpsampling
 from invhide.training import Trainer
 from invhide.training.recipes import recipe
@@ -71,7 +74,42 @@ from invhide.training.recipes import recipe
 sys.path.insert(0, str(Path(__file__).parent))
 from keys import jigsaw_oracle
 
-DESIGNS = ("input", "every", "every-flip", "input-flip", "input-colours")
+DESIGNS = ("input", "every", "every-flip", "input-flip", "input-colours", "key-subnets")
+
+KEY_FEATURES = 16
+"""Channels of the key given to every subnet of ``key-subnets``: per image, +1 or -1 each, constant over the image."""
+
+
+class KeyedSubnetCoupling(HidingCoupling):
+    """:class:`HidingCoupling` whose three subnets also read the key: ``KEY_FEATURES`` constant channels of +1 or
+    -1 drawn from it (:func:`invhide.nn.keys.signs`), so that a wrong key runs other functions, not another order.
+    Exactly invertible under one key (the subnets see the same key both ways)."""
+
+    def __init__(self, dims_in, dims_c=None, subnet="conv", clamp=2.0, clamp_activation="sigmoid", label="k"):
+        super().__init__(dims_in, None, subnet, clamp, clamp_activation)
+        InvertibleModule.__init__(self, [tuple(d) for d in dims_in], [(KEY_BYTES,)])
+        constructor = subnets.resolve(subnet)
+        c1, c2 = dims_in[0][0], dims_in[1][0]
+        self.phi = constructor(c2 + KEY_FEATURES, c1)
+        self.rho = constructor(c1 + KEY_FEATURES, c2)
+        self.eta = constructor(c1 + KEY_FEATURES, c2)
+        self.label = label
+
+    def forward(self, x_or_z, c=None, rev=False, jac=True):
+        a, b = x_or_z
+        (keys,) = c
+        features = torch.stack([signs(key.tobytes(), self.label, KEY_FEATURES) for key in keys.cpu().numpy()])
+        features = features.to(a.device, a.dtype)[:, :, None, None].expand(-1, -1, *a.shape[2:])
+
+        def keyed(net):
+            return lambda x: net(torch.cat((x, features.to(x.dtype)), dim=1))
+
+        step = functional.coupling_inverse if rev else functional.coupling_forward
+        out1, out2, log_det = step(
+            a, b, keyed(self.phi), keyed(self.rho), keyed(self.eta), self.clamp, self.clamp_activation
+        )
+        return (out1, out2), (log_det if jac else None)
+
 
 COLOUR_ORDERS = torch.tensor(list(itertools.permutations(range(3))))
 """The six orders of three colour channels, one per row."""
@@ -134,7 +172,16 @@ class KeyedStudyHider(InvertibleGraph):
                 coloured = Node(branches[1], KeyedColourPermutation, {"tile": 4}, conditions=key)
                 nodes.append(coloured)
                 branches[1] = (coloured, 0)
-            block = Node(branches, HidingCoupling, coupling, name=f"coupling_{i}")
+            if design == "key-subnets":
+                block = Node(
+                    branches,
+                    KeyedSubnetCoupling,
+                    {**coupling, "label": f"block{i}"},
+                    conditions=key,
+                    name=f"coupling_{i}",
+                )
+            else:
+                block = Node(branches, HidingCoupling, coupling, name=f"coupling_{i}")
             nodes.append(block)
             branches = [(block, 0), (block, 1)]
         stego, lost = Node(branches[0], WaveletUpsampling, wavelet), Node(branches[1], WaveletUpsampling, wavelet)
