@@ -86,13 +86,10 @@ class KeyedSubnetCoupling(HidingCoupling):
     Exactly invertible under one key (the subnets see the same key both ways)."""
 
     def __init__(self, dims_in, dims_c=None, subnet="conv", clamp=2.0, clamp_activation="sigmoid", label="k"):
-        super().__init__(dims_in, None, subnet, clamp, clamp_activation)
-        InvertibleModule.__init__(self, [tuple(d) for d in dims_in], [(KEY_BYTES,)])
         constructor = subnets.resolve(subnet)
-        c1, c2 = dims_in[0][0], dims_in[1][0]
-        self.phi = constructor(c2 + KEY_FEATURES, c1)
-        self.rho = constructor(c1 + KEY_FEATURES, c2)
-        self.eta = constructor(c1 + KEY_FEATURES, c2)
+        super().__init__(dims_in, None, lambda c_in, c_out: constructor(c_in + KEY_FEATURES, c_out), clamp,
+                         clamp_activation)  # fmt: skip
+        self.dims_c = [(KEY_BYTES,)]  # HidingCoupling takes no condition; this one takes the key
         self.label = label
 
     def forward(self, x_or_z, c=None, rev=False, jac=True):

@@ -126,11 +126,6 @@ def tiling(args: argparse.Namespace, model: Any) -> dict[str, Any]:
     return {"tile": tile, "overlap": overlap, "progress": not args.quiet}
 
 
-def _drawing(seed: int | None, device: torch.device) -> torch.Generator | None:
-    """The generator a reveal draws its stand-in ``z`` from with ``--seed``; ``None`` (``z = 0``) without one."""
-    return None if seed is None else torch.Generator(device).manual_seed(seed)
-
-
 def _even_size(option: str, value: int, model: Any) -> None:
     """Refuse a crop side the model's wavelet cannot take (the parser already made it even)."""
     least = getattr(model, "min_size", 2)
@@ -340,7 +335,7 @@ def run_reveal(args: argparse.Namespace) -> None:
     check_one_secret(model, found.choice.described, "reveal")
     options = {**tiling(args, model), "key": command_key(args, model, found.choice.described, confirm=False)}
     stego = read_input_image(args.stego, args.max_pixels or DEFAULT_MAX_PIXELS).to(device)
-    generator = _drawing(args.seed, device)
+    generator = inference.seeded_generator(args.seed, device)
     with blaming(found.choice):
         secret = inference.reveal(model, stego, generator=generator, **options)
         warning = _reveal_warning(found, model, args, stego)
@@ -630,7 +625,7 @@ def run_eval(args: argparse.Namespace) -> None:
     _even_size("--size", args.size, model)
     _at_least("--size", args.size, images, "pass a smaller --size")
     pairs = evaluation_pairs(args.folder, size=args.size)
-    generator = _drawing(args.seed, device)
+    generator = inference.seeded_generator(args.seed, device)
     with blaming(found.choice):
         evaluation = evaluate(
             model, pairs, batch_size=args.batch_size, device=device, generator=generator, channels=args.channel or ()

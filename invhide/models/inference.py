@@ -82,6 +82,7 @@ __all__ = [
     "pad_to",
     "padded_size",
     "reveal",
+    "seeded_generator",
     "tiles",
     "trained_channels",
     "verify",
@@ -614,7 +615,7 @@ def verify(
     """
     covers, secrets, stegos = _verify_inputs(model, cover, secret, stego)
     height, width = covers.shape[-2:]
-    generator = _seeded(seed, stegos.device)
+    generator = seeded_generator(seed, stegos.device)
     expected = fit_secret(secrets, (height, width), fit).to(stegos.device)
     if covers.shape[0] == 0:
         return Verification(math.nan, math.nan, False)
@@ -649,8 +650,16 @@ def _centre(image: Tensor, side: int) -> Tensor:
     return image[..., top : top + side, left : left + side]
 
 
-def _seeded(seed: int | None, device: torch.device) -> torch.Generator | None:
-    """A generator on ``device`` seeded with ``seed`` (checked), or ``None`` (``z`` zeros) without one."""
+def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator | None:
+    """A generator on ``device`` seeded with ``seed`` (checked), or ``None`` (``z`` zeros) without one.
+
+    What a reveal draws its stand-in ``z`` from when given a seed, as
+    ``invhide reveal --seed`` and ``invhide eval --seed`` do.
+
+    Example:
+        >>> seeded_generator(None) is None, seeded_generator(3).initial_seed()
+        (True, 3)
+    """
     return None if seed is None else torch.Generator(device).manual_seed(integer("seed", seed))
 
 
@@ -696,7 +705,9 @@ def blur_agreement(model: nn.Module, image: Tensor, *, window: int = 256, seed: 
     blurred = F.avg_pool2d(F.pad(part, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     key = PUBLIC_KEY if getattr(model, "keyed", False) else None
     seed = None if seed is None else integer("seed", seed)
-    revealed = [quantize_8bit(reveal(model, x, generator=_seeded(seed, part.device), key=key)) for x in (part, blurred)]
+    revealed = [
+        quantize_8bit(reveal(model, x, generator=seeded_generator(seed, part.device), key=key)) for x in (part, blurred)
+    ]
     return _psnr(*revealed).min().item()
 
 
